@@ -1,0 +1,68 @@
+"""ModelShape: the one record that knows a model's parameter count and training FLOPs per token.
+
+Every stage (plan, train, sweep, fit) asks a ModelShape; nothing re-derives N or C on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+ARCHS = ("gpt", "perceiver-ar")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """A transformer's shape.
+
+    gpt: decoder-only, GPT-2 layout by default (learned positions, pre-LN, GELU MLP x mlp_ratio,
+    biases, tied embeddings). perceiver-ar: `latents` = n latent tokens, prefix m = seq_len - latents,
+    a hybrid cross/self first layer and n_layers - 1 self-attention layers (seeds/001).
+    """
+
+    d_model: int
+    n_layers: int
+    vocab: int
+    seq_len: int
+    arch: str = "gpt"
+    n_heads: int = 0  # 0: max(1, d_model // 64), minchilla's rule
+    mlp_ratio: int = 4
+    bias: bool = True
+    pos: str = "learned"  # learned | rotary
+    tied: bool = True
+    latents: int = 0  # perceiver-ar only
+    prefix_dropout: float = 0.0  # perceiver-ar only: share of prefix tokens dropped in training
+
+    def __post_init__(self) -> None:
+        if self.n_heads == 0:
+            object.__setattr__(self, "n_heads", max(1, self.d_model // 64))
+
+    @property
+    def name(self) -> str:
+        return f"{self.d_model}x{self.n_layers}"
+
+    @property
+    def prefix(self) -> int:
+        return self.seq_len - self.latents if self.arch == "perceiver-ar" else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelShape":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def with_(self, **kw: Any) -> "ModelShape":
+        return replace(self, **kw)
+
+    # Accounting lives in scalinglab.accounting.{gpt,perceiver_ar}; these delegate to it.
+    def params(self, embeddings: bool = True) -> int:
+        from scalinglab.accounting import params
+
+        return params(self, embeddings=embeddings)
+
+    def flops_per_token(self, convention: str = "chinchilla") -> float:
+        from scalinglab.accounting import flops_per_token
+
+        return flops_per_token(self, convention=convention)

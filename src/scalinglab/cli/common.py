@@ -1,0 +1,53 @@
+"""Helpers shared by command modules: JSON output, shape parsing."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from scalinglab.errors import UserError
+
+
+def emit_json(obj: Any) -> None:
+    """Print JSON for scripts (NaN/inf become null)."""
+    sys.stdout.write(json.dumps(_clean(obj), indent=2) + "\n")
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+        return _clean(x.item())
+    return x
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """'512x9' -> (d_model, n_layers)."""
+    try:
+        d, l = text.lower().split("x")
+        d_i, l_i = int(d), int(l)
+    except ValueError:
+        raise UserError(f"bad shape {text!r}: write D_MODELxLAYERS, e.g. 512x9") from None
+    if d_i <= 0 or l_i <= 0:
+        raise UserError(f"bad shape {text!r}: d_model and layers must be positive")
+    return d_i, l_i
+
+
+def parse_shapes(text: str) -> list[tuple[int, int]]:
+    return [parse_shape(s) for s in text.split(",") if s.strip()]
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"bad {what} {text!r}: give comma-separated numbers, e.g. 1e15,3e15") from None
+    if not vals:
+        raise UserError(f"no {what} given: give comma-separated numbers, e.g. 1e15,3e15")
+    return vals

@@ -1,0 +1,1 @@
+"""Data: text sources, tokenizers, memory-mapped token shards and the batch loader."""

@@ -1,0 +1,79 @@
+"""TokenData: reads a prepared DATA folder (meta.json + flat token arrays) and serves batches.
+
+Batches are a pure function of (seed, step): a resumed run replays exactly the same windows.
+numpy only, so planning can read token counts without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.errors import UserError
+
+META = "meta.json"
+
+
+class TokenData:
+    """Layout: DATA/meta.json, DATA/train.bin, DATA/val.bin (dtype in meta), DATA/tokenizer/."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        meta_path = self.path / META
+        if not meta_path.is_file():
+            raise UserError(f"{self.path} is not a prepared data folder (no {META}); run `scalinglab prep SOURCE --out {self.path}` first")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise UserError(f"{meta_path} is not valid JSON ({e}); re-run `scalinglab prep` into a fresh folder") from None
+        self.vocab_size: int = int(self.meta["vocab_size"])
+        self.dtype = np.dtype(self.meta["dtype"])
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            info = self.meta["splits"].get(name)
+            if info is None:
+                raise UserError(f"{self.path} has no split {name!r}; splits: {', '.join(self.meta['splits'])}")
+            f = self.path / info["file"]
+            n = int(info["tokens"])
+            if not f.is_file() or f.stat().st_size != n * self.dtype.itemsize:
+                raise UserError(f"{f} is missing or truncated; re-run `scalinglab prep` into a fresh folder")
+            self._arrays[name] = np.memmap(f, dtype=self.dtype, mode="r", shape=(n,)) if n else np.zeros(0, self.dtype)
+        return self._arrays[name]
+
+    def tokens(self, split: str = "train") -> int:
+        return int(self.meta["splits"][split]["tokens"])
+
+    def train_batch(self, step: int, batch_size: int, seq_len: int, seed: int = 0) -> np.ndarray:
+        """[batch_size, seq_len + 1] int64 windows at random offsets (the random train shift)."""
+        arr = self.split("train")
+        hi = len(arr) - seq_len - 1
+        if hi <= 0:
+            raise UserError(f"train split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}; use more text or a shorter --seq-len")
+        rng = np.random.default_rng([seed, step])
+        starts = rng.integers(0, hi + 1, size=batch_size)
+        return np.stack([arr[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+
+    def val_windows(self, seq_len: int, n_windows: int) -> np.ndarray:
+        """Fixed validation windows, evenly spaced over the val split: [n, seq_len + 1] int64."""
+        arr = self.split("val")
+        hi = len(arr) - seq_len - 1
+        if hi < 0:
+            raise UserError(f"val split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}; prep with a larger --val-fraction or use a shorter --seq-len")
+        n_windows = max(1, min(n_windows, hi // max(1, seq_len) + 1))
+        starts = np.linspace(0, hi, n_windows).astype(np.int64)
+        return np.stack([arr[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+
+    def epochs(self, tokens: float, seq_len: int, latents: int = 0) -> float:
+        """Epochs of the train split a run reading `tokens` (latent) tokens covers.
+
+        Perceiver AR (seeds/000 'Approximations'): reading all non-overlapping latent sequences
+        takes seq_len / latents passes, so one 'epoch' of latent tokens is train_tokens * seq_len / latents.
+        """
+        per_epoch = self.tokens("train")
+        if latents:
+            per_epoch = per_epoch * seq_len / latents
+        return tokens / per_epoch if per_epoch else float("inf")

@@ -66,3 +66,25 @@ class ModelShape:
         from scalinglab.accounting import flops_per_token
 
         return flops_per_token(self, convention=convention)
+
+    # Perceiver AR's split (seeds/001): the self part is a decoder-only transformer over the latents, the cross
+    # part the prefix position embedding and prefix cross-attention. A gpt is all self part.
+    def params_self(self) -> int:
+        from scalinglab.accounting import params, perceiver_ar
+
+        return perceiver_ar.params_self(self) if self.arch == "perceiver-ar" else params(self)
+
+    def params_cross(self) -> int:
+        from scalinglab.accounting import perceiver_ar, validate
+
+        return perceiver_ar.params_cross(validate(self)) if self.arch == "perceiver-ar" else 0
+
+    def flops_per_token_self(self, convention: str = "chinchilla") -> float:
+        from scalinglab.accounting import flops_parts
+
+        return flops_parts(self, convention)["self"]
+
+    def flops_per_token_cross(self, convention: str = "chinchilla") -> float:
+        from scalinglab.accounting import flops_parts
+
+        return flops_parts(self, convention)["cross"]

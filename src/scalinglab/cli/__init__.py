@@ -46,14 +46,14 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
+        # typer >= 0.2x vendors click as typer._click: match by class name so both flavours are caught.
+        names = {c.__name__ for c in type(e).__mro__}
+        if "Exit" in names:
             sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
+        if "ClickException" in names:
             sys.stderr.write(f"error: {e.format_message()}\n")
             sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
+        if "Abort" in names:
             sys.stderr.write("aborted\n")
             sys.exit(1)
         raise

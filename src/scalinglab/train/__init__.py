@@ -1,1 +1,22 @@
-"""train."""
+"""Training: one run from a RunSpec into a run folder (checkpoint, metrics, record), resumable bit-exactly.
+
+Parts: schedule (LR), optim (Adam/AdamW), checkpoint (file format), metrics (JSONL + TensorBoard), loop.
+"""
+
+from __future__ import annotations
+
+
+def run_training(spec, out_dir, resume: bool = False, progress: bool = True, stop_at_step: int | None = None):
+    """See scalinglab.train.loop.run_training (imported lazily: torch is heavy)."""
+    from scalinglab.train.loop import run_training as _run
+
+    return _run(spec, out_dir, resume=resume, progress=progress, stop_at_step=stop_at_step)
+
+
+def load_run_model(run, device: str = "cpu"):
+    from scalinglab.models import load_run_model as _load
+
+    return _load(run, device=device)
+
+
+__all__ = ["run_training", "load_run_model"]

@@ -1,0 +1,156 @@
+"""Commands `export`, `finetune-budget`, `eval perplexity` and `eval lambada` (transformers interop, seeds/003-004)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from scalinglab.cli.app import app, eval_app
+from scalinglab.cli.common import emit_json
+from scalinglab.errors import UserError
+
+
+@app.command("export")
+def export(
+    run: Path = typer.Argument(..., help="Run folder (config.toml, checkpoint.pt) of a GPT run."),
+    format: str = typer.Option("hf", "--format", help="Only 'hf': a transformers GPT-2 model folder."),
+    out: Path = typer.Option(..., "--out", help="New folder to write (config.json, model.safetensors, tokenizer)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Export a trained run as a transformers GPT-2 folder (loads with AutoModelForCausalLM, same logits)."""
+    if format != "hf":
+        raise UserError(f"unknown --format {format!r}: only 'hf' is supported")
+    from scalinglab.hf import export_hf
+
+    res = export_hf(run, out)
+    if json_out:
+        emit_json(res)
+    else:
+        tok = f", tokenizer {res['tokenizer']}" if res["tokenizer"] else ", no tokenizer (data has none in transformers form)"
+        typer.echo(f"exported {run} -> {out} ({res['params']:,} params{tok})")
+
+
+@app.command("finetune-budget")
+def finetune_budget(
+    model: Optional[str] = typer.Option(None, "--model", help="A run folder or a local transformers causal-LM folder."),
+    models: Optional[str] = typer.Option(None, "--models", help="Comma-separated model folders: the isoFLOP curve of fine-tuning."),
+    data: Path = typer.Option(..., "--data", help="Prepared DATA folder (samples: consecutive --seq-len chunks)."),
+    steps: int = typer.Option(100, "--steps", help="Step budget (with --models: the budget of the first model)."),
+    data_sizes: str = typer.Option("100,50,20,10,5", "--data-sizes", help="Comma-separated numbers of training samples d; each trains steps*batch/d epochs."),
+    batch_size: int = typer.Option(1, "--batch-size"),
+    seq_len: int = typer.Option(64, "--seq-len", help="Tokens per sample."),
+    eval_samples: int = typer.Option(10, "--eval-samples", help="Validation samples evaluated after every step."),
+    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (linear decay to 0, AdamW: the HF Trainer's defaults)."),
+    budget_flops: float = typer.Option(0.0, "--budget-flops", help="Compute budget C (6N x tokens); each model gets C/(6 N B L) steps."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the per-epoch shuffles."),
+    device: str = typer.Option("auto", "--device"),
+    out: Path = typer.Option(..., "--out", help="Folder for results.json, curves.csv and the PNG plots."),
+    json_out: bool = typer.Option(False, "--json", help="Print rows (no curves) as JSON."),
+) -> None:
+    """Seeds/003: spend a fixed step budget as budget/d epochs on d samples, for each d; val loss every step."""
+    from scalinglab.finetune import Protocol, finetune_budget as run_study, write_outputs
+
+    paths = [m.strip() for m in (models or "").split(",") if m.strip()] + ([model] if model else [])
+    try:
+        sizes = [int(s) for s in data_sizes.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"bad --data-sizes {data_sizes!r}: give comma-separated sample counts, e.g. 100,50,20") from None
+    p = Protocol(steps=steps, batch_size=batch_size, seq_len=seq_len, eval_samples=eval_samples, lr=lr, seed=seed)
+    res = run_study(paths, data, sizes, p, budget_flops=budget_flops, device=device, progress=not json_out)
+    files = write_outputs(res, out)
+    summary = {k: v for k, v in res.items() if k != "curves"} | {"files": [str(f) for f in files]}
+    if json_out:
+        emit_json(summary)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"fine-tuning budget ({res['budget_flops']:.3g} FLOPs, 6N)")
+    for c in ("model", "params", "steps", "data_size", "epochs", "initial val", "final val", "best val (step)"):
+        t.add_column(c)
+    for r in res["rows"]:
+        t.add_row(Path(r["model"]).name, f"{r['params']:,}", str(r["steps"]), str(r["data_size"]), f"{r['epochs']:.2f}",
+                  f"{r['initial_val_loss']:.4f}", f"{r['final_val_loss']:.4f}", f"{r['best_val_loss']:.4f} ({r['best_step']})")
+    Console().print(t)
+    if "isoflop" in res:
+        typer.echo(f"compute-optimal model: {res['isoflop']['optimal_model']} ({res['isoflop']['optimal_params']:,} params)")
+    typer.echo(f"wrote {', '.join(f.name for f in files)} to {out}")
+
+
+@eval_app.command("perplexity")
+def perplexity(
+    model: str = typer.Option(..., "--model", help="A run folder or a local transformers causal-LM folder."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Prepared DATA folder (token ids already made by the model's tokenizer)."),
+    text: Optional[Path] = typer.Option(None, "--text", help="A UTF-8 text file, tokenized with the model's tokenizer."),
+    split: str = typer.Option("val", "--split", help="Split of --data."),
+    seq_len: int = typer.Option(0, "--seq-len", help="Window length (0: the model's context)."),
+    stride: int = typer.Option(0, "--stride", help="Window step (0 = --seq-len: non-overlapping; smaller: sliding, scoring only new tokens)."),
+    max_tokens: int = typer.Option(0, "--max-tokens", help="Evaluate only the first N tokens (0: all)."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    device: str = typer.Option("auto", "--device"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (loss, perplexity, bits_per_byte, ...)."),
+) -> None:
+    """Token-level loss, perplexity and bits per byte (seeds/004's WikiText evaluation)."""
+    from scalinglab.evaluate.lm import data_tokenizer, load_lm
+    from scalinglab.evaluate.perplexity import perplexity as ppl, utf8_bytes
+
+    if (data is None) == (text is None):
+        raise UserError("give exactly one of --data DATA or --text FILE")
+    lm = load_lm(model, device)
+    if text is not None:
+        if not text.is_file():
+            raise UserError(f"no file {text}: give a UTF-8 text file")
+        if lm.tokenizer is None:
+            raise UserError(f"model {model} has no tokenizer to read --text with: use --data with a DATA folder made by its tokenizer")
+        raw = text.read_text(encoding="utf-8")
+        import numpy as np
+
+        ids = np.asarray(lm.tokenizer.encode(raw), dtype=np.int64)
+        n_bytes = len(raw.encode("utf-8"))
+        if max_tokens and len(ids) > max_tokens:
+            ids, n_bytes = ids[:max_tokens], utf8_bytes(lm.tokenizer, ids[:max_tokens])
+        source = str(text)
+    else:
+        from scalinglab.data.loader import TokenData
+
+        ids = TokenData(data).split(split)
+        ids = ids[:max_tokens] if max_tokens else ids
+        n_bytes = utf8_bytes(data_tokenizer(data), ids)
+        source = f"{data}:{split}"
+    res = ppl(lm, ids, seq_len, stride, n_bytes, batch_size=batch_size, progress=not json_out)
+    res = {"model": model, "source": source, **res}
+    if json_out:
+        emit_json(res)
+        return
+    bpb = f", {res['bits_per_byte']:.4f} bits/byte" if res["bits_per_byte"] is not None else ""
+    typer.echo(f"{source}: loss {res['loss']:.4f} nats/token, perplexity {res['perplexity']:.3f}{bpb} "
+               f"({res['tokens']:,} tokens scored, {res['windows']} windows of {res['seq_len']}, stride {res['stride']})")
+
+
+@eval_app.command("lambada")
+def lambada(
+    model: str = typer.Option(..., "--model", help="A run folder or a local transformers causal-LM folder."),
+    jsonl: Path = typer.Option(..., "--jsonl", help="LAMBADA-style JSONL: one {\"text\": ...} per line; the last word is the target."),
+    max_examples: int = typer.Option(0, "--max-examples", help="Score only the first N examples (0: all)."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    device: str = typer.Option("auto", "--device"),
+    details: bool = typer.Option(False, "--details", help="With --json: include per-example results."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (accuracy, last_token_accuracy, ...)."),
+) -> None:
+    """Last-word accuracy: greedy decoding must give every token of the final word (not only its last)."""
+    from scalinglab.evaluate.lambada import lambada as score, read_jsonl
+    from scalinglab.evaluate.lm import load_lm
+
+    texts = read_jsonl(jsonl)
+    texts = texts[:max_examples] if max_examples else texts
+    res = score(load_lm(model, device), texts, batch_size=batch_size)
+    if not details:
+        res.pop("examples")
+    res = {"model": model, "jsonl": str(jsonl), **res}
+    if json_out:
+        emit_json(res)
+        return
+    typer.echo(f"{jsonl}: last-word accuracy {res['accuracy']:.4f} over {res['n']} examples "
+               f"(last token only: {res['last_token_accuracy']:.4f}; {res['mean_word_tokens']:.2f} tokens per word, target loss {res['target_loss']:.4f})")

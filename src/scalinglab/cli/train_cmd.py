@@ -1,0 +1,191 @@
+"""`scalinglab train`: one training run into a run folder, from flags and/or a TOML RunSpec; --resume continues it."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from scalinglab.cli.app import app
+from scalinglab.errors import UserError
+
+SHAPE_KEYS = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads", "heads": "n_heads",
+              "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio", "bias": "bias", "pos": "pos",
+              "tied": "tied", "latents": "latents", "prefix_dropout": "prefix_dropout"}
+STOP_KEYS = ("steps", "tokens", "budget_flops")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """RunSpec fields; the shape as a [shape] table or as flat keys (d_model, layers, ...)."""
+    if not path.is_file():
+        raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/config.toml)")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path} is not valid TOML ({e}); fix the file") from None
+    shape = dict(d.pop("shape", {}) or {})
+    for k in list(d):
+        if k in SHAPE_KEYS:
+            shape[SHAPE_KEYS[k]] = d.pop(k)
+    if "budget" in d:
+        d["budget_flops"] = d.pop("budget")
+    d["shape"] = shape
+    return d
+
+
+def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str, Any]):
+    from dataclasses import fields
+
+    from scalinglab.accounting.shape import ModelShape
+    from scalinglab.records import RunSpec
+
+    d = dict(base)
+    shape = {**dict(d.get("shape") or {}), **shape_over}
+    if any(over.get(k) for k in STOP_KEYS):  # a stop criterion from the flags replaces the file's
+        for k in STOP_KEYS:
+            d[k] = 0
+    d.update(over)
+    if d.get("data"):
+        p = Path(d["data"]).expanduser()
+        d["data"] = str(p.resolve()) if p.exists() else str(p)
+    if "vocab" not in shape and d.get("data"):
+        from scalinglab.data.loader import TokenData
+
+        shape["vocab"] = TokenData(d["data"]).vocab_size
+    missing = [k for k in ("d_model", "n_layers", "vocab", "seq_len") if k not in shape]
+    if missing:
+        flags = {"d_model": "--d-model", "n_layers": "--layers", "vocab": "--vocab (or --data)", "seq_len": "--seq-len"}
+        raise UserError(f"model shape incomplete, missing {', '.join(missing)}: give {', '.join(flags[m] for m in missing)}")
+    known = {f.name for f in fields(ModelShape)}
+    bad = [k for k in shape if k not in known]
+    if bad:
+        raise UserError(f"unknown shape key(s) {', '.join(bad)}: use {', '.join(sorted(known))}")
+    known_spec = {f.name for f in fields(RunSpec)}
+    bad = [k for k in d if k not in known_spec]
+    if bad:
+        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({', '.join(sorted(known_spec))})")
+    try:
+        d["shape"] = ModelShape(**shape)
+        return RunSpec(**d)
+    except TypeError as e:
+        raise UserError(f"bad run config: {e}") from None
+
+
+@app.command("train")
+def train(
+    data: Optional[str] = typer.Option(None, "--data", help="prepared DATA folder (scalinglab prep)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML RunSpec; flags override it"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder to write"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only config.toml)"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar"),
+    d_model: Optional[int] = typer.Option(None, "--d-model"),
+    layers: Optional[int] = typer.Option(None, "--layers"),
+    heads: Optional[int] = typer.Option(None, "--heads", help="default d_model // 64 (at least 1)"),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="context length (prefix + latents for perceiver-ar)"),
+    vocab: Optional[int] = typer.Option(None, "--vocab", help="default: the data's vocabulary size"),
+    latents: Optional[int] = typer.Option(None, "--latents", help="perceiver-ar: latent tokens n"),
+    prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training"),
+    pos: Optional[str] = typer.Option(None, "--pos", help="learned | rotary (gpt)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="stop after this many optimizer steps (total)"),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="stop at this many (latent) training tokens"),
+    budget: Optional[float] = typer.Option(None, "--budget", help="stop at this many training FLOPs"),
+    convention: Optional[str] = typer.Option(None, "--convention", help="FLOP accounting convention (default chinchilla)"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="peak LR; 0: Kaplan heuristic from N"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine | wsd | constant"),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
+    min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | adam"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="0: off"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
+    eval_batches: Optional[int] = typer.Option(None, "--eval-batches"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="steps between metric lines (default 10)"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
+    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="max-autotune-no-cudagraphs | reduce-overhead | default"),
+    activation_checkpointing: Optional[bool] = typer.Option(None, "--activation-checkpointing/--no-activation-checkpointing"),
+    restart_warmup_steps: Optional[int] = typer.Option(None, "--restart-warmup-steps", help="after growth: re-warm the LR over this many steps"),
+    restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
+    reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
+    json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
+) -> None:
+    """Train one model into a run folder: RUN/config.toml, checkpoint.pt, metrics.jsonl, record.json, tb/.
+
+    Stops exactly at --steps, --tokens or --budget (FLOPs). Exit code 0 done, 3 diverged, 2 bad input.
+    """
+    from scalinglab.cli.common import emit_json
+    from scalinglab.records import RunSpec
+
+    shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
+                                        latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
+    over = {k: v for k, v in dict(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
+                                  tokens=int(tokens) if tokens is not None else None, budget_flops=budget, convention=convention,
+                                  lr=lr, schedule=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio,
+                                  optimizer=optimizer, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
+                                  eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
+                                  device=device, dtype=dtype, compile=compile,
+                                  activation_checkpointing=activation_checkpointing).items() if v is not None}
+    extra_over = {k: v for k, v in dict(log_every=log_every, compile_mode=compile_mode).items() if v is not None}
+
+    ckpt_step = 0
+    if resume is not None:
+        if out is not None and Path(out) != resume:
+            raise UserError("give either --resume RUN or --out RUN, not two different folders")
+        run_dir = resume
+        if (resume / "checkpoint.pt").exists():
+            from scalinglab.train.checkpoint import load_checkpoint
+
+            ck = load_checkpoint(resume / "checkpoint.pt")
+            base = RunSpec.from_dict(ck["spec"]).to_dict()
+            ckpt_step = int(ck["step"])
+        elif (resume / "config.toml").exists():
+            base = _read_toml(resume / "config.toml")
+        else:
+            raise UserError(f"{resume} has neither checkpoint.pt nor config.toml: start the run with --config/--data and --out {resume}")
+        if config is not None:
+            base = {**base, **{k: v for k, v in _read_toml(config).items() if k != "shape"}}
+    else:
+        if out is None:
+            raise UserError("no run folder given: pass --out RUN (or --resume RUN to continue one)")
+        run_dir = out
+        base = _read_toml(config) if config is not None else {}
+    extra = dict(base.get("extra") or {})
+    extra.update(extra_over)
+    if restart_warmup_steps is not None or reset_schedule or restart_steps is not None:
+        extra["restart_steps"] = restart_steps if restart_steps is not None else ckpt_step
+        extra["restart_warmup_steps"] = restart_warmup_steps or 0
+        extra["reset_schedule"] = reset_schedule
+    over["extra"] = extra
+    spec = _build_spec(base, shape_over, over)
+
+    # The sweep relaunches with --config RUN/config.toml --out RUN: continue if the checkpoint is this spec's.
+    do_resume = resume is not None
+    if not do_resume and (run_dir / "checkpoint.pt").exists():
+        from scalinglab.train.checkpoint import load_checkpoint
+
+        if RunSpec.from_dict(load_checkpoint(run_dir / "checkpoint.pt")["spec"]) != spec:
+            raise UserError(f"{run_dir} already holds a different run (checkpoint.pt): use --resume {run_dir} or a fresh --out")
+        do_resume = True
+
+    from scalinglab.train import run_training
+
+    rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+    if json_out:
+        emit_json(rec.to_dict())
+    else:
+        import sys
+
+        sys.stderr.write(f"{rec.status}: final val loss {rec.final_val_loss}, {rec.tokens:,} tokens, {rec.flops:.3g} FLOPs -> {run_dir}\n")
+    if rec.status == "diverged":
+        import sys
+
+        sys.stderr.write(f"error: run diverged: {rec.message}\n")
+        raise typer.Exit(3)

@@ -1,0 +1,151 @@
+"""One face for every causal LM we evaluate or fine-tune: a scalinglab run folder or a local HF folder.
+
+`load_lm(path)` -> CausalLM (module, logits(ids), max_len, vocab_size, tokenizer); tokenizers of DATA folders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalinglab.errors import UserError
+
+
+@dataclass
+class CausalLM:
+    module: torch.nn.Module
+    kind: str  # "run" | "hf"
+    source: str
+    max_len: int
+    vocab_size: int
+    tokenizer: Any = None  # encode(text) -> ids, decode(ids) -> str; None when unknown
+    device: str = "cpu"
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """[B, T] token ids -> [B, T, V] float32 logits (grad flows when enabled by the caller)."""
+        if self.kind == "hf":
+            out = self.module(input_ids=ids, use_cache=False).logits
+        else:
+            out = self.module(ids)[0]
+        return out.float()
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())  # tied weights count once
+
+    def check_ids(self, max_id: int, what: str) -> None:
+        if max_id >= self.vocab_size:
+            raise UserError(f"{what} has token id {max_id} but the model's vocabulary is {self.vocab_size}: evaluate with data made by the model's own tokenizer")
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def is_run_folder(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / "record.json").is_file() or (p / "checkpoint.pt").is_file()
+
+
+def load_lm(path: str | Path, device: str = "auto") -> CausalLM:
+    """A folder with config.json is a transformers model; one with record.json/checkpoint.pt is our run."""
+    from scalinglab import hf
+
+    p, device = Path(path), pick_device(device)
+    if not p.is_dir():
+        raise UserError(f"model {p} is not a folder: give a run folder (record.json, checkpoint.pt) or a transformers model folder (config.json)")
+    if hf.is_hf_folder(p):
+        module = hf.load_hf_model(p, device)
+        cfg = module.config
+        max_len = int(getattr(cfg, "n_positions", 0) or getattr(cfg, "max_position_embeddings", 0) or 1024)
+        tok = hf.load_hf_tokenizer(p)
+        tok = HFTokenizerAdapter(tok) if tok is not None else _export_data_tokenizer(p)
+        vocab = int(module.get_output_embeddings().weight.shape[0])
+        return CausalLM(module, "hf", str(p), max_len, vocab, tok, device)
+    if is_run_folder(p):
+        model, spec = load_run(p)
+        if spec.shape.arch != "gpt":
+            raise UserError(f"{p} is a {spec.shape.arch} run; evaluation and fine-tuning take GPT runs or transformers models")
+        data = run_data_path(p, spec)
+        return CausalLM(model.to(device).eval(), "run", str(p), spec.shape.seq_len, spec.shape.vocab, data_tokenizer(data) if data else None, device)
+    raise UserError(f"{p} is neither a run folder (record.json/checkpoint.pt) nor a transformers model folder (config.json)")
+
+
+def load_run(run: str | Path):
+    """(model in eval mode on CPU, RunSpec) from RUN/checkpoint.pt, through the trainer's loader."""
+    from scalinglab.models import load_run_model
+
+    run = Path(run)
+    if not (run / "checkpoint.pt").is_file():
+        raise UserError(f"{run} has no checkpoint.pt: train it first (`scalinglab train --resume {run}`)")
+    model, spec = load_run_model(run)
+    return model.float().eval(), spec
+
+
+def run_data_path(run: str | Path, spec) -> Path | None:
+    """The run's DATA folder: as written in the spec (relative to cwd or to RUN), or None if gone."""
+    if not spec.data:
+        return None
+    for p in (Path(spec.data), Path(run) / spec.data):
+        if (p / "meta.json").is_file():
+            return p
+    return None
+
+
+def tokenizer_info(data: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(data) / "meta.json").read_text()).get("tokenizer")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def data_tokenizer(data: str | Path):
+    """DATA's tokenizer (scalinglab.data.tokenizers interface), or None when it cannot be found."""
+    from scalinglab.data import tokenizers as T
+
+    data = Path(data)
+    loader = getattr(T, "load_tokenizer", None)
+    if loader is not None:
+        try:
+            return loader(data)
+        except UserError:
+            pass
+    for d in (data / "tokenizer", data):
+        if (d / T.CONFIG).is_file():
+            return T.Tokenizer.from_dir(d)
+    info = tokenizer_info(data) or {}
+    if str(info.get("kind", "")) in ("bytes", "raw-bytes"):
+        return T.BytesTokenizer()
+    return None
+
+
+def _export_data_tokenizer(hf_dir: Path):
+    """An export without a transformers tokenizer falls back on its source data's tokenizer."""
+    from scalinglab.hf import EXPORT_INFO
+
+    try:
+        info = json.loads((hf_dir / EXPORT_INFO).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data_tokenizer(info["data"]) if info.get("data") and (Path(info["data"]) / "meta.json").is_file() else None
+
+
+class HFTokenizerAdapter:
+    """transformers tokenizer -> encode/decode without added BOS/EOS (we score raw text)."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.vocab_size = len(tok)
+        self.kind = "hf"
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids], skip_special_tokens=False, clean_up_tokenization_spaces=False)

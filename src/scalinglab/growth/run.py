@@ -1,0 +1,107 @@
+"""Grow a run folder: RUN (a trained gpt run) -> GROWN, a run folder of the grown shape that
+`scalinglab train --resume GROWN` continues (model, Adam state mapped, step, RNG, metrics carried over)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalinglab.errors import UserError
+from scalinglab.growth.operators import check_growable, grow_state
+from scalinglab.records import RunRecord, RunSpec
+
+
+def _named_moments(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, dict]:
+    return {n: dict(opt.state[p]) for n, p in model.named_parameters() if len(opt.state.get(p, {})) > 0}
+
+
+def grow_run(
+    run: str | Path,
+    out: str | Path,
+    width: int = 1,
+    depth: int = 1,
+    mode: str = "alternate",
+    noise: float = 0.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write OUT as the grown run; returns a summary dict. Nothing is left in OUT if anything fails."""
+    from scalinglab.models import build_model
+    from scalinglab.train.checkpoint import load_checkpoint, save_checkpoint
+    from scalinglab.train.optim import build_optimizer
+
+    run, out = Path(run), Path(out)
+    if not (run / "checkpoint.pt").is_file():
+        raise UserError(f"{run} has no checkpoint.pt: give a run folder trained by `scalinglab train`")
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} already exists and is not empty: pick a fresh --out folder")
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    spec = RunSpec.from_dict(ckpt["spec"])
+    check_growable(spec.shape, width, depth, mode)
+
+    old = build_model(spec.shape)
+    old.load_state_dict(ckpt["model"])
+    moments = None
+    if ckpt.get("optimizer") is not None:
+        opt = build_optimizer(old, spec, 0.0, "cpu")
+        opt.load_state_dict(ckpt["optimizer"])
+        moments = _named_moments(old, opt)
+
+    shape, sd, moments = grow_state(ckpt["model"], moments, spec.shape, width, depth, mode, noise, seed)
+    step = int(ckpt.get("step", 0))
+    extra = dict(spec.extra)
+    extra.update(
+        grown_from=str(run),
+        growth={"width": width, "depth": depth, "mode": mode, "noise": noise, "at_step": step, "from_shape": spec.shape.name},
+        restart_steps=step,  # the LR re-warmup (train --restart-warmup-steps K) starts where growth happened
+    )
+    new_spec = RunSpec.from_dict({**spec.to_dict(), "shape": shape.to_dict(), "extra": extra,
+                                  "run_id": f"{spec.run_id or run.name}-grown"})
+    new_model = build_model(shape)
+    new_model.load_state_dict(sd)
+    opt_state = None
+    if moments is not None:
+        new_opt = build_optimizer(new_model, new_spec, 0.0, "cpu")
+        for n, p in new_model.named_parameters():
+            if n in moments:
+                new_opt.state[p] = moments[n]
+        opt_state = new_opt.state_dict()
+
+    new_ckpt = {k: v for k, v in ckpt.items() if k not in ("format", "version")}
+    new_ckpt.update(model=new_model.state_dict(), optimizer=opt_state, spec=new_spec.to_dict(), step=step)
+
+    rec_old = _read_record(run)
+    rec = RunRecord(spec=new_spec, status="pending", steps_done=step, params=shape.params(), convention=new_spec.convention,
+                    tokens=rec_old.get("tokens", step * spec.tokens_per_step), flops=float(rec_old.get("flops", 0.0)),
+                    min_val_loss=rec_old.get("min_val_loss"), final_val_loss=rec_old.get("final_val_loss"),
+                    final_train_loss=rec_old.get("final_train_loss"), wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
+                    message=f"grown from {run} ({spec.shape.name} -> {shape.name}) at step {step}")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        save_checkpoint(tmp / "checkpoint.pt", new_ckpt)
+        (tmp / "config.toml").write_text(new_spec.to_toml())
+        (tmp / "record.json").write_text(json.dumps(rec.to_dict(), indent=2))
+        if (run / "metrics.jsonl").is_file():
+            shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"run": str(run), "out": str(out), "from_shape": spec.shape.name, "to_shape": shape.name,
+            "params_before": spec.shape.params(), "params_after": shape.params(), "step": step,
+            "width": width, "depth": depth, "mode": mode, "noise": noise, "optimizer_state": moments is not None}
+
+
+def _read_record(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / "record.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}

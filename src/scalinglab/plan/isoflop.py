@@ -1,0 +1,187 @@
+"""IsoFLOP grid design: compute budgets x model shapes -> RunSpecs, with dropped runs and their reasons.
+
+Pure planning (no torch, no files): D = C / flops_per_token, steps = round(D / tokens_per_step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from scalinglab.accounting.shape import ModelShape
+from scalinglab.errors import UserError
+from scalinglab.records import RunSpec
+
+PUBLISHED_LAW = "chinchilla-approach-3"
+
+
+def fmt_budget(c: float) -> str:
+    """3e10 -> '3e10', 1.5e16 -> '1.5e16' (for run ids and tables)."""
+    m, e = f"{c:.2e}".split("e")
+    return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
+
+
+def run_id(budget: float, shape: ModelShape) -> str:
+    return f"C{fmt_budget(budget)}_{shape.d_model}x{shape.n_layers}"
+
+
+def parse_range(text: str) -> list[int]:
+    """'256:1024:64' (inclusive) or '256,320,384' -> list of ints."""
+    try:
+        if ":" in text:
+            parts = [int(p) for p in text.split(":")]
+            start, stop, step = parts if len(parts) == 3 else (parts[0], parts[1], 64)
+            if step <= 0 or stop < start:
+                raise ValueError
+            return list(range(start, stop + 1, step))
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise UserError(f"bad --d-models {text!r}: write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320") from None
+
+
+def layers_for(d_model: int, rule: str) -> int:
+    """Depth from width. 'minchilla': n_layers = d_model // 64 (and n_heads = d_model // 64);
+    'aspect:R': n_layers = round(d_model / R), Kaplan's aspect ratio d_model / n_layers = R."""
+    if rule == "minchilla":
+        return d_model // 64
+    if rule.startswith("aspect:"):
+        try:
+            r = float(rule.split(":", 1)[1])
+        except ValueError:
+            r = 0.0
+        if r <= 0:
+            raise UserError(f"bad --rule {rule!r}: the aspect ratio must be a positive number, e.g. aspect:64")
+        return max(1, round(d_model / r))
+    raise UserError(f"unknown --rule {rule!r}: use minchilla or aspect:R (e.g. aspect:64)")
+
+
+@dataclass
+class PlannedRun:
+    spec: RunSpec
+    budget: float
+    tokens: int
+    params: int
+    flops_per_token: float
+    epochs: float
+
+
+@dataclass
+class Dropped:
+    run_id: str
+    budget: float
+    d_model: int
+    n_layers: int
+    params: int
+    steps: int
+    reason: str
+    kind: str = ""  # shape | steps | epochs
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class IsoflopPlan:
+    runs: list[PlannedRun]
+    dropped: list[Dropped]
+    budgets: list[float]
+    settings: dict[str, Any] = field(default_factory=dict)
+    law_name: str = PUBLISHED_LAW
+    law_report: list[dict[str, Any]] = field(default_factory=list)
+    law_note: str = ""
+
+
+def plan_isoflop(
+    budgets: list[float],
+    shapes: list[ModelShape],
+    *,
+    data: str,
+    train_tokens: int,
+    batch_size: int,
+    convention: str = "chinchilla",
+    min_steps: int = 50,
+    max_epochs: float = 1.0,
+    base: RunSpec | None = None,
+    evals: int = 10,
+    checkpoints: int = 10,
+    epochs_fn: Any = None,
+) -> IsoflopPlan:
+    """Every (budget, shape) pair becomes a RunSpec unless it has too few steps or would repeat data.
+
+    `base` carries the training settings every run shares (lr, schedule, seed, ...); `epochs_fn(tokens,
+    shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
+    """
+    for c in budgets:
+        if not (c > 0 and math.isfinite(c)):
+            raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
+    if batch_size <= 0:
+        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step")
+    if not shapes:
+        raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
+    base = base or RunSpec(shape=shapes[0])
+    runs: list[PlannedRun] = []
+    dropped: list[Dropped] = []
+    for c in sorted(budgets):
+        for shape in shapes:
+            rid = run_id(c, shape)
+            n = int(shape.params())
+            fpt = float(shape.flops_per_token(convention))
+            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": batch_size,
+                              "convention": convention, "run_id": rid, "extra": dict(base.extra)})
+            tps = spec.tokens_per_step
+            steps = int(round(c / fpt / tps))
+            tokens = steps * tps
+            epochs = epochs_fn(tokens, shape) if epochs_fn else tokens / max(1, train_tokens)
+            reason, kind = "", ""
+            if shape.n_layers < 1:
+                reason, kind = f"no layers (d_model {shape.d_model} too small for the depth rule)", "shape"
+            elif shape.d_model % shape.n_heads:
+                reason, kind = f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}", "shape"
+            elif steps < min_steps:
+                reason, kind = f"too few steps ({steps} < --min-steps {min_steps})", "steps"
+            elif epochs > max_epochs:
+                reason, kind = f"{epochs:.2f} epochs of the data (> --max-epochs {max_epochs:g})", "epochs"
+            if reason:
+                dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, n, steps, reason, kind))
+                continue
+            # The trainer stops on exactly one criterion: steps. The planned C lives in the study store
+            # (and in extra, for a run folder read on its own).
+            spec.steps, spec.tokens, spec.budget_flops = steps, 0, 0.0
+            spec.extra["isoflop_budget"] = float(c)
+            if evals > 0 and spec.eval_every == 0:
+                spec.eval_every = max(1, steps // evals)
+            if checkpoints > 0 and spec.checkpoint_every == 0:
+                spec.checkpoint_every = max(1, steps // checkpoints)
+            runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
+    plan = IsoflopPlan(runs, dropped, sorted(budgets))
+    report_published_law(plan)
+    return plan
+
+
+def drop_summary(dropped: list[Dropped]) -> str:
+    """'40 repeat data (> --max-epochs), 12 too few steps (< --min-steps)'."""
+    label = {"epochs": "repeat data (> --max-epochs)", "steps": "too few steps (< --min-steps)", "shape": "bad shape"}
+    kinds = [d.kind for d in dropped]
+    return ", ".join(f"{kinds.count(k)} {label[k]}" for k in label if k in kinds)
+
+
+def report_published_law(plan: IsoflopPlan) -> None:
+    """Per budget: N_opt under the published law and whether the kept runs' N range brackets it."""
+    law = None
+    try:
+        from scalinglab.laws.published import get_law
+
+        law = get_law(plan.law_name)
+    except Exception as e:  # laws not available: planning still works, the report says why
+        plan.law_note = f"published law {plan.law_name} unavailable ({e.__class__.__name__}: {e})"
+    for c in plan.budgets:
+        ns = [r.params for r in plan.runs if r.budget == c]
+        row: dict[str, Any] = {"budget": c, "runs": len(ns), "n_min": min(ns) if ns else None,
+                               "n_max": max(ns) if ns else None, "n_opt": None, "d_opt": None, "brackets": None}
+        if law is not None:
+            n_opt, d_opt = law.allocate(c)
+            row.update(n_opt=float(n_opt), d_opt=float(d_opt))
+            if ns:
+                row["brackets"] = bool(min(ns) <= n_opt <= max(ns))
+        plan.law_report.append(row)

@@ -1,0 +1,70 @@
+"""Runs for a report: a study folder's store or a runs CSV as one frame (n, d, c, loss, status, ...),
+their loss curves (RUN/metrics.jsonl) and the warnings a reader must see (diverged, over one epoch)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from scalinglab.report.plots import Curve
+
+
+def study_frame(study_dir: str | Path):
+    """load_runs_frame(STUDY) renamed to the report's columns; runs not done keep loss NaN."""
+    from scalinglab.sweep.store import load_runs_frame
+
+    df = load_runs_frame(study_dir)
+    out = df.rename(columns={"params": "n", "tokens": "d", "budget": "c", "final_val_loss": "loss"})
+    out["loss"] = out["loss"].astype(float)
+    return out
+
+
+def diverged_mask(df) -> np.ndarray:
+    loss = df["loss"].to_numpy(float)
+    status = df["status"].astype(str).to_numpy() if "status" in df else np.full(len(df), "done")
+    return (status == "diverged") | ((status == "done") & ~np.isfinite(loss))
+
+
+def study_epochs(df) -> list[float]:
+    """Epochs of its data each run of a study read (NaN where its config or data is gone)."""
+    from scalinglab.data.loader import TokenData
+    from scalinglab.records import RunSpec
+
+    cache: dict[str, object] = {}
+    out = []
+    for run_dir, tokens in zip(df.get("run_dir", []), df["d"]):
+        try:
+            spec = RunSpec.from_toml((Path(run_dir) / "config.toml").read_text())
+            if spec.data not in cache:
+                cache[spec.data] = TokenData(spec.data)
+            out.append(float(cache[spec.data].epochs(float(tokens), spec.shape.seq_len, spec.shape.latents)))
+        except Exception:  # noqa: BLE001 - a missing config/data only loses this warning, never the report
+            out.append(math.nan)
+    return out
+
+
+def run_curves(df, max_runs: int = 200) -> list[Curve]:
+    """Validation loss vs cumulative training FLOPs of each run that has a metrics.jsonl."""
+    curves = []
+    if "run_dir" not in df:
+        return curves
+    for _, r in df.head(max_runs).iterrows():
+        p = Path(str(r["run_dir"])) / "metrics.jsonl"
+        if not p.is_file():
+            continue
+        xs, ys = [], []
+        for line in p.read_text().splitlines():
+            try:
+                m = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a crash: the rest of the curve still counts
+                continue
+            if m.get("val_loss") is not None and m.get("flops"):
+                xs.append(float(m["flops"]))
+                ys.append(float(m["val_loss"]))
+        if xs:
+            label = f"N = {float(r['n']):.3g}" + (f" ({r['d_model']}x{r['n_layers']})" if "d_model" in r else "")
+            curves.append(Curve(label, np.array(xs), np.array(ys), budget=float(r["c"])))
+    return curves

@@ -1,0 +1,80 @@
+"""Local executor: each run is its own subprocess in a worker slot (K per GPU via CUDA_VISIBLE_DEVICES, or
+CPU workers). Children stay in the sweep's process group, so killing the group stops everything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from scalinglab.errors import UserError
+from scalinglab.sweep.runs import LOG
+from scalinglab.sweep.scheduler import Slot
+
+
+def gpu_count() -> int:
+    """Visible CUDA devices, asked of nvidia-smi so the sweep process never initialises CUDA itself."""
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    n = sum(1 for ln in out.stdout.splitlines() if ln.startswith("GPU "))
+    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return min(n, len([v for v in vis.split(",") if v.strip()])) if vis is not None else n
+
+
+def make_slots(gpus: str | None, per_gpu: int, workers: int) -> list[Slot]:
+    """--gpus 0,1 --per-gpu K -> K slots on each GPU; --workers N (or no GPU) -> N CPU slots."""
+    if per_gpu < 1:
+        raise UserError(f"bad --per-gpu {per_gpu}: give how many runs share one GPU, 1 or more")
+    if gpus is None and workers < 1:
+        n = gpu_count()
+        gpus = ",".join(map(str, range(n))) if n else None
+        workers = 0 if n else 1
+    if gpus:
+        try:
+            ids = [int(g) for g in gpus.split(",") if g.strip()]
+        except ValueError:
+            raise UserError(f"bad --gpus {gpus!r}: give GPU indices, e.g. 0,1") from None
+        return [Slot(f"gpu{g}.{k}", {"CUDA_VISIBLE_DEVICES": str(g)}) for g in ids for k in range(per_gpu)]
+    if workers < 1:
+        raise UserError(f"bad --workers {workers}: give how many CPU runs to train at once, 1 or more")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    # CPU workers must not grab a GPU, and share the cores instead of each taking all of them.
+    env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return [Slot(f"cpu{i}", dict(env)) for i in range(workers)]
+
+
+class LocalExecutor:
+    def __init__(self, slots: list[Slot]):
+        self.slots = slots
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, run_id: str, argv: list[str], run_dir: Path, slot: Slot) -> int | None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / LOG, "ab") as log:
+            log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {slot.name}: {' '.join(argv)}\n".encode())
+            log.flush()
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, **slot.env})
+        self.procs[run_id] = p
+        return p.pid
+
+    def poll(self) -> list[tuple[str, int | None]]:
+        done = [(rid, p.returncode) for rid, p in self.procs.items() if p.poll() is not None]
+        for rid, _ in done:
+            del self.procs[rid]
+        return done
+
+    def stop_all(self) -> None:
+        for p in self.procs.values():
+            p.terminate()
+        deadline = time.time() + 15
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.clear()

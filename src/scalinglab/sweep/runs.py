@@ -1,0 +1,102 @@
+"""One run of a study as a subprocess: the train command line, run-folder hygiene, reading its result.
+
+Shared by the local and Ray executors; knows the RUN/ contract (config.toml, checkpoint.pt, record.json,
+metrics.jsonl) and nothing about scheduling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from scalinglab.fileio import atomic_write_text
+from scalinglab.records import RunSpec
+
+TRAIN_CMD_ENV = "SCALINGLAB_TRAIN_CMD"  # e.g. "python fake_train.py": replaces `python -m scalinglab train`
+LOG = "train.log"
+
+
+def base_train_cmd(train_cmd: str | None = None) -> list[str]:
+    text = train_cmd or os.environ.get(TRAIN_CMD_ENV, "")
+    return shlex.split(text) if text else [sys.executable, "-m", "scalinglab", "train"]
+
+
+def train_argv(run_dir: Path, train_cmd: str | None = None) -> list[str]:
+    """Resume from the checkpoint when there is one, else start from the spec."""
+    base = base_train_cmd(train_cmd)
+    if (run_dir / "checkpoint.pt").is_file():
+        return [*base, "--resume", str(run_dir), "--json"]
+    return [*base, "--config", str(run_dir / "config.toml"), "--out", str(run_dir), "--json"]
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((run_dir / "record.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def prepare(run_dir: Path, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """Get RUN/ ready for an attempt. Returns a finished record to adopt instead of training (a trainer
+    that outlived its sweep and finished), else None."""
+    rec = read_record(run_dir)
+    if rec and rec.get("status") in ("done", "diverged"):
+        return rec
+    if not (run_dir / "config.toml").is_file():
+        atomic_write_text(run_dir / "config.toml", RunSpec.from_dict(spec).to_toml())
+    if not (run_dir / "checkpoint.pt").is_file():
+        # A fresh start: a curve or record left by an attempt that died before its first checkpoint
+        # would otherwise be mixed into the new one.
+        for name in ("metrics.jsonl", "record.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    return None
+
+
+def result(run_dir: Path, rc: int | None, log_tail: str = "") -> tuple[str, dict[str, Any] | None, str]:
+    """(status, record, message) from the trainer's exit code and RUN/record.json."""
+    rec = read_record(run_dir)
+    last = next((ln for ln in reversed(log_tail.strip().splitlines()) if ln.strip()), "")
+    if rc == 0 and rec and rec.get("status") == "done":
+        return "done", rec, ""
+    if rc == 3 or (rec and rec.get("status") == "diverged"):
+        return "diverged", rec, (rec or {}).get("message", "") or "loss diverged"
+    if rc == 0:
+        return "failed", rec, "trainer exited 0 without a done RUN/record.json"
+    why = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
+    msg = (rec or {}).get("message") or last
+    return "failed", rec, f"{why}: {msg}"[:500] if msg else why
+
+
+def log_tail(run_dir: Path, n: int = 4000) -> str:
+    try:
+        with open(run_dir / LOG, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def tail_metrics(run_dir: Path, n: int = 8192) -> dict[str, Any]:
+    """The last training line of RUN/metrics.jsonl and the last val_loss seen near the end."""
+    out: dict[str, Any] = {}
+    try:
+        with open(run_dir / "metrics.jsonl", "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - n))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return out
+    for ln in lines:
+        try:
+            d = json.loads(ln)
+        except ValueError:
+            continue  # a partial first line or one being written
+        if "val_loss" in d:
+            out["val_loss"] = d["val_loss"]
+        out.update({k: d[k] for k in ("step", "train_loss", "time_s") if k in d})
+    return out

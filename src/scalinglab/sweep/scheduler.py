@@ -1,0 +1,131 @@
+"""The sweep loop: claim runs from the store into free executor slots, watch them, record results.
+
+Executors (local subprocesses, Ray tasks) only start and poll commands; all store writes happen here.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from scalinglab.sweep import runs as R
+from scalinglab.sweep.store import Store
+
+
+@dataclass
+class Slot:
+    name: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Executor(Protocol):
+    slots: list[Slot]
+
+    def start(self, run_id: str, argv: list[str], run_dir: Path, slot: Slot) -> int | None: ...  # child pid
+
+    def poll(self) -> list[tuple[str, int | None]]: ...  # finished (run_id, exit code)
+
+    def stop_all(self) -> None: ...
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise _Stop()
+
+
+def _report(console: Any, rid: str, status: str, rec: dict | None, msg: str, counts: dict[str, int]) -> None:
+    rec = rec or {}
+    loss = f" val {rec['final_val_loss']:.4f}" if rec.get("final_val_loss") is not None else ""
+    took = f" in {rec['wall_time_s']:.1f} s" if rec.get("wall_time_s") else ""
+    n = sum(counts.values())
+    console.print(f"[{counts.get('done', 0)}/{n} done] {status} {rid}{loss}{took}" + (f": {msg}" if msg else ""),
+                  highlight=False, markup=False, soft_wrap=True)
+
+
+def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = False, train_cmd: str | None = None,
+          console: Any = None, live: bool = True, poll_s: float = 0.5, max_runs: int = 0) -> dict[str, int]:
+    """Run every pending run of the study; returns the final status counts. A failing run never stops
+    the sweep; SIGINT/SIGTERM hands in-flight runs back (they resume from their checkpoints next time)."""
+    from rich.live import Live
+
+    from scalinglab.sweep.table import live_view, summary
+
+    study_dir = Path(study_dir).resolve()
+    st = Store(study_dir)
+    if retry_failed:
+        st.retry_failed()
+    free = list(executor.slots)
+    inflight: dict[str, dict[str, Any]] = {}
+    launched = 0
+    main = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, _on_term) if main else None
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    # The live table needs a terminal; in logs each finished run is one line instead.
+    view = Live(console=console, auto_refresh=False, transient=False) if live and console.is_terminal else None
+    last_progress = 0.0
+    try:
+        if view:
+            view.start()
+        while True:
+            while free and not (max_runs and launched >= max_runs):
+                row = st.claim(worker=free[0].name)
+                if row is None:
+                    break
+                run_dir = study_dir / row["run_dir"]
+                adopted = R.prepare(run_dir, json.loads(row["spec"]))
+                if adopted:
+                    st.finish(row["id"], adopted["status"], adopted, None, "adopted a finished record")
+                    _report(console, row["id"], adopted["status"], adopted, "adopted a finished record", st.counts())
+                    continue
+                slot = free.pop(0)
+                pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
+                st.set_child(row["id"], pid)
+                inflight[row["id"]] = {**row, "slot": slot, "run_path": run_dir, "t0": time.time()}
+                launched += 1
+            if not inflight:
+                break
+            for rid, rc in executor.poll():
+                info = inflight.pop(rid)
+                free.append(info["slot"])
+                status, rec, msg = R.result(info["run_path"], rc, R.log_tail(info["run_path"]))
+                st.finish(rid, status, rec, rc, msg)
+                _report(console, rid, status, rec, msg, st.counts())
+            now = time.time()
+            if now - last_progress > 2.0:
+                last_progress = now
+                for rid, info in inflight.items():
+                    m = R.tail_metrics(info["run_path"])
+                    step = m.get("step")
+                    eta = None
+                    if step and m.get("time_s"):
+                        eta = m["time_s"] / step * max(0, info["steps"] - step)
+                    st.progress(rid, step, m.get("train_loss"), m.get("val_loss"), eta)
+                if view:
+                    view.update(live_view(st.runs(), st.counts()), refresh=True)
+            time.sleep(poll_s)
+    except (KeyboardInterrupt, _Stop):
+        executor.stop_all()
+        for rid in inflight:
+            st.release(rid, "interrupted; resumes from its checkpoint on the next sweep")
+        raise KeyboardInterrupt from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old_term)
+        if view:
+            view.update(live_view(st.runs(), st.counts()), refresh=True)
+            view.stop()
+        elif console is not None and live:
+            console.print(summary(st.counts()))
+        counts = st.counts()
+        st.close()
+    return counts

@@ -1,0 +1,204 @@
+"""The study store: STUDY/study.db (SQLite, WAL), one row per planned run with its status and results.
+
+Claims are atomic (BEGIN IMMEDIATE), so several sweep processes and a killed one never double-run a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from scalinglab.errors import UserError
+
+DB = "study.db"
+TOML = "study.toml"
+RUNS = "runs"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    budget REAL, arch TEXT, d_model INTEGER, n_layers INTEGER, n_heads INTEGER,
+    params INTEGER, planned_tokens INTEGER, steps INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner_host TEXT, owner_pid INTEGER, owner_start TEXT, child_pid INTEGER, child_start TEXT,
+    worker TEXT, started_at REAL, finished_at REAL, updated_at REAL,
+    last_step INTEGER, last_train_loss REAL, last_val_loss REAL, eta_s REAL,
+    final_val_loss REAL, min_val_loss REAL, final_train_loss REAL,
+    tokens INTEGER, flops REAL, wall_time_s REAL, device TEXT, exit_code INTEGER, message TEXT,
+    run_dir TEXT NOT NULL
+);
+"""
+
+FRAME_COLUMNS = ["run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget",
+                 "flops", "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps",
+                 "attempts", "wall_time_s", "device", "run_dir"]
+
+
+def is_study(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return p.is_dir() and (p / DB).is_file() and (p / TOML).is_file()
+
+
+def proc_start(pid: int) -> str:
+    """Start time of a process (clock ticks since boot), to tell a live owner from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def pid_alive(pid: int | None, start: str | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if Path(f"/proc/{pid}").exists():
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return False  # a zombie has finished; its parent just has not reaped it
+        return not start or proc_start(pid) == start
+    return True
+
+
+HOST = socket.gethostname()
+
+
+class Store:
+    """One connection to STUDY/study.db. Every write is a short transaction."""
+
+    def __init__(self, study_dir: str | os.PathLike, create: bool = False):
+        self.dir = Path(study_dir)
+        path = self.dir / DB
+        if not create and not path.is_file():
+            raise UserError(f"{self.dir} is not a study (no {DB}); create one with `scalinglab plan isoflop --out {self.dir}`")
+        self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self.con.row_factory = sqlite3.Row
+        self.con.execute("PRAGMA journal_mode=WAL")
+        self.con.execute("PRAGMA synchronous=NORMAL")
+        self.con.execute("PRAGMA busy_timeout=60000")
+        if create:
+            self.con.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.con.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.con
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def add_runs(self, rows: list[dict[str, Any]]) -> None:
+        with self.tx() as c:
+            for i, r in enumerate(rows):
+                c.execute(
+                    "INSERT INTO runs (id, idx, spec, budget, arch, d_model, n_layers, n_heads, params, planned_tokens,"
+                    " steps, run_dir, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (r["id"], i, json.dumps(r["spec"]), r["budget"], r["arch"], r["d_model"], r["n_layers"],
+                     r["n_heads"], r["params"], r["planned_tokens"], r["steps"], r["run_dir"], time.time()),
+                )
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.con.execute("SELECT * FROM runs ORDER BY idx")]
+
+    def counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}
+
+    def _orphaned(self, r: sqlite3.Row) -> bool:
+        """A 'running' row whose sweep and trainer are both gone (killed, crashed, machine rebooted)."""
+        if r["owner_host"] != HOST:
+            return False  # cannot see another machine's processes; see reclaim_stale
+        return not pid_alive(r["owner_pid"], r["owner_start"]) and not pid_alive(r["child_pid"], r["child_start"])
+
+    def claim(self, worker: str = "", owner_pid: int | None = None) -> dict[str, Any] | None:
+        """Atomically take the next pending (or orphaned running) run: status -> running, attempts += 1."""
+        pid = owner_pid or os.getpid()
+        with self.tx() as c:
+            for r in c.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
+                               "ORDER BY status = 'running' DESC, idx").fetchall():
+                if r["status"] == "running" and not self._orphaned(r):
+                    continue
+                now = time.time()
+                c.execute("UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
+                          " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
+                          " message='' WHERE id=?", (HOST, pid, proc_start(pid), worker, now, now, r["id"]))
+                return dict(c.execute("SELECT * FROM runs WHERE id=?", (r["id"],)).fetchone())
+        return None
+
+    def set_child(self, run_id: str, pid: int | None) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE runs SET child_pid=?, child_start=?, updated_at=? WHERE id=?",
+                      (pid, proc_start(pid) if pid else None, time.time(), run_id))
+
+    def progress(self, run_id: str, step: int | None, train_loss: float | None, val_loss: float | None,
+                 eta_s: float | None) -> None:
+        with self.tx() as c:
+            c.execute("UPDATE runs SET last_step=?, last_train_loss=?, last_val_loss=COALESCE(?, last_val_loss),"
+                      " eta_s=?, updated_at=? WHERE id=? AND status='running'",
+                      (step, train_loss, val_loss, eta_s, time.time(), run_id))
+
+    def finish(self, run_id: str, status: str, record: dict[str, Any] | None, exit_code: int | None,
+               message: str = "") -> None:
+        rec = record or {}
+        with self.tx() as c:
+            c.execute(
+                "UPDATE runs SET status=?, final_val_loss=?, min_val_loss=?, final_train_loss=?, tokens=?, flops=?,"
+                " wall_time_s=?, device=COALESCE(?, device), exit_code=?, message=?, finished_at=?, updated_at=?,"
+                " eta_s=NULL, child_pid=NULL WHERE id=?",
+                (status, rec.get("final_val_loss"), rec.get("min_val_loss"), rec.get("final_train_loss"),
+                 rec.get("tokens"), rec.get("flops"), rec.get("wall_time_s"), rec.get("device") or None, exit_code,
+                 message or rec.get("message", ""), time.time(), time.time(), run_id),
+            )
+
+    def release(self, run_id: str, message: str = "interrupted") -> None:
+        """Hand a run back (sweep stopped on purpose): it resumes from its checkpoint next time."""
+        with self.tx() as c:
+            c.execute("UPDATE runs SET status='pending', child_pid=NULL, eta_s=NULL, message=?, updated_at=?"
+                      " WHERE id=? AND status='running'", (message, time.time(), run_id))
+
+    def retry_failed(self) -> int:
+        with self.tx() as c:
+            return c.execute("UPDATE runs SET status='pending', message='retry' WHERE status='failed'").rowcount
+
+    def reclaim_stale(self, seconds: float) -> int:
+        """'running' rows not updated for `seconds` (owner on another machine that died) -> pending."""
+        with self.tx() as c:
+            return c.execute("UPDATE runs SET status='pending', message='stale owner reclaimed' WHERE status='running'"
+                             " AND updated_at < ?", (time.time() - seconds,)).rowcount
+
+
+def load_runs_frame(study_dir: str | os.PathLike):
+    """One row per run: run_id, status, arch, d_model, n_layers, params (N), tokens (D: trained, else
+    planned), budget (planned C), flops (spent C), final/min val loss, run_dir (absolute), ..."""
+    import pandas as pd
+
+    st = Store(study_dir)
+    try:
+        rows = st.runs()
+    finally:
+        st.close()
+    out = []
+    for r in rows:
+        d = {k: r.get(k) for k in FRAME_COLUMNS if k in r}
+        d["run_id"] = r["id"]
+        d["tokens"] = r["tokens"] if r["tokens"] is not None else r["planned_tokens"]
+        d["run_dir"] = str((Path(study_dir) / r["run_dir"]).resolve())
+        out.append(d)
+    return pd.DataFrame(out, columns=FRAME_COLUMNS)

@@ -1,0 +1,64 @@
+"""Rich tables of a study's runs: the live sweep view (running runs) and `scalinglab status` (all runs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from scalinglab.plan.isoflop import fmt_budget
+
+STYLE = {"done": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "dim"}
+
+
+def _f(x: Any, fmt: str = "{:.4f}") -> str:
+    return "" if x is None else fmt.format(x)
+
+
+def human(n: float | None) -> str:
+    """34880 -> '34.9k', 2.02e8 -> '202M'."""
+    if n is None:
+        return ""
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+def _eta(s: float | None) -> str:
+    if s is None:
+        return ""
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def summary(counts: dict[str, int]) -> Text:
+    total = sum(counts.values())
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("running", "pending", "failed", "diverged") if counts.get(k)]
+    return Text(f"{counts.get('done', 0)}/{total} done" + (" | " + ", ".join(parts) if parts else ""), style="bold")
+
+
+def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
+    t = Table(title=title or None, show_edge=False, header_style="bold")
+    for col in ("run", "budget", "N", "status", "step", "train loss", "val loss", "ETA", "device"):
+        t.add_column(col, justify="left" if col in ("run", "status", "device") else "right", no_wrap=col == "run")
+    for r in rows:
+        st = r["status"]
+        done = st in ("done", "diverged")
+        val = r.get("final_val_loss") if done else r.get("last_val_loss")
+        step = f"{r.get('last_step') or 0}/{r['steps']}" if st == "running" else (f"{r['steps']}" if done else "")
+        t.add_row(r["id"], fmt_budget(r["budget"]), human(r["params"]), Text(st, style=STYLE.get(st, "")),
+                  step, _f(r.get("final_train_loss") if done else r.get("last_train_loss")), _f(val),
+                  _eta(r.get("eta_s")) if st == "running" else "", r.get("device") or r.get("worker") or "")
+    return t
+
+
+def live_view(rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
+    running = [r for r in rows if r["status"] == "running"]
+    return Group(summary(counts), runs_table(running) if running else Text("no runs in flight"))
+
+
+def status_view(rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
+    return Group(summary(counts), runs_table(rows))

@@ -1,0 +1,75 @@
+"""RUN/checkpoint.pt: one file, written atomically, loadable with torch.load(weights_only=True).
+
+Keys of the checkpoint dict (the growth operators write the same format):
+  "format": "scalinglab-checkpoint", "version": 1
+  "model": model.state_dict() (the plain module's, never the torch.compile wrapper's)
+  "optimizer": optimizer.state_dict(), or None -> a fresh optimizer on load (e.g. after growth)
+  "step": int, optimizer steps done (the next batch is TokenData.train_batch(step * grad_accum + i, ...))
+  "spec": RunSpec.to_dict() (the shape inside must match "model")
+  "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...], "dropout": ByteTensor or absent}; absent -> reseeded
+  "state": {"elapsed_s": float, "min_val_loss": float|None, "last_val_loss": float|None,
+            "last_train_loss": float|None, "tokens": int, "flops": float}  (all optional)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scalinglab.errors import UserError
+
+FORMAT = "scalinglab-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> None:
+    """torch.save into a temp file in the same folder, fsync, os.replace: never a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {"format": FORMAT, "version": VERSION, **ckpt}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load on CPU with weights_only=True; a missing, truncated or foreign file is a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}: train the run first (scalinglab train ... --out RUN)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, pickle of arbitrary objects, not a torch file at all
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is truncated or not a scalinglab checkpoint ({reason}); delete it to restart the run from config.toml") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt or "spec" not in ckpt:
+        raise UserError(f"{path} is not a scalinglab checkpoint (no format/model/spec keys); point --resume at a run folder written by scalinglab train")
+    return ckpt
+
+
+def rng_state(dropout_rng: torch.Generator | None) -> dict[str, Any]:
+    st: dict[str, Any] = {"torch": torch.get_rng_state()}
+    st["cuda"] = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    if dropout_rng is not None:
+        st["dropout"] = dropout_rng.get_state()
+    return st
+
+
+def set_rng_state(st: dict[str, Any], dropout_rng: torch.Generator | None) -> None:
+    torch.set_rng_state(st["torch"])
+    if st.get("cuda") and torch.cuda.is_available() and len(st["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(st["cuda"])
+    if dropout_rng is not None and st.get("dropout") is not None:
+        dropout_rng.set_state(st["dropout"])

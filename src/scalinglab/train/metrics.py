@@ -1,0 +1,55 @@
+"""Run metrics: RUN/metrics.jsonl (one JSON object per logged step) and TensorBoard scalars in RUN/tb/."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from scalinglab.fileio import atomic_write_text
+
+
+class MetricsLog:
+    """Appends lines; on resume first drops every line past the checkpoint step so no step repeats."""
+
+    def __init__(self, run_dir: Path, start_step: int, tensorboard: bool = True):
+        self.path = run_dir / "metrics.jsonl"
+        keep = []
+        if start_step > 0 and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    if json.loads(line)["step"] <= start_step:
+                        keep.append(line)
+                except (ValueError, KeyError, TypeError):
+                    break  # a torn last line from a killed run
+        atomic_write_text(self.path, "".join(l + "\n" for l in keep))
+        self._f = open(self.path, "a", encoding="utf-8")
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+            except ImportError:  # tensorboard is optional at run time; the JSONL is the record
+                self.tb = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        self._f.write(json.dumps(clean) + "\n")
+        self._f.flush()
+        if self.tb is not None:
+            for k in ("train_loss", "val_loss", "lr"):
+                v = row.get(k)
+                if v is not None and math.isfinite(v):
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def close(self) -> None:
+        self._f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    p = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []

@@ -1,0 +1,98 @@
+"""`scalinglab report`: the Perceiver AR article's experiments from its CSVs (Tables 1-3 numbers, the final
+losses of ANCHORS), minchilla's IsoFLOP report (exponent 0.48), self-contained HTML, bad input -> exit 2."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from scalinglab.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+VALIDATION = DATA / "perceiver-ar-scaling" / "validation"
+MINCHILLA = DATA / "minchilla" / "isoflop_runs.csv"
+
+
+def run(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def table_rows(html: str) -> list[list[str]]:
+    return [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", html)]
+
+
+def external_refs(html: str) -> list[str]:
+    """Every src/href that would make the browser fetch something (the page must need nothing)."""
+    return [u for u in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html) if not u.startswith(("data:", "#"))]
+
+
+def test_scaling_1_table_shows_the_article_numbers_and_final_losses(tmp_path):
+    out, figs = tmp_path / "exp1.html", tmp_path / "figs"
+    assert run(["report", "--curves", str(VALIDATION), "--experiment", "scaling-1", "--out", str(out),
+                "--figures", str(figs)]) == 0
+    html = out.read_text()
+    rows = {r[0]: r for r in table_rows(html) if r and r[0].startswith("Model")}
+    header = next(r for r in table_rows(html) if r and r[0] == "model")
+    col = {h: i for i, h in enumerate(header)}
+    # ANCHORS: model 2 (predicted optimal) has the lowest loss at the common budget
+    finals = {k: r[col["final loss"]] for k, r in rows.items()}
+    assert finals == {"Model 1 (ref)": "3.2629", "Model 2 (opt)": "3.2453", "Model 3": "3.2601"}
+    assert "Model 2 (opt): 3.2453" in html
+    # the article's Table 1: D_iso, N, N_self, C, C_self per model
+    table1 = {"Model 1 (ref)": ("2.05e+09", "4.58e+07", "4.50e+07", "5.93e+17", "5.78e+17"),
+              "Model 2 (opt)": ("1.29e+09", "7.27e+07", "7.17e+07", "5.91e+17", "5.78e+17"),
+              "Model 3": ("8.70e+08", "1.08e+08", "1.06e+08", "5.89e+17", "5.78e+17")}
+    for k, want in table1.items():
+        assert tuple(rows[k][col[c]] for c in ("D_iso", "N", "N_self", "C", "C_self")) == want
+    # the budget line sits at C_self; the reference model ends at C / C_self = 1 / (1 - 0.0245) (Table 2)
+    assert float(rows["Model 1 (ref)"][col["C / C_ref"]]) == pytest.approx(1 / (1 - 0.0245), abs=2e-4)
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 1
+    assert external_refs(html) == []
+    png, svg = figs / "scaling-1-loss-vs-compute.png", figs / "scaling-1-loss-vs-compute.svg"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ET.parse(svg).getroot().tag.endswith("svg")
+
+
+def test_all_three_experiments_and_their_tables(tmp_path):
+    out = tmp_path / "all.html"
+    assert run(["report", "--curves", str(VALIDATION), "--out", str(out), "--inline", "svg"]) == 0
+    html = out.read_text()
+    assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', html)) == 3
+    rows = {r[0]: r for r in table_rows(html) if r and r[0].startswith("Model")}
+    # Table 3 (experiment 2a): model 5 768x13, N_self 9.26e+07, C 2.09e+17; Table 5 (2b) model 2: C 2.05e+17
+    assert "9.26e+07" in rows["Model 5"] and "2.09e+17" in rows["Model 5"]
+    assert "Model 1 (ref): 0.8694" in html and "Model 1 (ref): 0.8713" in html  # 2a and 2b: the reference wins
+
+
+def test_retrained_model_2_is_recognised_by_its_length(tmp_path):
+    out = tmp_path / "wip.html"
+    assert run(["report", "--curves", str(DATA / "perceiver-ar-scaling" / "validation-wip-scaling"),
+                "--experiment", "scaling-1", "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "Model 2 (opt, updated)" in html and "592x10" in html and "3.2582" in html
+
+
+@pytest.mark.parametrize("bad", ["missing-folder", "bad-columns", "unknown-experiment", "no-source", "bad-inline"])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad):
+    out = tmp_path / "r.html"
+    curves = tmp_path / "curves"
+    curves.mkdir()
+    (curves / "run-logs_scaling-1_version_0-tag-val_loss.csv").write_text("when,what\n1,2\n")
+    args = {
+        "missing-folder": ["report", "--curves", str(tmp_path / "nope"), "--out", str(out)],
+        "bad-columns": ["report", "--curves", str(curves), "--experiment", "scaling-1", "--out", str(out)],
+        "unknown-experiment": ["report", "--curves", str(VALIDATION), "--experiment", "scaling-9", "--out", str(out)],
+        "no-source": ["report", "--out", str(out)],
+        "bad-inline": ["report", "--curves", str(VALIDATION), "--inline", "gif", "--out", str(out)],
+    }[bad]
+    assert run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1
+    assert not out.exists()

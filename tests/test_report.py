@@ -96,3 +96,68 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_minchilla_report_shows_exponent_and_figures(tmp_path):
+    """ANCHORS: minchilla approach 2 (drop loss > 2, RANSAC parabolas, OLS of log N_opt on log C) gives a = 0.478."""
+    out, figs = tmp_path / "report.html", tmp_path / "figs"
+    assert run(["report", str(MINCHILLA), "--n-col", "params", "--d-col", "tokens", "--c-col", "budget_flops",
+                "--loss-col", "final_loss", "--max-loss", "2", "--out", str(out), "--figures", str(figs),
+                "--at", "1e18"]) == 0
+    html = out.read_text()
+    m = re.search(r"N_opt ∝ C\^a \(approach 2\)</td><td[^>]*>a = (\d\.\d+)", html)
+    assert m and abs(float(m.group(1)) - 0.478) < 0.005
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) >= 3
+    assert external_refs(html) == []
+    assert "loss &gt; --max-loss 2" in html  # the runs that did not converge are named in the warnings
+    for name in ("isoflop", "allocation"):
+        assert (figs / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert ET.parse(figs / f"{name}.svg").getroot().tag.endswith("svg")
+
+
+def minchilla_study(root: Path) -> Path:
+    """A study folder holding minchilla's runs as finished runs (loss > 2 stored as diverged), two with curves."""
+    import csv
+    import json
+
+    from scalinglab.sweep.store import Store
+
+    study = root / "STUDY"
+    study.mkdir()
+    st = Store(study, create=True)
+    rows = list(csv.DictReader(MINCHILLA.open()))
+    st.add_runs([{"id": f"r{i:02d}", "spec": {}, "budget": float(r["budget_flops"]), "arch": "gpt",
+                  "d_model": int(r["d_model"]), "n_layers": int(r["n_layers"]), "n_heads": int(r["n_heads"]),
+                  "params": int(r["params"]), "planned_tokens": int(r["tokens"]), "steps": int(r["train_iters"]),
+                  "run_dir": f"runs/r{i:02d}"} for i, r in enumerate(rows)])
+    for i, r in enumerate(rows):
+        loss = float(r["final_loss"])
+        st.finish(f"r{i:02d}", "diverged" if loss > 2 else "done",
+                  {"final_val_loss": loss, "tokens": int(r["tokens"]), "flops": float(r["budget_flops"])}, 0)
+        if i < 2:  # a curve: val loss falling to the final loss as FLOPs reach the budget
+            c = float(r["budget_flops"])
+            lines = [{"step": s, "tokens": s, "flops": c * s / 10, "lr": 1e-3, "train_loss": loss + 1 / s,
+                      "time_s": s, "val_loss": loss + 1 / s} for s in range(1, 11)]
+            (study / "runs" / f"r{i:02d}").mkdir(parents=True)
+            (study / "runs" / f"r{i:02d}" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    st.close()
+    (study / "study.toml").write_text('[study]\nkind = "isoflop"\n')
+    return study
+
+
+@pytest.mark.slow
+def test_study_report_with_predictions(tmp_path):
+    study = minchilla_study(tmp_path)
+    out = study / "report.html"
+    assert run(["report", str(study), "--out", str(out), "--at", "1e18"]) == 0
+    html = out.read_text()
+    m = re.search(r"N_opt ∝ C\^a \(approach 2\)</td><td[^>]*>a = (\d\.\d+)", html)
+    assert m and abs(float(m.group(1)) - 0.478) < 0.005  # the same runs as the CSV, the same fit
+    assert "diverged run(s) left out" in html
+    assert "Loss vs compute" in html and 'id="fig-loss-vs-compute"' in html
+    preds = [r for r in table_rows(html) if r and r[0] == "1.00e+18"]
+    # Chinchilla approach 1 at 1e18: N_opt = 0.0877 * 1e9 = 8.77e7, D_opt = 1.896 * 1e9
+    assert ["1.00e+18", "chinchilla-approach-1", "8.77e+07", "1.90e+09"] in [r[:4] for r in preds]
+    assert any(r[1] not in ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3",
+                            "epoch-approach-3", "kaplan") for r in preds)  # and the study's own laws

@@ -226,8 +226,11 @@ def plots(res: dict) -> dict[str, bytes]:
         d = [r["data_size"] for r in rs]
         ax.plot(d, [r["final_val_loss"] for r in rs], "o-", color=f"C{i}", label=f"final, {label[m]}")
         ax.plot(d, [r["best_val_loss"] for r in rs], "s--", color=f"C{i}", alpha=0.6, label=f"best, {label[m]}")
-        ax.axhline(rs[0]["initial_val_loss"], color=f"C{i}", lw=0.8, ls=":")
+        ax.axhline(rs[0]["initial_val_loss"], color=f"C{i}", lw=0.8, ls=":", label="before fine-tuning" if i == 0 else None)
     ax.set_xscale("log")
+    sizes = sorted({r["data_size"] for r in rows})
+    ax.set_xticks(sizes, [str(d) for d in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training samples d (epochs = steps x batch / d)")
     ax.set_ylabel(f"val loss ({p['eval_samples']} samples)")
     ax.set_title(f"Fixed budget fine-tuning: {p['steps']} steps, batch {p['batch_size']}, {p['seq_len']} tokens" if len(models) == 1 else f"Fixed compute {res['budget_flops']:.3g} FLOPs")

@@ -68,7 +68,7 @@ def finetune_budget(
     from rich.table import Table
 
     t = Table(title=f"fine-tuning budget ({res['budget_flops']:.3g} FLOPs, 6N)")
-    for c in ("model", "params", "steps", "data_size", "epochs", "initial val", "final val", "best val (step)"):
+    for c in ("model", "params", "steps", "d", "epochs", "val before", "val final", "val best (step)"):
         t.add_column(c)
     for r in res["rows"]:
         t.add_row(Path(r["model"]).name, f"{r['params']:,}", str(r["steps"]), str(r["data_size"]), f"{r['epochs']:.2f}",

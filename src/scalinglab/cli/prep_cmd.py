@@ -39,8 +39,7 @@ def prep(
     c.print(f"[bold]{s['out']}[/bold] {verb}: tokenizer {s['tokenizer']} (vocab {s['vocab_size']}, {s['dtype']})")
     for sp in ("train", "val"):
         bpt = s["bytes_per_token"][sp]
-        c.print(f"  {sp:<5} {s[f'tokens_{sp}']:>14,} tokens  {s[f'docs_{sp}']:>8,} docs  {s[f'bytes_{sp}']:>14,} bytes"
-                f"  {bpt or 0:.3f} bytes/token")
+        c.print(f"  {sp:<5} {s[f'tokens_{sp}']:>13,} tokens {s[f'docs_{sp}']:>8,} docs {bpt or 0:7.3f} bytes/token")
     skipped = ", ".join(f"{v:,} {k.replace('_', '-')}" for k, v in s["skipped"].items() if v)
     if skipped:
         c.print(f"  skipped: {skipped}")

@@ -21,10 +21,10 @@ def report_cmd(
                                           "*_<experiment>_version_<i>-tag-val_loss.csv), e.g. the Perceiver AR article's."),
     experiment: Optional[List[str]] = typer.Option(None, "--experiment", help="With --curves: scaling-1, scaling-2a or "
                                                    "scaling-2b (repeatable; default: every one found)."),
-    n_col: str = typer.Option("params", "--n-col", help="CSV column with parameters N."),
-    d_col: str = typer.Option("tokens", "--d-col", help="CSV column with training tokens D."),
-    c_col: Optional[str] = typer.Option(None, "--c-col", help="CSV column with the budget C (default: 6 N D)."),
-    loss_col: str = typer.Option("loss", "--loss-col", help="CSV column with the final loss."),
+    n_col: Optional[str] = typer.Option(None, "--n-col", help="CSV column with parameters N (default: params, N, ...)."),
+    d_col: Optional[str] = typer.Option(None, "--d-col", help="CSV column with training tokens D (default: tokens, D, ...)."),
+    c_col: Optional[str] = typer.Option(None, "--c-col", help="CSV column with compute C (default: flops, C, ...; else 6ND)."),
+    loss_col: Optional[str] = typer.Option(None, "--loss-col", help="CSV column with the final loss (default: loss, ...)."),
     max_loss: Optional[float] = typer.Option(None, "--max-loss", help="Drop runs with a higher loss (did not converge)."),
     at: Optional[str] = typer.Option(None, "--at", help="Budgets to predict N_opt, D_opt and loss at, e.g. 1e18,1e19."),
     data_tokens: Optional[float] = typer.Option(None, "--data-tokens", help="Training-set size in tokens, to flag "

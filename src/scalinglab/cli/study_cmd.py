@@ -29,7 +29,7 @@ def plan_isoflop_cmd(
     min_steps: int = typer.Option(50, "--min-steps", help="Drop runs with fewer optimizer steps."),
     max_epochs: float = typer.Option(1.0, "--max-epochs", help="Drop runs that would read the train split more often."),
     lr: float = typer.Option(0.0, "--lr", help="Peak learning rate (0: Kaplan's LR(N) heuristic)."),
-    schedule: str = typer.Option("cosine", "--schedule", help="cosine | wsd | constant."),
+    schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant | wsd (one run per shape, cooldowns branched at each budget)."),
     warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: min(200, steps // 10)."),
     seed: int = typer.Option(0, "--seed"),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
@@ -57,7 +57,10 @@ def plan_isoflop_cmd(
                                latents=latents) for d, n in dims]
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
                    seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile)
-    plan = plan_isoflop(parse_floats(budgets, "--budgets"), model_shapes, data=str(td.path.resolve()),
+    from scalinglab.plan.wsd import plan_wsd
+
+    planner = plan_wsd if schedule == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches
+    plan = planner(parse_floats(budgets, "--budgets"), model_shapes, data=str(td.path.resolve()),
                         train_tokens=td.tokens("train"), batch_size=batch_size, convention=convention,
                         min_steps=min_steps, max_epochs=max_epochs, base=base, evals=evals, checkpoints=checkpoints,
                         epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, s.latents if s.arch == "perceiver-ar" else 0))
@@ -81,19 +84,20 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
     from rich.table import Table
 
     from scalinglab.plan.isoflop import fmt_budget
+    from scalinglab.sweep.table import human
 
     con = Console()
     t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
     for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "epochs"):
         t.add_column(col, justify="left" if col == "run" else "right")
     for r in runs:
-        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", f"{r['params']:.3g}",
-                  f"{r['tokens']:.3g}", str(r["steps"]), f"{r['epochs']:.2f}")
+        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
+                  human(r["tokens"]), str(r["steps"]), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
-        con.print(f"dropped {d.run_id}: {d.reason}")
+        con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)
     if plan.law_note:
-        con.print(plan.law_note)
+        con.print(plan.law_note, soft_wrap=True, markup=False)
     for row in plan.law_report:
         if row["n_opt"] is None:
             continue
@@ -102,8 +106,9 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
         elif row["brackets"]:
             verdict = "bracketed by the grid"
         else:
-            verdict = f"NOT bracketed (grid N {row['n_min']:.3g}..{row['n_max']:.3g}); widen the shapes"
-        con.print(f"C={fmt_budget(row['budget'])}: N_opt={row['n_opt']:.3g} under {plan.law_name}, {verdict}")
+            verdict = f"NOT bracketed (grid N {human(row['n_min'])}..{human(row['n_max'])}); widen the shapes"
+        con.print(f"C={fmt_budget(row['budget'])}: N_opt={human(row['n_opt'])} under {plan.law_name}, {verdict}",
+                  soft_wrap=True, markup=False)
 
 
 @app.command("sweep")

@@ -114,6 +114,7 @@ def train(
     restart_warmup_steps: Optional[int] = typer.Option(None, "--restart-warmup-steps", help="after growth: re-warm the LR over this many steps"),
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
+    nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
@@ -175,12 +176,24 @@ def train(
             raise UserError(f"{run_dir} already holds a different run (checkpoint.pt): use --resume {run_dir} or a fresh --out")
         do_resume = True
 
-    from scalinglab.train import run_training
+    from scalinglab.train import distributed, run_training
 
-    rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+    if nproc != 1 and not distributed.in_worker():  # relaunch as N ranks; rank 0 writes RUN/record.json
+        rc = distributed.launch(spec, run_dir, nproc, do_resume, progress)
+        from scalinglab.records import RunRecord
+
+        if not (run_dir / "record.json").is_file():
+            raise SystemExit(rc or 1)
+        import json
+
+        rec = RunRecord.from_dict(json.loads((run_dir / "record.json").read_text()))
+        if rc not in (0, 3) and rec.status not in ("done", "diverged"):
+            raise SystemExit(2 if rc == 2 else 1)
+    else:
+        rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
     if json_out:
         emit_json(rec.to_dict())
-    else:
+    elif not distributed.in_worker() or distributed.rank() == 0:  # one line per run, not per rank
         import sys
 
         sys.stderr.write(f"{rec.status}: final val loss {rec.final_val_loss}, {rec.tokens:,} tokens, {rec.flops:.3g} FLOPs -> {run_dir}\n")
@@ -188,4 +201,4 @@ def train(
         import sys
 
         sys.stderr.write(f"error: run diverged: {rec.message}\n")
-        raise typer.Exit(3)
+        sys.exit(3)  # SystemExit passes through cli.main (typer.Exit would be swallowed without standalone mode)

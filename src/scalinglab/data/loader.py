@@ -7,6 +7,7 @@ numpy only, so planning can read token counts without torch.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,54 @@ class TokenData:
         if latents:
             per_epoch = per_epoch * seq_len / latents
         return tokens / per_epoch if per_epoch else float("inf")
+
+    def epoch_check(self, tokens: float, seq_len: int, latents: int = 0) -> "EpochCheck":
+        """Flags a run that would read more than one epoch of the train split (see `epoch_check`)."""
+        return epoch_check(self.tokens("train"), tokens, seq_len, latents)
+
+
+def read_meta(path: str | Path) -> dict:
+    """meta.json of a DATA folder, without opening the shards."""
+    return TokenData(path).meta
+
+
+def load_tokenizer(path: str | Path):
+    """The tokenizer the shards in DATA were made with: an object with encode/decode, vocab_size, eot_id."""
+    from scalinglab.data.tokenizers import BytesTokenizer, Tokenizer
+
+    path = Path(path)
+    info = read_meta(path).get("tokenizer") or {}
+    if info.get("kind") in (None, "raw-bytes", "bytes") and not (path / info.get("dir", "tokenizer")).is_dir():
+        return BytesTokenizer()  # folders written by hand (tests/conftest.py) carry plain UTF-8 bytes
+    return Tokenizer.from_dir(path / info.get("dir", "tokenizer"))
+
+
+def bytes_per_token(path: str | Path, split: str = "val") -> float:
+    """UTF-8 bytes of text per token in a split (end-of-text tokens included), for bits per byte:
+    bpb = loss_nats_per_token / ln(2) / bytes_per_token."""
+    meta = read_meta(path)
+    info = meta["splits"][split]
+    if info.get("bytes") is None:  # hand-made byte-level folders: one byte per token
+        return 1.0
+    return info["bytes"] / info["tokens"] if info["tokens"] else float("nan")
+
+
+@dataclass(frozen=True)
+class EpochCheck:
+    epochs: float
+    over: bool  # True: the run repeats train data (more than `limit` epochs)
+    message: str
+
+
+def epoch_check(train_tokens: int, tokens: float, seq_len: int, latents: int = 0, limit: float = 1.0) -> EpochCheck:
+    """Would a run reading `tokens` training tokens go past `limit` epochs of `train_tokens`?
+
+    Chinchilla's laws come from runs of less than one epoch. For Perceiver AR (latents > 0) an epoch of
+    latent tokens is train_tokens * seq_len / latents (seeds/000 'Approximations').
+    """
+    per_epoch = train_tokens * (seq_len / latents if latents else 1)
+    epochs = tokens / per_epoch if per_epoch else float("inf")
+    over = epochs > limit
+    msg = (f"reads {epochs:.2f} epochs of {train_tokens:,} train tokens (more than {limit:g}); use more text "
+           f"(scalinglab prep) or fewer tokens" if over else f"reads {epochs:.2f} epochs of the train split")
+    return EpochCheck(epochs, over, msg)

@@ -198,6 +198,12 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     out = Path(out).resolve()
     old = _check_out(out)
     descs, refs = S.resolve(sources)
+    # never read our own output (prep . --out DATA): it would change the corpus on every run
+    refs = [r for r in refs if not Path(r.path).is_relative_to(out)]
+    if not refs:
+        raise UserError(f"the only files in {' '.join(sources)} are inside --out {out}; choose sources outside the output folder")
+    for j, d in enumerate(descs):
+        d["files"] = sum(r.source == j for r in refs)
     settings = _settings(descs, tokenizer, val_fraction, seed, field, max_bytes)
     if old is not None and old.get("settings") != settings and not force:
         diff = sorted(k for k in settings if (old.get("settings") or {}).get(k) != settings[k])

@@ -52,6 +52,9 @@ def _walk(root: Path, pattern: str | None = None, skip: set[str] = frozenset()) 
     """Files under root in sorted order; hidden folders, caches and `skip` names are left out."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
+        if "meta.json" in filenames and "train.bin" in filenames:  # a prepared DATA folder: tokens, not text
+            dirnames[:] = []
+            continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__" and d not in skip)
         for f in sorted(filenames):
             if f.startswith(".") or (pattern and not f.endswith(pattern)):

@@ -300,7 +300,7 @@ class SentencePieceTokenizer(Tokenizer):
                 max_sentence_length=16384, input_sentence_size=2_000_000, shuffle_input_sentence=True,
                 num_threads=max(1, threads), minloglevel=2)
         except RuntimeError as e:
-            msg = str(e).strip().splitlines()[-1] if str(e).strip() else "training failed"
+            msg = (str(e).strip().splitlines() or ["training failed"])[-1].split("] ")[-1]  # drop the C++ source location
             raise UserError(f"sentencepiece:{vocab_size} failed to train ({msg}); use a larger vocabulary, e.g. sentencepiece:{max(2 * vocab_size, 1024)}") from None
         return cls(model.getvalue(), f"sentencepiece:{vocab_size}")
 
@@ -353,3 +353,10 @@ def quiet_workers() -> None:
     """In worker processes: one thread each, the pool gives the parallelism."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["RAYON_NUM_THREADS"] = "1"
+
+
+def load_tokenizer(data: str | Path) -> Tokenizer:
+    """The tokenizer a DATA folder's shards were made with (same as scalinglab.data.loader.load_tokenizer)."""
+    from scalinglab.data.loader import load_tokenizer as load
+
+    return load(data)

@@ -53,7 +53,8 @@ def grow_run(
 
     shape, sd, moments = grow_state(ckpt["model"], moments, spec.shape, width, depth, mode, noise, seed)
     step = int(ckpt.get("step", 0))
-    extra = dict(spec.extra)
+    # an earlier restart's flags do not carry over: `train --resume GROWN --restart-warmup-steps K` sets this one's
+    extra = {k: v for k, v in spec.extra.items() if k not in ("restart_warmup_steps", "reset_schedule")}
     extra.update(
         grown_from=str(run),
         growth={"width": width, "depth": depth, "mode": mode, "noise": noise, "at_step": step, "from_shape": spec.shape.name},

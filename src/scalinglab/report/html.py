@@ -19,7 +19,8 @@ color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 .meta{color:#666;font-size:.9em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}th{background:#f4f4f4}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;white-space:nowrap}
+.tw{overflow-x:auto}th{background:#f4f4f4}
 td.l,th.l{text-align:left}caption{caption-side:top;text-align:left;color:#555;padding:.2em 0}
 figure{margin:1em 0;display:inline-block;vertical-align:top;max-width:100%}
 figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -111,14 +112,14 @@ def _figure_html(f: Rendered, inline: str) -> str:
 
 def _table_html(t: Table, cls: str = "") -> str:
     e = html.escape
-    out = [f'<table class="{cls}">' if cls else "<table>"]
+    out = ['<div class="tw">', f'<table class="{cls}">' if cls else "<table>"]
     if t.caption:
         out.append(f"<caption>{e(t.caption)}</caption>")
     if any(t.columns):
         out.append("<tr>" + "".join(f'<th{_l(c, t)}>{e(str(c))}</th>' for c in t.columns) + "</tr>")
     for row in t.rows:
         out.append("<tr>" + "".join(f"<td{_l(c, t)}>{e(fmt(v))}</td>" for c, v in zip(t.columns, row)) + "</tr>")
-    out.append("</table>")
+    out.append("</table></div>")
     return "".join(out)
 
 

@@ -18,7 +18,7 @@ from scalinglab.report.runs import diverged_mask, run_curves, study_epochs, stud
 PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
 
 
-def load_frame(source: str | Path, n_col: str, d_col: str, c_col: str | None, loss_col: str):
+def load_frame(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=None):
     """(frame with n, d, c, loss, status[, run_id, run_dir, ...], description, is_study)."""
     from scalinglab.sweep.store import is_study
 
@@ -30,10 +30,10 @@ def load_frame(source: str | Path, n_col: str, d_col: str, c_col: str | None, lo
     if not p.is_file():
         raise UserError(f"no study or runs CSV at {p}: give a STUDY folder or a RUNS.csv")
     df = F.read_runs_csv(p, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col)
-    return df, f"runs CSV {p} (N={n_col}, D={d_col}, C={c_col or '6ND'}, loss={loss_col})", False
+    return df, f"runs CSV {p}", False
 
 
-def runs_report(source, n_col="params", d_col="tokens", c_col=None, loss_col="loss", max_loss=None,
+def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_loss=None,
                 at: Sequence[float] = (), data_tokens: float | None = None) -> Report:
     df, desc, is_study = load_frame(source, n_col, d_col, c_col, loss_col)
     rep = Report(title=f"Scaling-law report: {Path(source).name}", source=desc)
@@ -87,17 +87,21 @@ def _sections(df, fit: "F.Fits", at: Sequence[float]) -> list[Section]:
         used[np.flatnonzero(used_all)] = fit.inlier  # RANSAC/outlier drops shown hollow too
         fig = isoflop_figure(df.n, df.c, df.loss, used, fit.parabolas)
         rows = [{"budget C": fmt(p.budget), "N_opt": fmt(p.n_opt), "D_opt = C/6N": fmt(p.budget / (6 * p.n_opt)),
-                 "loss at N_opt": f"{p.loss_opt:.4f}", "runs": int(n_runs), "grid N": f"{fmt(p.n_range[0])}–{fmt(p.n_range[1])}"}
+                 "loss at N_opt": f"{p.loss_opt:.4f}", "runs": int(n_runs), "grid N": f"{fmt(float(p.n_range[0]))}–{fmt(float(p.n_range[1]))}"}
                 for p, n_runs in zip(fit.parabolas, fit.runs_per_budget)]
         out.append(Section("IsoFLOP curves (approach 2)",
                            "Final loss against N for each budget with the fitted parabola in log N; stars mark the "
                            "minima, hollow points are runs left out (diverged, over --max-loss, or RANSAC outliers).",
                            [Table.from_records(rows, "Minimum of each IsoFLOP parabola")],
                            [render(fig, "isoflop", "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
-    if fit.allocation is not None:
+    alloc, label = fit.allocation, fit.allocation_label
+    if alloc is None and fit.parametric is not None:  # no IsoFLOP minima: show approach 3's allocation
+        alloc, label = fit.parametric, "approach 3 fit"
+    if alloc is not None:
         pub = {k: F.published(k) for k in PUBLISHED_SHOWN}
-        fig = allocation_figure(fit.minima_c, fit.minima_n, fit.minima_d, fit.allocation, fit.band, pub, at=at,
-                                fitted_label=fit.allocation_label)
+        cs = [*df.c, *at]
+        fig = allocation_figure(fit.minima_c, fit.minima_n, fit.minima_d, alloc, fit.band, pub, at=at,
+                                c_range=(min(cs) / 3, max(cs) * 3), fitted_label=label)
         out.append(Section("Compute-optimal N and D vs C",
                            "The study's optimal allocations (points), the fitted power law with its bootstrap 95% "
                            "band, and the published laws (dashed) for comparison with your setting.",

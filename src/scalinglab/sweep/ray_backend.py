@@ -45,6 +45,20 @@ def _ray():
     return ray
 
 
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds, not after Ray's long GCS retry loop, when HOST:PORT does not answer."""
+    import socket
+
+    if not address or address in ("auto", "local") or address.startswith("ray://") or ":" not in address:
+        return
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot reach a Ray cluster at {address} ({e}); start one with `ray start --head` "
+                        "and pass --address HOST:PORT") from None
+
+
 class RayExecutor:
     """Slots = the cluster's GPUs x K (or its CPUs, or `workers`); the scheduler keeps that many tasks in flight."""
 
@@ -53,6 +67,7 @@ class RayExecutor:
         self.ray = ray
         if per_gpu < 1:
             raise UserError(f"bad --per-gpu {per_gpu}: give how many runs share one GPU, 1 or more")
+        _check_reachable(address)
         try:
             ray.init(address=address or "auto", ignore_reinit_error=True, log_to_driver=False,
                      logging_level="ERROR", configure_logging=True)

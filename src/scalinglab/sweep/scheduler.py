@@ -100,6 +100,7 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                 status, rec, msg = R.result(info["run_path"], rc, R.log_tail(info["run_path"]))
                 st.finish(rid, status, rec, rc, msg)
                 _report(console, rid, status, rec, msg, st.counts())
+                last_progress = 0.0  # redraw now
             now = time.time()
             if now - last_progress > 2.0:
                 last_progress = now

@@ -66,11 +66,12 @@ def pid_alive(pid: int | None, start: str | None) -> bool:
         return False
     except PermissionError:
         pass
-    if Path(f"/proc/{pid}").exists():
+    try:
         if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
             return False  # a zombie has finished; its parent just has not reaped it
-        return not start or proc_start(pid) == start
-    return True
+    except (OSError, IndexError):
+        return Path("/proc/self").exists() is False  # no procfs: trust kill(0)
+    return not start or proc_start(pid) == start
 
 
 HOST = socket.gethostname()
@@ -86,11 +87,16 @@ class Store:
             raise UserError(f"{self.dir} is not a study (no {DB}); create one with `scalinglab plan isoflop --out {self.dir}`")
         self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.con.row_factory = sqlite3.Row
-        self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=NORMAL")
-        self.con.execute("PRAGMA busy_timeout=60000")
-        if create:
-            self.con.executescript(SCHEMA)
+        try:
+            self.con.execute("PRAGMA journal_mode=WAL")
+            self.con.execute("PRAGMA synchronous=NORMAL")
+            self.con.execute("PRAGMA busy_timeout=60000")
+            if create:
+                self.con.executescript(SCHEMA)
+            self.con.execute("SELECT id, status FROM runs LIMIT 1")
+        except sqlite3.DatabaseError as e:
+            self.con.close()
+            raise UserError(f"{path} is not a readable study database ({e}); restore it or re-plan the study") from None
 
     def close(self) -> None:
         self.con.close()
@@ -186,8 +192,11 @@ class Store:
 
 def load_runs_frame(study_dir: str | os.PathLike):
     """One row per run: run_id, status, arch, d_model, n_layers, params (N), tokens (D: trained, else
-    planned), budget (planned C), flops (spent C), final/min val loss, run_dir (absolute), ..."""
+    planned), budget (planned C), flops (spent C), final/min val loss, run_dir (absolute), ...
+    plus one row per cooldown branch of a WSD run (run_id RUN_ID@TOKENS; RUN/branches.jsonl)."""
     import pandas as pd
+
+    from scalinglab.train.wsd import branch_rows
 
     st = Store(study_dir)
     try:
@@ -201,4 +210,5 @@ def load_runs_frame(study_dir: str | os.PathLike):
         d["tokens"] = r["tokens"] if r["tokens"] is not None else r["planned_tokens"]
         d["run_dir"] = str((Path(study_dir) / r["run_dir"]).resolve())
         out.append(d)
+        out.extend(branch_rows(d))  # a WSD run's cooldown branches are points of their own
     return pd.DataFrame(out, columns=FRAME_COLUMNS)

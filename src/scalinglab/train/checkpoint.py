@@ -4,6 +4,7 @@ Keys of the checkpoint dict (the growth operators write the same format):
   "format": "scalinglab-checkpoint", "version": 1
   "model": model.state_dict() (the plain module's, never the torch.compile wrapper's)
   "optimizer": optimizer.state_dict(), or None -> a fresh optimizer on load (e.g. after growth)
+  (write it with save_checkpoint(), which adds "format"/"version"; load_checkpoint() checks them)
   "step": int, optimizer steps done (the next batch is TokenData.train_batch(step * grad_accum + i, ...))
   "spec": RunSpec.to_dict() (the shape inside must match "model")
   "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...], "dropout": ByteTensor or absent}; absent -> reseeded

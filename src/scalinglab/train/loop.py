@@ -19,6 +19,7 @@ from scalinglab.errors import UserError
 from scalinglab.fileio import atomic_write_json, atomic_write_text
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec
+from scalinglab.train import distributed, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
@@ -114,6 +115,28 @@ def evaluate(model, windows: torch.Tensor, batch_size: int, amp) -> float:
     return (total / len(windows)).item()
 
 
+def train_step(model, opt, micro, amp, lr: float, params, grad_clip: float, loss_sum: torch.Tensor, bad: torch.Tensor,
+               prefetch=None, out: list | None = None) -> None:
+    """One optimizer step over the micro-batches, with no host sync: the mean loss is added to loss_sum
+    and non-finite gradient norms counted in bad, both on the device. prefetch() (the next step's batches,
+    stored in out[0]) runs after the backward kernels are queued, so host work overlaps them."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    ga = len(micro)
+    for x, y in micro:
+        with amp:
+            _, loss = model(x, y)
+        (loss / ga).backward()
+        loss_sum += loss.detach().float() / ga
+    if prefetch is not None:
+        out[0] = prefetch()
+    if grad_clip > 0:
+        gn = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        bad += (~torch.isfinite(gn)).float()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
 def _write_record(out: Path, rec: RunRecord) -> None:
     atomic_write_json(out / "record.json", rec.to_dict())
 
@@ -155,8 +178,14 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
     total = resolve_steps(spec)
     sched = make_schedule(spec, total)
     fpt = flops_per_token(spec)
-    device = pick_device(spec.device)
+    dist = distributed.from_env(spec)  # None unless started by `scalinglab train --nproc N`
+    if dist is not None:  # only rank 0 writes the run folder
+        out, progress = dist.out_dir(out), progress and dist.is_main
+        ckpt_path = out / "checkpoint.pt"
+    device = dist.device if dist is not None else pick_device(spec.device)
     amp = autocast_ctx(spec, device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
     log_every = int(spec.extra.get("log_every", 10)) or 10
 
     torch.manual_seed(spec.seed)
@@ -173,10 +202,10 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
         step, state = int(ckpt["step"]), dict(ckpt.get("state") or {})
     raw.to(device)
     raw.activation_checkpointing = spec.activation_checkpointing
-    model = raw
+    model = dist.wrap(raw) if dist is not None else raw
     if spec.compile:
         mode = spec.extra.get("compile_mode", "max-autotune-no-cudagraphs" if device.type == "cuda" else "default")
-        model = torch.compile(raw, mode=None if mode == "default" else mode)
+        model = torch.compile(model, mode=None if mode == "default" else mode)
     opt = build_optimizer(raw, spec, sched(step), device.type)
     if ckpt is not None and ckpt.get("optimizer") is not None:
         opt.load_state_dict(ckpt["optimizer"])
@@ -193,7 +222,8 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
     _write_record(out, rec)
     metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)))
     val = torch.from_numpy(data.val_windows(shape.seq_len, spec.eval_batches * spec.batch_size)).to(device)
-    batches = Batches(data, spec, device)
+    batches = Batches(data, spec, device) if dist is None else dist.batches(Batches(data, spec, device))
+    brs = wsd.WsdBranches.from_spec(spec, out, total, sched, fpt, fresh=ckpt is None)  # None unless extra.branches
     params = [p for p in raw.parameters() if p.requires_grad]
     bar = _progress(progress, total, step)
     t0, elapsed0 = time.perf_counter(), rec.wall_time_s
@@ -214,25 +244,18 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
                                     "spec": spec.to_dict(), "rng": rng_state(dropout_rng), "state": st})
         last_ckpt = step
 
+    _slot: list = [None]
     try:
         model.train()
         nxt = batches.get(step) if step < total else None
         while step < total:
+            if brs is not None:
+                brs.maybe_branch(step, model, raw, opt, batches, val, amp, params)
             lr = sched(step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            for x, y in nxt:
-                with amp:
-                    _, loss = model(x, y)
-                (loss / spec.grad_accum).backward()
-                loss_sum += loss.detach().float() / spec.grad_accum
-            if step + 1 < total:
-                nxt = batches.get(step + 1)  # host work overlaps the queued GPU kernels
-            if spec.grad_clip > 0:
-                gn = torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
-                bad += (~torch.isfinite(gn)).float()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            cur, nxt = nxt, None
+            train_step(model, opt, cur, amp, lr, params, spec.grad_clip, loss_sum, bad,
+                       prefetch=(lambda s=step + 1: batches.get(s)) if step + 1 < total else None, out=_slot)
+            nxt = _slot[0]
             step += 1
             n_sum += 1
             do_eval = step == total or (spec.eval_every > 0 and step % spec.eval_every == 0)
@@ -240,6 +263,8 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
             if not (do_eval or do_ckpt or step % log_every == 0):
                 continue
             # sync point: the window's mean loss, divergence check, log line
+            if dist is not None:
+                dist.mean_(loss_sum)
             train_loss = (loss_sum / n_sum).item()
             if not math.isfinite(train_loss) or bad.item() > 0:
                 raise Diverged(f"loss became {train_loss} (or a gradient norm non-finite) between steps {step - n_sum + 1} and {step}")
@@ -288,7 +313,11 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
         if bar is not None:
             bar.stop()
         metrics.close()
+        if brs is not None:
+            brs.close(rec)
         rec.wall_time_s = elapsed0 + time.perf_counter() - t0
         rec.model_flops_per_s = rec.flops / rec.wall_time_s if rec.wall_time_s > 0 else 0.0
         _write_record(out, rec)
+        if dist is not None:
+            dist.close()
     return rec

@@ -1,0 +1,84 @@
+"""WSD study plans (Hägele et al. 2024): budgets x shapes -> one warmup-stable-decay run per shape whose
+cooldowns branch off at each budget's token count, and the FLOPs that saves over one run per point.
+
+Pure planning (no torch): the isoFLOP grid of plan_isoflop, regrouped by shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from scalinglab.plan.isoflop import Dropped, IsoflopPlan, PlannedRun, plan_isoflop
+
+
+def cooldown_start(steps: int, decay_frac: float) -> int:
+    """First cooldown step of a WSD run of `steps` steps (the trainer's Schedule uses the same rule)."""
+    return steps - max(1, round(steps * decay_frac))
+
+
+def run_id(shape) -> str:
+    return f"wsd_{shape.d_model}x{shape.n_layers}"
+
+
+def plan_wsd(budgets: list[float], shapes: list, **kw: Any) -> IsoflopPlan:
+    """Same arguments as plan_isoflop. Each shape's kept points become one run of the largest D with
+    extra.branches = the token counts of all its points (the last is the run's own end) and
+    extra.branch_budgets = their C. A point whose cooldown would start inside the trunk's warmup is dropped."""
+    grid = plan_isoflop(budgets, shapes, **kw)
+    by_shape: dict[Any, list[PlannedRun]] = {}
+    for r in grid.runs:
+        by_shape.setdefault(r.spec.shape, []).append(r)
+    runs, dropped = [], list(grid.dropped)
+    for shape, pts in by_shape.items():
+        pts.sort(key=lambda r: r.budget)
+        last = pts[-1]
+        total = last.spec.steps
+        warmup = last.spec.warmup_steps if last.spec.warmup_steps > 0 else min(200, total // 10)  # train.schedule.default_warmup
+        keep = []
+        for p in pts:
+            s = p.spec.steps
+            if s < total and cooldown_start(s, p.spec.decay_frac) < warmup:
+                dropped.append(Dropped(p.spec.run_id, p.budget, shape.d_model, shape.n_layers, p.params, s,
+                                       f"its cooldown would start inside the trunk's warmup ({warmup} steps)", "steps"))
+                continue
+            if keep and s == keep[-1].spec.steps:
+                continue  # two budgets rounding to one step count: one point
+            keep.append(p)
+        spec = replace(last.spec, schedule="wsd", run_id=run_id(shape), extra=dict(last.spec.extra))
+        spec.extra["branches"] = [p.tokens for p in keep]
+        spec.extra["branch_budgets"] = [p.budget for p in keep]
+        runs.append(PlannedRun(spec, last.budget, last.tokens, last.params, last.flops_per_token, last.epochs))
+    return IsoflopPlan(runs, dropped, grid.budgets, {**grid.settings, "schedule": "wsd"}, grid.law_name,
+                       grid.law_report, grid.law_note)
+
+
+def flop_cost(plan: IsoflopPlan) -> dict[str, float]:
+    """Training FLOPs of a WSD plan against training every point on its own (the cosine sweep):
+    WSD = trunk to the largest D + every other point's cooldown. saving = 1 - wsd / separate."""
+    separate = wsd = 0.0
+    points = 0
+    for r in plan.runs:
+        per_step = r.spec.tokens_per_step * r.flops_per_token
+        tps = r.spec.tokens_per_step
+        steps = [round(t / tps) for t in r.spec.extra.get("branches") or [r.tokens]]
+        total = r.spec.steps
+        separate += sum(steps) * per_step
+        wsd += (total + sum(s - cooldown_start(s, r.spec.decay_frac) for s in steps if s < total)) * per_step
+        points += len(steps)
+    return {"separate_flops": separate, "wsd_flops": wsd, "saving": 1 - wsd / separate if separate else 0.0,
+            "runs": len(plan.runs), "points": points}
+
+
+def saving_bound(budgets: list[float], decay_frac: float = 0.2) -> float:
+    """The saving for a shape present at every budget: (1 - f) (1 - 1/S), S = sum(C) / max(C).
+
+    The trunk costs the largest point; each other point costs only its cooldown, f of itself."""
+    s = sum(budgets) / max(budgets)
+    return (1 - decay_frac) * (1 - 1 / s)
+
+
+def budgets_needed(target: float, decay_frac: float = 0.2) -> float:
+    """The S = sum(C) / max(C) a grid needs for `target` saving (inf when even S -> inf cannot give it)."""
+    k = 1 - target / (1 - decay_frac)
+    return 1 / k if k > 0 else float("inf")

@@ -1,0 +1,233 @@
+"""`scalinglab sweep` / `status`: a CPU study end to end with the real trainer, SIGKILL of the whole sweep and
+resume, failures that do not stop the sweep, GPU slots. A fake trainer (same RUN/ contract) keeps the
+scheduler-only tests fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scalinglab.sweep.local import make_slots
+from scalinglab.sweep.store import Store, load_runs_frame
+
+PY = sys.executable
+
+FAKE_TRAINER = r'''"""A stand-in for `scalinglab train` honouring the RUN/ contract (config.toml, checkpoint.pt, metrics.jsonl,
+record.json, exit codes), fast and torch-free, so the scheduler is tested on its own.
+
+FAKE_STEP_S: seconds per step; FAKE_FAIL: comma-separated run ids that crash; FAKE_LOG: append start/end lines here.
+"""
+
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+
+def atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main() -> int:
+    a = sys.argv[1:]
+    run = Path(a[a.index("--resume") + 1] if "--resume" in a else a[a.index("--out") + 1])
+    spec = tomllib.loads((run / "config.toml").read_text())
+    rid, steps = spec["run_id"], spec["steps"]
+    log = os.environ.get("FAKE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"start {rid} {time.time()} {'resume' if '--resume' in a else 'fresh'}\n")
+    if rid in os.environ.get("FAKE_FAIL", "").split(","):
+        print("boom: injected failure", file=sys.stderr)
+        return 1
+    start = 0
+    ck = run / "checkpoint.pt"
+    if "--resume" in a and ck.exists():
+        start = json.loads(ck.read_text())["step"]
+        lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+        atomic(run / "metrics.jsonl", "".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= start))
+    steps = spec["steps"]
+    tps = spec["batch_size"] * spec.get("grad_accum", 1) * spec["shape"]["seq_len"]
+    dt = float(os.environ.get("FAKE_STEP_S", "0.002"))
+    with open(run / "metrics.jsonl", "a") as m:
+        for step in range(start + 1, steps + 1):
+            time.sleep(dt)
+            line = {"step": step, "tokens": step * tps, "flops": step * tps * 6.0, "lr": 1e-3,
+                    "train_loss": 5.0 / (1 + step / 100), "time_s": step * dt}
+            if step % max(1, spec.get("eval_every", 0) or steps) == 0 or step == steps:
+                m.write(json.dumps(line) + "\n")
+                line["val_loss"] = line["train_loss"] + 0.1
+            m.write(json.dumps(line) + "\n")
+            m.flush()
+            if spec.get("checkpoint_every") and step % spec["checkpoint_every"] == 0:
+                atomic(ck, json.dumps({"step": step}))
+    rec = {"spec": spec, "status": "done", "final_val_loss": 5.0 / (1 + steps / 100) + 0.1,
+           "min_val_loss": 5.0 / (1 + steps / 100) + 0.1, "final_train_loss": 5.0 / (1 + steps / 100),
+           "steps_done": steps, "tokens": steps * tps, "flops": steps * tps * 6.0, "wall_time_s": steps * dt,
+           "device": "cuda:" + os.environ["CUDA_VISIBLE_DEVICES"] if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu",
+           "message": ""}
+    atomic(run / "record.json", json.dumps(rec))
+    if log:
+        with open(log, "a") as f:
+            f.write(f"end {rid} {time.time()} done\n")
+    print(json.dumps({"status": "done"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def plan(data: Path, out: Path, budgets: str, shapes: str, *extra: str) -> dict:
+    p = cli("plan", "isoflop", "--data", str(data), "--budgets", budgets, "--shapes", shapes, "--seq-len", "32",
+            "--batch-size", "4", "--min-steps", "20", "--out", str(out), "--json", *extra)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.fixture()
+def fake(tmp_path) -> dict:
+    f = tmp_path / "fake_train.py"
+    f.write_text(FAKE_TRAINER)
+    return {"SCALINGLAB_TRAIN_CMD": f"{PY} {f}", "FAKE_LOG": str(tmp_path / "fake.log"), "FAKE_STEP_S": "0.001"}
+
+
+def fake_log(env: dict) -> list[list[str]]:
+    p = Path(env["FAKE_LOG"])
+    return [ln.split() for ln in p.read_text().splitlines()] if p.exists() else []
+
+
+def check_curve(run_dir: Path, steps: int, tokens_per_step: int) -> None:
+    """An intact curve: steps strictly increasing, none repeated, ending at the planned step with a val loss."""
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    s = [r["step"] for r in rows]
+    assert s == sorted(set(s)), f"{run_dir.name}: repeated or unordered steps {s}"
+    assert s[-1] == steps and "val_loss" in rows[-1]
+    assert all(r["tokens"] == r["step"] * tokens_per_step for r in rows)
+
+
+def test_make_slots():
+    slots = make_slots("0,1", 4, 0)
+    assert [s.name for s in slots][:5] == ["gpu0.0", "gpu0.1", "gpu0.2", "gpu0.3", "gpu1.0"] and len(slots) == 8
+    assert {s.env["CUDA_VISIBLE_DEVICES"] for s in slots} == {"0", "1"}
+    cpu = make_slots(None, 1, 2)
+    assert len(cpu) == 2 and all(s.env["CUDA_VISIBLE_DEVICES"] == "" for s in cpu)
+
+
+@pytest.mark.slow
+def test_cpu_study_killed_and_resumed(tiny_data, tmp_path):
+    """SIGKILL to the sweep's process group mid-study, then `sweep` again: every run done exactly once."""
+    study = tmp_path / "STUDY"
+    planned = {r["id"]: r for r in plan(tiny_data, study, "5e9", "32x2,48x2,64x2")["runs"]}
+    assert len(planned) == 3
+    log = open(tmp_path / "sweep1.log", "w")
+    p = subprocess.Popen([PY, "-m", "scalinglab", "sweep", str(study), "--workers", "2"], stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    st = Store(study)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and p.poll() is None:
+            rows = st.runs()
+            done = [r for r in rows if r["status"] == "done"]
+            # a run in the middle of training: checkpointed, its record not yet final
+            ckpt = [r for r in rows if r["status"] == "running" and (study / r["run_dir"] / "checkpoint.pt").exists()
+                    and '"status": "running"' in (study / r["run_dir"] / "record.json").read_text()]
+            if done and ckpt:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"no run finished while another had a checkpoint: {(tmp_path / 'sweep1.log').read_text()}")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    rows = {r["id"]: r for r in st.runs()}
+    first_done = {k: (study / r["run_dir"] / "record.json").read_text() for k, r in rows.items() if r["status"] == "done"}
+    interrupted = [k for k, r in rows.items() if r["status"] == "running"]
+    never_started = [k for k, r in rows.items() if r["status"] == "pending"]
+    assert first_done and interrupted  # the kill left runs marked running with a dead owner
+
+    p2 = cli("sweep", str(study), "--workers", "2", "--json")
+    assert p2.returncode == 0, p2.stderr
+    status = json.loads(p2.stdout)
+    assert status["counts"] == {"done": 3}
+    by_id = {r["id"]: r for r in status["runs"]}
+    for k, r in by_id.items():
+        run_dir = study / r["run_dir"]
+        rec = json.loads((run_dir / "record.json").read_text())
+        assert rec["status"] == "done" and rec["tokens"] == planned[k]["tokens"] == r["tokens"]
+        assert r["final_val_loss"] == rec["final_val_loss"] and 0 < r["final_val_loss"] < 6
+        check_curve(run_dir, planned[k]["steps"], 4 * 32)
+        if k in first_done:  # finished before the kill: never trained again
+            assert r["attempts"] == 1 and (run_dir / "record.json").read_text() == first_done[k]
+        else:
+            assert r["attempts"] == (1 if k in never_started else 2)
+    resumed = [k for k in interrupted if "--resume" in (study / by_id[k]["run_dir"] / "train.log").read_text()]
+    assert resumed  # at least the run with a checkpoint continued from it
+    df = load_runs_frame(study)
+    assert set(df.run_id) == set(planned) and (df.status == "done").all() and (df.flops > 0).all()
+
+
+def test_failure_does_not_stop_sweep_and_retry(tiny_data, tmp_path, fake):
+    study = tmp_path / "STUDY"
+    plan(tiny_data, study, "1e10,3e10", "32x2,48x2")
+    p = cli("sweep", str(study), "--workers", "2", env={**fake, "FAKE_FAIL": "C1e10_32x2"})
+    assert p.returncode == 1 and "--retry-failed" in p.stderr and "Traceback" not in p.stderr
+    s = json.loads(cli("status", str(study), "--json").stdout)
+    assert s["counts"] == {"done": 3, "failed": 1}
+    failed = next(r for r in s["runs"] if r["status"] == "failed")
+    assert failed["id"] == "C1e10_32x2" and "boom" in failed["message"] and failed["final_val_loss"] is None
+    n_starts = len(fake_log(fake))
+    assert cli("sweep", str(study), "--workers", "2", env=fake).returncode == 1  # failed runs stay failed
+    assert len(fake_log(fake)) == n_starts
+    p = cli("sweep", str(study), "--workers", "2", "--retry-failed", env=fake)
+    assert p.returncode == 0, p.stderr
+    starts = [x[1] for x in fake_log(fake) if x[0] == "start"]
+    assert sorted(starts) == sorted(["C1e10_32x2", "C1e10_48x2", "C3e10_32x2", "C3e10_48x2", "C1e10_32x2"])
+    s = json.loads(cli("status", str(study), "--json").stdout)
+    assert s["counts"] == {"done": 4}
+    assert next(r for r in s["runs"] if r["id"] == "C1e10_32x2")["attempts"] == 2
+    human = cli("status", str(study))
+    assert human.returncode == 0 and "4/4 done" in human.stdout and "C3e10_48x2" in human.stdout
+
+
+def test_gpu_slots_pack_runs_per_gpu(tiny_data, tmp_path, fake):
+    """--gpus 0 --per-gpu 4: four runs share GPU 0 at once (CUDA_VISIBLE_DEVICES=0 for each)."""
+    study = tmp_path / "STUDY"
+    plan(tiny_data, study, "1e10,2e10,3e10", "32x2,48x2")
+    p = cli("sweep", str(study), "--gpus", "0", "--per-gpu", "4", env={**fake, "FAKE_STEP_S": "0.01"})
+    assert p.returncode == 0, p.stderr
+    df = load_runs_frame(study)
+    assert (df.status == "done").all() and len(df) == 6
+    st = Store(study)
+    assert {r["device"] for r in st.runs()} == {"cuda:0"}
+    assert {r["worker"] for r in st.runs()} <= {"gpu0.0", "gpu0.1", "gpu0.2", "gpu0.3"}
+    events = sorted((float(t), +1 if kind == "start" else -1) for kind, _, t, _ in fake_log(fake))
+    live, peak = 0, 0
+    for _, d in events:
+        live += d
+        peak = max(peak, live)
+    assert peak == 4
+
+
+def test_sweep_bad_input(tmp_path):
+    p = cli("sweep", str(tmp_path / "nope"), "--workers", "1")
+    assert p.returncode == 2 and "is not a study" in p.stderr
+    p = cli("status", str(tmp_path), "--json")
+    assert p.returncode == 2 and "is not a study" in p.stderr

@@ -80,13 +80,12 @@ def plan_isoflop_cmd(
 
 
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from scalinglab.plan.isoflop import fmt_budget
-    from scalinglab.sweep.table import human
+    from scalinglab.sweep.table import human, make_console
 
-    con = Console()
+    con = make_console()
     t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
     for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "epochs"):
         t.add_column(col, justify="left" if col == "run" else "right")
@@ -124,10 +123,9 @@ def sweep_cmd(
     train_cmd: Optional[str] = typer.Option(None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
-    from rich.console import Console
-
     from scalinglab.study import load_study_toml
     from scalinglab.sweep.scheduler import sweep
+    from scalinglab.sweep.table import make_console
 
     load_study_toml(study)
     if backend == "local":
@@ -141,7 +139,7 @@ def sweep_cmd(
     else:
         raise UserError(f"unknown --backend {backend!r}: use local or ray")
     try:
-        counts = sweep(study, ex, retry_failed=retry_failed, train_cmd=train_cmd, console=Console(stderr=True))
+        counts = sweep(study, ex, retry_failed=retry_failed, train_cmd=train_cmd, console=make_console(stderr=True))
     finally:
         if hasattr(ex, "close"):
             ex.close()
@@ -176,11 +174,9 @@ def status_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print {counts, runs} as JSON."),
 ) -> None:
     """Print a study's runs once: status, step, losses, ETA of running runs."""
-    from rich.console import Console
-
     from scalinglab.study import load_study_toml
     from scalinglab.sweep.store import Store
-    from scalinglab.sweep.table import status_view
+    from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
     if json_out:
@@ -188,6 +184,6 @@ def status_cmd(
         return
     st = Store(study)
     try:
-        Console().print(status_view(st.runs(), st.counts()))
+        make_console().print(status_view(st.runs(), st.counts()))
     finally:
         st.close()

@@ -88,7 +88,13 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                     _report(console, row["id"], adopted["status"], adopted, "adopted a finished record", st.counts())
                     continue
                 slot = free.pop(0)
-                pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
+                try:
+                    pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
+                except OSError as e:  # cannot even launch (bad train command, disk full): this run fails
+                    free.append(slot)
+                    st.finish(row["id"], "failed", None, None, f"could not start the trainer: {e}")
+                    _report(console, row["id"], "failed", None, f"could not start the trainer: {e}", st.counts())
+                    continue
                 st.set_child(row["id"], pid)
                 inflight[row["id"]] = {**row, "slot": slot, "run_path": run_dir, "t0": time.time()}
                 launched += 1

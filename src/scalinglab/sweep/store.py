@@ -130,7 +130,7 @@ class Store:
     def _orphaned(self, r: sqlite3.Row) -> bool:
         """A 'running' row whose sweep and trainer are both gone (killed, crashed, machine rebooted)."""
         if r["owner_host"] != HOST:
-            return False  # cannot see another machine's processes; see reclaim_stale
+            return False  # another machine's processes cannot be checked from here
         return not pid_alive(r["owner_pid"], r["owner_start"]) and not pid_alive(r["child_pid"], r["child_start"])
 
     def claim(self, worker: str = "", owner_pid: int | None = None) -> dict[str, Any] | None:
@@ -182,12 +182,6 @@ class Store:
     def retry_failed(self) -> int:
         with self.tx() as c:
             return c.execute("UPDATE runs SET status='pending', message='retry' WHERE status='failed'").rowcount
-
-    def reclaim_stale(self, seconds: float) -> int:
-        """'running' rows not updated for `seconds` (owner on another machine that died) -> pending."""
-        with self.tx() as c:
-            return c.execute("UPDATE runs SET status='pending', message='stale owner reclaimed' WHERE status='running'"
-                             " AND updated_at < ?", (time.time() - seconds,)).rowcount
 
 
 def load_runs_frame(study_dir: str | os.PathLike):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from scalinglab.plan.isoflop import fmt_budget
 
 STYLE = {"done": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "dim"}
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A terminal's own width; logs and pipes get wide lines rather than cut-off run names and losses."""
+    con = Console(stderr=stderr)
+    return con if con.is_terminal else Console(stderr=stderr, width=160)
 
 
 def _f(x: Any, fmt: str = "{:.4f}") -> str:
@@ -43,7 +49,7 @@ def summary(counts: dict[str, int]) -> Text:
 def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     t = Table(title=title or None, show_edge=False, header_style="bold")
     for col in ("run", "budget", "N", "status", "step", "train loss", "val loss", "ETA", "device"):
-        t.add_column(col, justify="left" if col in ("run", "status", "device") else "right", no_wrap=col == "run")
+        t.add_column(col, justify="left" if col in ("run", "status", "device") else "right", no_wrap=True)
     for r in rows:
         st = r["status"]
         done = st in ("done", "diverged")

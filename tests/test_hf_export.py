@@ -139,3 +139,26 @@ def test_model_folder_kinds(trained_run, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="neither a run folder"):
         load_lm(tmp_path / "empty", "cpu")
+
+
+def test_gpt2_tokenizer_exports_identically(tmp_path):
+    from scalinglab.data.tokenizers import gpt2
+
+    tok = gpt2()
+    data = tmp_path / "DATA"
+    ids = np.asarray(tok.encode("def f(x):\n    return x + 1\n" * 20), dtype=np.uint16)
+    data.mkdir()
+    ids.tofile(data / "train.bin")
+    ids.tofile(data / "val.bin")
+    tok.to_dir(data / "tokenizer")
+    meta = {"version": 1, "vocab_size": tok.vocab_size, "dtype": "uint16", "tokenizer": dict(tok.config(), dir="tokenizer"),
+            "splits": {s: {"tokens": len(ids), "file": f"{s}.bin"} for s in ("train", "val")}}
+    (data / "meta.json").write_text(json.dumps(meta))
+    run, _ = handmade_run(tmp_path / "RUN", ModelShape(d_model=16, n_layers=1, vocab=50257, seq_len=16), data=data)
+    res = export_hf(run, tmp_path / "HF")
+    assert res["tokenizer"] == "gpt2"
+    hf_tok = require_hf().AutoTokenizer.from_pretrained(str(tmp_path / "HF"), local_files_only=True)
+    text = "Hello world <|endoftext|> ünï  spaces\n\tx"
+    assert hf_tok.encode(text, add_special_tokens=False) == tok.encode(text)
+    assert hf_tok.encode(" Hello", add_special_tokens=False) == [18435]  # GPT-2's published id for " Hello"
+    assert hf_tok.eos_token_id == 50256 == json.loads((tmp_path / "HF" / "config.json").read_text())["eos_token_id"]

@@ -1,4 +1,5 @@
-"""`scalinglab sweep --backend ray` against a Ray head node started on localhost (`ray start --head`)."""
+"""`scalinglab sweep --backend ray` against a Ray head node started on localhost (`ray start --head`), on the
+same 3-run CPU study as test_sweep_resume.py, with the real trainer."""
 
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ def ray_head():
     tmp = tempfile.mkdtemp(prefix="slray", dir="/tmp")
     log = open(Path(tmp) / "head.log", "w")
     p = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-                          "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats"],
+                          "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats",
+                          # Ray's fixed default ports would clash with a second head node on this machine
+                          f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"],
                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.time() + 45
@@ -61,11 +64,11 @@ def ray_head():
 @pytest.mark.slow
 def test_ray_sweep_local_head(tiny_data, tmp_path, ray_head):
     study = tmp_path / "STUDY"
-    planned = {r["id"]: r for r in plan(tiny_data, study, "5e9", "48x2,64x2")["runs"]}
+    planned = {r["id"]: r for r in plan(tiny_data, study, "5e9", "32x2,48x2,64x2")["runs"]}
     p = cli("sweep", str(study), "--backend", "ray", "--address", ray_head, "--json", timeout=120)
     assert p.returncode == 0, p.stderr
     status = json.loads(p.stdout)
-    assert status["counts"] == {"done": 2}
+    assert status["counts"] == {"done": 3}
     for r in status["runs"]:
         rec = json.loads((study / r["run_dir"] / "record.json").read_text())
         assert rec["status"] == "done" and r["attempts"] == 1 and r["final_val_loss"] == rec["final_val_loss"]

@@ -112,7 +112,8 @@ def save_tokenizer(data: Path, out: Path) -> str | None:
         backend = tok.tok
     else:
         return None
-    fast = require_hf().PreTrainedTokenizerFast(tokenizer_object=backend)
+    # split_special_tokens: a literal "<|endoftext|>" in text stays text, as in scalinglab's own encode
+    fast = require_hf().PreTrainedTokenizerFast(tokenizer_object=backend, split_special_tokens=True)
     fast.eos_token = backend.id_to_token(tok.eot_id)
     fast.save_pretrained(out)
     return tok.kind
@@ -157,7 +158,7 @@ def load_hf_model(path: str | Path, device: str = "cpu"):
     except (OSError, ValueError, KeyError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}): give a folder with config.json and weights") from None
-    return model.to(device).eval()
+    return model.float().to(device).eval()  # .float(): older transformers ignore dtype=
 
 
 def load_hf_tokenizer(path: str | Path):

@@ -75,7 +75,9 @@ def finetune_budget(
                   f"{r['initial_val_loss']:.4f}", f"{r['final_val_loss']:.4f}", f"{r['best_val_loss']:.4f} ({r['best_step']})")
     Console().print(t)
     if "isoflop" in res:
-        typer.echo(f"compute-optimal model: {res['isoflop']['optimal_model']} ({res['isoflop']['optimal_params']:,} params)")
+        iso = res["isoflop"]
+        fit = f"; parabola in log N: N_opt = {iso['fit']['params_opt']:.3g}, loss {iso['fit']['loss_opt']:.4f}" if iso["fit"] else ""
+        typer.echo(f"compute-optimal model: {iso['optimal_model']} ({iso['optimal_params']:,} params){fit}")
     typer.echo(f"wrote {', '.join(f.name for f in files)} to {out}")
 
 

@@ -106,6 +106,7 @@ def train(
     eval_batches: Optional[int] = typer.Option(None, "--eval-batches"),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="steps between metric lines (default 10)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: 1 below 1M params, else torch's)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
@@ -134,7 +135,7 @@ def train(
                                   eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
                                   device=device, dtype=dtype, compile=compile,
                                   activation_checkpointing=activation_checkpointing).items() if v is not None}
-    extra_over = {k: v for k, v in dict(log_every=log_every, compile_mode=compile_mode).items() if v is not None}
+    extra_over = {k: v for k, v in dict(log_every=log_every, compile_mode=compile_mode, threads=threads).items() if v is not None}
 
     ckpt_step = 0
     if resume is not None:

@@ -27,20 +27,40 @@ def huber_objective(theta: np.ndarray, lN, lD, lL, delta: float, W=None):
     row of theta (k, 5); W (k, n) are per-row point weights (bootstrap counts). Returns f (k,), grad (k, 5),
     both divided by δ so that values are O(1) for the optimiser's tolerances."""
     a, b, e, al, be = (theta[:, i, None] for i in range(5))
-    t1 = a - al * lN
-    t2 = b - be * lD
-    mx = np.maximum(np.maximum(t1, t2), e)
-    x1, x2, x3 = np.exp(t1 - mx), np.exp(t2 - mx), np.exp(e - mx)
-    s = x1 + x2 + x3
-    r = mx + np.log(s) - lL
-    ar = np.abs(r)
-    f = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta))
-    g = np.clip(r, -delta, delta)
+    x1 = a - al * lN
+    x2 = b - be * lD
+    hi = np.maximum(np.maximum(x1.max(1), x2.max(1)), theta[:, 2])
+    lo = np.maximum(np.maximum(x1.min(1), x2.min(1)), theta[:, 2])
+    # exp without shifting is safe in the usual range; else shift per element (log-sum-exp)
+    sh = np.maximum(np.maximum(x1, x2), e) if (hi.max() > 600 or lo.min() < -600) else np.zeros((1, 1))
+    with np.errstate(all="ignore"):  # rows that blow up come back non-finite and the optimiser backs off
+        x1 -= sh
+        x2 -= sh
+        np.exp(x1, out=x1)
+        np.exp(x2, out=x2)
+        x3 = np.exp(e - sh)
+        s = x1 + x2
+        s += x3
+        r = np.log(s)
+        r += sh
+        r -= lL
+        return _huber_tail(r, s, x1, x2, x3, lN, lD, delta, W)
+
+
+def _huber_tail(r, s, x1, x2, x3, lN, lD, delta, W):
+    g = np.clip(r, -delta, delta)  # Huber'(r); Huber(r) = g (r - g/2) on both branches
+    r -= 0.5 * g
+    r *= g
     if W is not None:
-        f, g = f * W, g * W
-    w1, w2, w3 = g * x1 / s, g * x2 / s, g * x3 / s
-    grad = np.stack([w1.sum(1), w2.sum(1), w3.sum(1), -(w1 * lN).sum(1), -(w2 * lD).sum(1)], axis=1)
-    return f.sum(1) / delta, grad / delta
+        g *= W
+        r *= W
+    g /= s
+    f = r.sum(1)
+    x1 *= g
+    x2 *= g
+    grad = np.stack([x1.sum(1), x2.sum(1), (g * x3).sum(1),
+                     -(x1 @ lN), -(x2 @ lD)], axis=1)
+    return f / delta, grad / delta
 
 
 def _minimise(starts, lN, lD, lL, delta, W=None, chunk: int = 500):

@@ -29,7 +29,7 @@ def build_model(shape: ModelShape) -> "nn.Module":
     try:
         return cls(shape)
     except ValueError as e:
-        raise UserError(f"cannot build {shape.arch} {shape.name}: {e}") from None
+        raise UserError(f"cannot build {shape.arch} {shape.name}: {e}; change --d-model/--heads (heads must divide d_model)") from None
 
 
 def load_run_model(run: str | Path, device: str = "cpu") -> tuple["nn.Module", "RunSpec"]:

@@ -1,0 +1,87 @@
+"""Chinchilla approach 1: the lower envelope of loss-vs-FLOPs curves of many runs; the (N, D) reaching it
+at each compute; OLS power laws N_opt ∝ C^a, D_opt ∝ C^b. Final points only: their Pareto frontier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import UserError
+from scalinglab.laws.approach2 import fit_line
+from scalinglab.laws.base import PowerLawAllocation, register_kind
+
+
+def envelope(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray], n_grid: int = 200):
+    """Per compute on a log grid over the covered range: the lowest interpolated loss over runs
+    whose curve covers that compute, and which run gives it. Returns c_grid, loss_min, run index."""
+    lo = min(c.min() for c in C)
+    hi = max(c.max() for c in C)
+    grid = np.geomspace(lo, hi, n_grid)
+    best = np.full(n_grid, np.inf)
+    who = np.full(n_grid, -1)
+    for i, (c, l) in enumerate(zip(C, L)):
+        order = np.argsort(c)
+        c, l = c[order], l[order]
+        cover = (grid >= c[0]) & (grid <= c[-1])
+        if not cover.any():
+            continue
+        li = np.interp(np.log(grid[cover]), np.log(c), l)
+        better = li < best[cover]
+        idx = np.flatnonzero(cover)[better]
+        best[idx], who[idx] = li[better], i
+    ok = who >= 0
+    return grid[ok], best[ok], who[ok]
+
+
+@register_kind
+class Approach1(PowerLawAllocation):
+    """fit_curves(N, C_list, loss_list) or fit_points(N, D, C, loss) -> self with k_n_, a_, k_d_, b_,
+    frontier_ (rows C, N, D, loss on the envelope)."""
+
+    kind = "approach1"
+
+    def __init__(self, n_grid: int = 200, **kw):
+        super().__init__(**kw)
+        self.n_grid = n_grid
+        self.frontier_: list[dict[str, float]] = []
+        self.notes_: list[str] = []
+
+    def fit_curves(self, N, C: list, L: list) -> "Approach1":
+        N = np.asarray(N, dtype=float)
+        if len(N) < 2:
+            raise UserError(f"approach 1 needs curves of 2 or more model sizes, got {len(N)}: add runs")
+        c, l, who = envelope(N, [np.asarray(x, float) for x in C], [np.asarray(x, float) for x in L], self.n_grid)
+        n = N[who]
+        return self._fit(c, n, c / (6.0 * n), l, "envelope of loss-vs-FLOPs curves; D = C/(6N) along it")
+
+    def fit_points(self, N, D, C, loss) -> "Approach1":
+        """Without curves: the runs on the Pareto frontier (lower loss than every run of smaller C)."""
+        N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
+        order = np.lexsort((L, C))
+        front, best = [], np.inf
+        for i in order:
+            if L[i] < best:
+                front.append(i)
+                best = L[i]
+        f = np.array(front)
+        return self._fit(C[f], N[f], D[f], L[f], "no curves: Pareto frontier of final (C, loss) points")
+
+    def _fit(self, c, n, d, l, note) -> "Approach1":
+        self.notes_.append(note)
+        self.frontier_ = [{"C": float(a), "N": float(b), "D": float(x), "loss": float(y)} for a, b, x, y in zip(c, n, d, l)]
+        if len(np.unique(n)) < 2:
+            raise UserError(f"the loss envelope uses {len(np.unique(n))} model size(s): approach 1 needs runs of "
+                            "several sizes whose curves cross (more sizes, or longer runs)")
+        lc = np.log10(c)
+        self.a_, kn = fit_line(lc, np.log10(n))
+        self.b_, kd = fit_line(lc, np.log10(d))
+        self.k_n_, self.k_d_ = 10**kn, 10**kd
+        self.n_sizes_ = int(len(np.unique(n)))
+        return self
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"frontier": self.frontier_, "notes": self.notes_}
+
+    def _load_extra(self, d: dict[str, Any]) -> None:
+        self.frontier_, self.notes_ = d.get("frontier", []), d.get("notes", [])

@@ -162,3 +162,11 @@ def test_gpt2_tokenizer_exports_identically(tmp_path):
     assert hf_tok.encode(text, add_special_tokens=False) == tok.encode(text)
     assert hf_tok.encode(" Hello", add_special_tokens=False) == [18435]  # GPT-2's published id for " Hello"
     assert hf_tok.eos_token_id == 50256 == json.loads((tmp_path / "HF" / "config.json").read_text())["eos_token_id"]
+
+
+def test_missing_transformers_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    with pytest.raises(UserError, match=r"pip install 'scalinglab\[hf\]'"):
+        require_hf()

@@ -63,6 +63,16 @@ def _fit_all(source: str, approaches: list[str], cols: dict, opts: dict, progres
                                 c_col=cols["c_col"], loss_col=cols["loss_col"], budget_col=cols["budget_col"])
         if note:
             pts.notes.append(note)
+    if pts is not None and opts["max_loss"] is not None and "3" in approaches:
+        keep = pts.loss <= opts["max_loss"]
+        n_drop = int((~keep).sum())
+        if n_drop and keep.sum():
+            pts3 = pts.subset(keep)
+            pts3.notes.append(f"dropped {n_drop} runs with loss > {opts['max_loss']:g} (not converged)")
+        else:
+            pts3 = pts
+    else:
+        pts3 = pts
     laws: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for ap in approaches:
@@ -78,9 +88,10 @@ def _fit_all(source: str, approaches: list[str], cols: dict, opts: dict, progres
             else:
                 law = Approach3(delta=opts["delta"], drop_highest=opts["drop_highest"], bootstrap=opts["bootstrap"],
                                 seed=opts["seed"], n_jobs=opts["jobs"], ci=opts["ci"])
-                law.fit(pts.N, pts.D, pts.loss, progress=progress)
+                law.fit(pts3.N, pts3.D, pts3.loss, progress=progress)
+                law.allocate(1e20)  # a law without an optimum is reported as skipped, not printed
             if pts is not None and ap != "1":
-                law.notes_ = pts.notes + law.notes_
+                law.notes_ = (pts3 if ap == "3" else pts).notes + law.notes_
             laws[ap] = law
         except UserError as e:
             if len(approaches) == 1:
@@ -187,7 +198,7 @@ def fit(
     loss_col: Optional[str] = typer.Option(None, "--loss-col", help="Column of final losses."),
     budget_col: Optional[str] = typer.Option(None, "--budget-col", help="Column of planned budgets (approach 2 groups)."),
     run_col: Optional[str] = typer.Option(None, "--run-col", help="Run id column of a per-step curves CSV (approach 1)."),
-    max_loss: Optional[float] = typer.Option(None, "--max-loss", help="Approach 2: drop runs above this loss (not converged)."),
+    max_loss: Optional[float] = typer.Option(None, "--max-loss", help="Drop runs above this loss (not converged; approaches 2, 3)."),
     robust: str = typer.Option("ransac", "--robust", help="Approach 2 parabola fit: ransac, huber or lsq."),
     budget_tol: float = typer.Option(0.05, "--budget-tol", help="Approach 2: budgets within this relative gap are one."),
     drop_highest: int = typer.Option(0, "--drop-highest", help="Approach 3: drop the K highest losses first (Epoch: 5)."),

@@ -51,9 +51,10 @@ def _report(console: Any, rid: str, status: str, rec: dict | None, msg: str, cou
 
 
 def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = False, train_cmd: str | None = None,
-          console: Any = None, live: bool = True, poll_s: float = 0.5, max_runs: int = 0) -> dict[str, int]:
+          console: Any = None, live: bool = True, poll_s: float = 0.5) -> dict[str, int]:
     """Run every pending run of the study; returns the final status counts. A failing run never stops
     the sweep; SIGINT/SIGTERM hands in-flight runs back (they resume from their checkpoints next time)."""
+    from rich.console import Console
     from rich.live import Live
 
     from scalinglab.sweep.table import live_view, summary
@@ -64,11 +65,8 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
         st.retry_failed()
     free = list(executor.slots)
     inflight: dict[str, dict[str, Any]] = {}
-    launched = 0
     main = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _on_term) if main else None
-    from rich.console import Console
-
     console = console or Console(stderr=True)
     # The live table needs a terminal; in logs each finished run is one line instead.
     view = Live(console=console, auto_refresh=False, transient=False) if live and console.is_terminal else None
@@ -77,7 +75,7 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
         if view:
             view.start()
         while True:
-            while free and not (max_runs and launched >= max_runs):
+            while free:
                 row = st.claim(worker=free[0].name)
                 if row is None:
                     break
@@ -96,8 +94,7 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                     _report(console, row["id"], "failed", None, f"could not start the trainer: {e}", st.counts())
                     continue
                 st.set_child(row["id"], pid)
-                inflight[row["id"]] = {**row, "slot": slot, "run_path": run_dir, "t0": time.time()}
-                launched += 1
+                inflight[row["id"]] = {**row, "slot": slot, "run_path": run_dir}
             if not inflight:
                 break
             for rid, rc in executor.poll():

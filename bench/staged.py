@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--ops", default="width,depth")
     ap.add_argument("--grow-frac", type=float, default=0.4, help="share of the steps trained at the small size")
     ap.add_argument("--restart-warmup", type=int, default=None)
-    ap.add_argument("--symmetry-noise", type=float, default=0.01, help="width growth: see `scalinglab grow --help`")
+    ap.add_argument("--symmetry-noise", type=float, default=0.3, help="width growth: see `scalinglab grow --help`")
     ap.add_argument("--lr", type=float, default=0.0, help="0: Kaplan heuristic of each model size (seeds/004)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()

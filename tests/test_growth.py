@@ -51,7 +51,7 @@ def test_width_doubles_every_part_and_keeps_tied_head():
     assert g.transformer.wte.weight.shape == (V, 2 * D)
     assert g.transformer.wpe.weight.shape == (T, 2 * D)
     assert g.transformer.h[0].attn.c_attn.weight.shape == (6 * D, 2 * D)
-    assert g.transformer.h[0].mlp.c_fc.weight.shape == (8 * 4 * D // 4, 2 * D)
+    assert g.transformer.h[0].mlp.c_fc.weight.shape == (8 * D, 2 * D)
 
 
 def _grads(model, x, y):

@@ -77,7 +77,7 @@ def test_cli_plan_staged_json_and_law_json(tmp_path, capsys):
           "--tokens-per-step", "524288", "--json"])
     p = json.loads(capsys.readouterr().out)
     assert p["small_shape"] == "384x12" and p["target_shape"] == "768x12"
-    assert p["restart_step"] < p["grow_step"] < p["total_steps_direct"]
+    assert p["rejoin_step"] < p["grow_step"] < p["total_steps_direct"]
     assert p["budget_flops"] == pytest.approx(6 * BASE.params() * 2.5e9)
     with pytest.raises(SystemExit) as e:
         main(["plan", "staged", "--shape", "768x12", "--budget", "1e19", "--tokens", "1e9"])

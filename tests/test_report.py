@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scalinglab.cli import main
@@ -161,3 +162,46 @@ def test_study_report_with_predictions(tmp_path):
     assert ["1.00e+18", "chinchilla-approach-1", "8.77e+07", "1.90e+09"] in [r[:4] for r in preds]
     assert any(r[1] not in ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3",
                             "epoch-approach-3", "kaplan") for r in preds)  # and the study's own laws
+
+
+def three_point_budgets():
+    """Exact parabolas in log10 N: C=1e15 has its minimum at N=1e7 (sampled 1e6..1e8), C=1e16 at 10^8.5
+    (off the sampled range), C=1e17 has 2 runs only. So approach 2's line is log N_opt = 7 + 1.5 (log C - 15)."""
+    import pandas as pd
+
+    rows = []
+    for c, xs, f in [(1e15, (6, 7, 8), lambda x: 2 + 0.1 * (x - 7) ** 2), (1e16, (6, 7, 8), lambda x: 1.5 + 0.1 * (x - 8.5) ** 2),
+                     (1e17, (7, 8), lambda x: 1.2 + 0.1 * (x - 8) ** 2)]:
+        rows += [{"n": 10.0**x, "d": c / (6 * 10.0**x), "c": c, "loss": f(x)} for x in xs]
+    return pd.DataFrame(rows)
+
+
+def test_isoflop_minima_warnings_and_outliers_drawn_from_the_approach2_fitter():
+    from scalinglab.report.fits import fit_all
+
+    fit = fit_all(three_point_budgets(), approaches="2")
+    assert fit.allocation.a_ == pytest.approx(1.5, abs=1e-9)
+    assert [p.n_opt for p in fit.parabolas] == pytest.approx([1e7, 10**8.5], rel=1e-9)
+    assert [p.loss_opt for p in fit.parabolas] == pytest.approx([2.0, 1.5], abs=1e-9)
+    warn = " | ".join(fit.warnings)
+    assert "1e+16: the N minimum 3.16e+08 lies outside the sampled range" in warn
+    assert "1e+17: only 2 usable runs, need 3" in warn
+    assert fit.band is None and "only 2 budgets" in warn  # a line through 2 points has no band
+
+
+def test_minchilla_inliers_and_seeded_bootstrap_band():
+    """ANCHORS: with loss > 2 dropped, RANSAC leaves out d640 at 6 and 10 PF: 32 - 2 inliers of 61 runs."""
+    import pandas as pd
+
+    from scalinglab.report.fits import fit_all
+
+    raw = pd.read_csv(MINCHILLA)
+    df = pd.DataFrame({"n": raw.params, "d": raw.tokens, "c": raw.budget_flops, "loss": raw.final_loss})
+    fit = fit_all(df, max_loss=2, approaches="2")
+    assert int(fit.inlier.sum()) == 30 and not fit.inlier[(raw.final_loss > 2).to_numpy()].any()
+    assert sorted(raw.params[~fit.inlier & (raw.final_loss <= 2).to_numpy()].tolist()) == [49458094, 49458094]
+    grid, n_lo, n_hi, d_lo, d_hi = fit.band
+    n_fit, d_fit = fit.allocation.allocate(grid)
+    assert np.all((n_lo < n_fit) & (n_fit < n_hi) & (d_lo < d_fit) & (d_fit < d_hi))
+    again = fit_all(df, max_loss=2, approaches="2")
+    assert np.array_equal(again.band[1], n_lo)  # seeded

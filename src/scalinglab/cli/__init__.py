@@ -36,7 +36,8 @@ for _m in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False hands back typer.Exit(n)'s code instead of exiting with it
+        rc = app(args=argv, standalone_mode=False)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
@@ -57,3 +58,5 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write("aborted\n")
             sys.exit(1)
         raise
+    if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+        sys.exit(rc)

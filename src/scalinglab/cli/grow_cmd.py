@@ -36,6 +36,8 @@ def grow(
     typer.echo(f"grew {res['from_shape']} -> {res['to_shape']} ({res['params_before']:,} -> {res['params_after']:,} params) "
                f"at step {res['step']}; optimizer state {'mapped' if res['optimizer_state'] else 'fresh'}")
     typer.echo(f"wrote {out}; continue with: scalinglab train --resume {out} --restart-warmup-steps K")
+    if width > 1 and noise == 0:  # no dropout in our GPT: exact copies get equal updates and never diverge
+        typer.echo("note: the copied units stay equal in training; pass --symmetry-noise 0.3 to let them diverge")
 
 
 @plan_app.command("staged")
@@ -95,7 +97,7 @@ def staged(
         ("Kaplan LR small / target", f"{p.lr_small:.6f} / {p.lr_target:.6f}"),
     ]
     if p.grow_step is not None:
-        rows += [("grow at step (small)", str(p.grow_step)), ("--restart-steps (target schedule)", str(p.restart_step)),
+        rows += [("grow at step (small)", str(p.grow_step)), ("rejoin step of the target schedule (equal loss)", str(p.rejoin_step)),
                  ("target steps (direct) / after growth", f"{p.total_steps_direct} / {p.steps_after_growth}")]
     for r in rows:
         t.add_row(*r)

@@ -34,7 +34,8 @@ def report_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print what was written, the summary and warnings as JSON."),
 ) -> None:
     """Plots and tables of a scaling-law study in one HTML page: IsoFLOP curves, N_opt/D_opt vs C against
-    published laws, loss vs compute, approach 3 contours and residuals, predictions at --at budgets."""
+    published laws, approach 1 envelope, loss vs compute, approach 3 contours and residuals, predictions at
+    --at budgets."""
     if inline not in ("png", "svg"):
         raise UserError(f"bad --inline {inline!r}: use png or svg")
     if (source is None) == (curves is None):
@@ -49,8 +50,18 @@ def report_cmd(
     else:
         from scalinglab.report.study import runs_report
 
-        rep = runs_report(source, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col, max_loss=max_loss,
-                          at=budgets, data_tokens=data_tokens)
+        import sys
+
+        from scalinglab.cli.fit_cmd import _progress_cb
+
+        prog, cb = _progress_cb(sys.stderr.isatty())  # approach 3's grid search takes seconds: show it
+        kw = dict(n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col, max_loss=max_loss, at=budgets,
+                  data_tokens=data_tokens, progress=cb)
+        if prog:
+            with prog:
+                rep = runs_report(source, **kw)
+        else:
+            rep = runs_report(source, **kw)
     rep.write(out, figures_dir=figures, inline=inline)
     figs = [f.name for f in rep.figures()]
     if json_out:

@@ -64,7 +64,7 @@ class StagedPlan:
     seed_threshold: float
     seed_constant: float
     grow_step: int | None = None
-    restart_step: int | None = None
+    rejoin_step: int | None = None
     total_steps_direct: int | None = None
     steps_after_growth: int | None = None
 
@@ -180,7 +180,7 @@ def plan_staged(law, target: ModelShape, budget_flops: float, op: str = "width",
     )
     if tokens_per_step:
         plan.grow_step = round(plan.grow_tokens / tokens_per_step)
-        plan.restart_step = round(plan.effective_tokens / tokens_per_step)
+        plan.rejoin_step = round(plan.effective_tokens / tokens_per_step)
         plan.total_steps_direct = round(budget_flops / (6 * n_l) / tokens_per_step)
-        plan.steps_after_growth = max(plan.total_steps_direct - plan.restart_step, 0)
+        plan.steps_after_growth = max(plan.total_steps_direct - plan.rejoin_step, 0)
     return plan

@@ -65,7 +65,8 @@ def fit_line(x: np.ndarray, y: np.ndarray):
 @register_kind
 class Approach2(PowerLawAllocation):
     """fit(N, D, C_budget, loss) -> self with k_n_, a_, k_d_, b_, per_budget_ (one dict per budget)
-    and warnings_ (budgets with < 3 points, vertex outside the sampled range, no minimum)."""
+    and warnings_ (budgets with < 3 points, vertex outside the sampled range, no minimum); inlier_ (per input
+    row: False where --max-loss or the N parabola's outlier fit dropped it; not stored in law.json)."""
 
     kind = "approach2"
 
@@ -78,6 +79,7 @@ class Approach2(PowerLawAllocation):
         self.per_budget_: list[dict[str, Any]] = []
         self.warnings_: list[str] = []
         self.notes_: list[str] = []
+        self.inlier_: np.ndarray | None = None
 
     def fit(self, N, D, C, loss) -> "Approach2":
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
@@ -87,6 +89,7 @@ class Approach2(PowerLawAllocation):
             self.notes_.append(f"dropped {int((~keep).sum())} runs with loss > {self.max_loss:g} (not converged)")
         gid = group_budgets(C, self.budget_tol)
         self.per_budget_, self.warnings_ = [], []
+        self.inlier_ = keep.copy()
         for g in np.unique(gid):
             m = (gid == g) & keep
             cg = C[gid == g]
@@ -103,6 +106,10 @@ class Approach2(PowerLawAllocation):
                 (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed)
                 row[f"method_{var}"] = how
                 row[f"outliers_{var}"] = int((~inl).sum())
+                if var == "n":  # what a plot of this budget's IsoFLOP curve needs
+                    row["coef_n"] = [float(c2), float(c1), float(c0)]
+                    row["range_n"] = [float(n[0]), float(n[-1])]
+                    self.inlier_[np.flatnonzero(m)[order][~np.asarray(inl, bool)]] = False
                 if not c2 > 0:
                     self._warn(f"budget {budget:.3g}: loss vs log {var.upper()} has no minimum (curvature {c2:.3g}); skipped")
                     row["skipped"] = f"no minimum in {var.upper()}"
@@ -121,6 +128,9 @@ class Approach2(PowerLawAllocation):
         c = np.log10([r["C"] for r in ok])
         self.a_, ln = fit_line(c, np.log10([r["n_opt"] for r in ok]))
         self.b_, ld = fit_line(c, np.log10([r["d_opt"] for r in ok]))
+        if max(abs(ln), abs(ld)) > 300:  # vertices wildly off the grid: 10**x would overflow
+            raise UserError("approach 2: the fitted N_opt/D_opt line is degenerate (minima far outside the sampled "
+                            "sizes); widen the shapes or add budgets")
         self.k_n_, self.k_d_ = 10**ln, 10**ld
         self.n_budgets_ = len(ok)
         return self

@@ -42,69 +42,145 @@ def _colors(n: int) -> list[str]:
     return [matplotlib.colors.to_hex(cmap(i / max(1, n - 1))) for i in range(n)]
 
 
-def isoflop_figure(N, C, loss, used, parabolas: Sequence[Parabola], title: str = "IsoFLOP curves"):
-    """Loss vs N per budget: used runs filled, dropped runs hollow, fitted parabola, minimum marked."""
-    N, C, loss, used = (np.asarray(a) for a in (N, C, loss, used))
-    used = used.astype(bool)
-    budgets = np.unique(C)
+def sci(x: float, digits: int = 2) -> str:
+    """1e+15 -> $10^{15}$, 3e+15 -> $3{\times}10^{15}$ (mathtext) for legends."""
+    m, e = f"{x:.{digits - 1}e}".split("e")
+    m = m.rstrip("0").rstrip(".")
+    return f"$10^{{{int(e)}}}$" if m == "1" else f"${m}{{\\times}}10^{{{int(e)}}}$"
+
+
+def short_log_ticks(ax) -> None:
+    """A log x axis spanning about a decade: labels at 1, 2, 5 x 10^k only (matplotlib's default labels
+    every minor tick there, and they overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: sci(x, 1)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: str = "IsoFLOP curves"):
+    """Loss vs N per budget: used runs filled, dropped runs hollow (those above the plotted loss range as
+    hollow triangles on the top edge), fitted parabola in log N, minimum marked with a star."""
+    N, budget, loss, used = (np.asarray(a) for a in (N, budget, loss, used))
+    N, budget, loss, used = N.astype(float), budget.astype(float), loss.astype(float), used.astype(bool)
+    budgets = np.unique(budget)
     colors = dict(zip(budgets, _colors(len(budgets))))
-    fig = new_figure(7.0, 4.6)
+    fig = new_figure(7.6, 4.6)
     ax = fig.add_subplot()
+    lo, hi = (float(loss[used].min()), float(loss[used].max())) if used.any() else (float(loss.min()), float(loss.max()))
+    stars = [p.loss_opt for p in parabolas if np.isfinite(p.loss_opt)]
+    lo = min([lo, *stars])
+    pad = 0.06 * (hi - lo or 1.0)
+    y0, y1 = lo - pad, hi + 2 * pad
+    above = loss > y1
     for b in budgets:
-        m = C == b
+        m = budget == b
         col = colors[b]
-        ax.scatter(N[m & used], loss[m & used], color=col, s=22, zorder=3, label=f"C = {b:.2g}")
-        ax.scatter(N[m & ~used], loss[m & ~used], facecolors="none", edgecolors=col, s=26, zorder=3)
+        ax.scatter(N[m & used], loss[m & used], color=col, s=24, zorder=3, label=f"C = {sci(b)}")
+        ax.scatter(N[m & ~used & ~above], loss[m & ~used & ~above], facecolors="none", edgecolors=col, s=30,
+                   lw=1.1, zorder=3)
+        ax.scatter(N[m & above], np.full(int((m & above).sum()), y1), marker="^", facecolors="none", edgecolors=col,
+                   s=30, lw=1.0, zorder=3, clip_on=False)
     for p in parabolas:
         col = colors.get(p.budget, "black")
-        lo, hi = np.log10(p.n_range[0]) - 0.05, np.log10(p.n_range[1]) + 0.05
-        xs = np.linspace(lo, hi, 100)
-        ax.plot(10**xs, np.polyval(p.coef, xs), color=col, lw=1.2)
+        x0, x1 = np.log10(p.n_range[0]) - 0.05, np.log10(p.n_range[1]) + 0.05
+        xs = np.linspace(x0, x1, 100)
+        ax.plot(10**xs, np.polyval(p.coef, xs), color=col, lw=1.3)
+        xv = np.log10(p.n_opt) if p.n_opt > 0 else np.nan
+        for a, b in ((xv, x0), (x1, xv)):  # a vertex off the sampled range: the extrapolated arc dashed
+            if a < b:
+                xe = np.linspace(a, b, 50)
+                ax.plot(10**xe, np.polyval(p.coef, xe), color=col, lw=1.0, ls="--")
         if np.isfinite(p.n_opt) and p.n_opt > 0:
-            ax.plot([p.n_opt], [p.loss_opt], marker="*", ms=11, color=col, mec="black", mew=0.6, zorder=4)
-    if (~used).any():
-        ax.scatter([], [], facecolors="none", edgecolors="gray", s=26, label="dropped")
-    ax.scatter([], [], marker="*", s=90, color="white", edgecolors="black", label="minimum")
+            ax.plot([p.n_opt], [p.loss_opt], marker="*", ms=13, color=col, mec="black", mew=0.7, zorder=5)
+    if (~used & ~above).any():
+        ax.scatter([], [], facecolors="none", edgecolors="gray", s=30, label="left out: parabola outlier")
+    if above.any():
+        ax.scatter([], [], marker="^", facecolors="none", edgecolors="gray", s=30,
+                   label=f"left out: loss > {y1:.2f} ({int(above.sum())} runs)")
+    ax.plot([], [], marker="*", ms=11, ls="none", color="white", mec="black", label="parabola minimum")
     log_axes(ax, y=False)
+    ax.set_ylim(y0, y1)
     ax.set_xlabel("parameters N")
     ax.set_ylabel("final loss")
-    ax.set_title(title)
-    if used.any():  # keep the y range on the runs that count, not on diverged ones
-        lo, hi = float(loss[used].min()), float(loss[used].max())
-        pad = 0.08 * (hi - lo or 1.0)
-        ax.set_ylim(lo - pad, hi + 3 * pad)
-    ax.legend(fontsize=7, ncols=2, loc="upper right")
+    ax.set_title(title, pad=10)  # room for the off-scale triangles on the top edge
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig
 
 
-def allocation_figure(
-    C, N_opt, D_opt, fitted=None, band=None, published: dict[str, Any] | None = None, at: Sequence[float] = (),
-    c_range: tuple[float, float] | None = None, fitted_label: str = "fit",
-):
-    """N_opt and D_opt vs C, log-log: study points, fitted law with its bootstrap band, published laws.
+FITTED_COLORS = {"approach 2": PALETTE[0], "approach 1": PALETTE[2], "approach 3": PALETTE[4]}
+PUBLISHED_COLORS = (PALETTE[1], PALETTE[3], PALETTE[5], PALETTE[6], PALETTE[7])
 
-    band: (C_grid, n_lo, n_hi, d_lo, d_hi) or None. published: {name: law with allocate(C)}."""
+
+def allocation_figure(
+    C, N_opt, D_opt, fitted: dict[str, Any] | None = None, band=None, published: dict[str, Any] | None = None,
+    at: Sequence[float] = (), c_range: tuple[float, float] | None = None, band_label: str = "bootstrap 95% band",
+    envelope: Sequence[dict] = (),
+):
+    """N_opt and D_opt vs C, log-log: IsoFLOP minima, fitted laws (the first with its bootstrap band), approach 1's
+    envelope points, published laws dashed, --at budgets dotted. band: (C_grid, n_lo, n_hi, d_lo, d_hi) or None."""
     C, N_opt, D_opt = (np.asarray(a, dtype=float) for a in (C, N_opt, D_opt))
-    cs = [*C[np.isfinite(C)], *at]
+    cs = [*C[np.isfinite(C)], *at, *(r["C"] for r in envelope)]
     lo, hi = c_range or (min(cs) / 3, max(cs) * 3)
     grid = np.logspace(np.log10(lo), np.log10(hi), 80)
-    fig = new_figure(10.0, 4.4)
+    fig = new_figure(10.0, 5.4)
     axes = fig.subplots(1, 2)
     for k, (ax, y, what) in enumerate(zip(axes, (N_opt, D_opt), ("N_opt (parameters)", "D_opt (tokens)"))):
         if band is not None:
             ax.fill_between(band[0], band[1 + 2 * k], band[2 + 2 * k], color=PALETTE[0], alpha=0.18, lw=0,
-                            label="bootstrap 95% band")
-        if fitted is not None:
-            ax.plot(grid, fitted.allocate(grid)[k], color=PALETTE[0], lw=1.8, label=fitted_label)
-        ax.scatter(C, y, color="black", s=24, zorder=4, label="study minima")
+                            label=band_label)
+        for name, law in (fitted or {}).items():
+            col = next((c for key, c in FITTED_COLORS.items() if key in name), "black")
+            ax.plot(grid, law.allocate(grid)[k], color=col, lw=1.8, label=name)
+        if envelope:
+            ec = np.array([r["C"] for r in envelope])
+            ev = np.array([r["N" if k == 0 else "D"] for r in envelope])
+            ax.plot(ec, ev, color=FITTED_COLORS["approach 1"], lw=0, marker=".", ms=3, label="approach 1: envelope")
+        if len(C):
+            ax.scatter(C, y, color="black", s=26, zorder=4, label="IsoFLOP minima (approach 2)")
         for j, (name, law) in enumerate((published or {}).items()):
-            ax.plot(grid, law.allocate(grid)[k], ls="--", lw=1.1, color=PALETTE[(j + 1) % len(PALETTE)], label=name)
-        for c in at:
-            ax.axvline(c, ls=":", lw=0.8, color="gray")
+            ax.plot(grid, law.allocate(grid)[k], ls="--", lw=1.1, color=PUBLISHED_COLORS[j % len(PUBLISHED_COLORS)],
+                    label=f"{name} (published)")
+        for i, c in enumerate(at):
+            ax.axvline(c, ls=":", lw=0.9, color="gray", label="--at budgets" if i == 0 else None)
         log_axes(ax)
+        ax.set_xlim(lo, hi)
         ax.set_xlabel("compute C (FLOPs)")
         ax.set_ylabel(what)
-    axes[0].legend(fontsize=7)
+        ax.set_title(f"compute-optimal {what.split()[0]}", fontsize=10)
+    h, lab = axes[0].get_legend_handles_labels()
+    fig.legend(h, lab, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return fig
+
+
+def envelope_figure(curves, frontier: Sequence[dict], title: str = "Approach 1: lower envelope of the loss curves"):
+    """Every run's loss vs FLOPs coloured by its N (log colour scale), the envelope (lowest loss at each
+    compute, approach 1) in black."""
+    import matplotlib
+
+    Ns = np.asarray(curves.N, float)
+    norm = matplotlib.colors.LogNorm(Ns.min(), Ns.max() if Ns.max() > Ns.min() else Ns.min() * 1.01)
+    cmap = matplotlib.colormaps["viridis"]
+    fig = new_figure(7.6, 4.6)
+    ax = fig.add_subplot()
+    for n, c, l in zip(Ns, curves.C, curves.loss):
+        ax.plot(c, l, color=cmap(norm(n)), lw=0.9, alpha=0.85)
+    ec = np.array([r["C"] for r in frontier])
+    el = np.array([r["loss"] for r in frontier])
+    ax.plot(ec, el, color="black", lw=4.0, alpha=0.3, zorder=1, label="lower envelope (approach 1)")
+    ax.set_xscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+    allv = np.concatenate([np.asarray(l, float) for l in curves.loss])
+    top = float(np.percentile(allv, 90))
+    bottom = float(el.min()) if len(el) else float(allv.min())
+    ax.set_ylim(bottom - 0.05 * (top - bottom or 1.0), top)
+    sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, label="parameters N")
+    ax.set_xlabel("training FLOPs")
+    ax.set_ylabel("validation loss")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper right")
     return fig
 
 
@@ -135,9 +211,10 @@ def loss_compute_figure(
             ax.set_xlabel(f"FLOPs / {budget_label}")
         else:
             ax.set_xscale("log")
+            short_log_ticks(ax)
             ax.set_xlabel("training FLOPs")
             if b is not None:
-                ax.set_title(f"C = {b:.2g}", fontsize=10)
+                ax.set_title(f"C = {sci(b)}", fontsize=10)
         ax.set_ylabel("validation loss")
         if xlim:
             ax.set_xlim(*xlim)
@@ -195,7 +272,7 @@ def residuals_figure(N, C, loss, predicted, used=None, title: str = "Approach 3:
     ax = fig.add_subplot()
     for b in budgets:
         m = C == b
-        ax.scatter(N[m & used], r[m & used], color=colors[b], s=20, label=f"C = {b:.2g}")
+        ax.scatter(N[m & used], r[m & used], color=colors[b], s=20, label=f"C = {sci(b)}")
         ax.scatter(N[m & ~used], r[m & ~used], facecolors="none", edgecolors=colors[b], s=22)
     ax.axhline(0, color="black", lw=0.8)
     log_axes(ax, y=False)

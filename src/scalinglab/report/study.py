@@ -12,7 +12,8 @@ from scalinglab.errors import UserError
 from scalinglab.report import fits as F
 from scalinglab.report.figures import render
 from scalinglab.report.html import Report, Section, Table, fmt
-from scalinglab.report.plots import allocation_figure, contour_figure, isoflop_figure, loss_compute_figure, residuals_figure
+from scalinglab.report.plots import (allocation_figure, contour_figure, envelope_figure, isoflop_figure,
+                                     loss_compute_figure, residuals_figure)
 from scalinglab.report.runs import diverged_mask, run_curves, study_epochs, study_frame
 
 PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
@@ -34,7 +35,7 @@ def load_frame(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=
 
 
 def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_loss=None,
-                at: Sequence[float] = (), data_tokens: float | None = None) -> Report:
+                at: Sequence[float] = (), data_tokens: float | None = None, progress=None) -> Report:
     df, desc, is_study = load_frame(source, n_col, d_col, c_col, loss_col)
     rep = Report(title=f"Scaling-law report: {Path(source).name}", source=desc)
     w = rep.warnings
@@ -64,7 +65,15 @@ def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_l
         raise UserError(f"only {int(usable.sum())} finished runs with a finite loss in {source}: a report needs at "
                         "least 3 (finish the sweep or loosen --max-loss)")
 
-    fit = F.fit_all(df[df.used], at)
+    curves = None
+    if is_study:  # approach 1 needs loss curves: RUN/metrics.jsonl of the runs that count
+        from scalinglab.laws.data import curves_from_study
+
+        curves = curves_from_study(df[usable].rename(columns={"n": "params"}), desc)
+    fit = F.fit_all(df[done], at, max_loss=max_loss, curves=curves, progress=progress)
+    a2 = np.zeros(len(df), bool)
+    a2[np.flatnonzero(done)] = fit.inlier
+    df = df.assign(a2=a2 & usable, done=done)
     w += fit.warnings
     rep.summary.append(("runs", f"{len(df)} ({int(usable.sum())} fitted, {len(np.unique(df.c))} budgets)"))
     rep.summary += fit.summary
@@ -83,30 +92,38 @@ def _sections(df, fit: "F.Fits", at: Sequence[float]) -> list[Section]:
     out = []
     used_all = df["used"].to_numpy(bool)
     if fit.parabolas:
-        used = used_all.copy()
-        used[np.flatnonzero(used_all)] = fit.inlier  # RANSAC/outlier drops shown hollow too
-        fig = isoflop_figure(df.n, df.c, df.loss, used, fit.parabolas)
-        rows = [{"budget C": fmt(p.budget), "N_opt": fmt(p.n_opt), "D_opt = C/6N": fmt(p.budget / (6 * p.n_opt)),
-                 "loss at N_opt": f"{p.loss_opt:.4f}", "runs": int(n_runs), "grid N": f"{fmt(float(p.n_range[0]))}–{fmt(float(p.n_range[1]))}"}
-                for p, n_runs in zip(fit.parabolas, fit.runs_per_budget)]
+        done = df[df.done]  # the rows approach 2 was given, in order
+        fig = isoflop_figure(done.n, fit.row_budget, done.loss, fit.inlier, fit.parabolas)
         out.append(Section("IsoFLOP curves (approach 2)",
-                           "Final loss against N for each budget with the fitted parabola in log N; stars mark the "
-                           "minima, hollow points are runs left out (diverged, over --max-loss, or RANSAC outliers).",
-                           [Table.from_records(rows, "Minimum of each IsoFLOP parabola")],
+                           "Final loss against N for each budget with the parabola fitted in log10 N (RANSAC); stars "
+                           "mark the minima. Hollow points are runs left out: over --max-loss (triangles on the top "
+                           "edge when off the scale) or outliers of the parabola fit. D_opt comes from the same fit "
+                           "in log10 D.",
+                           [Table.from_records([_budget_row(r) for r in fit.budget_rows],
+                                               "Minimum of each IsoFLOP parabola", left=("note",))],
                            [render(fig, "isoflop", "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
-    alloc, label = fit.allocation, fit.allocation_label
-    if alloc is None and fit.parametric is not None:  # no IsoFLOP minima: show approach 3's allocation
-        alloc, label = fit.parametric, "approach 3 fit"
-    if alloc is not None:
+    fitted = {name.replace("-", " ", 1): law for name, law in fit.laws.items()}
+    fitted = dict(sorted(fitted.items(), key=lambda kv: ("approach 2" not in kv[0], kv[0])))
+    if fitted:
         pub = {k: F.published(k) for k in PUBLISHED_SHOWN}
         cs = [*df.c, *at]
-        fig = allocation_figure(fit.minima_c, fit.minima_n, fit.minima_d, alloc, fit.band, pub, at=at,
-                                c_range=(min(cs) / 3, max(cs) * 3), fitted_label=label)
+        fig = allocation_figure(fit.minima_c, fit.minima_n, fit.minima_d, fitted, fit.band, pub, at=at,
+                                c_range=(min(cs) / 3, max(cs) * 3), band_label=fit.band_label,
+                                envelope=fit.envelope.frontier_ if fit.envelope is not None else ())
+        band = (f" The shaded band is approach 2's {fit.band_label.split(': ', 1)[1]}: per budget, the fitted "
+                "parabola plus resampled residuals, refitted by the same fitter (seed 42).") if fit.band else ""
         out.append(Section("Compute-optimal N and D vs C",
-                           "The study's optimal allocations (points), the fitted power law with its bootstrap 95% "
-                           "band, and the published laws (dashed) for comparison with your setting.",
+                           "The IsoFLOP minima (points), the power laws fitted here (solid) and the published laws "
+                           "(dashed) for comparison with your setting." + band,
                            [_laws_table(fit, pub)],
-                           [render(fig, "allocation", "N_opt and D_opt vs C (log-log): study, fit and published laws")]))
+                           [render(fig, "allocation", "N_opt and D_opt vs C (log-log): study, fits and published laws")]))
+    if fit.envelope is not None:
+        out.append(Section("Approach 1: lower envelope of the loss curves",
+                           "Each run's validation loss against training FLOPs; the black line is the lowest loss "
+                           "reached at each compute. The run on it gives (N, D = C/6N) there, and a line through "
+                           "those in log-log gives N_opt ∝ C^a.", [],
+                           [render(envelope_figure(fit.curves, fit.envelope.frontier_), "approach1-envelope",
+                                   "Approach 1: loss curves coloured by N and their lower envelope")]))
     curves = run_curves(df)
     if curves:
         fig = loss_compute_figure(curves)
@@ -127,6 +144,19 @@ def _sections(df, fit: "F.Fits", at: Sequence[float]) -> list[Section]:
                            "published law.", [_predictions_table(fit, at)]))
     out.append(Section("Runs", "", [_runs_table(df)]))
     return out
+
+
+def _budget_row(r: dict) -> dict:
+    row = {"budget C": fmt(r["C"]), "runs used": f"{r['n_used']} of {r['n_runs']}",
+           "outliers": r.get("outliers_n", ""), "N_opt": fmt(r["n_opt"]) if "n_opt" in r else "–",
+           "D_opt": fmt(r["d_opt"]) if "d_opt" in r else "–",
+           "loss at N_opt": f"{r['loss_opt_n']:.4f}" if "loss_opt_n" in r else "–",
+           "grid N": f"{fmt(r['range_n'][0])}–{fmt(r['range_n'][1])}" if "range_n" in r else "–"}
+    notes = [r["skipped"]] if "skipped" in r else []
+    off = [v.upper() for v in ("n", "d") if r.get(f"outside_{v}")]
+    notes += [f"{' and '.join(off)} minimum off the sampled range"] if off else []
+    row["note"] = "; ".join(notes)
+    return row
 
 
 def _laws_table(fit: "F.Fits", pub: dict) -> Table:
@@ -162,6 +192,6 @@ def _runs_table(df) -> Table:
         row.update({"N": fmt(float(r["n"])), "D": fmt(float(r["d"])), "C": fmt(float(r["c"])),
                     "loss": f"{float(r['loss']):.4f}" if np.isfinite(r["loss"]) else "–",
                     "epochs": f"{r['epochs']:.2f}" if np.isfinite(r["epochs"]) else "",
-                    "in fit": bool(r["used"])})
+                    "in fit": ("approaches 2, 3" if r["a2"] else "approach 3 (outlier in 2)") if r["used"] else "no"})
         rows.append(row)
     return Table.from_records(rows, "All runs", left=("run_id", "status"))

@@ -38,6 +38,8 @@ class _Stop(Exception):
 
 
 def _on_term(signum: int, frame: Any) -> None:
+    # One stop is enough: a second TERM (e.g. from `timeout` to the group) must not interrupt the hand-back.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise _Stop()
 
 
@@ -51,9 +53,10 @@ def _report(console: Any, rid: str, status: str, rec: dict | None, msg: str, cou
 
 
 def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = False, train_cmd: str | None = None,
-          console: Any = None, live: bool = True, poll_s: float = 0.5) -> dict[str, int]:
+          console: Any = None, live: bool = True, poll_s: float = 0.5, deadline: float | None = None) -> dict[str, int]:
     """Run every pending run of the study; returns the final status counts. A failing run never stops
-    the sweep; SIGINT/SIGTERM hands in-flight runs back (they resume from their checkpoints next time)."""
+    the sweep; SIGINT/SIGTERM hands in-flight runs back (they resume from their checkpoints next time), and
+    so does reaching `deadline` (a time.time() value), after which it returns normally."""
     from rich.console import Console
     from rich.live import Live
 
@@ -75,6 +78,11 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
         if view:
             view.start()
         while True:
+            if deadline is not None and time.time() >= deadline:
+                executor.stop_all()
+                for rid in inflight:
+                    st.release(rid, "stopped at the sweep's deadline; resumes from its checkpoint on the next sweep")
+                break
             while free:
                 row = st.claim(worker=free[0].name)
                 if row is None:

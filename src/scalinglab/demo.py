@@ -1,0 +1,255 @@
+"""`scalinglab demo`: prep -> plan isoflop -> sweep -> fit (approaches 2, 3) -> report on a built-in corpus.
+
+Owns the presets (cpu, gpu, tiny) and the resumable stage driver; every stage calls the real command's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from scalinglab.errors import UserError
+
+STAGES = ("prep", "plan", "sweep", "fit", "report")
+
+# cpu: sized for 2 cores in about 5 minutes (docs/readme/demo.md); tiny: the test suite's; gpu: one H100.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": dict(source="stdlib", max_bytes=None, seq_len=64, batch_size=32, budgets="2e11,5e11,1.2e12",
+                shapes="12x1,20x1,32x1,48x2,64x2", max_epochs=1.0, compile=False),
+    "tiny": dict(source="stdlib", max_bytes="8M", seq_len=64, batch_size=32, budgets="6e10,1.2e11,2.4e11",
+                 shapes="16x1,24x1,32x1,48x2", max_epochs=1.0, compile=False, min_steps=20),
+    "gpu": dict(source="site-packages", max_bytes=None, seq_len=512, batch_size=64, budgets="1e15,3e15,1e16,3e16",
+                d_models="128:576:64", max_epochs=2.0, compile=True),
+}
+
+
+def plan_args(p: dict[str, Any], data: Path, study: Path) -> list[str]:
+    """The `scalinglab plan isoflop` command line of a preset."""
+    grid = ["--shapes", p["shapes"]] if p.get("shapes") else ["--d-models", p["d_models"], "--rule", "minchilla"]
+    return ["plan", "isoflop", "--data", str(data), "--budgets", p["budgets"], *grid, "--seq-len", str(p["seq_len"]),
+            "--batch-size", str(p["batch_size"]), "--max-epochs", f"{p['max_epochs']:g}",
+            "--min-steps", str(p.get("min_steps", 50)), "--compile" if p["compile"] else "--no-compile",
+            "--out", str(study)]
+
+
+class Demo:
+    def __init__(self, out: str | os.PathLike, scale: str = "cpu", workers: int = 0, max_minutes: float | None = None,
+                 console: Any = None):
+        if scale not in PRESETS:
+            raise UserError(f"unknown --scale {scale!r}: use cpu or gpu")
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file: give a folder for the demo's outputs (default demo-out)")
+        if workers < 0:
+            raise UserError(f"bad --workers {workers}: give how many CPU runs to train at once (0: all cores)")
+        if max_minutes is not None and not max_minutes > 0:
+            raise UserError(f"bad --max-minutes {max_minutes}: give a positive number of minutes")
+        self.out, self.scale, self.preset = out.resolve(), scale, PRESETS[scale]
+        self.data, self.study = self.out / "data", self.out / "study"
+        self.law_path, self.report_path, self.figures = self.out / "law.json", self.out / "report.html", self.out / "figures"
+        self.workers, self.t0 = workers, time.time()
+        self.deadline = self.t0 + 60 * max_minutes if max_minutes else None
+        self.console = console
+        self.counts: dict[str, int] = {}
+        self.laws: dict[str, Any] = {}
+
+    def _say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(f"[bold]{text}[/bold]", highlight=False, soft_wrap=True)
+
+    # -- stages ------------------------------------------------------------------------------------
+    def prep(self) -> dict:
+        from scalinglab.data.prep import prepare
+
+        self._say(f"== prep: {self.preset['source']} -> {self.data} (bytes tokenizer)")
+        s = prepare([self.preset["source"]], self.data, tokenizer="bytes", max_bytes=self.preset["max_bytes"],
+                    progress=self.console is not None)
+        self._say(f"   {s['tokens_train']:,} train / {s['tokens_val']:,} val tokens"
+                  + (" (reused)" if s["reused"] else f" in {s['seconds']:.1f} s"))
+        return s
+
+    def plan(self) -> None:
+        from scalinglab.cli.app import app
+        from scalinglab.sweep.store import is_study
+
+        if not (self.data / "meta.json").is_file():
+            raise UserError(f"no prepared data in {self.data}: run `scalinglab demo --stage prep --out {self.out}` first")
+        args = plan_args(self.preset, self.data, self.study)
+        stamp = self.out / "demo.json"
+        if is_study(self.study):
+            old = json.loads(stamp.read_text()) if stamp.is_file() else {}
+            if old.get("plan_args") == args:
+                self._say(f"== plan: {self.study} exists with the same plan (reused)")
+                return
+            raise UserError(f"{self.study} holds a study planned with other settings; delete it or choose another --out")
+        self._say("== plan: " + " ".join(["scalinglab", *args]))
+        app(args=args, standalone_mode=False)
+        from scalinglab.fileio import atomic_write_json
+
+        atomic_write_json(stamp, {"scale": self.scale, "plan_args": args})
+
+    def sweep(self) -> dict[str, int]:
+        from scalinglab.sweep.local import LocalExecutor, gpu_count, make_slots
+        from scalinglab.sweep.scheduler import sweep
+        from scalinglab.sweep.table import make_console
+
+        self._need_study()
+        if gpu_count() and not self.workers:
+            from scalinglab.sweep.packing import per_gpu_for_study
+
+            slots = make_slots(None, per_gpu_for_study(self.study), 0)
+        else:
+            slots = make_slots(None, 1, self.workers or os.cpu_count() or 1)
+        self._say(f"== sweep: {len(slots)} slot(s) ({', '.join(s.name for s in slots)})"
+                  + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else ""))
+        self.counts = sweep(self.study, LocalExecutor(slots), console=make_console(stderr=True), deadline=self.deadline)
+        if self.counts.get("failed"):  # the fit goes on with the runs that finished
+            sys.stderr.write(f"warning: {self.counts['failed']} run(s) failed (see {self.study}/runs/<id>/train.log); "
+                             f"`scalinglab sweep {self.study} --retry-failed` runs them again\n")
+        return self.counts
+
+    def fit(self) -> dict[str, Any]:
+        from scalinglab.cli.fit_cmd import _fit_all, _progress_cb
+        from scalinglab.fileio import atomic_write_json
+
+        self._need_study()
+        self._say("== fit: approaches 2 (IsoFLOP parabolas) and 3 (L = E + A/N^α + B/D^β)")
+        opts = dict(robust="ransac", max_loss=None, seed=42, budget_tol=0.05, delta=1e-3, drop_highest=0, bootstrap=0,
+                    jobs=-1, ci=0.95)
+        cols = dict(n_col=None, d_col=None, c_col=None, loss_col=None, budget_col=None, run_col=None)
+        prog, cb = _progress_cb(self.console is not None and sys.stderr.isatty())
+        with prog or contextlib.nullcontext():
+            res = _fit_all(str(self.study), ["2", "3"], cols, opts, cb)
+        self.laws = res["laws"]
+        for ap, law in self.laws.items():
+            for w in getattr(law, "warnings_", []):
+                sys.stderr.write(f"warning: approach {ap}: {w}\n")
+        for ap, err in res["errors"].items():
+            sys.stderr.write(f"warning: approach {ap} skipped: {err}\n")
+        atomic_write_json(self.law_path, {"laws": {f"approach{k}": v.to_dict() for k, v in self.laws.items()}})
+        return self.laws
+
+    def report(self) -> Path:
+        from scalinglab.report.study import runs_report
+
+        self._need_study()
+        self._say(f"== report: {self.report_path}")
+        rep = runs_report(self.study, at=[self.target_budget()])
+        rep.write(self.report_path, figures_dir=self.figures)
+        for w in rep.warnings:
+            sys.stderr.write(f"warning: report: {w}\n")
+        return self.report_path
+
+    # -- driver ------------------------------------------------------------------------------------
+    def run(self, stage: str = "all") -> dict[str, Any]:
+        """Run one stage or all of them; returns the summary (complete=False when the sweep ran out of time)."""
+        if stage not in (*STAGES, "all"):
+            raise UserError(f"unknown --stage {stage!r}: use one of {', '.join(STAGES)} or all")
+        todo = STAGES if stage == "all" else (stage,)
+        if todo[0] in ("prep", "plan"):
+            self.out.mkdir(parents=True, exist_ok=True)
+        for s in todo:
+            if s in ("fit", "report") and stage == "all" and not self._sweep_complete():
+                return self.summary(complete=False)
+            if s == "report" and not self.laws and not self.law_path.is_file():
+                self.fit()
+            getattr(self, s)()
+        return self.summary(complete=self._sweep_complete() if stage in ("sweep", "all") else True)
+
+    def summary(self, complete: bool = True) -> dict[str, Any]:
+        counts = self._counts()
+        d: dict[str, Any] = {"out": str(self.out), "scale": self.scale, "complete": complete, "counts": counts,
+                             "elapsed_s": round(time.time() - self.t0, 1)}
+        if not complete:
+            d["message"] = (f"sweep stopped with {counts.get('done', 0)}/{sum(counts.values())} runs done; "
+                            "run the same command again to continue")
+            return d
+        laws = self.laws or self._load_laws()
+        if not laws:
+            return d
+        c = self.target_budget()
+        d["budget"] = c
+        for ap, law in laws.items():
+            dd = law.to_dict()
+            n, dt = law.allocate(c)
+            row = {"a": dd["a"], "b": dd["b"], "N_opt": float(n), "D_opt": float(dt)}
+            if hasattr(law, "predict_loss"):
+                row["loss"] = float(law.predict_loss(n, dt))
+            if ap == "3":
+                row.update({k: dd[k] for k in ("E", "A", "B", "alpha", "beta")})
+            d[f"approach{ap}"] = row
+        if self.report_path.is_file():
+            d["report"] = str(self.report_path)
+        d["law"] = str(self.law_path)
+        return d
+
+    def target_budget(self) -> float:
+        from scalinglab.study import load_study_toml
+
+        return 10.0 * max(load_study_toml(self.study)["study"]["budgets"])
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _need_study(self) -> None:
+        from scalinglab.sweep.store import is_study
+
+        if not is_study(self.study):
+            raise UserError(f"no study in {self.study}: run `scalinglab demo --stage plan --out {self.out}` first")
+
+    def _counts(self) -> dict[str, int]:
+        from scalinglab.sweep.store import Store, is_study
+
+        if not is_study(self.study):
+            return {}
+        st = Store(self.study)
+        try:
+            return st.counts()
+        finally:
+            st.close()
+
+    def _sweep_complete(self) -> bool:
+        counts = self._counts()
+        return bool(counts) and not counts.get("pending") and not counts.get("running")
+
+    def _left(self) -> float:
+        return max(0.0, (self.deadline or 0) - time.time())
+
+    def _load_laws(self) -> dict[str, Any]:
+        from scalinglab.laws.base import law_from_dict
+
+        if not self.law_path.is_file():
+            return {}
+        d = json.loads(self.law_path.read_text())
+        return {k.removeprefix("approach"): law_from_dict(v) for k, v in d.get("laws", {}).items()}
+
+
+def format_summary(d: dict[str, Any]) -> list[str]:
+    """The demo's closing lines: the fitted laws, the recommendation at 10x the largest budget, the report."""
+    from scalinglab.sweep.table import human
+
+    if not d.get("complete", True):
+        return [d["message"]]
+    lines = []
+    for ap, what in (("2", "IsoFLOP parabolas"), ("3", "parametric L(N, D)")):
+        r = d.get(f"approach{ap}")
+        if r and all(math.isfinite(r[k]) for k in ("a", "b")):
+            lines.append(f"approach {ap} ({what}): N_opt ∝ C^{r['a']:.2f}, D_opt ∝ C^{r['b']:.2f}")
+    r3 = d.get("approach3")
+    if r3:
+        lines.append(f"  L(N, D) = {r3['E']:.3f} + {r3['A']:.4g} / N^{r3['alpha']:.3f} + {r3['B']:.4g} / D^{r3['beta']:.3f}")
+    if "budget" in d:
+        lines.append(f"at C = {d['budget']:.3g} FLOPs (10x the largest budget):")
+        for ap in ("2", "3"):
+            r = d.get(f"approach{ap}")
+            if r:
+                loss = f", predicted loss {r['loss']:.4f}" if r.get("loss") is not None else ""
+                lines.append(f"  approach {ap}: N_opt = {human(r['N_opt'])} params, D_opt = {human(r['D_opt'])} tokens"
+                             f" ({r['D_opt'] / r['N_opt']:.1f} tokens/param){loss}")
+    if d.get("report"):
+        lines.append(f"report: {d['report']}")
+    return lines

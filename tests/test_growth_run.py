@@ -70,6 +70,11 @@ def test_grow_width_then_resume(run, tiny_data, capsys):
     post = [v["val_loss"] for v in vals if "val_loss" in v and v["step"] > 24]
     assert post and max(post) <= before + 1e-3, (before, post)
     assert post[-1] < before
+    # compute: the first 24 steps at the small model's cost, the last 12 at the grown model's
+    small = json.loads((run / "record.json").read_text())
+    tps = spec.tokens_per_step
+    assert rec.flops == pytest.approx(small["flops"]
+                                      + 12 * tps * spec.shape.flops_per_token(spec.convention), rel=1e-12)
 
 
 @pytest.mark.slow

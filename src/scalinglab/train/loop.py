@@ -231,10 +231,12 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
     if ckpt is not None and ckpt.get("rng"):
         set_rng_state(ckpt["rng"], dropout_rng)
 
+    # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
+    step0, flops0 = step, float(state.get("flops", step * spec.tokens_per_step * fpt))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", spec.to_toml())
     rec = RunRecord(spec=spec, status="running", convention=spec.convention, params=shape.params(),
-                    steps_done=step, tokens=step * spec.tokens_per_step, flops=step * spec.tokens_per_step * fpt,
+                    steps_done=step, tokens=step * spec.tokens_per_step, flops=flops0,
                     device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     min_val_loss=state.get("min_val_loss"), final_val_loss=state.get("last_val_loss"),
                     final_train_loss=state.get("last_train_loss"), wall_time_s=float(state.get("elapsed_s", 0.0)))
@@ -290,7 +292,7 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
             loss_sum.zero_()
             n_sum = 0
             rec.steps_done, rec.tokens = step, step * spec.tokens_per_step
-            rec.flops = rec.tokens * fpt
+            rec.flops = flops0 + (step - step0) * spec.tokens_per_step * fpt
             rec.final_train_loss = train_loss
             now = time.perf_counter()
             row = {"step": step, "tokens": rec.tokens, "flops": rec.flops, "lr": lr, "train_loss": train_loss,

@@ -37,26 +37,9 @@ from scalinglab.train import run_training  # noqa: E402
 
 def byte_data(folder: Path, max_bytes: int) -> Path:
     """The embedded default corpus (this Python's standard-library source) as UTF-8 byte tokens."""
-    import sysconfig
+    from scalinglab.data.prep import prepare
 
-    import numpy as np
-
-    root = Path(sysconfig.get_paths()["stdlib"])
-    chunks, n = [], 0
-    for p in sorted(root.rglob("*.py")):
-        b = p.read_bytes()
-        chunks.append(b)
-        n += len(b)
-        if n >= max_bytes:
-            break
-    ids = np.frombuffer(b"\n".join(chunks), dtype=np.uint8).astype(np.uint16)
-    n_val = max(len(ids) // 50, 100_000)
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {"version": 1, "vocab_size": 262, "dtype": "uint16", "tokenizer": {"kind": "raw-bytes"}, "splits": {}}
-    for name, arr in (("train", ids[:-n_val]), ("val", ids[-n_val:])):
-        arr.tofile(folder / f"{name}.bin")
-        meta["splits"][name] = {"tokens": int(len(arr)), "file": f"{name}.bin"}
-    (folder / "meta.json").write_text(json.dumps(meta))
+    prepare(["stdlib"], folder, tokenizer="bytes", max_bytes=max_bytes, val_fraction=0.02, progress=False)
     return folder
 
 

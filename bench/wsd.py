@@ -17,7 +17,6 @@ import os
 import re
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -32,25 +31,9 @@ TARGET = 0.40
 
 def text_data(path: Path, max_bytes: int) -> Path:
     """Byte-level DATA folder from this Python's standard-library sources (no download)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    chunks, n = [], 0
-    for p in sorted(root.rglob("*.py")):
-        try:
-            b = p.read_bytes()
-        except OSError:
-            continue
-        chunks.append(b)
-        n += len(b)
-        if n >= max_bytes:
-            break
-    ids = np.frombuffer(b"\n".join(chunks), dtype=np.uint8).astype(np.uint16)
-    n_val = min(len(ids) // 20, 2_000_000)
-    path.mkdir(parents=True, exist_ok=True)
-    meta = {"version": 1, "vocab_size": 262, "dtype": "uint16", "tokenizer": {"kind": "raw-bytes"}, "splits": {}}
-    for name, arr in (("train", ids[:-n_val]), ("val", ids[-n_val:])):
-        arr.tofile(path / f"{name}.bin")
-        meta["splits"][name] = {"tokens": int(len(arr)), "file": f"{name}.bin"}
-    (path / "meta.json").write_text(json.dumps(meta))
+    from scalinglab.data.prep import prepare
+
+    prepare(["stdlib"], path, tokenizer="bytes", max_bytes=max_bytes, val_fraction=0.05, progress=False)
     return path
 
 

@@ -43,3 +43,14 @@ def write_byte_data(path: Path, text: str, val_fraction: float = 0.1) -> Path:
 def tiny_data(tmp_path_factory) -> Path:
     """~400 KB of stdlib source as a byte-level DATA folder."""
     return write_byte_data(tmp_path_factory.mktemp("data") / "DATA", stdlib_text())
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test: with two xdist workers on two cores, more threads only contend."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -21,12 +21,6 @@ from scalinglab.train.checkpoint import save_checkpoint
 SHAPE = ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def lm_of(model):

@@ -21,12 +21,6 @@ from scalinglab.train import run_training
 from scalinglab.train.metrics import read_metrics
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: threads only add contention for these tiny shapes
-    yield
-    torch.set_num_threads(n)
 
 
 def spec_for(data, **kw) -> RunSpec:

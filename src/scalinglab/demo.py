@@ -18,7 +18,7 @@ from scalinglab.errors import UserError
 
 STAGES = ("prep", "plan", "sweep", "fit", "report")
 
-# cpu: sized for 2 cores in about 5 minutes (docs/readme/demo.md); tiny: the test suite's; gpu: one H100.
+# cpu: sized for 2 cores in about 5 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(source="stdlib", max_bytes=None, seq_len=64, batch_size=32, budgets="2e11,5e11,1.2e12",
                 shapes="12x1,20x1,32x1,48x2,64x2", max_epochs=1.0, compile=False),

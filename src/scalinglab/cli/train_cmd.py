@@ -110,7 +110,7 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16"),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
-    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="max-autotune-no-cudagraphs | reduce-overhead | default"),
+    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="reduce-overhead (CUDA default: CUDA graphs) | max-autotune-no-cudagraphs | default"),
     activation_checkpointing: Optional[bool] = typer.Option(None, "--activation-checkpointing/--no-activation-checkpointing"),
     restart_warmup_steps: Optional[int] = typer.Option(None, "--restart-warmup-steps", help="after growth: re-warm the LR over this many steps"),
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),

@@ -165,3 +165,16 @@ def test_approach1_from_curves_recovers_exponent():
         L_list.append(law.predict_loss(n, d))
     fit = Approach1().fit_curves(Ns, C_list, L_list)
     assert abs(fit.a_ - law.a) < 0.03 and abs(fit.b_ - law.b) < 0.03
+
+
+def test_envelope_is_best_loss_at_most_that_compute():
+    from scalinglab.laws.approach1 import envelope
+
+    # run 0 ends at C=99 with loss 1.0; run 1 runs on to C=100 but only reaches 2.0 there
+    C = [np.array([1.0, 99.0]), np.array([1.0, 100.0])]
+    L = [np.array([3.0, 1.0]), np.array([3.5, 2.0])]
+    c, loss, who = envelope(np.array([1e6, 2e6]), C, L, n_grid=50)
+    assert np.all(np.diff(loss) <= 0)
+    # the better run counts at the larger budget too, with its loss at the last grid point it reached
+    last = c[c <= 99.0][-1]
+    assert who[-1] == 0 and loss[-1] == np.interp(np.log(last), np.log(C[0]), L[0]) < 2.0

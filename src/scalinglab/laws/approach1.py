@@ -13,8 +13,8 @@ from scalinglab.laws.base import PowerLawAllocation, register_kind
 
 
 def envelope(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray], n_grid: int = 200):
-    """Per compute on a log grid over the covered range: the lowest interpolated loss over runs
-    whose curve covers that compute, and which run gives it. Returns c_grid, loss_min, run index."""
+    """Per compute on a log grid over the covered range: the lowest interpolated loss any run reaches with
+    at most that compute, and which run gives it. Returns c_grid, loss_min, run index."""
     lo = min(c.min() for c in C)
     hi = max(c.max() for c in C)
     grid = np.geomspace(lo, hi, n_grid)
@@ -30,6 +30,11 @@ def envelope(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray], n_grid: in
         better = li < best[cover]
         idx = np.flatnonzero(cover)[better]
         best[idx], who[idx] = li[better], i
+    # A run that reached loss l with compute c also achieves l with any larger budget: the envelope is the
+    # best loss at compute <= C, so a curve ending just short of the last grid point still counts there.
+    for k in range(1, n_grid):
+        if best[k - 1] < best[k]:
+            best[k], who[k] = best[k - 1], who[k - 1]
     ok = who >= 0
     return grid[ok], best[ok], who[ok]
 

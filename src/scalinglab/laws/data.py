@@ -172,6 +172,21 @@ def load_points(source, **cols) -> Points:
     return pts
 
 
+def read_metrics(path: str | Path) -> tuple[list[float], list[float], list[float], list[float]]:
+    """RUN/metrics.jsonl -> (flops, val_loss) of the evaluation lines and (flops, train_loss) of the others."""
+    c_val, l_val, c_tr, l_tr = [], [], [], []
+    for ln in Path(path).read_text().splitlines():
+        try:
+            m = json.loads(ln)
+        except json.JSONDecodeError:
+            continue  # a half-written last line of a crashed run
+        if m.get("val_loss") is not None:
+            c_val.append(m.get("flops", 0.0)), l_val.append(m["val_loss"])
+        elif m.get("train_loss") is not None:
+            c_tr.append(m.get("flops", 0.0)), l_tr.append(m["train_loss"])
+    return c_val, l_val, c_tr, l_tr
+
+
 def curves_from_study(df, src: str) -> Curves | None:
     """Curves from each done run's RUN/metrics.jsonl (val_loss lines if any, else train_loss)."""
     runs, Ns, Cs, Ls = [], [], [], []
@@ -179,16 +194,7 @@ def curves_from_study(df, src: str) -> Curves | None:
         f = Path(str(row.get("run_dir", ""))) / "metrics.jsonl"
         if not f.exists():
             continue
-        c_tr, l_tr, c_val, l_val = [], [], [], []
-        for ln in f.read_text().splitlines():
-            try:
-                m = json.loads(ln)
-            except json.JSONDecodeError:
-                continue  # a half-written last line of a crashed run
-            if "val_loss" in m and m.get("val_loss") is not None:
-                c_val.append(m.get("flops", 0.0)), l_val.append(m["val_loss"])
-            elif m.get("train_loss") is not None:
-                c_tr.append(m.get("flops", 0.0)), l_tr.append(m["train_loss"])
+        c_val, l_val, c_tr, l_tr = read_metrics(f)
         c, l = (c_val, l_val) if len(c_val) >= 3 else (c_tr, l_tr)
         c, l = np.asarray(c, float), np.asarray(l, float)
         ok = np.isfinite(c) & np.isfinite(l) & (c > 0) & (l > 0)

@@ -3,13 +3,13 @@ their loss curves (RUN/metrics.jsonl) and the warnings a reader must see (diverg
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from scalinglab.report.plots import Curve
+from scalinglab.laws.data import read_metrics
 
 
 def study_frame(study_dir: str | Path):
@@ -55,15 +55,9 @@ def run_curves(df, max_runs: int = 200) -> list[Curve]:
         p = Path(str(r["run_dir"])) / "metrics.jsonl"
         if not p.is_file():
             continue
-        xs, ys = [], []
-        for line in p.read_text().splitlines():
-            try:
-                m = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by a crash: the rest of the curve still counts
-                continue
-            if m.get("val_loss") is not None and m.get("flops"):
-                xs.append(float(m["flops"]))
-                ys.append(float(m["val_loss"]))
+        xs, ys, _, _ = read_metrics(p)
+        keep = [i for i, x in enumerate(xs) if x]
+        xs, ys = [float(xs[i]) for i in keep], [float(ys[i]) for i in keep]
         if xs:
             label = f"N = {float(r['n']):.3g}" + (f" ({r['d_model']}x{r['n_layers']})" if "d_model" in r else "")
             curves.append(Curve(label, np.array(xs), np.array(ys), budget=float(r["c"])))

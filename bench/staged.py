@@ -33,6 +33,7 @@ from scalinglab.growth.run import grow_run  # noqa: E402
 from scalinglab.growth.schedule import small_shape  # noqa: E402
 from scalinglab.records import RunSpec  # noqa: E402
 from scalinglab.train import run_training  # noqa: E402
+from scalinglab.train.metrics import read_metrics  # noqa: E402
 
 
 def byte_data(folder: Path, max_bytes: int) -> Path:
@@ -44,11 +45,7 @@ def byte_data(folder: Path, max_bytes: int) -> Path:
 
 
 def val_curve(run: Path) -> list[tuple[int, float]]:
-    pts = {}
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        j = json.loads(line)
-        if j.get("val_loss") is not None:
-            pts[int(j["step"])] = float(j["val_loss"])
+    pts = {int(j["step"]): float(j["val_loss"]) for j in read_metrics(run) if j.get("val_loss") is not None}
     return sorted(pts.items())
 
 

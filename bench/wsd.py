@@ -108,15 +108,17 @@ def fit(df, boots: int, seed: int = 0) -> dict:
     return out
 
 
-def spent(study: Path) -> tuple[float, int, float]:
-    """(FLOPs spent by all runs of a study as their records say, runs, wall seconds summed)."""
+def store_rows(study: Path) -> list[dict]:
+    """The study store's rows (one per planned run; a WSD run's cooldown branches are not rows of their own)."""
     from scalinglab.sweep.store import Store
 
-    st = Store(study)
-    try:
-        rows = st.runs()
-    finally:
-        st.close()
+    with Store(study) as st:
+        return st.runs()
+
+
+def spent(study: Path) -> tuple[float, int, float]:
+    """(FLOPs spent by all runs of a study as their records say, runs, wall seconds summed)."""
+    rows = store_rows(study)
     return sum(float(r["flops"] or 0) for r in rows), len(rows), sum(float(r["wall_time_s"] or 0) for r in rows)
 
 
@@ -124,15 +126,9 @@ def analytic(study: Path) -> dict:
     from scalinglab.plan.isoflop import IsoflopPlan, PlannedRun
     from scalinglab.plan.wsd import flop_cost
     from scalinglab.records import RunSpec
-    from scalinglab.sweep.store import Store
 
-    st = Store(study)
-    try:
-        rows = st.runs()
-    finally:
-        st.close()
     runs = []
-    for r in rows:
+    for r in store_rows(study):
         s = RunSpec.from_dict(json.loads(r["spec"]))
         runs.append(PlannedRun(s, r["budget"], r["planned_tokens"], r["params"], s.shape.flops_per_token(s.convention), 0.0))
     return flop_cost(IsoflopPlan(runs, [], []))
@@ -170,6 +166,7 @@ def main() -> None:
         plan_dev = []
     budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else [1.25e13 * 2 ** (i / 2) for i in range(7)][:6]
     from scalinglab.plan.wsd import budgets_needed, saving_bound
+    from scalinglab.sweep.store import load_runs_frame
 
     base = tempfile.mkdtemp(prefix="wsd-bench-") if not args.keep else args.keep
     work = Path(base)
@@ -179,24 +176,20 @@ def main() -> None:
               "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--min-steps", str(args.min_steps),
               "--max-epochs", str(args.max_epochs), "--warmup-steps", str(args.warmup_steps), "--evals", "1",
               "--checkpoints", "2", *plan_dev, "--json"]
-    results = {}
+    results, frames = {}, {}
     for kind in ("cosine", "wsd"):
         study = work / kind
         plan = json.loads(cli("plan", "isoflop", *common, "--schedule", kind, "--out", str(study)))
         t0 = time.time()
         cli("sweep", str(study), *args.sweep_args.split(), env=extra_env)
         wall = time.time() - t0
-        from scalinglab.sweep.store import load_runs_frame
-
-        df = load_runs_frame(study)
+        df = frames[kind] = load_runs_frame(study)
         flops, n_runs, run_s = spent(study)
         results[kind] = {"runs": n_runs, "points": int((df.status == "done").sum()), "flops": flops, "sweep_wall_s": wall,
                          "train_wall_s": run_s, "dropped": len(plan["dropped"]), "fit": fit(df, args.boots)}
         print(f"{kind}: {n_runs} runs, {results[kind]['points']} points, {flops:.4g} FLOPs, sweep {wall:.0f} s", flush=True)
     cos, wsd = results["cosine"], results["wsd"]
-    from scalinglab.sweep.store import load_runs_frame
-
-    m = load_runs_frame(work / "cosine").merge(load_runs_frame(work / "wsd"), on=["params", "budget"], suffixes=("_c", "_w"))
+    m = frames["cosine"].merge(frames["wsd"], on=["params", "budget"], suffixes=("_c", "_w"))
     diff = (m.final_val_loss_w.astype(float) - m.final_val_loss_c.astype(float)).to_numpy()
     diff = diff[np.isfinite(diff)]
     loss_diff = {"points": int(len(diff)), "mean": float(diff.mean()) if len(diff) else None,

@@ -115,7 +115,7 @@ class Demo:
         return self.counts
 
     def fit(self) -> dict[str, Any]:
-        from scalinglab.cli.fit_cmd import _fit_all, _progress_cb
+        from scalinglab.cli.fit_cmd import _fit_all, _print_warnings, _progress_cb
         from scalinglab.fileio import atomic_write_json
 
         self._need_study()
@@ -127,9 +127,7 @@ class Demo:
         with prog or contextlib.nullcontext():
             res = _fit_all(str(self.study), ["2", "3"], cols, opts, cb)
         self.laws = res["laws"]
-        for ap, law in self.laws.items():
-            for w in getattr(law, "warnings_", []):
-                sys.stderr.write(f"warning: approach {ap}: {w}\n")
+        _print_warnings(self.laws)
         for ap, err in res["errors"].items():
             sys.stderr.write(f"warning: approach {ap} skipped: {err}\n")
         atomic_write_json(self.law_path, {"laws": {f"approach{k}": v.to_dict() for k, v in self.laws.items()}})
@@ -206,11 +204,8 @@ class Demo:
 
         if not is_study(self.study):
             return {}
-        st = Store(self.study)
-        try:
+        with Store(self.study) as st:
             return st.counts()
-        finally:
-            st.close()
 
     def _sweep_complete(self) -> bool:
         counts = self._counts()

@@ -93,7 +93,7 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     """The study. One model: `p.steps` steps per data size. Several models: one compute budget C
     (budget_flops, or 6 N steps B L of the first model), each model gets C / (6 N B L) steps."""
     from scalinglab.data.loader import TokenData
-    from scalinglab.evaluate.lm import load_lm
+    from scalinglab.evaluate.lm import load_lm, progress_bar
 
     if not models:
         raise UserError("no model given: pass --model DIR or --models DIR1,DIR2")
@@ -113,7 +113,7 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     C = budget_flops or 6.0 * lms[0].n_params * p.steps * tokens_per_step
     plan = [(lm, p.steps if len(lms) == 1 and not budget_flops else max(1, round(C / (6.0 * lm.n_params * tokens_per_step)))) for lm in lms]
     rows, curves = [], {}
-    with _progress(progress, sum(s for _, s in plan) * len(data_sizes)) as advance:
+    with progress_bar(progress, sum(s for _, s in plan) * len(data_sizes), "fine-tuning") as advance:
         for lm, steps in plan:
             val = torch.from_numpy(val_np).to(lm.device)
             for d in data_sizes:
@@ -144,27 +144,6 @@ def isoflop(rows: list[dict]) -> dict:
         if a > 0 and x.min() <= -b / (2 * a) <= x.max():
             res["fit"] = {"a": a, "b": b, "c": c, "params_opt": 10 ** (-b / (2 * a)), "loss_opt": c - b * b / (4 * a)}
     return res
-
-
-class _progress:
-    def __init__(self, show: bool, total: int):
-        self.show, self.total = show, total
-
-    def __enter__(self):
-        if not self.show:
-            return lambda: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.p = Progress(transient=True, console=Console(stderr=True))
-        self.p.start()
-        task = self.p.add_task("fine-tuning", total=self.total)
-        return lambda: self.p.advance(task)
-
-    def __exit__(self, *exc):
-        if self.show:
-            self.p.stop()
-        return False
 
 
 def write_outputs(res: dict, out: str | Path) -> list[Path]:
@@ -206,11 +185,9 @@ def plots(res: dict) -> dict[str, bytes]:
     """finetune_budget.png (final/best val loss vs data size), curves.png, and isoflop.png for several models."""
     import io
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from scalinglab.report.figures import new_figure
 
     def png(fig) -> bytes:
-        FigureCanvasAgg(fig)
         b = io.BytesIO()
         fig.savefig(b, format="png", dpi=110)
         return b.getvalue()
@@ -219,7 +196,7 @@ def plots(res: dict) -> dict[str, bytes]:
     models = list(dict.fromkeys(r["model"] for r in rows))
     label = {m: f"{Path(m).name} ({next(r['params'] for r in rows if r['model'] == m):,} params)" for m in models}
     out = {}
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    fig = new_figure()
     ax = fig.add_subplot()
     for i, m in enumerate(models):
         rs = sorted((r for r in rows if r["model"] == m), key=lambda r: r["data_size"])
@@ -237,7 +214,7 @@ def plots(res: dict) -> dict[str, bytes]:
     ax.legend(fontsize=7)
     out["finetune_budget.png"] = png(fig)
 
-    fig = Figure(figsize=(6.4, 4.4 * len(models)), layout="constrained")
+    fig = new_figure(6.4, 4.4 * len(models))
     for i, m in enumerate(models):
         ax = fig.add_subplot(len(models), 1, i + 1)
         for j, (key, curve) in enumerate((k, c) for k, c in res["curves"].items() if k.rsplit("|", 1)[0] == m):
@@ -252,7 +229,7 @@ def plots(res: dict) -> dict[str, bytes]:
 
     if "isoflop" in res:
         iso = res["isoflop"]
-        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+        fig = new_figure()
         ax = fig.add_subplot()
         n = [q["params"] for q in iso["points"]]
         ax.plot(n, [q["final_val_loss"] for q in iso["points"]], "o", label="best data size per model")

@@ -85,7 +85,7 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
             config.eos_token_id = tok_obj.eot_id  # lets generate() stop at end of text
         config.save_pretrained(tmp)
         save_file(gpt_to_hf_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        tok = save_tokenizer(data, tmp) if data else None
+        tok = save_tokenizer(tok_obj, tmp) if tok_obj is not None else None
         info = {"source_run": str(Path(run).resolve()), "shape": spec.shape.to_dict(), "data": str(data) if data else None,
                 "tokenizer": tokenizer_info(data) if data else None, "hf_tokenizer": tok}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
@@ -99,13 +99,11 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
     return {"out": str(out), "params": sum(p.numel() for p in model.parameters()), "tokenizer": tok, "files": sorted(p.name for p in out.iterdir())}
 
 
-def save_tokenizer(data: Path, out: Path) -> str | None:
-    """Save DATA's tokenizer as a transformers fast tokenizer in OUT; returns its kind, or None when
-    it has no transformers form (char, sentencepiece: evaluate those through the run itself)."""
+def save_tokenizer(tok, out: Path) -> str | None:
+    """Save a DATA folder's tokenizer (`data_tokenizer(DATA)`) as a transformers fast tokenizer in OUT; returns
+    its kind, or None when it has no transformers form (char, sentencepiece: evaluate those through the run itself)."""
     from scalinglab.data.tokenizers import BytesTokenizer, HFTokenizer
-    from scalinglab.evaluate.lm import data_tokenizer
 
-    tok = data_tokenizer(data)
     if isinstance(tok, BytesTokenizer):
         backend = byte_tokenizer(tok.vocab_size)
     elif isinstance(tok, HFTokenizer):

@@ -48,8 +48,7 @@ class RunSpec:
 
     @property
     def tokens_per_step(self) -> int:
-        t = self.shape.latents if self.shape.arch == "perceiver-ar" else self.shape.seq_len
-        return self.batch_size * self.grad_accum * t
+        return self.batch_size * self.grad_accum * self.shape.trained_per_sequence
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -44,9 +44,8 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
             rows.append({"id": s.run_id, "spec": s.to_dict(), "budget": pr.budget, "arch": s.shape.arch,
                          "d_model": s.shape.d_model, "n_layers": s.shape.n_layers, "n_heads": s.shape.n_heads,
                          "params": pr.params, "planned_tokens": pr.tokens, "steps": s.steps, "run_dir": rel})
-        st = Store(tmp, create=True)
-        st.add_runs(rows)
-        st.close()
+        with Store(tmp, create=True) as st:
+            st.add_runs(rows)
         atomic_write_text(tmp / TOML, tomli_w.dumps(doc))
         if out.exists():
             out.rmdir()
@@ -59,7 +58,7 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
 
 def load_study_toml(study_dir: str | os.PathLike) -> dict[str, Any]:
     p = Path(study_dir) / TOML
-    if not p.is_file() or not (Path(study_dir) / DB).is_file():
+    if not is_study(study_dir):
         raise UserError(f"{study_dir} is not a study (no {TOML} / {DB}); create one with `scalinglab plan isoflop --out {study_dir}`")
     try:
         return tomllib.loads(p.read_text())

@@ -45,6 +45,11 @@ class ModelShape:
     def prefix(self) -> int:
         return self.seq_len - self.latents if self.arch == "perceiver-ar" else 0
 
+    @property
+    def trained_per_sequence(self) -> int:
+        """Tokens with a loss per sequence: the latents for perceiver-ar (the prefix is context only), else seq_len."""
+        return self.latents if self.arch == "perceiver-ar" else self.seq_len
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

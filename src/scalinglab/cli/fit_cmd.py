@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -31,6 +32,13 @@ def _progress_cb(enabled: bool):
         prog.update(tasks[label], completed=done)
 
     return prog, cb
+
+
+def _print_warnings(laws: dict[str, Any]) -> None:
+    """Each fitted law's warnings, one line each on stderr."""
+    for ap, law in laws.items():
+        for w in getattr(law, "warnings_", []):
+            sys.stderr.write(f"warning: approach {ap}: {w}\n")
 
 
 def _at_rows(law, budgets: list[float]) -> list[dict[str, Any]]:
@@ -232,14 +240,9 @@ def fit(
     opts = dict(robust=robust, max_loss=max_loss, seed=seed, budget_tol=budget_tol, delta=delta,
                 drop_highest=drop_highest, bootstrap=bootstrap, jobs=jobs, ci=ci)
     prog, cb = _progress_cb(sys.stderr.isatty())
-    if prog:
-        with prog:
-            res = _fit_all(source, approaches, cols, opts, cb)
-    else:
-        res = _fit_all(source, approaches, cols, opts, None)
-    for ap_, law in res["laws"].items():
-        for w in getattr(law, "warnings_", []):
-            sys.stderr.write(f"warning: approach {ap_}: {w}\n")
+    with prog or contextlib.nullcontext():
+        res = _fit_all(source, approaches, cols, opts, cb)
+    _print_warnings(res["laws"])
     if out:
         from scalinglab.fileio import atomic_write_json
 

@@ -48,20 +48,16 @@ def report_cmd(
 
         rep = curves_report(curves, experiment or None)
     else:
-        from scalinglab.report.study import runs_report
-
+        import contextlib
         import sys
 
         from scalinglab.cli.fit_cmd import _progress_cb
+        from scalinglab.report.study import runs_report
 
         prog, cb = _progress_cb(sys.stderr.isatty())  # approach 3's grid search takes seconds: show it
-        kw = dict(n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col, max_loss=max_loss, at=budgets,
-                  data_tokens=data_tokens, progress=cb)
-        if prog:
-            with prog:
-                rep = runs_report(source, **kw)
-        else:
-            rep = runs_report(source, **kw)
+        with prog or contextlib.nullcontext():
+            rep = runs_report(source, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col, max_loss=max_loss,
+                              at=budgets, data_tokens=data_tokens, progress=cb)
     rep.write(out, figures_dir=figures, inline=inline)
     figs = [f.name for f in rep.figures()]
     if json_out:

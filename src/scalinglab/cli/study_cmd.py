@@ -160,11 +160,8 @@ def sweep_cmd(
 def _status(study: Path) -> dict:
     from scalinglab.sweep.store import Store
 
-    st = Store(study)
-    try:
+    with Store(study) as st:
         rows, counts = st.runs(), st.counts()
-    finally:
-        st.close()
     keys = ("status", "attempts", "budget", "arch", "d_model", "n_layers", "n_heads", "params", "planned_tokens", "steps",
             "final_val_loss", "min_val_loss", "final_train_loss", "tokens", "flops", "wall_time_s", "device",
             "last_step", "last_train_loss", "last_val_loss", "eta_s", "message", "run_dir")
@@ -186,8 +183,5 @@ def status_cmd(
     if json_out:
         emit_json(_status(study))
         return
-    st = Store(study)
-    try:
+    with Store(study) as st:
         make_console().print(status_view(st.runs(), st.counts()))
-    finally:
-        st.close()

@@ -55,8 +55,7 @@ class TokenData:
         if hi <= 0:
             raise UserError(f"train split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}; use more text or a shorter --seq-len")
         rng = np.random.default_rng([seed, step])
-        starts = rng.integers(0, hi + 1, size=batch_size)
-        return np.stack([arr[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+        return _windows(arr, rng.integers(0, hi + 1, size=batch_size), seq_len)
 
     def val_windows(self, seq_len: int, n_windows: int) -> np.ndarray:
         """Fixed validation windows, evenly spaced over the val split: [n, seq_len + 1] int64."""
@@ -65,23 +64,20 @@ class TokenData:
         if hi < 0:
             raise UserError(f"val split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}; prep with a larger --val-fraction or use a shorter --seq-len")
         n_windows = max(1, min(n_windows, hi // max(1, seq_len) + 1))
-        starts = np.linspace(0, hi, n_windows).astype(np.int64)
-        return np.stack([arr[s : s + seq_len + 1] for s in starts]).astype(np.int64)
+        return _windows(arr, np.linspace(0, hi, n_windows).astype(np.int64), seq_len)
 
     def epochs(self, tokens: float, seq_len: int, latents: int = 0) -> float:
-        """Epochs of the train split a run reading `tokens` (latent) tokens covers.
-
-        Perceiver AR (seeds/000 'Approximations'): reading all non-overlapping latent sequences
-        takes seq_len / latents passes, so one 'epoch' of latent tokens is train_tokens * seq_len / latents.
-        """
-        per_epoch = self.tokens("train")
-        if latents:
-            per_epoch = per_epoch * seq_len / latents
-        return tokens / per_epoch if per_epoch else float("inf")
+        """Epochs of the train split a run reading `tokens` (latent) tokens covers (see `epochs`)."""
+        return epochs(self.tokens("train"), tokens, seq_len, latents)
 
     def epoch_check(self, tokens: float, seq_len: int, latents: int = 0) -> "EpochCheck":
         """Flags a run that would read more than one epoch of the train split (see `epoch_check`)."""
         return epoch_check(self.tokens("train"), tokens, seq_len, latents)
+
+
+def _windows(arr: np.ndarray, starts: np.ndarray, seq_len: int) -> np.ndarray:
+    """[len(starts), seq_len + 1] int64: the windows of `arr` beginning at `starts`."""
+    return np.stack([arr[s : s + seq_len + 1] for s in starts]).astype(np.int64)
 
 
 def read_meta(path: str | Path) -> dict:
@@ -120,12 +116,20 @@ class EpochCheck:
 def epoch_check(train_tokens: int, tokens: float, seq_len: int, latents: int = 0, limit: float = 1.0) -> EpochCheck:
     """Would a run reading `tokens` training tokens go past `limit` epochs of `train_tokens`?
 
-    Chinchilla's laws come from runs of less than one epoch. For Perceiver AR (latents > 0) an epoch of
-    latent tokens is train_tokens * seq_len / latents (seeds/000 'Approximations').
+    Chinchilla's laws come from runs of less than one epoch.
     """
-    per_epoch = train_tokens * (seq_len / latents if latents else 1)
-    epochs = tokens / per_epoch if per_epoch else float("inf")
-    over = epochs > limit
-    msg = (f"reads {epochs:.2f} epochs of {train_tokens:,} train tokens (more than {limit:g}); use more text "
-           f"(scalinglab prep) or fewer tokens" if over else f"reads {epochs:.2f} epochs of the train split")
-    return EpochCheck(epochs, over, msg)
+    n = epochs(train_tokens, tokens, seq_len, latents)
+    over = n > limit
+    msg = (f"reads {n:.2f} epochs of {train_tokens:,} train tokens (more than {limit:g}); use more text "
+           f"(scalinglab prep) or fewer tokens" if over else f"reads {n:.2f} epochs of the train split")
+    return EpochCheck(n, over, msg)
+
+
+def epochs(train_tokens: int, tokens: float, seq_len: int, latents: int = 0) -> float:
+    """Epochs of `train_tokens` a run reading `tokens` (latent) tokens covers.
+
+    Perceiver AR (seeds/000 'Approximations'): reading all non-overlapping latent sequences
+    takes seq_len / latents passes, so one 'epoch' of latent tokens is train_tokens * seq_len / latents.
+    """
+    per_epoch = train_tokens * seq_len / latents if latents else train_tokens
+    return tokens / per_epoch if per_epoch else float("inf")

@@ -74,10 +74,10 @@ def _texts(groups):
 
 
 def _encode(task):
-    split, groups, tok_dir, dtype = task
+    split, groups, nbytes, tok_dir, dtype = task
     texts = _texts(groups)
     ids = _tokenizer(tok_dir).encode_docs(texts).astype(dtype)  # narrow before IPC
-    return split, ids, sum(len(t.encode("utf-8")) for t in texts), len(texts)
+    return split, ids, nbytes, len(texts)
 
 
 def _chars(task):
@@ -99,11 +99,10 @@ class _Runner:
             return
         if self.pool is None:
             self.pool = mp.get_context("spawn").Pool(self.workers, _init_worker, (*self.args, True))
-        self.window = 2 * self.workers
         pending: collections.deque = collections.deque()
         for t in tasks:
             pending.append(self.pool.apply_async(fn, (t,)))
-            if len(pending) >= self.window:
+            if len(pending) >= 2 * self.workers:
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
@@ -213,7 +212,7 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     size = min(sum(sizes), max_bytes or sum(sizes))
     runner = _Runner(min(workers, len(refs)), refs, field)
     with _progress(progress) as bar, runner:
-        docs, skipped, descs = _scan_all(runner, sizes, descs, max_bytes, bar, parallel=size >= SCAN_PARALLEL)
+        docs, skipped, descs = _scan_all(runner, sizes, size, descs, max_bytes, bar, parallel=size >= SCAN_PARALLEL)
         content = hashlib.sha256("".join(d["sha256"] for d in descs).encode()).hexdigest()
         if old is not None and old.get("settings") == settings:
             if old.get("content_sha256") == content and _intact(out, old):
@@ -228,8 +227,7 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
             # bytes "encoding" is a copy: shipping ids between processes would cost more than it saves
             meta = _build(docs, runner, tokenizer, kind, tmp, bar, parallel=kind != "bytes" and size >= SMALL_CORPUS)
             meta.update(version=FORMAT_VERSION, settings=settings, content_sha256=content, sources=descs, skipped=skipped)
-            atomic_write_json(tmp / "meta.json", meta)
-            os.chmod(tmp / "meta.json", 0o666 & ~_umask())
+            atomic_write_json(tmp / "meta.json", meta)  # readable by all but the umask, like every stored file
             _swap(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -237,9 +235,9 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     return _summary(meta, out, False, time.time() - t0)
 
 
-def _scan_all(runner, sizes, descs, max_bytes, bar, parallel):
-    """Pass 1: read and hash every document in order; dedupe by content and stop at --max-bytes."""
-    total = min(sum(sizes), max_bytes or sum(sizes))
+def _scan_all(runner, sizes, total, descs, max_bytes, bar, parallel):
+    """Pass 1: read and hash every document in order; dedupe by content and stop at --max-bytes.
+    `total`: the bytes the bar counts to (all files' bytes, at most max_bytes)."""
     task = bar.add_task("scan", total=total)
     seen: set[bytes] = set()
     docs: list[Doc] = []
@@ -294,7 +292,7 @@ def _split(docs: list[Doc], seed: int, val_fraction: float) -> None:
 
 
 def _tasks(docs: list[Doc], split: str | None = None, fraction: float = 1.0, seed: int = 0):
-    """Consecutive documents grouped into (split, [(file, [records])]) tasks of about TASK_BYTES."""
+    """Consecutive documents grouped into (split, [(file, [records])], bytes) tasks of about TASK_BYTES."""
     groups: list = []
     size, cur = 0, None
     for d in docs:
@@ -303,7 +301,7 @@ def _tasks(docs: list[Doc], split: str | None = None, fraction: float = 1.0, see
         if fraction < 1.0 and _split_score(seed + 1, d.digest) >= fraction:
             continue
         if groups and (d.split != cur or size >= TASK_BYTES):
-            yield cur, groups
+            yield cur, groups, size
             groups, size = [], 0
         cur = d.split
         if groups and groups[-1][0] == d.ref:
@@ -312,7 +310,7 @@ def _tasks(docs: list[Doc], split: str | None = None, fraction: float = 1.0, see
             groups.append((d.ref, [d.rec]))
         size += d.nbytes
     if groups:
-        yield cur, groups
+        yield cur, groups, size
 
 
 def _train_texts(docs, bar):
@@ -320,7 +318,7 @@ def _train_texts(docs, bar):
     total = sum(d.nbytes for d in docs if d.split == "train")
     frac = min(1.0, TRAIN_SAMPLE_BYTES / max(1, total))
     task = bar.add_task("train tokenizer", total=int(total * frac))
-    for _, groups in _tasks(docs, "train", frac):
+    for _, groups, _ in _tasks(docs, "train", frac):
         for ref, recs in groups:
             for t in S.read_docs(_W["refs"][ref], _W["field"], recs):
                 bar.update(task, advance=len(t.encode("utf-8")))
@@ -340,7 +338,7 @@ def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
     counts = {s: {"tokens": 0, "file": f"{s}.bin", "docs": 0, "bytes": 0} for s in ("train", "val")}
     task = bar.add_task("encode", total=sum(d.nbytes for d in docs))
     files = {s: open(tmp / f"{s}.bin", "wb") for s in counts}
-    tasks = ((sp, groups, str(tok_dir), dtype.name) for sp, groups in _tasks(docs))
+    tasks = ((*t, str(tok_dir), dtype.name) for t in _tasks(docs))
     try:
         for split, ids, nbytes, ndocs in runner.map(_encode, tasks, parallel):
             files[split].write(ids.tobytes())

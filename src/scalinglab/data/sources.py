@@ -6,7 +6,6 @@ Resolves sources to an ordered file list and reads documents from them (skipping
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import site
@@ -163,10 +162,6 @@ def iter_docs(ref: FileRef, field: str | None) -> Iterator[tuple[int, str | None
             yield from _text_file(ref.path)
     except OSError:
         yield 0, "unreadable", ""
-
-
-def digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def read_docs(ref: FileRef, field: str | None, records: list[int]) -> list[str]:

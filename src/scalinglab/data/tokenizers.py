@@ -26,6 +26,15 @@ def smallest_dtype(vocab_size: int) -> str:
     return "uint8" if vocab_size <= 1 << 8 else "uint16" if vocab_size <= 1 << 16 else "uint32"
 
 
+def join_docs(ids: Iterable, eot_id: int) -> np.ndarray:
+    """The shards' layout: each document's ids followed by end-of-text, as one uint32 array."""
+    eot = np.asarray([eot_id], np.uint32)
+    parts = []
+    for a in ids:
+        parts += [np.asarray(a, np.uint32), eot]
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+
+
 class Tokenizer:
     """Common interface. `encode_docs` is the fast path for shards: ids of each text followed by eot."""
 
@@ -41,11 +50,7 @@ class Tokenizer:
         raise NotImplementedError
 
     def encode_docs(self, texts: list[str]) -> np.ndarray:
-        parts = []
-        for t in texts:
-            parts.append(np.asarray(self.encode(t), dtype=np.uint32))
-            parts.append(np.asarray([self.eot_id], dtype=np.uint32))
-        return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        return join_docs(map(self.encode, texts), self.eot_id)
 
     def config(self) -> dict:
         return {"kind": self.kind, "spec": self.spec, "vocab_size": self.vocab_size, "eot_id": self.eot_id}
@@ -95,11 +100,7 @@ class BytesTokenizer(Tokenizer):
         return "".join(out)
 
     def encode_docs(self, texts: list[str]) -> np.ndarray:
-        parts = []
-        for t in texts:
-            parts.append(np.frombuffer(t.encode("utf-8"), dtype=np.uint8).astype(np.uint32))
-            parts.append(np.asarray([self.eot_id], dtype=np.uint32))
-        return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        return join_docs((np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts), self.eot_id)
 
     @classmethod
     def _load(cls, path: Path, cfg: dict) -> "BytesTokenizer":
@@ -137,10 +138,7 @@ class CharTokenizer(Tokenizer):
         return self._ids(text).tolist()
 
     def encode_docs(self, texts: list[str]) -> np.ndarray:
-        parts = []
-        for t in texts:
-            parts += [self._ids(t), np.asarray([self.eot_id], np.uint32)]
-        return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        return join_docs(map(self._ids, texts), self.eot_id)
 
     def decode(self, ids: Iterable[int]) -> str:
         n = len(self.chars)
@@ -170,10 +168,7 @@ class HFTokenizer(Tokenizer):
         return self.tok.encode(text, add_special_tokens=False).ids
 
     def encode_docs(self, texts: list[str]) -> np.ndarray:
-        parts = []
-        for enc in self.tok.encode_batch(texts, add_special_tokens=False):
-            parts += [np.asarray(enc.ids, np.uint32), np.asarray([self.eot_id], np.uint32)]
-        return np.concatenate(parts) if parts else np.zeros(0, np.uint32)
+        return join_docs((enc.ids for enc in self.tok.encode_batch(texts, add_special_tokens=False)), self.eot_id)
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.tok.decode([int(i) for i in ids], skip_special_tokens=False)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,24 @@ def pick_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+@contextmanager
+def progress_bar(show: bool, total: int, description: str):
+    """A transient rich progress bar on stderr (stdout stays clean for --json), or nothing; yields advance(n=1)."""
+    if not show:
+        yield lambda n=1: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    p = Progress(transient=True, console=Console(stderr=True))
+    p.start()
+    task = p.add_task(description, total=total)
+    try:
+        yield lambda n=1: p.advance(task, n)
+    finally:
+        p.stop()
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -110,12 +129,10 @@ def data_tokenizer(data: str | Path):
     from scalinglab.data import tokenizers as T
 
     data = Path(data)
-    loader = getattr(T, "load_tokenizer", None)
-    if loader is not None:
-        try:
-            return loader(data)
-        except UserError:
-            pass
+    try:
+        return T.load_tokenizer(data)
+    except UserError:
+        pass
     for d in (data / "tokenizer", data):
         if (d / T.CONFIG).is_file():
             return T.Tokenizer.from_dir(d)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from scalinglab.errors import UserError
+from scalinglab.evaluate.lm import progress_bar
 
 
 def windows(n: int, seq_len: int, stride: int) -> list[tuple[int, int, int]]:
@@ -44,7 +45,7 @@ def perplexity(lm, ids: np.ndarray, seq_len: int = 0, stride: int = 0, n_bytes: 
     lm.check_ids(int(ids.max()), "the evaluated text")
     wins = windows(len(ids), seq_len, stride)
     nll, scored = 0.0, 0
-    with _bar(progress, len(wins)) as advance, torch.inference_mode():
+    with progress_bar(progress, len(wins), "evaluating") as advance, torch.inference_mode():
         for group in _same_length_batches(wins, batch_size):
             x = torch.from_numpy(np.stack([ids[b:e] for b, e, _ in group])).to(lm.device)
             logp = F.log_softmax(lm.logits(x)[:, :-1], dim=-1)
@@ -79,25 +80,3 @@ def _same_length_batches(wins, batch_size: int):
     if group:
         yield group
 
-
-class _bar:
-    """A rich progress bar over windows, or nothing."""
-
-    def __init__(self, show: bool, total: int):
-        self.show, self.total = show, total
-
-    def __enter__(self):
-        if not self.show:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self.p = Progress(transient=True, console=Console(stderr=True))  # stdout stays clean for --json
-        self.p.start()
-        task = self.p.add_task("evaluating", total=self.total)
-        return lambda n: self.p.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.show:
-            self.p.stop()
-        return False

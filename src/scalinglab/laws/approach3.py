@@ -89,7 +89,8 @@ def _polish(x0, lN, lD, lL, delta, w=None):
         return f[0], g[0]
 
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-12, maxiter=5000))
-    return (res.x, res.fun) if res.fun <= fun(x0)[0] else (x0, fun(x0)[0])
+    f0 = fun(x0)[0]
+    return (res.x, res.fun) if res.fun <= f0 else (x0, f0)
 
 
 def _boot_chunk(theta0, jitter, weights, lN, lD, lL, delta):

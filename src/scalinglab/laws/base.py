@@ -183,9 +183,11 @@ def load_law(path) -> Law:
     """Read a law.json written by `scalinglab fit --out` (or a single law's to_json())."""
     from pathlib import Path
 
+    from scalinglab.fileio import read_json
+
     p = Path(path)
     try:
-        d = json.loads(p.read_text())
+        d = read_json(p)
     except FileNotFoundError:
         raise UserError(f"no law file at {p}: run `scalinglab fit ... --out {p}` first") from None
     except json.JSONDecodeError as e:

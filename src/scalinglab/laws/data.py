@@ -101,24 +101,14 @@ def _read_csv(path: Path):
         raise UserError(f"{path} is not a readable CSV ({str(e).splitlines()[0]}): fix the file") from None
 
 
-def is_study_dir(path: Path) -> bool:
-    if not path.is_dir():
-        return False
-    try:
-        from scalinglab.sweep.store import is_study
-    except ImportError:
-        return (path / "study.toml").exists()
-    return bool(is_study(path))
-
-
 def load_frame(source: str | Path):
     """A pandas frame of runs and a label for messages: study folders via sweep.store, else a CSV."""
     p = Path(source)
     if p.is_dir():
-        if not is_study_dir(p):
-            raise UserError(f"{p} is a folder but not a study (no study.toml): give a study folder or a CSV of runs")
-        from scalinglab.sweep.store import load_runs_frame
+        from scalinglab.sweep.store import is_study, load_runs_frame
 
+        if not is_study(p):
+            raise UserError(f"{p} is a folder but not a study (no study.toml): give a study folder or a CSV of runs")
         df = load_runs_frame(p)
         if "status" in df.columns:
             n_all = len(df)

@@ -27,6 +27,22 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
 
 
+def init_weights(model: nn.Module, n_layers: int, residual: tuple[str, ...]) -> None:
+    """GPT-2 init: N(0, 0.02) linear and embedding weights, zero linear biases, and the residual projections
+    (parameter names ending in `residual`) at std 0.02 / sqrt(2 n_layers). LayerNorms keep their defaults."""
+
+    def one(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    model.apply(one)
+    for name, p in model.named_parameters():
+        if name.endswith(residual):
+            nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layers))
+
+
 def rotary_tables(seq_len: int, head_dim: int, device=None, base: float = 10000.0):
     inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
     t = torch.arange(seq_len, device=device, dtype=torch.float32)
@@ -105,19 +121,7 @@ class GPT(nn.Module):
             cos, sin = rotary_tables(s.seq_len, s.d_model // s.n_heads)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("c_proj.weight"):  # GPT-2: scale residual projections by 1/sqrt(2L)
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * s.n_layers))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+        init_weights(self, s.n_layers, residual=("c_proj.weight",))
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())  # parameters() yields the tied weight once

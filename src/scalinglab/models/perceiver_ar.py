@@ -6,13 +6,12 @@ scalinglab.accounting.perceiver_ar exactly: N_cross = prefix position embedding 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglab.accounting.shape import ModelShape
+from scalinglab.models.gpt import init_weights
 
 
 class MLP(nn.Module):
@@ -103,17 +102,7 @@ class PerceiverAR(nn.Module):
         self.activation_checkpointing = False
         # prefix dropout has its own generator so that a resumed run draws the same masks
         self.dropout_rng = torch.Generator().manual_seed(0)
-        self.apply(self._init_weights)
-        for name, p in self.named_parameters():
-            if name.endswith("attn.o.weight") or name.endswith("mlp.fc2.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * s.n_layers))
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+        init_weights(self, s.n_layers, residual=("attn.o.weight", "mlp.fc2.weight"))
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

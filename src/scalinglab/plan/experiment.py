@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from scalinglab.accounting import perceiver_ar, validate
+from scalinglab.accounting import flops_parts, perceiver_ar
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
 
@@ -43,18 +43,14 @@ class ExperimentRow:
         return asdict(self)
 
 
-def trained_per_sequence(shape: ModelShape) -> int:
-    """Tokens with a loss per sequence: the latents for perceiver-ar (the prefix is context only), else seq_len."""
-    return shape.latents if shape.arch == "perceiver-ar" else shape.seq_len
-
-
 def tokens_per_step(shape: ModelShape, batch_size: int) -> int:
-    return batch_size * trained_per_sequence(shape)
+    return batch_size * shape.trained_per_sequence
 
 
 def _per_token(shape: ModelShape, convention: str) -> tuple[float, float]:
-    validate(shape)
-    return shape.flops_per_token_self(convention), shape.flops_per_token_cross(convention)
+    """(self, cross) training FLOPs per token, validated and computed in one pass."""
+    parts = flops_parts(shape, convention)
+    return parts["self"], parts["cross"]
 
 
 def reference_budget(ref: ModelShape, steps: int, batch_size: int, convention: str = "chinchilla") -> tuple[float, int]:
@@ -74,7 +70,7 @@ def experiment_setup(shapes: Sequence[ModelShape], c_ref: float, batch_size: int
     for s in shapes:
         c_self_tok, c_cross_tok = _per_token(s, convention)
         d_iso = c_ref / c_self_tok
-        steps = perceiver_ar.num_training_steps(d_iso, trained_per_sequence(s), batch_size)
+        steps = perceiver_ar.num_training_steps(d_iso, s.trained_per_sequence, batch_size)
         n_self, n_cross = s.params_self(), s.params_cross()
         c_self, c_cross = c_self_tok * d_iso, c_cross_tok * d_iso
         rows.append(ExperimentRow(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scalinglab.accounting import validate
+from scalinglab.accounting import flops_parts, validate
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
 
@@ -87,10 +87,10 @@ def candidate_shapes(base: ModelShape, n_opt: float, budget: float, law_name: st
             n = law_n(s, law_name)
             asp = d / n_layers
             score = abs(math.log(n / n_opt)) + aspect_weight * abs(math.log(asp / aspect))
-            c_self = s.flops_per_token_self(convention)
-            tokens = budget / c_self
+            c = flops_parts(s, convention)
+            tokens = budget / c["self"]
             cands.append(Candidate(d, n_layers, n, s.params(), asp, n / n_opt - 1.0, score, tokens,
-                                   tokens * (c_self + s.flops_per_token_cross(convention))))
+                                   tokens * (c["self"] + c["cross"])))
     cands.sort(key=lambda c: c.score)
     return cands[:top]
 

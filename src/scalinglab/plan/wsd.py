@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from scalinglab.plan.isoflop import Dropped, IsoflopPlan, PlannedRun, plan_isoflop
+from scalinglab.train.schedule import default_warmup  # pure python, no torch
 
 
 def cooldown_start(steps: int, decay_frac: float) -> int:
@@ -34,7 +35,7 @@ def plan_wsd(budgets: list[float], shapes: list, **kw: Any) -> IsoflopPlan:
         pts.sort(key=lambda r: r.budget)
         last = pts[-1]
         total = last.spec.steps
-        warmup = last.spec.warmup_steps if last.spec.warmup_steps > 0 else min(200, total // 10)  # train.schedule.default_warmup
+        warmup = last.spec.warmup_steps if last.spec.warmup_steps > 0 else default_warmup(total)  # as the trainer
         keep = []
         for p in pts:
             s = p.spec.steps

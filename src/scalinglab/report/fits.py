@@ -26,7 +26,6 @@ class Fits:
     minima_n: np.ndarray = field(default_factory=lambda: np.array([]))
     minima_d: np.ndarray = field(default_factory=lambda: np.array([]))
     allocation: Any = None  # approach 2 law (allocate(C)), the primary line of the allocation figure
-    allocation_label: str = "approach 2 fit"
     band: tuple | None = None  # (C grid, n_lo, n_hi, d_lo, d_hi)
     band_label: str = ""
     envelope: Any = None  # approach 1 law (frontier_ rows C, N, D, loss) when curves were given
@@ -106,7 +105,7 @@ def _approach2(f: Fits, df, at, max_loss) -> None:
     f.minima_c = np.array([r["C"] for r in ok])
     f.minima_n = np.array([r["n_opt"] for r in ok])
     f.minima_d = np.array([r["d_opt"] for r in ok])
-    f.allocation, f.allocation_label = law, "approach 2 (this study)"
+    f.allocation = law
     f.laws["approach-2 (this study)"] = law
 
     boot = bootstrap_approach2(law, n, d, c, loss, gid)

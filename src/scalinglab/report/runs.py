@@ -1,5 +1,5 @@
 """Runs for a report: a study folder's store or a runs CSV as one frame (n, d, c, loss, status, ...),
-their loss curves (RUN/metrics.jsonl) and the warnings a reader must see (diverged, over one epoch)."""
+their loss curves (RUN/metrics.jsonl) and the epochs of data each run read (the over-one-epoch warning)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,6 @@ def study_frame(study_dir: str | Path):
     out = df.rename(columns={"params": "n", "tokens": "d", "budget": "c", "final_val_loss": "loss"})
     out["loss"] = out["loss"].astype(float)
     return out
-
-
-def diverged_mask(df) -> np.ndarray:
-    loss = df["loss"].to_numpy(float)
-    status = df["status"].astype(str).to_numpy() if "status" in df else np.full(len(df), "done")
-    return (status == "diverged") | ((status == "done") & ~np.isfinite(loss))
 
 
 def study_epochs(df) -> list[float]:

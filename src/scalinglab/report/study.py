@@ -14,7 +14,7 @@ from scalinglab.report.figures import render
 from scalinglab.report.html import Report, Section, Table, fmt
 from scalinglab.report.plots import (allocation_figure, contour_figure, envelope_figure, isoflop_figure,
                                      loss_compute_figure, residuals_figure)
-from scalinglab.report.runs import diverged_mask, run_curves, study_epochs, study_frame
+from scalinglab.report.runs import run_curves, study_epochs, study_frame
 
 PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
 
@@ -42,7 +42,7 @@ def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_l
 
     status = df["status"].astype(str).to_numpy() if "status" in df else np.full(len(df), "done")
     loss = df["loss"].to_numpy(float)
-    diverged = diverged_mask(df)
+    diverged = (status == "diverged") | ((status == "done") & ~np.isfinite(loss))
     done = (status == "done") & np.isfinite(loss)
     high = done & (loss > max_loss) if max_loss is not None else np.zeros(len(df), bool)
     usable = done & ~high

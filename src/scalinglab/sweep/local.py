@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from scalinglab.errors import UserError
-from scalinglab.sweep.runs import LOG
+from scalinglab.sweep.runs import start_trainer
 from scalinglab.sweep.scheduler import Slot
 
 
@@ -53,11 +53,7 @@ class LocalExecutor:
 
     def start(self, run_id: str, argv: list[str], run_dir: Path, slot: Slot) -> int | None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / LOG, "ab") as log:
-            log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {slot.name}: {' '.join(argv)}\n".encode())
-            log.flush()
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 env={**os.environ, **slot.env})
+        p = start_trainer(argv, run_dir, slot.env, slot.name)
         self.procs[run_id] = p
         return p.pid
 

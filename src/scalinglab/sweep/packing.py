@@ -6,6 +6,8 @@ Pure functions, plus one nvidia-smi query; bench/packing.py measures the gain th
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from typing import Any
 
@@ -39,8 +41,6 @@ def default_per_gpu(params: float, gpu_mem_bytes: float, act_bytes: float = 0.0,
 
 def gpu_memory_bytes() -> int:
     """Smallest total memory of the visible GPUs, from nvidia-smi (the sweep never initialises CUDA); 0 if none."""
-    import os
-
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=20).stdout
@@ -62,8 +62,6 @@ def gpu_memory_bytes() -> int:
 def study_per_gpu(runs: list[dict[str, Any]], gpu_mem_bytes: int | None = None) -> int:
     """--per-gpu default for a study: the store's run rows (each with a JSON `spec`); the slots are shared by all
     runs, so the largest pending run decides. 1 when there is no GPU."""
-    import json
-
     mem = gpu_memory_bytes() if gpu_mem_bytes is None else gpu_mem_bytes
     if mem <= 0:
         return 1
@@ -82,8 +80,5 @@ def per_gpu_for_study(study_dir) -> int:
     """study_per_gpu over STUDY/study.db's runs (what `scalinglab sweep` uses when --per-gpu is not given)."""
     from scalinglab.sweep.store import Store
 
-    st = Store(study_dir)
-    try:
+    with Store(study_dir) as st:
         return study_per_gpu(st.runs())
-    finally:
-        st.close()

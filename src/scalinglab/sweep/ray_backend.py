@@ -5,14 +5,11 @@ For studies that outgrow one machine; the study folder must be on a filesystem e
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
-from scalinglab.sweep.runs import LOG
+from scalinglab.sweep.runs import start_trainer
 from scalinglab.sweep.scheduler import Slot
 
 
@@ -29,12 +26,8 @@ def run_task(argv: list[str], run_dir: str, env: dict[str, str]) -> tuple[int, s
     import socket
 
     host = socket.gethostname()
-    with open(Path(run_dir) / LOG, "ab") as log:
-        log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} ray@{host}: {' '.join(argv)}\n".encode())
-        log.flush()
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                             env={**os.environ, **env}, preexec_fn=_die_with_parent)
-        return p.wait(), host
+    p = start_trainer(argv, Path(run_dir), env, f"ray@{host}", preexec_fn=_die_with_parent)
+    return p.wait(), host
 
 
 def _ray():

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,16 @@ def train_argv(run_dir: Path, train_cmd: str | None = None) -> list[str]:
     if (run_dir / "checkpoint.pt").is_file():
         return [*base, "--resume", str(run_dir), "--json"]
     return [*base, "--config", str(run_dir / "config.toml"), "--out", str(run_dir), "--json"]
+
+
+def start_trainer(argv: list[str], run_dir: Path, env: dict[str, str], where: str,
+                  **popen_kw: Any) -> subprocess.Popen:
+    """Start the trainer with its output appended to RUN/train.log, after a header line saying when and where."""
+    with open(run_dir / LOG, "ab") as log:
+        log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {where}: {' '.join(argv)}\n".encode())
+        log.flush()
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env}, **popen_kw)
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:
@@ -71,27 +83,28 @@ def result(run_dir: Path, rc: int | None, log_tail: str = "") -> tuple[str, dict
     return "failed", rec, f"{why}: {msg}"[:500] if msg else why
 
 
-def log_tail(run_dir: Path, n: int = 4000) -> str:
+def _read_tail(path: Path, n: int) -> str | None:
+    """The last n bytes of a file as text; None when it cannot be read."""
     try:
-        with open(run_dir / LOG, "rb") as f:
+        with open(path, "rb") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - n))
             return f.read().decode("utf-8", "replace")
     except OSError:
-        return ""
+        return None
+
+
+def log_tail(run_dir: Path, n: int = 4000) -> str:
+    return _read_tail(run_dir / LOG, n) or ""
 
 
 def tail_metrics(run_dir: Path, n: int = 8192) -> dict[str, Any]:
     """The last training line of RUN/metrics.jsonl and the last val_loss seen near the end."""
     out: dict[str, Any] = {}
-    try:
-        with open(run_dir / "metrics.jsonl", "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - n))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
+    text = _read_tail(run_dir / "metrics.jsonl", n)
+    if text is None:
         return out
-    for ln in lines:
+    for ln in text.splitlines():
         try:
             d = json.loads(ln)
         except ValueError:

@@ -74,14 +74,22 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
     # The live table needs a terminal; in logs each finished run is one line instead.
     view = Live(console=console, auto_refresh=False, transient=False) if live and console.is_terminal else None
     last_progress = 0.0
+
+    def record(rid: str, status: str, rec: dict | None, rc: int | None, msg: str) -> None:
+        st.finish(rid, status, rec, rc, msg)
+        _report(console, rid, status, rec, msg, st.counts())
+
+    def hand_back(msg: str) -> None:
+        executor.stop_all()
+        for rid in inflight:
+            st.release(rid, msg)
+
     try:
         if view:
             view.start()
         while True:
             if deadline is not None and time.time() >= deadline:
-                executor.stop_all()
-                for rid in inflight:
-                    st.release(rid, "stopped at the sweep's deadline; resumes from its checkpoint on the next sweep")
+                hand_back("stopped at the sweep's deadline; resumes from its checkpoint on the next sweep")
                 break
             while free:
                 row = st.claim(worker=free[0].name)
@@ -90,16 +98,14 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                 run_dir = study_dir / row["run_dir"]
                 adopted = R.prepare(run_dir, json.loads(row["spec"]))
                 if adopted:
-                    st.finish(row["id"], adopted["status"], adopted, None, "adopted a finished record")
-                    _report(console, row["id"], adopted["status"], adopted, "adopted a finished record", st.counts())
+                    record(row["id"], adopted["status"], adopted, None, "adopted a finished record")
                     continue
                 slot = free.pop(0)
                 try:
                     pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
                 except OSError as e:  # cannot even launch (bad train command, disk full): this run fails
                     free.append(slot)
-                    st.finish(row["id"], "failed", None, None, f"could not start the trainer: {e}")
-                    _report(console, row["id"], "failed", None, f"could not start the trainer: {e}", st.counts())
+                    record(row["id"], "failed", None, None, f"could not start the trainer: {e}")
                     continue
                 st.set_child(row["id"], pid)
                 inflight[row["id"]] = {**row, "slot": slot, "run_path": run_dir}
@@ -109,8 +115,7 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                 info = inflight.pop(rid)
                 free.append(info["slot"])
                 status, rec, msg = R.result(info["run_path"], rc, R.log_tail(info["run_path"]))
-                st.finish(rid, status, rec, rc, msg)
-                _report(console, rid, status, rec, msg, st.counts())
+                record(rid, status, rec, rc, msg)
                 last_progress = 0.0  # redraw now
             now = time.time()
             if now - last_progress > 2.0:
@@ -126,18 +131,16 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                     view.update(live_view(st.runs(), st.counts()), refresh=True)
             time.sleep(poll_s)
     except (KeyboardInterrupt, _Stop):
-        executor.stop_all()
-        for rid in inflight:
-            st.release(rid, "interrupted; resumes from its checkpoint on the next sweep")
+        hand_back("interrupted; resumes from its checkpoint on the next sweep")
         raise KeyboardInterrupt from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, old_term)
+        counts = st.counts()
         if view:
-            view.update(live_view(st.runs(), st.counts()), refresh=True)
+            view.update(live_view(st.runs(), counts), refresh=True)
             view.stop()
         elif console is not None and live:
-            console.print(summary(st.counts()))
-        counts = st.counts()
+            console.print(summary(counts))
         st.close()
     return counts

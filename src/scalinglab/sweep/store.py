@@ -101,6 +101,12 @@ class Store:
     def close(self) -> None:
         self.con.close()
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
         self.con.execute("BEGIN IMMEDIATE")
@@ -192,11 +198,8 @@ def load_runs_frame(study_dir: str | os.PathLike):
 
     from scalinglab.train.wsd import branch_rows
 
-    st = Store(study_dir)
-    try:
+    with Store(study_dir) as st:
         rows = st.runs()
-    finally:
-        st.close()
     out = []
     for r in rows:
         d = {k: r.get(k) for k in FRAME_COLUMNS if k in r}

@@ -62,6 +62,8 @@ class Dist:
         self.local = int(os.environ.get("LOCAL_RANK", 0))
         if spec.batch_size % self.world:
             raise UserError(f"batch size {spec.batch_size} is not divisible by {self.world} ranks: pick a multiple")
+        per = spec.batch_size // self.world
+        self.rows = slice(self.rank * per, (self.rank + 1) * per)  # this rank's rows of every global micro-batch
         want_cuda = spec.device != "cpu" and torch.cuda.is_available()
         if want_cuda:
             self.device = torch.device("cuda", self.local)
@@ -88,19 +90,6 @@ class Dist:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         return DDP(model, device_ids=[self.local] if self.device.type == "cuda" else None)
-
-    def batches(self, batches):
-        """The loop's Batches, cut to this rank's rows of every global micro-batch."""
-        rank, world, inner = self.rank, self.world, batches
-
-        class RankBatches(type(inner)):
-            def get(self, step):
-                s, ga = self.spec, self.spec.grad_accum
-                per = s.batch_size // world
-                return [self._to_dev(self.data.train_batch(step * ga + i, s.batch_size, s.shape.seq_len, s.seed)
-                                     [rank * per:(rank + 1) * per]) for i in range(ga)]
-
-        return RankBatches(inner.data, inner.spec, inner.device)
 
     def mean_(self, t):
         """All ranks' mean of a tensor, in place (the logged train loss is the global batch's)."""

@@ -82,10 +82,11 @@ def autocast_ctx(spec: RunSpec, device: torch.device):
 
 
 class Batches:
-    """Micro-batches of a step as device tensors; pinned host memory + non_blocking copies on CUDA."""
+    """Micro-batches of a step as device tensors; pinned host memory + non_blocking copies on CUDA.
+    `rows`: this process's rows of every global micro-batch (a DDP rank's slice; all of them by default)."""
 
-    def __init__(self, data: TokenData, spec: RunSpec, device: torch.device):
-        self.data, self.spec, self.device = data, spec, device
+    def __init__(self, data: TokenData, spec: RunSpec, device: torch.device, rows: slice = slice(None)):
+        self.data, self.spec, self.device, self.rows = data, spec, device, rows
         self.pin = device.type == "cuda"
 
     def _to_dev(self, arr) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,7 +98,8 @@ class Batches:
 
     def get(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         s, ga = self.spec, self.spec.grad_accum
-        return [self._to_dev(self.data.train_batch(step * ga + i, s.batch_size, s.shape.seq_len, s.seed)) for i in range(ga)]
+        return [self._to_dev(self.data.train_batch(step * ga + i, s.batch_size, s.shape.seq_len, s.seed)[self.rows])
+                for i in range(ga)]
 
 
 @torch.no_grad()
@@ -243,7 +245,7 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
     _write_record(out, rec)
     metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)))
     val = torch.from_numpy(data.val_windows(shape.seq_len, spec.eval_batches * spec.batch_size)).to(device)
-    batches = Batches(data, spec, device) if dist is None else dist.batches(Batches(data, spec, device))
+    batches = Batches(data, spec, device, rows=dist.rows if dist is not None else slice(None))
     brs = wsd.WsdBranches.from_spec(spec, out, total, sched, fpt, fresh=ckpt is None)  # None unless extra.branches
     params = [p for p in raw.parameters() if p.requires_grad]
     bar = _progress(progress, total, step)
@@ -265,18 +267,15 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
                                     "spec": spec.to_dict(), "rng": rng_state(dropout_rng), "state": st})
         last_ckpt = step
 
-    _slot: list = [None]
     try:
         model.train()
-        nxt = batches.get(step) if step < total else None
+        slot = [batches.get(step) if step < total else None]  # this step's batches; train_step puts the next's there
         while step < total:
             if brs is not None:
                 brs.maybe_branch(step, model, raw, opt, batches, val, amp, params)
             lr = sched(step)
-            cur, nxt = nxt, None
-            train_step(model, opt, cur, amp, lr, params, spec.grad_clip, loss_sum, bad,
-                       prefetch=(lambda s=step + 1: batches.get(s)) if step + 1 < total else None, out=_slot)
-            nxt = _slot[0]
+            train_step(model, opt, slot[0], amp, lr, params, spec.grad_clip, loss_sum, bad,
+                       prefetch=(lambda s=step + 1: batches.get(s)) if step + 1 < total else None, out=slot)
             step += 1
             n_sum += 1
             do_eval = step == total or (spec.eval_every > 0 and step % spec.eval_every == 0)

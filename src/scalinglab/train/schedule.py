@@ -26,6 +26,11 @@ def default_warmup(steps: int) -> int:
     return min(200, steps // 10)
 
 
+def cooldown_start(steps: int, decay_frac: float) -> int:
+    """First step of the wsd cooldown of a run of `steps` steps (at least one step of decay)."""
+    return steps - max(1, round(steps * decay_frac))
+
+
 @dataclass(frozen=True)
 class Schedule:
     """lr(step) for the 0-based optimizer step about to be taken.
@@ -60,8 +65,8 @@ class Schedule:
             p = min(1.0, (step - warmup) / span)
             return floor + (self.peak - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
         # wsd: stable at peak, then a 1-sqrt cooldown (Hägele et al. 2024) to the floor over decay_frac
-        n_decay = max(1, round(total * self.decay_frac))
-        start = total - n_decay
+        start = cooldown_start(total, self.decay_frac)
+        n_decay = total - start
         if step < start:
             return self.peak
         p = min(1.0, (step - start + 1) / n_decay)

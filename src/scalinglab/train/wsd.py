@@ -17,6 +17,7 @@ from typing import Any
 
 from scalinglab.errors import UserError
 from scalinglab.fileio import atomic_write_text
+from scalinglab.train.schedule import cooldown_start
 
 FILE = "branches.jsonl"
 
@@ -24,7 +25,7 @@ FILE = "branches.jsonl"
 @dataclass(frozen=True)
 class Branch:
     steps: int  # S_i: optimizer steps of the point (its cooldown ends here)
-    start: int  # first cooldown step, S_i - round(S_i * decay_frac) (the Schedule's own rule)
+    start: int  # first cooldown step: schedule.cooldown_start(S_i, decay_frac), the Schedule's own rule
     budget: float | None  # planned C of the point, when the planner gave it
 
 
@@ -71,7 +72,7 @@ class WsdBranches:
             if s > total:
                 raise UserError(f"branch at {d:,} tokens lies past the run's end ({total * self.tps:,} tokens): "
                                 "make the last extra.branches entry the run's own token count")
-            start = s - max(1, round(s * sched.decay_frac))
+            start = cooldown_start(s, sched.decay_frac)
             if s < total and start < sched.warmup:
                 raise UserError(f"branch at {d:,} tokens would start its cooldown (step {start}) inside the warmup "
                                 f"({sched.warmup} steps): drop that branch or lower --warmup-steps")
@@ -117,17 +118,19 @@ class WsdBranches:
             raw.load_state_dict(saved_model)
             opt.load_state_dict(saved_opt)
             set_rng_state(saved_rng, dropout_rng)
-        self._write({"steps": b.steps, "tokens": b.steps * self.tps, "budget": b.budget,
-                     "flops_at_point": b.steps * self.tps * self.fpt, "val_loss": v if math.isfinite(v) else None,
-                     "train_loss": train_loss if math.isfinite(train_loss) else None,
-                     "branch_flops": (b.steps - b.start) * self.tps * self.fpt, "cooldown_steps": b.steps - b.start,
-                     "branch_time_s": round(time.perf_counter() - t0, 3), "end": False})
+        self._write(b, v if math.isfinite(v) else None, train_loss if math.isfinite(train_loss) else None, end=False,
+                    branch_time_s=round(time.perf_counter() - t0, 3))
 
-    def _write(self, row: dict[str, Any]) -> None:
+    def _write(self, b: Branch, val_loss, train_loss, end: bool, **more: Any) -> None:
+        """Append the line of point `b` to RUN/branches.jsonl."""
+        row = {"steps": b.steps, "tokens": b.steps * self.tps, "budget": b.budget,
+               "flops_at_point": b.steps * self.tps * self.fpt, "val_loss": val_loss, "train_loss": train_loss,
+               "branch_flops": (b.steps - b.start) * self.tps * self.fpt, "cooldown_steps": b.steps - b.start,
+               **more, "end": end}
         if self.out.exists():
             with open(self.out / FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
-        self.done.add(int(row["steps"]))
+        self.done.add(b.steps)
 
     def extra_flops(self) -> float:
         """FLOPs of the cooldowns branched off the trunk (the trunk's own decay is in its steps)."""
@@ -136,10 +139,8 @@ class WsdBranches:
     def close(self, rec) -> None:
         """End of the run: the last point is the run itself; the record's FLOPs include every cooldown."""
         if rec.status == "done" and self.total not in self.done:
-            last = self.branches[-1] if self.branches[-1].steps == self.total else None
-            start = self.total - max(1, round(self.total * self.sched.decay_frac))
-            self._write({"steps": self.total, "tokens": self.total * self.tps, "budget": last.budget if last else None,
-                         "flops_at_point": self.total * self.tps * self.fpt, "val_loss": rec.final_val_loss,
-                         "train_loss": rec.final_train_loss, "branch_flops": (self.total - start) * self.tps * self.fpt,
-                         "cooldown_steps": self.total - start, "end": True})
+            last = self.branches[-1]
+            if last.steps != self.total:  # the run's own end was not among the planned points
+                last = Branch(self.total, cooldown_start(self.total, self.sched.decay_frac), None)
+            self._write(last, rec.final_val_loss, rec.final_train_loss, end=True)
         rec.flops += self.extra_flops()

@@ -13,7 +13,7 @@ import pytest
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def demo(*args: str, timeout: float = 480) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "scalinglab", "demo", *args], capture_output=True, text=True,
                           env=ENV, timeout=timeout)
 

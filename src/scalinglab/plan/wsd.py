@@ -10,12 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from scalinglab.plan.isoflop import Dropped, IsoflopPlan, PlannedRun, plan_isoflop
-from scalinglab.train.schedule import default_warmup  # pure python, no torch
-
-
-def cooldown_start(steps: int, decay_frac: float) -> int:
-    """First cooldown step of a WSD run of `steps` steps (the trainer's Schedule uses the same rule)."""
-    return steps - max(1, round(steps * decay_frac))
+from scalinglab.train.schedule import cooldown_start, default_warmup  # pure python, no torch
 
 
 def run_id(shape) -> str:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parent / "data"
+# Public data taken from public repositories lives beside the checkout in ../shared/data (CI has it); it is
+# never copied into the project. SCALINGLAB_SHARED_DATA points elsewhere.
+SHARED_DATA = Path(os.environ.get("SCALINGLAB_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def shared(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the calling test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"public data {path} is absent: run beside the ../shared/data folder or set SCALINGLAB_SHARED_DATA")
+    return path
 
 
 def stdlib_text(max_bytes: int = 400_000) -> str:
@@ -54,3 +65,7 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"public data folder {SHARED_DATA} is absent "
+                                  "(../shared/data beside the checkout, or SCALINGLAB_SHARED_DATA)")

@@ -9,10 +9,12 @@ import pytest
 
 from scalinglab.errors import UserError
 from scalinglab.laws.estimates import fit_estimates, fit_table, load_estimates
+from conftest import SHARED_DATA, needs_shared
 
-DATA = Path(__file__).parent / "data" / "perceiver-ar-scaling" / "estimates"
+DATA = SHARED_DATA / "perceiver-ar-scaling" / "estimates"
 
 
+@needs_shared
 def test_packaged_tables_are_the_public_data():
     for name in ("approach_1", "approach_2"):
         packaged = load_estimates(name.replace("_", "-"))
@@ -22,6 +24,7 @@ def test_packaged_tables_are_the_public_data():
             np.testing.assert_array_equal(x, y)
 
 
+@needs_shared
 def test_article_fits_print_like_the_article():
     C, N, D = load_estimates(DATA / "approach_1.csv")
     law1 = fit_estimates(C, N, D, a=0.50, b=0.50)

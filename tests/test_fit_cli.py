@@ -10,8 +10,9 @@ import pytest
 
 from scalinglab.cli import main
 from scalinglab.laws.base import load_law
+from conftest import SHARED_DATA, needs_shared
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = SHARED_DATA
 MINCHILLA = str(DATA / "minchilla" / "isoflop_runs.csv")
 
 
@@ -23,6 +24,7 @@ def run(capsys, *args):
     return e.value.code or 0, out, err
 
 
+@needs_shared
 def test_minchilla_approach2_json(capsys, tmp_path):
     code, out, err = run(capsys, "fit", MINCHILLA, "--approach", "2", "--n-col", "params", "--d-col", "tokens",
                          "--c-col", "budget_flops", "--loss-col", "final_loss", "--max-loss", "2", "--json",
@@ -35,6 +37,7 @@ def test_minchilla_approach2_json(capsys, tmp_path):
     assert law.a_ == pytest.approx(d["a"])
 
 
+@needs_shared
 def test_estimates_mode(capsys):
     code, out, _ = run(capsys, "fit", "estimates", str(DATA / "perceiver-ar-scaling/estimates/approach_1.csv"),
                        "--a", "0.5", "--b", "0.5", "--json")
@@ -70,6 +73,7 @@ def test_bad_input_is_one_line_exit_2(capsys, tmp_path, text, args, needle):
     assert needle in err and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
+@needs_shared
 def test_missing_file_and_bad_approach(capsys, tmp_path):
     assert run(capsys, "fit", str(tmp_path / "nope.csv"))[0] == 2
     code, _, err = run(capsys, "fit", MINCHILLA, "--approach", "4")

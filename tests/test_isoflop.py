@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_shared
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.plan.isoflop import fmt_budget, layers_for, parse_range, plan_isoflop
 
@@ -53,6 +53,7 @@ def test_drops_runs_with_too_few_steps_or_repeated_data():
     assert {r.spec.run_id for r in plan.runs} == {"C3e10_32x2", "C1e11_64x2"}
 
 
+@needs_shared
 def test_minchilla_rule_matches_published_shapes():
     """minchilla (seeds/002): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
     rows = list(csv.DictReader(open(SHARED_DATA / "minchilla" / "isoflop_runs.csv")))

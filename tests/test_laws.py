@@ -15,8 +15,9 @@ from scalinglab.laws.approach2 import Approach2
 from scalinglab.laws.approach3 import Approach3, hoffmann_grid
 from scalinglab.laws.base import ParametricLaw, law_from_dict
 from scalinglab.laws.published import PUBLISHED, get_law
+from conftest import SHARED_DATA, needs_shared, shared
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = SHARED_DATA
 
 
 def test_published_values_and_errors():
@@ -66,7 +67,7 @@ def test_kaplan_law():
 
 
 def _minchilla():
-    df = pd.read_csv(DATA / "minchilla" / "isoflop_runs.csv")
+    df = pd.read_csv(shared("minchilla", "isoflop_runs.csv"))
     return df.params, df.tokens, df.budget_flops, df.final_loss
 
 
@@ -145,6 +146,7 @@ def test_approach3_too_few_points():
         Approach3(n_jobs=1).fit([1e8] * 5, [1e9] * 5, [3.0] * 5)
 
 
+@needs_shared
 @pytest.mark.slow
 def test_epoch_grid_fit_reproduced():
     df = pd.read_csv(DATA / "epoch-chinchilla" / "chinchilla_N_D_C_loss.csv")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
+from conftest import SHARED_DATA, needs_shared, shared
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = SHARED_DATA
 VALIDATION = DATA / "perceiver-ar-scaling" / "validation"
 MINCHILLA = DATA / "minchilla" / "isoflop_runs.csv"
 
@@ -34,6 +35,7 @@ def external_refs(html: str) -> list[str]:
     return [u for u in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html) if not u.startswith(("data:", "#"))]
 
 
+@needs_shared
 def test_scaling_1_table_shows_the_article_numbers_and_final_losses(tmp_path):
     out, figs = tmp_path / "exp1.html", tmp_path / "figs"
     assert run(["report", "--curves", str(VALIDATION), "--experiment", "scaling-1", "--out", str(out),
@@ -61,6 +63,7 @@ def test_scaling_1_table_shows_the_article_numbers_and_final_losses(tmp_path):
     assert ET.parse(svg).getroot().tag.endswith("svg")
 
 
+@needs_shared
 def test_all_three_experiments_and_their_tables(tmp_path):
     out = tmp_path / "all.html"
     assert run(["report", "--curves", str(VALIDATION), "--out", str(out), "--inline", "svg"]) == 0
@@ -72,6 +75,7 @@ def test_all_three_experiments_and_their_tables(tmp_path):
     assert "Model 1 (ref): 0.8694" in html and "Model 1 (ref): 0.8713" in html  # 2a and 2b: the reference wins
 
 
+@needs_shared
 def test_retrained_model_2_is_recognised_by_its_length(tmp_path):
     out = tmp_path / "wip.html"
     assert run(["report", "--curves", str(DATA / "perceiver-ar-scaling" / "validation-wip-scaling"),
@@ -80,6 +84,7 @@ def test_retrained_model_2_is_recognised_by_its_length(tmp_path):
     assert "Model 2 (opt, updated)" in html and "592x10" in html and "3.2582" in html
 
 
+@needs_shared
 @pytest.mark.parametrize("bad", ["missing-folder", "bad-columns", "unknown-experiment", "no-source", "bad-inline"])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad):
     out = tmp_path / "r.html"
@@ -99,6 +104,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad):
     assert not out.exists()
 
 
+@needs_shared
 @pytest.mark.slow
 def test_minchilla_report_shows_exponent_and_figures(tmp_path):
     """ANCHORS: minchilla approach 2 (drop loss > 2, RANSAC parabolas, OLS of log N_opt on log C) gives a = 0.478."""
@@ -127,7 +133,7 @@ def minchilla_study(root: Path) -> Path:
     study = root / "STUDY"
     study.mkdir()
     st = Store(study, create=True)
-    rows = list(csv.DictReader(MINCHILLA.open()))
+    rows = list(csv.DictReader(shared("minchilla", "isoflop_runs.csv").open()))
     st.add_runs([{"id": f"r{i:02d}", "spec": {}, "budget": float(r["budget_flops"]), "arch": "gpt",
                   "d_model": int(r["d_model"]), "n_layers": int(r["n_layers"]), "n_heads": int(r["n_heads"]),
                   "params": int(r["params"]), "planned_tokens": int(r["tokens"]), "steps": int(r["train_iters"]),
@@ -189,6 +195,7 @@ def test_isoflop_minima_warnings_and_outliers_drawn_from_the_approach2_fitter():
     assert fit.band is None and "only 2 budgets" in warn  # a line through 2 points has no band
 
 
+@needs_shared
 def test_minchilla_inliers_and_seeded_bootstrap_band():
     """ANCHORS: with loss > 2 dropped, RANSAC leaves out d640 at 6 and 10 PF: 32 - 2 inliers of 61 runs."""
     import pandas as pd

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from scalinglab.cli import main
+from conftest import SHARED_DATA, needs_shared
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = SHARED_DATA
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 PROBE = """<script>
@@ -77,6 +78,7 @@ def test_probe_catches_a_broken_page(tmp_path):
     assert console_lines(stderr)
 
 
+@needs_shared
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
 @pytest.mark.parametrize("kind", ["runs", "curves"])

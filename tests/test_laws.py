@@ -142,7 +142,7 @@ def test_approach3_bootstrap_ci_and_seed():
 
 
 def test_approach3_too_few_points():
-    with pytest.raises(UserError, match="5 parameters"):
+    with pytest.raises(UserError, match="5 free parameters but only 5 points"):
         Approach3(n_jobs=1).fit([1e8] * 5, [1e9] * 5, [3.0] * 5)
 
 

@@ -10,8 +10,10 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.laws.base import PowerLawAllocation, register_kind
+from scalinglab.laws.diagnostics import residual_summary
 
 ROBUST = ("ransac", "huber", "lsq")
+ALLOCATION_FIELDS = ("k_n", "a", "k_d", "b")
 
 
 def group_budgets(budget: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
@@ -64,26 +66,44 @@ def fit_line(x: np.ndarray, y: np.ndarray):
 
 @register_kind
 class Approach2(PowerLawAllocation):
-    """fit(N, D, C_budget, loss) -> self with k_n_, a_, k_d_, b_, per_budget_ (one dict per budget)
-    and warnings_ (budgets with < 3 points, vertex outside the sampled range, no minimum); inlier_ (per input
-    row: False where --max-loss or the N parabola's outlier fit dropped it; not stored in law.json)."""
+    """fit(N, D, C_budget, loss) -> self with k_n_, a_, k_d_, b_, per_budget_ (one dict per budget),
+    warnings_ (exponents implausible, budgets with < 3 points or no minimum), notes_ (budgets left out because
+    their minimum is not bracketed by the sampled sizes), residuals_ (vertices vs the fitted power law) and
+    inlier_ (per input row: False where --max-loss or the N parabola's outlier fit dropped it; not stored).
+
+    Hygiene, after Porian et al. 2024 (who keep a budget only when the interpolated minimum is interior): a
+    budget whose lowest loss sits at its smallest or largest size, or whose vertex falls outside the fitted
+    sizes, does not enter the exponent fit unless keep_unbracketed. The parabola is fitted on the `window`
+    sizes nearest the lowest loss (None: all), because an IsoFLOP curve is a parabola only near its minimum."""
 
     kind = "approach2"
 
     def __init__(self, robust: str = "ransac", max_loss: float | None = None, seed: int = 42,
-                 budget_tol: float = 0.05, **kw):
+                 budget_tol: float = 0.05, window: int | None = 5, keep_unbracketed: bool = False,
+                 bootstrap: int = 0, ci: float = 0.95, resample: str = "runs", **kw):
         super().__init__(**kw)
-        if robust not in ROBUST:
-            raise UserError(f"unknown outlier method {robust!r}: use one of {', '.join(ROBUST)}")
+        self.resample = resample
+        self.bootstrap, self.ci = bootstrap, ci
+        self.boot_: np.ndarray | None = None
+        self.boot_vertices_: np.ndarray | None = None
+        self.ci_: dict[str, tuple[float, float]] | None = None
         self.robust, self.max_loss, self.seed, self.budget_tol = robust, max_loss, seed, budget_tol
+        self.window, self.keep_unbracketed = window, keep_unbracketed
         self.per_budget_: list[dict[str, Any]] = []
         self.warnings_: list[str] = []
         self.notes_: list[str] = []
+        self.residuals_: dict[str, Any] = {}
         self.inlier_: np.ndarray | None = None
 
-    def fit(self, N, D, C, loss) -> "Approach2":
+    def fit(self, N, D, C, loss, groups=None) -> "Approach2":
+        """groups: a run id per row (rows of one run share it): the bootstrap resamples whole runs per budget."""
+        if self.robust not in ROBUST:
+            raise UserError(f"unknown outlier method {self.robust!r}: use one of {', '.join(ROBUST)}")
+        if self.window is not None and self.window < 3:
+            raise UserError(f"a parabola window of {self.window} sizes is too small: use 3 or more (or none)")
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
         keep = np.ones(len(L), bool)
+        self.notes_ = []
         if self.max_loss is not None:
             keep = L <= self.max_loss
             self.notes_.append(f"dropped {int((~keep).sum())} runs with loss > {self.max_loss:g} (not converged)")
@@ -101,30 +121,13 @@ class Approach2(PowerLawAllocation):
                 row["skipped"] = "fewer than 3 points"
                 continue
             order = np.argsort(N[m], kind="stable")  # ascending N, as minchilla (RANSAC's draws depend on order)
-            n, d, l = N[m][order], D[m][order], L[m][order]
-            for var, x in (("n", np.log10(n)), ("d", np.log10(d))):
-                (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed)
-                row[f"method_{var}"] = how
-                row[f"outliers_{var}"] = int((~inl).sum())
-                if var == "n":  # what a plot of this budget's IsoFLOP curve needs
-                    row["coef_n"] = [float(c2), float(c1), float(c0)]
-                    row["range_n"] = [float(n[0]), float(n[-1])]
-                    self.inlier_[np.flatnonzero(m)[order][~np.asarray(inl, bool)]] = False
-                if not c2 > 0:
-                    self._warn(f"budget {budget:.3g}: loss vs log {var.upper()} has no minimum (curvature {c2:.3g}); skipped")
-                    row["skipped"] = f"no minimum in {var.upper()}"
-                    break
-                xv = -c1 / (2 * c2)
-                row[f"{var}_opt"] = float(10**xv)
-                row[f"loss_opt_{var}"] = float(c0 + c1 * xv + c2 * xv * xv)
-                if not (x.min() <= xv <= x.max()):
-                    self._warn(f"budget {budget:.3g}: the {var.upper()} minimum {10**xv:.3g} lies outside the sampled "
-                               f"range {10**x.min():.3g}..{10**x.max():.3g}; extrapolated")
-                    row[f"outside_{var}"] = True
+            rows_m = np.flatnonzero(m)[order]
+            self._fit_budget(row, N[rows_m], D[rows_m], L[rows_m], rows_m)
         ok = [r for r in self.per_budget_ if "skipped" not in r]
         if len(ok) < 2:
+            hint = "" if self.keep_unbracketed else " (or keep unbracketed budgets)"
             raise UserError(f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}: add runs or budgets "
-                            "(3+ runs per budget around the minimum)")
+                            f"(3+ runs per budget on both sides of the minimum){hint}")
         c = np.log10([r["C"] for r in ok])
         self.a_, ln = fit_line(c, np.log10([r["n_opt"] for r in ok]))
         self.b_, ld = fit_line(c, np.log10([r["d_opt"] for r in ok]))
@@ -133,15 +136,165 @@ class Approach2(PowerLawAllocation):
                             "sizes); widen the shapes or add budgets")
         self.k_n_, self.k_d_ = 10**ln, 10**ld
         self.n_budgets_ = len(ok)
+        rel = np.array([r["n_opt"] for r in ok]) / (self.k_n_ * np.power([r["C"] for r in ok], self.a_)) - 1
+        self.residuals_ = residual_summary(rel, "n_opt")
+        self._check_exponents()
+        self.boot_ = self.boot_vertices_ = self.ci_ = None
+        if self.bootstrap:
+            self._bootstrap(N, D, L, gid, np.arange(len(L)) if groups is None else np.asarray(groups))
         return self
+
+    def _bootstrap(self, N, D, L, gid, groups) -> None:
+        """Refit on resamples of whole runs within each budget (a budget keeps its number of runs): the rows the
+        full fit used (outliers and runs over max_loss stay out), weighted least-squares parabolas with the same
+        window and bracketing rules, a resample losing a budget's bracket leaves that budget out."""
+        from scalinglab.laws.bootstrap import percentile_ci, resample_weights
+
+        ok = [g for g, r in enumerate(self.per_budget_) if "skipped" not in r]
+        rows = np.flatnonzero(np.isin(gid, ok) & self.inlier_)
+        W = resample_weights(groups[rows], int(self.bootstrap), np.random.default_rng(self.seed), strata=gid[rows])
+        C_ok = np.log10([self.per_budget_[g]["C"] for g in ok])
+        R = len(W)
+        vert = np.full((R, len(ok), 3), np.nan)  # log10 N_opt, log10 D_opt, loss at vertex
+        rng = np.random.default_rng(self.seed + 1)
+        for j, g in enumerate(ok):
+            m = gid[rows] == g
+            r_g = rows[m]
+            order = np.argsort(N[r_g], kind="stable")
+            xn, xd, y = np.log10(N[r_g][order]), np.log10(D[r_g][order]), L[r_g][order]
+            Wg = W[:, m][:, order]
+            if self.resample == "residuals":
+                row = self.per_budget_[g]
+                win = (N[r_g][order] >= row.get("window_n", row["range_n"])[0]) & \
+                    (N[r_g][order] <= row.get("window_n", row["range_n"])[1])
+                yhat = np.polyval(row["coef_n"], xn[win])
+                k = int(win.sum())
+                e = (y[win] - yhat) * np.sqrt(k / max(k - 3, 1))
+                for i in range(R):
+                    ys = y.copy()
+                    ys[win] = yhat + rng.choice(e, size=k, replace=True)
+                    vert[i, j] = self._weighted_vertex(xn, xd, ys, np.ones(len(y)))
+                continue
+            for i in range(R):
+                vert[i, j] = self._weighted_vertex(xn, xd, y, Wg[i])
+        boot = np.full((R, 4), np.nan)
+        for i in range(R):
+            v = np.isfinite(vert[i, :, 0])
+            if v.sum() >= 2:
+                a, ln = fit_line(C_ok[v], vert[i, v, 0])
+                b, ld = fit_line(C_ok[v], vert[i, v, 1])
+                boot[i] = (10**ln, a, 10**ld, b)
+        self.boot_ = boot
+        self.boot_vertices_ = vert[:, :, 2]
+        self.ci_ = percentile_ci(boot, ALLOCATION_FIELDS, self.ci)
+
+    def _weighted_vertex(self, xn, xd, y, w) -> tuple[float, float, float]:
+        """(log10 N_opt, log10 D_opt, loss) of one resampled budget, NaNs when it has no bracketed minimum."""
+        pos = w > 0
+        xn, xd, y, w = xn[pos], xd[pos], y[pos], w[pos]
+        nan = (np.nan, np.nan, np.nan)
+        if len(y) < 3:
+            return nan
+        i = int(np.argmin(y))
+        if i in (0, len(y) - 1) and not self.keep_unbracketed:
+            return nan
+        if self.window is not None and len(y) > self.window:
+            lo = min(max(0, i - self.window // 2), len(y) - self.window)
+            xn, xd, y, w = xn[lo:lo + self.window], xd[lo:lo + self.window], y[lo:lo + self.window], w[lo:lo + self.window]
+        out = []
+        for x in (xn, xd):
+            c2, c1, c0 = np.polyfit(x, y, 2, w=np.sqrt(w))
+            if not c2 > 0:
+                return nan
+            xv = -c1 / (2 * c2)
+            if not (x.min() <= xv <= x.max()) and not self.keep_unbracketed:
+                return nan
+            out.append(xv)
+            if len(out) == 1:
+                loss = c0 + c1 * xv + c2 * xv * xv
+        return out[0], out[1], float(loss)
+
+    def draws(self) -> np.ndarray | None:
+        """Bootstrap draws of (k_n, a, k_d, b), one row per resample (None without a bootstrap)."""
+        return self.boot_
+
+    def _fit_budget(self, row: dict[str, Any], n, d, l, rows) -> None:
+        """One budget's parabola (rows: the input rows of n, d, l, sorted by N) into `row`."""
+        i_min = int(np.argmin(l))
+        row["best_n"], row["best_d"], row["best_loss"] = float(n[i_min]), float(d[i_min]), float(l[i_min])
+        edge = i_min in (0, len(l) - 1)
+        row["bracketed"] = not edge
+        lo, hi = 0, len(l)
+        if self.window is not None and len(l) > self.window:
+            lo = min(max(0, i_min - self.window // 2), len(l) - self.window)
+            hi = lo + self.window
+            row["window_n"] = [float(n[lo]), float(n[hi - 1])]
+        n, d, l, rows = n[lo:hi], d[lo:hi], l[lo:hi], rows[lo:hi]
+        for var, x in (("n", np.log10(n)), ("d", np.log10(d))):
+            (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed)
+            row[f"method_{var}"] = how
+            row[f"outliers_{var}"] = int((~inl).sum())
+            if var == "n":  # what a plot of this budget's IsoFLOP curve needs
+                row["coef_n"] = [float(c2), float(c1), float(c0)]
+                row["range_n"] = [float(n.min()), float(n.max())]
+                self.inlier_[rows[~np.asarray(inl, bool)]] = False
+            if not c2 > 0:
+                self._warn(f"budget {row['C']:.3g}: loss vs log {var.upper()} has no minimum (curvature {c2:.3g}); "
+                           "skipped")
+                row["skipped"] = f"no minimum in {var.upper()}"
+                return
+            xv = -c1 / (2 * c2)
+            row[f"{var}_opt"] = float(10**xv)
+            row[f"loss_opt_{var}"] = float(c0 + c1 * xv + c2 * xv * xv)
+            if not (x.min() <= xv <= x.max()):
+                row["bracketed"] = False
+                row[f"outside_{var}"] = True
+        if not row["bracketed"]:
+            where = (f"the lowest loss is at the {'smallest' if i_min == 0 else 'largest'} size" if edge
+                     else "the parabola's vertex lies outside the fitted sizes")
+            what = f"budget {row['C']:.3g}: minimum not bracketed by the sampled sizes ({where})"
+            if self.keep_unbracketed:
+                self._warn(what + "; kept, its vertex is an extrapolation")
+            else:
+                self.notes_.append(what + "; left out of the exponent fit")
+                row["skipped"] = "minimum not bracketed"
+
+    def _check_exponents(self) -> None:
+        """Warn where the allocation exponents cannot describe a compute-optimal frontier."""
+        a, b = self.a_, self.b_
+        if not 0 < a < 1:
+            self._warn(f"N_opt exponent a = {a:.3f} lies outside (0, 1): N_opt would not trade off against D_opt; "
+                       "check the budgets' minima (more sizes around each minimum)")
+        if b < 0:
+            self._warn(f"D_opt exponent b = {b:.3f} is negative: optimal data would shrink as compute grows")
+        if abs(a + b - 1) > 0.1:
+            self._warn(f"a + b = {a + b:.3f} is far from 1 (C = 6ND makes it 1): N and D minima disagree")
 
     def _warn(self, msg: str) -> None:
         self.warnings_.append(msg)
 
     def _extra_dict(self) -> dict[str, Any]:
-        return {"robust": self.robust, "max_loss": self.max_loss, "seed": self.seed, "per_budget": self.per_budget_,
-                "warnings": self.warnings_, "notes": self.notes_}
+        from scalinglab.laws.bootstrap import pack_draws
+
+        d = {"robust": self.robust, "max_loss": self.max_loss, "seed": self.seed, "window": self.window,
+             "keep_unbracketed": self.keep_unbracketed, "per_budget": self.per_budget_,
+             "warnings": self.warnings_, "notes": self.notes_, "residuals": self.residuals_}
+        if self.ci_:
+            d.update(ci={k: list(v) for k, v in self.ci_.items()}, ci_level=self.ci, bootstrap=self.bootstrap)
+        if self.boot_ is not None:
+            d["draws"] = pack_draws(self.boot_, ALLOCATION_FIELDS)
+        return d
 
     def _load_extra(self, d: dict[str, Any]) -> None:
         self.robust, self.max_loss, self.seed = d.get("robust", "ransac"), d.get("max_loss"), d.get("seed", 42)
+        self.window, self.keep_unbracketed = d.get("window", 5), d.get("keep_unbracketed", False)
         self.per_budget_, self.warnings_, self.notes_ = d.get("per_budget", []), d.get("warnings", []), d.get("notes", [])
+        self.residuals_ = d.get("residuals", {})
+        if d.get("ci"):
+            self.ci_ = {k: tuple(v) for k, v in d["ci"].items()}
+            self.ci, self.bootstrap = d.get("ci_level", 0.95), d.get("bootstrap", 0)
+        if d.get("draws"):
+            from scalinglab.laws.bootstrap import unpack_draws
+
+            self.boot_ = unpack_draws(d["draws"], ALLOCATION_FIELDS)
+

@@ -4,12 +4,14 @@ L-BFGS from a grid of starts, seeded bootstrap confidence intervals. Hoffmann et
 from __future__ import annotations
 
 from itertools import product
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.laws.base import ParametricLaw, register_kind
+from scalinglab.laws.diagnostics import identifiability_warnings, residual_summary
 from scalinglab.laws.optim import lbfgs_batch
 
 PARAMS = ("E", "A", "B", "alpha", "beta")
@@ -47,6 +49,23 @@ def huber_objective(theta: np.ndarray, lN, lD, lL, delta: float, W=None):
         return _huber_tail(r, s, x1, x2, x3, lN, lD, delta, W)
 
 
+def lsq_objective(theta: np.ndarray, lN, lD, L, scale: float, W=None):
+    """Plain least squares on the loss itself, Σ (L̂ - L)^2, as Gadre et al. 2024 fit with curve_fit; same
+    shapes as huber_objective. Divided by `scale` so that values are O(1) for the optimiser's tolerances."""
+    a, b, e, al, be = (theta[:, i, None] for i in range(5))
+    with np.errstate(all="ignore"):
+        x1 = np.exp(a - al * lN)
+        x2 = np.exp(b - be * lD)
+        x3 = np.exp(e)
+        q = x1 + x2 + x3 - L
+        qw = q if W is None else W * q
+        f = (qw * q).sum(1)
+        g = 2 * qw
+        grad = np.stack([(g * x1).sum(1), (g * x2).sum(1), (g * x3).sum(1), -((g * x1) @ lN), -((g * x2) @ lD)],
+                        axis=1)
+    return f / scale, grad / scale
+
+
 def _huber_tail(r, s, x1, x2, x3, lN, lD, delta, W):
     g = np.clip(r, -delta, delta)  # Huber'(r); Huber(r) = g (r - g/2) on both branches
     r -= 0.5 * g
@@ -63,7 +82,74 @@ def _huber_tail(r, s, x1, x2, x3, lN, lD, delta, W):
     return f / delta, grad / delta
 
 
-def _minimise(starts, lN, lD, lL, delta, W=None, chunk: int = 500):
+@dataclass
+class Objective:
+    """The fit's objective over the free parameters z: theta = c0 + P z (ties share a column of P, fixed
+    parameters live in c0). loss "huber": Σ Huber_δ(log L̂ - log L); "lsq": Σ (L̂ - L)^2."""
+
+    lN: np.ndarray
+    lD: np.ndarray
+    L: np.ndarray
+    loss: str
+    delta: float
+    P: np.ndarray  # (5, k)
+    c0: np.ndarray  # (5,)
+
+    @property
+    def scale(self) -> float:
+        return self.delta if self.loss == "huber" else 1e-3
+
+    def theta(self, Z: np.ndarray) -> np.ndarray:
+        return self.c0 + Z @ self.P.T
+
+    def __call__(self, Z: np.ndarray, W=None):
+        th = self.theta(Z)
+        with np.errstate(all="ignore"):  # rows that blow up come back non-finite and the optimiser backs off
+            if self.loss == "huber":
+                f, g = huber_objective(th, self.lN, self.lD, np.log(self.L), self.delta, W)
+            else:
+                f, g = lsq_objective(th, self.lN, self.lD, self.L, self.scale, W)
+            return f, g @ self.P
+
+
+def free_map(tie: Sequence[tuple[str, str]] = (), fix: dict[str, float] | None = None):
+    """(P, c0, names of the free columns) for ties (pairs of PARAMS) and fixed values (natural units)."""
+    fix = dict(fix or {})
+    for k in fix:
+        if k not in PARAMS:
+            raise UserError(f"cannot fix {k!r}: the parameters are {', '.join(PARAMS)}")
+    rep = {i: i for i in range(5)}
+    for x, y in tie:
+        if x not in PARAMS or y not in PARAMS or x == y:
+            raise UserError(f"cannot tie {x!r} to {y!r}: tie two of {', '.join(PARAMS)}, e.g. alpha=beta")
+        if {x, y} not in ({"alpha", "beta"}, {"A", "B"}):
+            raise UserError(f"cannot tie {x} to {y}: only alpha=beta or A=B have the same units")
+        rep[_IDX[y]] = rep[_IDX[x]]
+    c0 = np.zeros(5)
+    for k, v in fix.items():
+        if k in ("E", "A", "B") and not v > 0:
+            raise UserError(f"fixed {k} = {v:g} must be positive")
+        c0[_IDX[k]] = np.log(v) if k in ("E", "A", "B") else v
+    for x, y in tie:
+        if (x in fix) != (y in fix):  # a tie to a fixed value fixes both
+            v = fix.get(x, fix.get(y))
+            for k in (x, y):
+                c0[_IDX[k]] = np.log(v) if k in ("E", "A", "B") else v
+                fix[k] = v
+    cols = [i for i in range(5) if rep[i] == i and _NAMES_BY_IDX[i] not in fix]
+    P = np.zeros((5, len(cols)))
+    for j, i in enumerate(cols):
+        for t in range(5):
+            if rep[t] == i and _NAMES_BY_IDX[t] not in fix:
+                P[t, j] = 1.0
+    return P, c0, [_NAMES_BY_IDX[i] for i in cols]
+
+
+_IDX = {"A": 0, "B": 1, "E": 2, "alpha": 3, "beta": 4}  # theta = (ln A, ln B, ln E, alpha, beta)
+_NAMES_BY_IDX = {v: k for k, v in _IDX.items()}
+
+
+def _minimise(obj: Objective, starts, W=None, chunk: int = 500):
     """Batched L-BFGS from each start (and per-row weights), in chunks to bound memory."""
     Xs, fs = [], []
     for i in range(0, len(starts), chunk):
@@ -71,91 +157,152 @@ def _minimise(starts, lN, lD, lL, delta, W=None, chunk: int = 500):
         Wc = None if W is None else W[sl]
 
         def fg(X, idx, Wc=Wc):
-            return huber_objective(X, lN, lD, lL, delta, None if Wc is None else Wc[idx])
+            return obj(X, None if Wc is None else Wc[idx])
 
         X, f, _ = lbfgs_batch(fg, starts[sl])
         Xs.append(X), fs.append(f)
     return np.concatenate(Xs), np.concatenate(fs)
 
 
-def _polish(x0, lN, lD, lL, delta, w=None):
+def _polish(obj: Objective, z0, w=None):
     """Finish the best start with scipy's L-BFGS-B at tight tolerances."""
     from scipy.optimize import minimize
 
     W = None if w is None else w[None, :]
 
-    def fun(x):
-        f, g = huber_objective(x[None, :], lN, lD, lL, delta, W)
+    def fun(z):
+        f, g = obj(z[None, :], W)
         return f[0], g[0]
 
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-12, maxiter=5000))
-    f0 = fun(x0)[0]
-    return (res.x, res.fun) if res.fun <= f0 else (x0, f0)
+    res = minimize(fun, z0, jac=True, method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-12, maxiter=5000))
+    f0 = fun(z0)[0]
+    return (res.x, res.fun) if res.fun <= f0 else (z0, f0)
 
 
-def _boot_chunk(theta0, jitter, weights, lN, lD, lL, delta):
+def _boot_chunk(obj: Objective, z0, jitter, weights):
     """Fit each resample (a row of weights) from the full-data optimum plus perturbed starts."""
-    R = len(weights)
+    R, k = len(weights), len(z0)
     n_starts = 1 + len(jitter)
-    starts = np.repeat(theta0[None, :], R * n_starts, axis=0).reshape(R, n_starts, 5)
+    starts = np.repeat(z0[None, :], R * n_starts, axis=0).reshape(R, n_starts, k)
     starts[:, 1:] += jitter[None]
-    X, f = _minimise(starts.reshape(-1, 5), lN, lD, lL, delta, np.repeat(weights, n_starts, axis=0))
-    X, f = X.reshape(R, n_starts, 5), f.reshape(R, n_starts)
+    X, f = _minimise(obj, starts.reshape(-1, k), np.repeat(weights, n_starts, axis=0))
+    X, f = X.reshape(R, n_starts, k), f.reshape(R, n_starts)
     best = np.nanargmin(np.where(np.isfinite(f), f, np.inf), axis=1)
     return X[np.arange(R), best]
 
 
+def parse_tie(spec: str | Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """'alpha=beta' (comma-separated for several) -> [('alpha', 'beta')]."""
+    if not spec:
+        return []
+    if not isinstance(spec, str):
+        return [tuple(p) for p in spec]
+    out = []
+    for part in spec.split(","):
+        x, sep, y = part.partition("=")
+        if not sep:
+            raise UserError(f"tie {part!r} is not NAME=NAME: write e.g. alpha=beta")
+        out.append((x.strip(), y.strip()))
+    return out
+
+
+def parse_fix(spec: str | dict[str, float] | None) -> dict[str, float]:
+    """'E=1.69,alpha=0.34' -> {'E': 1.69, 'alpha': 0.34}."""
+    if not spec:
+        return {}
+    if not isinstance(spec, str):
+        return {k: float(v) for k, v in spec.items()}
+    out = {}
+    for part in spec.split(","):
+        k, sep, v = part.partition("=")
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UserError(f"fixed value {part!r} is not NAME=NUMBER: write e.g. E=1.69,alpha=0.34")
+    return out
+
+
+LOSSES = ("huber", "lsq")
+
+
 @register_kind
 class Approach3(ParametricLaw):
-    """Fitter for the parametric law. fit(N, D, loss) -> self with E_, A_, B_, alpha_, beta_,
-    and after a bootstrap ci_ {name: (lo, hi)} and boot_ (resamples x 5 array)."""
+    """Fitter for the parametric law. fit(N, D, loss) -> self with E_, A_, B_, alpha_, beta_, warnings_ (the data
+    cannot identify the law: see laws.diagnostics), residuals_ (max and RMS relative residual of the loss), and
+    after a bootstrap ci_ {name: (lo, hi)} and boot_ (resamples x 7: E, A, B, alpha, beta, a, b).
+
+    tie: pairs such as [("alpha", "beta")] (Gadre et al. 2024 tie the exponents); fix: {name: value} held
+    constant; loss: "huber" (Huber δ on log loss, Hoffmann et al. 2022) or "lsq" (least squares on L)."""
 
     kind = "approach3"
 
     def __init__(self, delta: float = 1e-3, grid: np.ndarray | None = None, drop_highest: int = 0,
-                 bootstrap: int = 0, seed: int = 0, n_jobs: int = -1, ci: float = 0.95, **kw):
+                 bootstrap: int = 0, seed: int = 0, n_jobs: int = -1, ci: float = 0.95,
+                 tie: str | Sequence[tuple[str, str]] | None = None, fix: str | dict[str, float] | None = None,
+                 loss: str = "huber", **kw):
         super().__init__(**kw)
         self.delta, self.grid, self.drop_highest = delta, grid, drop_highest
         self.bootstrap, self.seed, self.n_jobs, self.ci = bootstrap, seed, n_jobs, ci
+        self.tie, self.fix, self.loss = tie, fix, loss
         self.ci_: dict[str, tuple[float, float]] | None = None
         self.boot_: np.ndarray | None = None
         self.n_points_ = 0
         self.objective_ = None
         self.notes_: list[str] = []
+        self.warnings_: list[str] = []
+        self.residuals_: dict[str, Any] = {}
 
-    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None) -> "Approach3":
+    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None,
+            groups=None) -> "Approach3":
+        """groups: a run id per row (several rows of one run, e.g. WSD branches): the bootstrap resamples runs."""
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown fit loss {self.loss!r}: use huber or lsq")
+        tie, fix = parse_tie(self.tie), parse_fix(self.fix)
+        P, c0, free = free_map(tie, fix)
         N, D, L = (np.asarray(x, dtype=float).ravel() for x in (N, D, loss))
         if not (len(N) == len(D) == len(L)):
             raise UserError("N, D and loss have different lengths: give one value of each per run")
         for name, v in (("N", N), ("D", D), ("loss", L)):
             if not np.all(np.isfinite(v)) or np.any(v <= 0):
                 raise UserError(f"{name} has a non-finite or non-positive value: remove that run")
+        groups = np.arange(len(L)) if groups is None else np.asarray(groups)
+        self.notes_, self.warnings_, self.ci_, self.boot_ = [], [], None, None
         if self.drop_highest:
             if self.drop_highest >= len(L):
-                raise UserError(f"--drop-highest {self.drop_highest} leaves no points of {len(L)}: use a smaller K")
+                raise UserError(f"dropping the {self.drop_highest} highest losses leaves none of {len(L)} points")
             keep = np.sort(np.argsort(L, kind="stable")[: len(L) - self.drop_highest])
             self.notes_.append(f"dropped the {self.drop_highest} highest losses ({', '.join(f'{x:.3f}' for x in np.sort(L)[-self.drop_highest:])})")
-            N, D, L = N[keep], D[keep], L[keep]
-        if len(L) <= 5:
-            raise UserError(f"approach 3 has 5 parameters but only {len(L)} points: give at least 6 runs")
+            N, D, L, groups = N[keep], D[keep], L[keep], groups[keep]
+        k = P.shape[1]
+        if len(L) <= k:
+            raise UserError(f"approach 3 has {k} free parameters but only {len(L)} points: give at least {k + 1} runs "
+                            "(or tie/fix parameters)")
         self.n_points_ = len(L)
-        lN, lD, lL = np.log(N), np.log(D), np.log(L)
+        obj = Objective(np.log(N), np.log(D), L, self.loss, self.delta, P, c0)
         grid = hoffmann_grid() if self.grid is None else np.asarray(self.grid, dtype=float)
-        chunks = np.array_split(grid, max(1, int(np.ceil(len(grid) / 500))))
-        res = self._map(lambda c: _minimise(c, lN, lD, lL, self.delta), chunks, "grid search", progress)
+        rep = np.array([np.flatnonzero(P[:, j])[0] for j in range(k)], dtype=int)
+        zgrid = np.unique(grid[:, rep], axis=0) if k else np.zeros((1, 0))
+        chunks = np.array_split(zgrid, max(1, int(np.ceil(len(zgrid) / 500))))
+        res = self._map(lambda c: _minimise(obj, c), chunks, "grid search", progress)
         X = np.concatenate([r[0] for r in res])
         f = np.concatenate([r[1] for r in res])
         f = np.where(np.isfinite(f), f, np.inf)
         if not np.isfinite(f).any():
             raise UserError("the approach-3 fit did not converge from any start: check the data (loss in nats?)")
-        theta, fbest = _polish(X[np.argmin(f)], lN, lD, lL, self.delta)
+        z, fbest = _polish(obj, X[np.argmin(f)]) if k else (X[0], f[0])
+        theta = obj.theta(z[None, :])[0]
         self.theta_ = theta
-        self.objective_ = float(fbest * self.delta)
-        self.n_starts_ = len(grid)
+        self.objective_ = float(fbest * obj.scale)
+        self.n_starts_ = len(zgrid)
         self.n_starts_at_best_ = int(np.sum(f <= fbest * (1 + 1e-6) + 1e-12))
         self._set(theta)
+        self.free_ = free
+        self.residuals_ = residual_summary(self.predict_loss(N, D) / L - 1, "loss")
+        self.warnings_ = identifiability_warnings(obj, z, free)
         if self.bootstrap:
-            self._bootstrap(theta, lN, lD, lL, progress)
+            self._bootstrap(obj, z, groups, progress)
         return self
 
     def _set(self, th) -> None:
@@ -179,48 +326,77 @@ class Approach3(ParametricLaw):
                 progress(label, i, len(items))
         return out
 
-    def _bootstrap(self, theta, lN, lD, lL, progress) -> None:
-        n, R = len(lL), int(self.bootstrap)
-        rng = np.random.default_rng(self.seed)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=R).astype(float)
+    def _bootstrap(self, obj: Objective, z, groups, progress) -> None:
+        from scalinglab.laws.bootstrap import percentile_ci, resample_weights
+
+        R = int(self.bootstrap)
+        weights = resample_weights(groups, R, np.random.default_rng(self.seed))
         # a few perturbed starts around the full-data optimum guard against a resample's other basin
         jit = np.array([[0.5, 0.5, 0.05, 0.03, 0.03], [-0.5, -0.5, -0.05, -0.03, -0.03],
                         [0.5, -0.5, 0.0, 0.03, -0.03], [-0.5, 0.5, 0.0, -0.03, 0.03]])
-        n_chunks = max(1, min(20, R // 25))
+        rep = [int(np.flatnonzero(obj.P[:, j])[0]) for j in range(obj.P.shape[1])]
+        jit = jit[:, rep]
+        n_chunks = 1 if self.n_jobs == 1 else max(1, min(20, R // 25))  # lockstep L-BFGS: fewer, larger batches
         parts = np.array_split(np.arange(R), n_chunks)
-        res = self._map(lambda p: _boot_chunk(theta, jit, weights[p], lN, lD, lL, self.delta), parts,
-                        "bootstrap", progress)
-        T = np.concatenate(res)
+        res = self._map(lambda p: _boot_chunk(obj, z, jit, weights[p]), parts, "bootstrap", progress)
+        T = obj.theta(np.concatenate(res))
         boot = np.column_stack([np.exp(T[:, 2]), np.exp(T[:, 0]), np.exp(T[:, 1]), T[:, 3], T[:, 4]])
         s = boot[:, 3] + boot[:, 4]
         boot = np.column_stack([boot, boot[:, 4] / s, boot[:, 3] / s])
         self.boot_ = boot
-        q = (1 - self.ci) / 2 * 100
-        lo, hi = np.nanpercentile(boot, [q, 100 - q], axis=0)
-        self.ci_ = {k: (float(l), float(h)) for k, l, h in zip(PARAMS + ("a", "b"), lo, hi)}
+        self.ci_ = percentile_ci(boot, PARAMS + ("a", "b"), self.ci)
+
+    def draws(self) -> np.ndarray | None:
+        """Bootstrap draws of (E, A, B, alpha, beta), one row per resample (None without a bootstrap)."""
+        return None if self.boot_ is None else self.boot_[:, :5]
+
+    def with_values(self, row) -> ParametricLaw:
+        """The law at one draw's parameters (E, A, B, alpha, beta)."""
+        return ParametricLaw(**dict(zip(PARAMS, map(float, row))))
 
     def _extra_dict(self) -> dict[str, Any]:
+        from scalinglab.laws.bootstrap import pack_draws
+
         d = super()._extra_dict()
-        d.update(n_points=self.n_points_, delta=self.delta, drop_highest=self.drop_highest)
+        d.update(n_points=self.n_points_, delta=self.delta, drop_highest=self.drop_highest, loss=self.loss)
+        if self.tie:
+            d["tie"] = [list(p) for p in parse_tie(self.tie)]
+        if self.fix:
+            d["fix"] = parse_fix(self.fix)
         if self.objective_ is not None:
             d["objective"] = self.objective_
+        d["warnings"] = list(self.warnings_)
+        d["residuals"] = dict(self.residuals_)
         if self.ci_:
             d["ci"] = {k: list(v) for k, v in self.ci_.items()}
             d["ci_level"] = self.ci
             d["bootstrap"] = self.bootstrap
             d["seed"] = self.seed
+        if self.boot_ is not None:
+            d["draws"] = pack_draws(self.boot_[:, :5], PARAMS)
         if self.notes_:
             d["notes"] = list(self.notes_)
         return d
 
     def _load_extra(self, d: dict[str, Any]) -> None:
+        from scalinglab.laws.bootstrap import unpack_draws
+
         self.n_points_ = d.get("n_points", 0)
         self.delta = d.get("delta", self.delta)
         self.drop_highest = d.get("drop_highest", 0)
+        self.loss = d.get("loss", "huber")
+        self.tie = [tuple(p) for p in d.get("tie", [])] or None
+        self.fix = d.get("fix") or None
         self.objective_ = d.get("objective")
+        self.warnings_ = list(d.get("warnings", []))
+        self.residuals_ = dict(d.get("residuals", {}))
         if d.get("ci"):
             self.ci_ = {k: tuple(v) for k, v in d["ci"].items()}
             self.ci = d.get("ci_level", 0.95)
             self.bootstrap = d.get("bootstrap", 0)
             self.seed = d.get("seed", 0)
+        if d.get("draws"):
+            b = unpack_draws(d["draws"], PARAMS)
+            s = b[:, 3] + b[:, 4]
+            self.boot_ = np.column_stack([b, b[:, 4] / s, b[:, 3] / s])
         self.notes_ = list(d.get("notes", []))

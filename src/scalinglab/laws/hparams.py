@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError, FolderError
 
 
 @dataclass
@@ -56,7 +56,8 @@ def best_point(rows: list[dict[str, Any]], seq_tokens: int) -> TunePoint:
     budget, shape, and optionally beta2, warmup. Other swept settings (beta2, warmup) are taken at the best run's values."""
     ok = [r for r in rows if r["loss"] is not None and math.isfinite(r["loss"])]
     if not ok:
-        raise UserError(f"no finished run at {rows[0]['shape']}, C={rows[0]['budget']:.3g}: sweep the tuning study first")
+        raise FolderError(f"no finished run at {rows[0]['shape']}, C={rows[0]['budget']:.3g}",
+                          hint="sweep the tuning study first")
     best = min(ok, key=lambda r: r["loss"])
     same = [r for r in ok if r.get("beta2") == best.get("beta2") and r.get("warmup") == best.get("warmup")]
     edge: list[str] = []
@@ -173,8 +174,8 @@ class HparamsLaw:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HparamsLaw:
         if d.get("kind") != cls.kind or "lr" not in d or "batch_tokens" not in d:
-            raise UserError("not an hparams law (kind 'hparams' with lr and batch_tokens): write one with "
-                            "`scalinglab fit hparams TUNE --out hparams.json`")
+            raise FolderError("not an hparams law (kind 'hparams' with lr and batch_tokens)",
+                              hint="write one by fitting a tuning study (`fit hparams`)", keys=("hparams",))
         return cls(PowerLaw.from_dict(d["lr"]), PowerLaw.from_dict(d["batch_tokens"]),
                    [TunePoint(**p) for p in d.get("points", [])], list(d.get("notes", [])),
                    PowerLaw.from_dict(d["lr_of_c"]) if d.get("lr_of_c") else None,
@@ -185,9 +186,9 @@ def fit_hparams(points: list[TunePoint], *, lr_of: str = "N", bootstrap: int = 1
                 level: float = 0.95) -> HparamsLaw:
     """Power laws through the per-point optima: lr* of N (or C) and batch* (tokens) of C."""
     if not points:
-        raise UserError("no tuned points to fit: sweep the tuning study first")
+        raise FolderError("no tuned points to fit", hint="sweep the tuning study first")
     if lr_of not in ("N", "C"):
-        raise UserError(f"unknown lr variable {lr_of!r}: use N or C")
+        raise ConfigError(f"unknown lr variable {lr_of!r}", hint="use N or C", keys=("lr_of",))
     n = np.array([p.params for p in points], float)
     c = np.array([p.budget for p in points], float)
     lr = np.array([p.lr for p in points], float)

@@ -8,7 +8,7 @@ import math
 from functools import reduce
 
 from scalinglab.accounting.shape import ModelShape
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError
 from scalinglab.plan.isoflop import layers_for
 
 
@@ -21,9 +21,11 @@ def shapes_around(n_opt: float, template: ModelShape, rule: str, step: int, spre
                   at_least: int = 3) -> list[ModelShape]:
     """Shapes of widths k*step (depth from `rule`) with N in [n_opt/spread, n_opt*spread], sorted by N."""
     if not (n_opt > 0 and math.isfinite(n_opt)):
-        raise UserError(f"the law predicts no usable N_opt ({n_opt!r}) at this budget; check the law file")
+        raise ConfigError(f"the law predicts no usable N_opt ({n_opt!r}) at this budget", hint="check the law file",
+                          keys=("around",))
     if spread <= 1:
-        raise UserError(f"bad spread {spread}: it must exceed 1 (3 places shapes from N_opt/3 to 3 N_opt)")
+        raise ConfigError(f"bad spread {spread}: it must exceed 1", hint="3 places shapes from N_opt/3 to 3 N_opt",
+                          keys=("spread",))
     cands: list[tuple[float, ModelShape]] = []
     for k in range(1, 4097):
         d = k * step
@@ -38,7 +40,8 @@ def shapes_around(n_opt: float, template: ModelShape, rule: str, step: int, spre
         if n > n_opt * spread * 4:
             break
     if not cands:
-        raise UserError(f"no shape of rule {rule!r} with width step {step}; give --shapes instead")
+        raise ConfigError(f"no shape of rule {rule!r} with width step {step}", hint="give explicit shapes instead",
+                          keys=("rule", "shapes"))
     inside = [s for n, s in cands if n_opt / spread <= n <= n_opt * spread]
     if len(inside) < at_least:
         near = sorted(cands, key=lambda t: abs(math.log(t[0] / n_opt)))[:at_least]

@@ -105,7 +105,7 @@ class Resolver:
         return 0.95 if self.legacy else self.recipe.beta2(tokens_per_step)
 
     def settings(self) -> dict[str, Any]:
-        """The user's choices as study.toml keeps them (0: resolved per run), so an extension resolves alike."""
+        """The user's choices as the study's settings keep them (0: resolved per run), so an extension resolves alike."""
         d: dict[str, Any] = {"recipe": "legacy" if self.legacy else RECIPE_NAME, "lr": self.lr,
                              "batch_size": self.batch_size, "warmup_steps": self.warmup_steps, "beta2": self.beta2}
         if self.law is not None:

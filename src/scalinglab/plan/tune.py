@@ -10,7 +10,7 @@ from dataclasses import replace
 from itertools import product
 from typing import Any
 
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError
 from scalinglab.plan.isoflop import Dropped, IsoflopPlan, PlannedRun, plan_isoflop
 from scalinglab.plan.recipe import Resolver
 
@@ -30,12 +30,14 @@ def plan_tune(budgets: list[float], shapes: list, *, lrs: list[float], batch_siz
     """plan_isoflop's arguments (batch_size and hparams excepted) plus the grid. beta2 or warmup 0 (the default
     when not swept): the recipe's rule for that run."""
     if not lrs or any(not (x > 0) for x in lrs):
-        raise UserError("give positive learning rates, e.g. --lrs 1e-3,2e-3,4e-3")
+        raise ConfigError("the grid's learning rates must be positive", hint="e.g. 1e-3,2e-3,4e-3", keys=("lrs",))
     if not batch_sizes or any(b <= 0 for b in batch_sizes):
-        raise UserError("give positive batch sizes (sequences per step), e.g. --batch-sizes 16,32,64")
+        raise ConfigError("the grid's batch sizes must be positive numbers of sequences per step", hint="e.g. 16,32,64",
+                          keys=("batch_sizes",))
     beta2s, warmups = beta2s or [0.0], warmups or [0]
     if any(not (0 <= b < 1) for b in beta2s) or any(w < 0 for w in warmups):
-        raise UserError("--beta2s must lie in [0, 1) and --warmups be >= 0 steps")
+        raise ConfigError("beta2 values must lie in [0, 1) and warmups be >= 0 steps", hint="e.g. 0.95,0.99,0.999",
+                          keys=("beta2s", "warmups"))
     runs: list[PlannedRun] = []
     dropped: list[Dropped] = []
     law_report: list[dict[str, Any]] = []

@@ -80,7 +80,7 @@ class Approach2(PowerLawAllocation):
 
     def __init__(self, robust: str = "ransac", max_loss: float | None = None, seed: int = 42,
                  budget_tol: float = 0.05, window: int | None = 5, keep_unbracketed: bool = False,
-                 bootstrap: int = 0, ci: float = 0.95, resample: str = "runs", **kw):
+                 bootstrap: int = 0, ci: float = 0.95, resample: str = "residuals", **kw):
         super().__init__(**kw)
         self.resample = resample
         self.bootstrap, self.ci = bootstrap, ci
@@ -95,7 +95,7 @@ class Approach2(PowerLawAllocation):
         self.residuals_: dict[str, Any] = {}
         self.inlier_: np.ndarray | None = None
 
-    def fit(self, N, D, C, loss, groups=None) -> "Approach2":
+    def fit(self, N, D, C, loss, groups=None) -> Approach2:
         """groups: a run id per row (rows of one run share it): the bootstrap resamples whole runs per budget."""
         if self.robust not in ROBUST:
             raise UserError(f"unknown outlier method {self.robust!r}: use one of {', '.join(ROBUST)}")

@@ -3,9 +3,10 @@ L-BFGS from a grid of starts, seeded bootstrap confidence intervals. Hoffmann et
 
 from __future__ import annotations
 
-from itertools import product
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from itertools import product
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def _polish(obj: Objective, z0, w=None):
         f, g = obj(z[None, :], W)
         return f[0], g[0]
 
-    res = minimize(fun, z0, jac=True, method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-12, maxiter=5000))
+    res = minimize(fun, z0, jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000})
     f0 = fun(z0)[0]
     return (res.x, res.fun) if res.fun <= f0 else (z0, f0)
 
@@ -255,7 +256,7 @@ class Approach3(ParametricLaw):
         self.residuals_: dict[str, Any] = {}
 
     def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None,
-            groups=None) -> "Approach3":
+            groups=None) -> Approach3:
         """groups: a run id per row (several rows of one run, e.g. WSD branches): the bootstrap resamples runs."""
         if self.loss not in LOSSES:
             raise UserError(f"unknown fit loss {self.loss!r}: use huber or lsq")

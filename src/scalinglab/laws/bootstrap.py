@@ -3,7 +3,8 @@ percentile intervals, and the compact form in which a law file stores its draws.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def pack_draws(draws: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """Draws for a law file: one list per parameter, 7 significant digits (enough for any prediction)."""
-    return {"n": int(len(draws)),
+    return {"n": len(draws),
             "values": {k: [float(f"{v:.7g}") for v in draws[:, i]] for i, k in enumerate(names)}}
 
 

@@ -56,7 +56,7 @@ class DataConstrainedLaw(ParametricLaw):
         out = datacon_loss(p, np.atleast_1d(N), np.atleast_1d(D), np.atleast_1d(U))[0]
         return float(out[0]) if np.ndim(N) == 0 and np.ndim(D) == 0 and np.ndim(U) == 0 else out
 
-    def fit(self, N, D, U, loss) -> "DataConstrainedLaw":
+    def fit(self, N, D, U, loss) -> DataConstrainedLaw:
         from scipy.optimize import minimize
 
         N, D, U, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, U, loss))
@@ -99,7 +99,7 @@ class DataConstrainedLaw(ParametricLaw):
         bounds = [(1e-6, None) if f.startswith("r_star") else (None, None) for f in free]
         best = None
         for s in starts:
-            res = minimize(obj, s, method="L-BFGS-B", bounds=bounds, options=dict(ftol=1e-15, gtol=1e-10, maxiter=2000))
+            res = minimize(obj, s, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
             if best is None or res.fun < best.fun:
                 best = res
         vals = full(best.x)[0]

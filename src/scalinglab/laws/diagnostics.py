@@ -42,7 +42,7 @@ def identifiability_warnings(obj, z: np.ndarray, free: list[str]) -> list[str]:
     theta = obj.theta(z[None, :])[0]
     lN, lD, L = obj.lN, obj.lD, obj.L
     n, k = len(L), len(free)
-    names = dict(A=np.exp(theta[0]), B=np.exp(theta[1]), E=np.exp(theta[2]), alpha=theta[3], beta=theta[4])
+    names = {"A": np.exp(theta[0]), "B": np.exp(theta[1]), "E": np.exp(theta[2]), "alpha": theta[3], "beta": theta[4]}
     for var, lx, params in (("N", lN, ("A", "alpha")), ("D", lD, ("B", "beta"))):
         span = float(np.exp(lx.max() - lx.min()))
         if span < MIN_SPAN and any(p in free for p in params):

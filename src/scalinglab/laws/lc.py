@@ -52,7 +52,7 @@ def fit_lc(C, L, delta: float = 1e-3, W=None, start=None) -> tuple[np.ndarray, f
     L = np.asarray(L, dtype=float)
     if W is None and L.ndim == 1:
         lL = np.log(L)
-        X, f, _ = lbfgs_batch(lambda X, idx: _objective(X, lc, lL, delta), starts, maxiter=300)
+        X, f, _ = lbfgs_batch(lambda X, idx: _objective(X, lc, lL, delta), starts, maxiter=100)
         f = np.where(np.isfinite(f), f, np.inf)
         x = _polish(X[np.argmin(f)], lc, lL, delta)
         fb = _objective(x[None], lc, lL, delta)[0][0]
@@ -85,7 +85,7 @@ def _polish(x0, lc, lL, delta):
         f, g = _objective(x[None], lc, lL, delta)
         return f[0], g[0]
 
-    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options=dict(ftol=1e-15, gtol=1e-12, maxiter=2000))
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 2000})
     return res.x if res.fun <= fun(x0)[0] else x0
 
 
@@ -107,7 +107,7 @@ class LossComputeLaw(Law):
         self.points_: list[dict[str, float]] = []
         self.boot_: np.ndarray | None = None
 
-    def fit(self, C, loss) -> "LossComputeLaw":
+    def fit(self, C, loss) -> LossComputeLaw:
         C, L = (np.asarray(v, dtype=float).ravel() for v in (C, loss))
         ok = np.isfinite(C) & np.isfinite(L) & (C > 0) & (L > 0)
         if ok.sum() < 4:
@@ -129,7 +129,7 @@ class LossComputeLaw(Law):
         return self
 
     @classmethod
-    def from_minima(cls, law, delta: float = 1e-3) -> "LossComputeLaw":
+    def from_minima(cls, law, delta: float = 1e-3) -> LossComputeLaw:
         """Fit to an approach 2 law's bracketed vertices (or an approach 1 law's envelope points), carrying its
         allocation and, when it has bootstrap draws of its vertices, a bootstrap of this law too."""
         if hasattr(law, "per_budget_"):

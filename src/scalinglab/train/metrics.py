@@ -52,4 +52,4 @@ class MetricsLog:
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip().endswith("}")] if p.exists() else []

@@ -44,7 +44,7 @@ def plan_isoflop_cmd(
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.data.loader import TokenData
     from scalinglab.plan.isoflop import layers_for, parse_range, plan_isoflop
-    from scalinglab.records import RunSpec
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
     from scalinglab.study import create_study
 
     if bool(shapes) == bool(d_models):
@@ -55,8 +55,10 @@ def plan_isoflop_cmd(
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
                                latents=latents) for d, n in dims]
-    base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
-                   seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile)
+    base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, seed=seed,
+                   schedule=ScheduleConfig(kind=schedule, warmup_steps=warmup_steps),
+                   runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
+                   logging=LoggingConfig(eval_batches=eval_batches))
     from scalinglab.plan.wsd import plan_wsd
 
     planner = plan_wsd if schedule == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches

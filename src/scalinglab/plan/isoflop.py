@@ -6,7 +6,7 @@ Pure planning (no torch, no files): D = C / flops_per_token, steps = round(D / t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scalinglab.accounting.shape import ModelShape
@@ -127,8 +127,7 @@ def plan_isoflop(
             rid = run_id(c, shape)
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
-            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": batch_size,
-                              "convention": convention, "run_id": rid, "extra": dict(base.extra)})
+            spec = replace(base, shape=shape, data=data, batch_size=batch_size, convention=convention, run_id=rid)
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
             tokens = steps * tps
@@ -146,13 +145,15 @@ def plan_isoflop(
                 dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, n, steps, reason, kind))
                 continue
             # The trainer stops on exactly one criterion: steps. The planned C lives in the study store
-            # (and in extra, for a run folder read on its own).
+            # (and in the spec's origin, for a run folder read on its own).
             spec.steps, spec.tokens, spec.budget_flops = steps, 0, 0.0
-            spec.extra["isoflop_budget"] = float(c)
-            if evals > 0 and spec.eval_every == 0:
-                spec.eval_every = max(1, steps // evals)
-            if checkpoints > 0 and spec.checkpoint_every == 0:
-                spec.checkpoint_every = max(1, steps // checkpoints)
+            spec.origin = replace(spec.origin, planned_budget=float(c))
+            log = spec.logging
+            if evals > 0 and log.eval_every == 0:
+                log = replace(log, eval_every=max(1, steps // evals))
+            if checkpoints > 0 and log.checkpoint_every == 0:
+                log = replace(log, checkpoint_every=max(1, steps // checkpoints))
+            spec.logging = log
             runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)

@@ -61,6 +61,7 @@ class Origin:
     planned_budget: float = 0.0  # the planner's C for this run (0: none)
     grown_from: str = ""  # the run folder a growth operator started from
     growth: dict[str, Any] = field(default_factory=dict)  # its settings: width, depth, mode, noise, at_step, from_shape
+    tune: dict[str, Any] = field(default_factory=dict)  # a tuning grid's point: lr, batch_size, beta2, warmup as given
 
 
 SECTIONS: dict[str, type] = {"schedule": ScheduleConfig, "runtime": RuntimeConfig, "logging": LoggingConfig,
@@ -142,6 +143,7 @@ LEGACY = {
     "eval_batches": ("logging", "eval_batches"), "checkpoint_every": ("logging", "checkpoint_every"),
     "tensorboard": ("logging", "tensorboard"),
     "isoflop_budget": ("origin", "planned_budget"), "grown_from": ("origin", "grown_from"), "growth": ("origin", "growth"),
+    "tune": ("origin", "tune"),
 }
 # Shape fields written flat in hand-made config files, and their short names there.
 LEGACY_SHAPE = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads",

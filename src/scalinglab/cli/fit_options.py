@@ -66,12 +66,14 @@ def load_runs(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=N
     """The Runs of a STUDY folder (its store) or a runs CSV (with the column flags); column errors name the flag."""
     from scalinglab.analysis import Columns, Runs
     from scalinglab.analysis.runs import ColumnError
+    from scalinglab.folders import StudyDir
     from scalinglab.sweep.store import is_study, load_runs as study_runs
 
     p = Path(source)
     if p.is_dir():
         if not is_study(p):
-            raise UserError(f"{p} is a folder but not a study (no study.toml/study.db): give a STUDY folder or a CSV")
+            raise UserError(f"{p} is a folder but not a study (no {StudyDir.SETTINGS}/{StudyDir.STORE}): give a STUDY "
+                            "folder or a CSV")
         return study_runs(p)
     try:
         return Runs.from_csv(p, Columns(n=n_col, d=d_col, c=c_col, loss=loss_col, budget=budget_col, run=run_col))

@@ -13,10 +13,11 @@ from scalinglab.laws.approach1 import Approach1
 from scalinglab.laws.approach2 import Approach2
 from scalinglab.laws.approach3 import Approach3
 from scalinglab.laws.base import KaplanLaw, Law, ParametricLaw, PowerLawAllocation
+from scalinglab.laws.hparams import HparamsLaw
 
-# A new law class is one line here: its `kind` (the "kind" key of its JSON) -> the class.
-KINDS: dict[str, type[Law]] = {c.kind: c for c in (PowerLawAllocation, ParametricLaw, KaplanLaw,
-                                                   Approach1, Approach2, Approach3)}
+# A new law class is one line here: its `kind` (the "kind" key of its JSON) -> the class (with from_dict).
+KINDS: dict[str, Any] = {c.kind: c for c in (PowerLawAllocation, ParametricLaw, KaplanLaw,
+                                             Approach1, Approach2, Approach3, HparamsLaw)}
 
 
 class LawChoiceError(UserError):
@@ -27,7 +28,7 @@ class LawChoiceError(UserError):
         self.choices = choices
 
 
-def law_from_dict(d: dict[str, Any]) -> Law:
+def law_from_dict(d: dict[str, Any]) -> Law | HparamsLaw:
     """The law object of one law's JSON dict (its "kind" picks the class)."""
     kind = d.get("kind")
     if kind not in KINDS:

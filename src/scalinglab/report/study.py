@@ -4,7 +4,7 @@ allocation, envelope, loss-vs-compute, contour and residual figures, tables, pre
 from __future__ import annotations
 
 import math
-from pathlib import Path
+
 import numpy as np
 
 from scalinglab.analysis import StudyFit
@@ -30,13 +30,13 @@ def check_reportable(runs, max_loss: float | None) -> None:
 def study_epochs(runs) -> np.ndarray:
     """Epochs of its data each run of a study read (NaN where its config or data is gone)."""
     from scalinglab.data.loader import TokenData
-    from scalinglab.records import RunSpec
+    from scalinglab.folders import RunDir
 
     cache: dict[str, object] = {}
     out = []
     for run_dir, tokens in zip(runs.info.get("run_dir", []), runs.D):
         try:
-            spec = RunSpec.from_toml((Path(str(run_dir)) / "config.toml").read_text())
+            spec = RunDir(str(run_dir)).read_spec()
             if spec.data not in cache:
                 cache[spec.data] = TokenData(spec.data)
             out.append(float(cache[spec.data].epochs(float(tokens), spec.shape.seq_len, spec.shape.latents)))

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError, UserError
 
 # Column names tried in order when the mapping names none (study frames, Epoch's and minchilla's CSVs).
 ALIASES: dict[str, list[str]] = {
@@ -24,11 +24,11 @@ WHAT = {"n": "model-size (N)", "d": "tokens (D)", "c": "compute (C)", "loss": "l
         "run": "run id"}
 
 
-class ColumnError(UserError):
+class ColumnError(ConfigError):
     """A named column is missing, or none of a quantity's usual names is there; `kind` is n, d, c, loss, ..."""
 
-    def __init__(self, message: str, kind: str):
-        super().__init__(message)
+    def __init__(self, problem: str, kind: str, hint: str = "name the column that holds it"):
+        super().__init__(problem, hint=hint, keys=(f"{kind}_col",))
         self.kind = kind
 
 
@@ -172,7 +172,7 @@ class Runs:
         dc = _pick(df, cols.d, "d", source, required=False)
         cc = _pick(df, cols.c, "c", source, required=False)
         if dc is None and cc is None:
-            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column: name one of them", "d")
+            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column", "d", hint="name one of them")
         notes = []
         N = _numeric(df, nc, source, lines, done)
         loss = _numeric(df, lc, source, lines, done)
@@ -219,14 +219,14 @@ def _from_steps(df, source: str, cols: Columns, rc: str) -> "Runs":
 def _pick(df, given: str | None, kind: str, src: str, required: bool = True) -> str | None:
     if given:
         if given not in df.columns:
-            raise ColumnError(f"column {given!r} not in {src} (columns: {', '.join(map(str, df.columns))})", kind)
+            raise ColumnError(f"column {given!r} not in {src} (columns: {', '.join(map(str, df.columns))})", kind,
+                              hint="name a column the table has")
         return given
     for name in ALIASES[kind]:
         if name in df.columns:
             return name
     if required:
-        raise ColumnError(f"no {WHAT[kind]} column in {src} (columns: {', '.join(map(str, df.columns))}): "
-                          f"name the column that holds it", kind)
+        raise ColumnError(f"no {WHAT[kind]} column in {src} (columns: {', '.join(map(str, df.columns))})", kind)
     return None
 
 

@@ -33,6 +33,7 @@ def print_fit(fit) -> None:
     from rich.table import Table
 
     con = Console()
+    con.width = max(con.width, 110)  # the allocation table's interval columns
     pct = f"{100 * fit.options.ci:g}%"
     for ap, f in fit.approaches.items():
         d = f.law.to_dict()
@@ -73,11 +74,15 @@ def print_fit(fit) -> None:
             con.print(f"[dim]note: {n}[/dim]")
         if f.at:
             ta = Table(title="allocation", title_justify="left")
-            for c in ("C", "N_opt", "D_opt", "tokens/param", "predicted loss", f"N_opt {pct}", f"loss {pct}"):
+            cols = ["C", "N_opt", "D_opt", "tokens/param", "predicted loss"]
+            with_ci = any(r.n_opt_ci is not None for r in f.at)
+            cols += [f"N_opt {pct}", f"D_opt {pct}", f"loss {pct}"] if with_ci else []
+            for c in cols:
                 ta.add_column(c, justify="right")
             for r in f.at:
-                ta.add_row(f"{r.C:.3g}", f"{r.n_opt:.3g}", f"{r.d_opt:.3g}", f"{r.d_opt / r.n_opt:.1f}",
-                           "" if r.loss is None else f"{r.loss:.4f}", _ci(r.n_opt_ci), _ci(r.loss_ci))
+                row = [f"{r.C:.3g}", f"{r.n_opt:.3g}", f"{r.d_opt:.3g}", f"{r.d_opt / r.n_opt:.1f}",
+                       "" if r.loss is None else f"{r.loss:.4f}"]
+                ta.add_row(*row, *((_ci(r.n_opt_ci), _ci(r.d_opt_ci), _ci(r.loss_ci)) if with_ci else ()))
             con.print(ta)
     for n in fit.notes:
         con.print(f"[dim]note: {n}[/dim]")

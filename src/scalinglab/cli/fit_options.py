@@ -32,10 +32,6 @@ CI = typer.Option(0.95, "--ci", help="Level of the bootstrap intervals.")
 SEED = typer.Option(42, "--seed", help="Seed of RANSAC and of every bootstrap.")
 JOBS = typer.Option(-1, "--jobs", help="Parallel workers for approach 3 (-1: all cores).")
 
-FLAG_OF_COLUMN = {"n": "--n-col", "d": "--d-col", "c": "--c-col", "loss": "--loss-col", "budget": "--budget-col",
-                  "run": "--run-col"}
-
-
 def build_options(approach: str, at: Optional[str], max_loss: Optional[float], robust: str, budget_tol: float,
                   drop_highest: int, bootstrap: int, runs_bootstrap: int, delta: float, ci: float, seed: int,
                   jobs: int):
@@ -63,9 +59,9 @@ def build_options(approach: str, at: Optional[str], max_loss: Optional[float], r
 
 
 def load_runs(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=None, budget_col=None, run_col=None):
-    """The Runs of a STUDY folder (its store) or a runs CSV (with the column flags); column errors name the flag."""
+    """The Runs of a STUDY folder (its store) or a runs CSV (with the column flags); a column error's key
+    (n_col, loss_col, ...) becomes its flag in the error line."""
     from scalinglab.analysis import Columns, Runs
-    from scalinglab.analysis.runs import ColumnError
     from scalinglab.folders import StudyDir
     from scalinglab.sweep.store import is_study, load_runs as study_runs
 
@@ -75,10 +71,7 @@ def load_runs(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=N
             raise UserError(f"{p} is a folder but not a study (no {StudyDir.SETTINGS}/{StudyDir.STORE}): give a STUDY "
                             "folder or a CSV")
         return study_runs(p)
-    try:
-        return Runs.from_csv(p, Columns(n=n_col, d=d_col, c=c_col, loss=loss_col, budget=budget_col, run=run_col))
-    except ColumnError as e:
-        raise UserError(f"{e}; use {FLAG_OF_COLUMN.get(e.kind, '--n-col/--d-col/--c-col/--loss-col')}") from None
+    return Runs.from_csv(p, Columns(n=n_col, d=d_col, c=c_col, loss=loss_col, budget=budget_col, run=run_col))
 
 
 def progress_bars(enabled: bool):
@@ -125,7 +118,7 @@ def read_law(path: Path, approach: Optional[str]):
     try:
         key, law = load_law_choice(path, approach)
     except LawChoiceError as e:
-        raise UserError(f"{e}; pick one with --approach {'|'.join(c.removeprefix('approach') for c in e.choices)}") from None
+        raise UserError(f"{e.problem}; pick one with --approach {'|'.join(c.removeprefix('approach') for c in e.choices)}") from None
     label = f"{path} ({key})"
     sys.stderr.write(f"using law {key} ({law.kind}) from {path}\n")
     return law, label

@@ -41,7 +41,7 @@ def plan_isoflop_cmd(
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
     extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
-    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
+    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-law LAW.json (1, 2, 3); required when it holds several."),
     spread: float = typer.Option(3.0, "--spread", help="With --around: shapes from N_opt/spread to spread*N_opt."),
     width_step: int = typer.Option(0, "--width-step", help="With --around: widths are multiples of this (0: the gcd of the study's widths)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),

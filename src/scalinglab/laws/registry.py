@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError, FolderError
 from scalinglab.fileio import read_json
 from scalinglab.laws.approach1 import Approach1
 from scalinglab.laws.approach2 import Approach2
@@ -20,11 +20,11 @@ KINDS: dict[str, Any] = {c.kind: c for c in (PowerLawAllocation, ParametricLaw, 
                                              Approach1, Approach2, Approach3, HparamsLaw)}
 
 
-class LawChoiceError(UserError):
+class LawChoiceError(ConfigError):
     """A law file holds several laws and none (or an unknown one) was chosen; `choices` names them."""
 
-    def __init__(self, message: str, choices: list[str]):
-        super().__init__(message)
+    def __init__(self, problem: str, choices: list[str]):
+        super().__init__(problem, hint="choose one of them", keys=("approach",))
         self.choices = choices
 
 
@@ -32,7 +32,7 @@ def law_from_dict(d: dict[str, Any]) -> Law | HparamsLaw:
     """The law object of one law's JSON dict (its "kind" picks the class)."""
     kind = d.get("kind")
     if kind not in KINDS:
-        raise UserError(f"unknown law kind {kind!r}: expected one of {', '.join(sorted(KINDS))}")
+        raise ConfigError(f"unknown law kind {kind!r}", hint=f"expected one of {', '.join(sorted(KINDS))}")
     return KINDS[kind].from_dict(d)
 
 
@@ -48,16 +48,16 @@ def read_law_file(path: str | Path) -> dict[str, dict[str, Any]]:
     try:
         d = read_json(p)
     except FileNotFoundError:
-        raise UserError(f"no law file at {p}: fit one first (scalinglab fit ... --out {p})") from None
+        raise FolderError(f"no law file at {p}", hint="write one by fitting a study (`scalinglab fit`)") from None
     except json.JSONDecodeError as e:
-        raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno}): write it again with scalinglab fit") from None
+        raise FolderError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint="write it again with `scalinglab fit`") from None
     if not isinstance(d, dict):
-        raise UserError(f"{p} is not a law file (a JSON object with 'kind' or 'laws'): write it with scalinglab fit")
+        raise FolderError(f"{p} is not a law file (a JSON object with 'kind' or 'laws')", hint="write it with `scalinglab fit`")
     if "kind" in d:
         return {str(d["kind"]): d}
     laws = d.get("laws")
     if not isinstance(laws, dict) or not laws:
-        raise UserError(f"{p} holds no law (no 'kind' and no 'laws' key): write it with scalinglab fit")
+        raise FolderError(f"{p} holds no law (no 'kind' and no 'laws' key)", hint="write it with `scalinglab fit`")
     return laws
 
 
@@ -68,7 +68,7 @@ def load_law_choice(path: str | Path, approach: str | None = None) -> tuple[str,
     keys = list(laws)
     if approach is None:
         if len(keys) > 1:
-            raise LawChoiceError(f"{path} holds {len(keys)} laws ({', '.join(keys)}): choose one of them", keys)
+            raise LawChoiceError(f"{path} holds {len(keys)} laws ({', '.join(keys)})", keys)
         key = keys[0]
     else:
         key = approach_key(approach)

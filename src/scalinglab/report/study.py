@@ -70,7 +70,8 @@ def study_report(fit: StudyFit, title: str, data_tokens: float | None = None) ->
             w.append(f"{int(over.sum())} run(s) read more than one epoch of their data (up to "
                      f"{np.nanmax(epochs):.2f}); scaling laws assume fresh tokens: " + _runs_named(runs, over))
     w += list(fit.warnings) + [f"approach {k} not fitted: {v}" for k, v in fit.skipped.items()]
-    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, {len(np.unique(runs.budget))} budgets)"))
+    n_budgets = len(np.unique(group_budgets(runs.budget, opts.budget_tol))) if len(runs) else 0
+    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, {n_budgets} budgets)"))
     rep.summary += fit.summary()
     rep.sections += _sections(fit, usable, np.full(len(runs), np.nan) if epochs is None else np.asarray(epochs, float))
     return rep

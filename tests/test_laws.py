@@ -13,7 +13,8 @@ from scalinglab.errors import UserError
 from scalinglab.laws.approach1 import Approach1
 from scalinglab.laws.approach2 import Approach2
 from scalinglab.laws.approach3 import Approach3, hoffmann_grid
-from scalinglab.laws.base import ParametricLaw, law_from_dict
+from scalinglab.laws.base import ParametricLaw
+from scalinglab.laws.registry import law_from_dict
 from scalinglab.laws.published import PUBLISHED, get_law
 from conftest import SHARED_DATA, needs_shared, shared
 
@@ -72,10 +73,12 @@ def _minchilla():
 
 
 def test_minchilla_approach2_ransac_and_lsq():
-    law = Approach2(robust="ransac", max_loss=2, seed=42).fit(*_minchilla())
+    # minchilla's method: every size in the parabola, the unbracketed 1e15 budget kept
+    law = Approach2(robust="ransac", max_loss=2, seed=42, window=None, keep_unbracketed=True).fit(*_minchilla())
     assert round(law.a_, 3) == 0.478 and round(law.b_, 2) == 0.52
-    assert [r.get("outliers_n") for r in law.per_budget_] == [0, 0, 1, 1, 0]  # d640 at 6 and 10 PF
-    assert round(Approach2(robust="lsq", max_loss=2).fit(*_minchilla()).a_, 3) == 0.432
+    assert [r.outliers_n for r in law.per_budget_] == [0, 0, 1, 1, 0]  # d640 at 6 and 10 PF
+    lsq = Approach2(robust="lsq", max_loss=2, window=None, keep_unbracketed=True).fit(*_minchilla())
+    assert round(lsq.a_, 3) == 0.432
 
 
 def test_approach2_warns_on_few_points_and_outside_minimum():
@@ -83,9 +86,9 @@ def test_approach2_warns_on_few_points_and_outside_minimum():
     C = np.array([1e15] * 3 + [1e16] * 3 + [1e17] * 2)
     law = ParametricLaw(E=1.0, A=400, B=400, alpha=0.34, beta=0.28)
     L = law.predict_loss(N, C / (6 * N))
-    fit = Approach2(robust="lsq").fit(N, C / (6 * N), C, L)
+    fit = Approach2(robust="lsq", keep_unbracketed=True).fit(N, C / (6 * N), C, L)
     assert any("only 2 usable runs" in w for w in fit.warnings_)
-    assert any("outside the sampled range" in w for w in fit.warnings_)
+    assert any("not bracketed" in w and "kept" in w for w in fit.warnings_)
 
 
 def _true_law(rng):

@@ -4,16 +4,18 @@ robust to non-converged runs (loss cut, seeded RANSAC or Huber); vertices -> N_o
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import PowerLawAllocation, register_kind
+from scalinglab.laws.base import PowerLawAllocation
 from scalinglab.laws.diagnostics import residual_summary
 
 ROBUST = ("ransac", "huber", "lsq")
 ALLOCATION_FIELDS = ("k_n", "a", "k_d", "b")
+RESAMPLE = ("residuals", "runs")
 
 
 def group_budgets(budget: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
@@ -64,12 +66,79 @@ def fit_line(x: np.ndarray, y: np.ndarray):
     return float(slope), float(intercept)
 
 
-@register_kind
+@dataclass(frozen=True)
+class BudgetFit:
+    """One budget's IsoFLOP profile: the parabolas' vertices, or why there is none (`skipped`)."""
+
+    C: float
+    """Compute budget in FLOPs (the planned one, or the geometric mean of a group's spent C)."""
+    n_runs: int
+    """Runs at this budget."""
+    n_used: int
+    """Runs left after the loss cut (max_loss); the parabolas are fitted to these."""
+    n_opt: float | None = None
+    """N at the vertex of loss vs log10 N."""
+    d_opt: float | None = None
+    """D at the vertex of loss vs log10 D."""
+    loss_opt_n: float | None = None
+    """Loss at the N vertex."""
+    loss_opt_d: float | None = None
+    """Loss at the D vertex."""
+    coef_n: tuple[float, float, float] | None = None
+    """The N parabola (c2, c1, c0) in x = log10 N."""
+    range_n: tuple[float, float] | None = None
+    """Smallest and largest N sampled."""
+    method_n: str | None = None
+    """How the N parabola was fitted (ransac, huber, lsq: RANSAC falls back to lsq under 5 points)."""
+    method_d: str | None = None
+    """How the D parabola was fitted."""
+    outliers_n: int | None = None
+    """Runs the robust N fit left out."""
+    outliers_d: int | None = None
+    """Runs the robust D fit left out."""
+    outside_n: bool = False
+    """The N vertex lies outside the sampled sizes (extrapolated)."""
+    outside_d: bool = False
+    """The D vertex lies outside the sampled token counts."""
+    skipped: str | None = None
+    """Why this budget has no vertex (too few runs, no minimum, not bracketed); None when it has one."""
+    bracketed: bool = True
+    """The lowest loss is at an interior size and the vertex inside the fitted sizes (Porian et al. 2024's rule)."""
+    best_n: float | None = None
+    """N of the run with the lowest loss (the observed optimum)."""
+    best_d: float | None = None
+    """D of that run."""
+    best_loss: float | None = None
+    """Its loss."""
+    window_n: tuple[float, float] | None = None
+    """Smallest and largest N of the window the parabola was fitted on (None: all sizes)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.skipped is None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("coef_n", "range_n", "window_n"):
+            d[k] = None if d[k] is None else list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BudgetFit":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("coef_n", "range_n", "window_n"):
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+
 class Approach2(PowerLawAllocation):
-    """fit(N, D, C_budget, loss) -> self with k_n_, a_, k_d_, b_, per_budget_ (one dict per budget),
-    warnings_ (exponents implausible, budgets with < 3 points or no minimum), notes_ (budgets left out because
-    their minimum is not bracketed by the sampled sizes), residuals_ (vertices vs the fitted power law) and
-    inlier_ (per input row: False where --max-loss or the N parabola's outlier fit dropped it; not stored).
+    """fit(N, D, C_budget, loss) -> self with k_n_, a_, k_d_, b_, n_budgets_, per_budget_ (a BudgetFit per budget,
+    in budget order), warnings_ (exponents implausible, budgets with < 3 points or no minimum), notes_ (budgets
+    left out because their minimum is not bracketed by the sampled sizes), residuals_ (vertices vs the fitted
+    power law), inlier_ (per input row: False where max_loss or the N parabola's outlier fit dropped it; not
+    stored) and, with bootstrap > 0, boot_ (draws of k_n, a, k_d, b), boot_vertices_ and ci_.
 
     Hygiene, after Porian et al. 2024 (who keep a budget only when the interpolated minimum is interior): a
     budget whose lowest loss sits at its smallest or largest size, or whose vertex falls outside the fitted
@@ -82,64 +151,74 @@ class Approach2(PowerLawAllocation):
                  budget_tol: float = 0.05, window: int | None = 5, keep_unbracketed: bool = False,
                  bootstrap: int = 0, ci: float = 0.95, resample: str = "residuals", **kw):
         super().__init__(**kw)
-        self.resample = resample
-        self.bootstrap, self.ci = bootstrap, ci
-        self.boot_: np.ndarray | None = None
-        self.boot_vertices_: np.ndarray | None = None
-        self.ci_: dict[str, tuple[float, float]] | None = None
         self.robust, self.max_loss, self.seed, self.budget_tol = robust, max_loss, seed, budget_tol
         self.window, self.keep_unbracketed = window, keep_unbracketed
-        self.per_budget_: list[dict[str, Any]] = []
+        self.bootstrap, self.ci, self.resample = bootstrap, ci, resample
+        self._reset()
+
+    def _reset(self) -> None:
+        self.per_budget_: list[BudgetFit] = []
         self.warnings_: list[str] = []
         self.notes_: list[str] = []
         self.residuals_: dict[str, Any] = {}
         self.inlier_: np.ndarray | None = None
+        self.n_budgets_ = 0
+        self.boot_: np.ndarray | None = None
+        self.boot_vertices_: np.ndarray | None = None
+        self.ci_: dict[str, tuple[float, float]] | None = None
 
     def fit(self, N, D, C, loss, groups=None) -> Approach2:
         """groups: a run id per row (rows of one run share it): the bootstrap resamples whole runs per budget."""
         if self.robust not in ROBUST:
             raise UserError(f"unknown outlier method {self.robust!r}: use one of {', '.join(ROBUST)}")
+        if not self.budget_tol >= 0:
+            raise UserError(f"budget tolerance must be 0 or more, got {self.budget_tol}")
         if self.window is not None and self.window < 3:
             raise UserError(f"a parabola window of {self.window} sizes is too small: use 3 or more (or none)")
+        if self.resample not in RESAMPLE or self.bootstrap < 0 or not 0 < self.ci < 1:
+            raise UserError(f"approach 2 bootstrap settings out of range (resample {self.resample!r}, bootstrap "
+                            f"{self.bootstrap}, ci {self.ci}): resample residuals or runs, bootstrap >= 0, 0 < ci < 1")
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
+        if not (len(N) == len(D) == len(C) == len(L)):
+            raise UserError("N, D, C and loss have different lengths: give one value of each per run")
+        self._reset()
+        for f in self._fields:
+            setattr(self, f + "_", None)
         keep = np.ones(len(L), bool)
-        self.notes_ = []
         if self.max_loss is not None:
             keep = L <= self.max_loss
             self.notes_.append(f"dropped {int((~keep).sum())} runs with loss > {self.max_loss:g} (not converged)")
         gid = group_budgets(C, self.budget_tol)
-        self.per_budget_, self.warnings_ = [], []
         self.inlier_ = keep.copy()
         for g in np.unique(gid):
             m = (gid == g) & keep
             cg = C[gid == g]
             budget = float(cg[0]) if np.all(cg == cg[0]) else float(np.exp(np.mean(np.log(cg))))
             row: dict[str, Any] = {"C": budget, "n_runs": int((gid == g).sum()), "n_used": int(m.sum())}
-            self.per_budget_.append(row)
             if m.sum() < 3:
                 self._warn(f"budget {budget:.3g}: only {int(m.sum())} usable runs, need 3 for a parabola; skipped")
-                row["skipped"] = "fewer than 3 points"
+                self.per_budget_.append(BudgetFit(**row, skipped="fewer than 3 points"))
                 continue
             order = np.argsort(N[m], kind="stable")  # ascending N, as minchilla (RANSAC's draws depend on order)
             rows_m = np.flatnonzero(m)[order]
             self._fit_budget(row, N[rows_m], D[rows_m], L[rows_m], rows_m)
-        ok = [r for r in self.per_budget_ if "skipped" not in r]
+            self.per_budget_.append(BudgetFit(**row))
+        ok = [r for r in self.per_budget_ if r.ok]
         if len(ok) < 2:
             hint = "" if self.keep_unbracketed else " (or keep unbracketed budgets)"
             raise UserError(f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}: add runs or budgets "
                             f"(3+ runs per budget on both sides of the minimum){hint}")
-        c = np.log10([r["C"] for r in ok])
-        self.a_, ln = fit_line(c, np.log10([r["n_opt"] for r in ok]))
-        self.b_, ld = fit_line(c, np.log10([r["d_opt"] for r in ok]))
+        c = np.log10([r.C for r in ok])
+        a, ln = fit_line(c, np.log10([r.n_opt for r in ok]))
+        b, ld = fit_line(c, np.log10([r.d_opt for r in ok]))
         if max(abs(ln), abs(ld)) > 300:  # vertices wildly off the grid: 10**x would overflow
             raise UserError("approach 2: the fitted N_opt/D_opt line is degenerate (minima far outside the sampled "
                             "sizes); widen the shapes or add budgets")
-        self.k_n_, self.k_d_ = 10**ln, 10**ld
+        self.a_, self.b_, self.k_n_, self.k_d_ = a, b, 10**ln, 10**ld
         self.n_budgets_ = len(ok)
-        rel = np.array([r["n_opt"] for r in ok]) / (self.k_n_ * np.power([r["C"] for r in ok], self.a_)) - 1
+        rel = np.array([r.n_opt for r in ok]) / (self.k_n_ * np.power([r.C for r in ok], self.a_)) - 1
         self.residuals_ = residual_summary(rel, "n_opt")
         self._check_exponents()
-        self.boot_ = self.boot_vertices_ = self.ci_ = None
         if self.bootstrap:
             self._bootstrap(N, D, L, gid, np.arange(len(L)) if groups is None else np.asarray(groups))
         return self
@@ -150,10 +229,10 @@ class Approach2(PowerLawAllocation):
         window and bracketing rules, a resample losing a budget's bracket leaves that budget out."""
         from scalinglab.laws.bootstrap import percentile_ci, resample_weights
 
-        ok = [g for g, r in enumerate(self.per_budget_) if "skipped" not in r]
+        ok = [g for g, r in enumerate(self.per_budget_) if r.ok]
         rows = np.flatnonzero(np.isin(gid, ok) & self.inlier_)
         W = resample_weights(groups[rows], int(self.bootstrap), np.random.default_rng(self.seed), strata=gid[rows])
-        C_ok = np.log10([self.per_budget_[g]["C"] for g in ok])
+        C_ok = np.log10([self.per_budget_[g].C for g in ok])
         R = len(W)
         vert = np.full((R, len(ok), 3), np.nan)  # log10 N_opt, log10 D_opt, loss at vertex
         rng = np.random.default_rng(self.seed + 1)
@@ -165,9 +244,9 @@ class Approach2(PowerLawAllocation):
             Wg = W[:, m][:, order]
             if self.resample == "residuals":
                 row = self.per_budget_[g]
-                win = (N[r_g][order] >= row.get("window_n", row["range_n"])[0]) & \
-                    (N[r_g][order] <= row.get("window_n", row["range_n"])[1])
-                yhat = np.polyval(row["coef_n"], xn[win])
+                lo_n, hi_n = row.window_n or row.range_n
+                win = (N[r_g][order] >= lo_n) & (N[r_g][order] <= hi_n)
+                yhat = np.polyval(row.coef_n, xn[win])
                 k = int(win.sum())
                 e = (y[win] - yhat) * np.sqrt(k / max(k - 3, 1))
                 for i in range(R):
@@ -214,6 +293,9 @@ class Approach2(PowerLawAllocation):
                 loss = c0 + c1 * xv + c2 * xv * xv
         return out[0], out[1], float(loss)
 
+    def draw_names(self) -> tuple[str, ...]:
+        return ALLOCATION_FIELDS
+
     def draws(self) -> np.ndarray | None:
         """Bootstrap draws of (k_n, a, k_d, b), one row per resample (None without a bootstrap)."""
         return self.boot_
@@ -228,15 +310,15 @@ class Approach2(PowerLawAllocation):
         if self.window is not None and len(l) > self.window:
             lo = min(max(0, i_min - self.window // 2), len(l) - self.window)
             hi = lo + self.window
-            row["window_n"] = [float(n[lo]), float(n[hi - 1])]
+            row["window_n"] = (float(n[lo]), float(n[hi - 1]))
         n, d, l, rows = n[lo:hi], d[lo:hi], l[lo:hi], rows[lo:hi]
         for var, x in (("n", np.log10(n)), ("d", np.log10(d))):
             (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed)
             row[f"method_{var}"] = how
             row[f"outliers_{var}"] = int((~inl).sum())
             if var == "n":  # what a plot of this budget's IsoFLOP curve needs
-                row["coef_n"] = [float(c2), float(c1), float(c0)]
-                row["range_n"] = [float(n.min()), float(n.max())]
+                row["coef_n"] = (float(c2), float(c1), float(c0))
+                row["range_n"] = (float(n.min()), float(n.max()))
                 self.inlier_[rows[~np.asarray(inl, bool)]] = False
             if not c2 > 0:
                 self._warn(f"budget {row['C']:.3g}: loss vs log {var.upper()} has no minimum (curvature {c2:.3g}); "
@@ -276,9 +358,10 @@ class Approach2(PowerLawAllocation):
     def _extra_dict(self) -> dict[str, Any]:
         from scalinglab.laws.bootstrap import pack_draws
 
-        d = {"robust": self.robust, "max_loss": self.max_loss, "seed": self.seed, "window": self.window,
-             "keep_unbracketed": self.keep_unbracketed, "per_budget": self.per_budget_,
-             "warnings": self.warnings_, "notes": self.notes_, "residuals": self.residuals_}
+        d = {"robust": self.robust, "max_loss": self.max_loss, "seed": self.seed, "budget_tol": self.budget_tol,
+             "window": self.window, "keep_unbracketed": self.keep_unbracketed, "n_budgets": self.n_budgets_,
+             "per_budget": [r.to_dict() for r in self.per_budget_], "warnings": self.warnings_, "notes": self.notes_,
+             "residuals": self.residuals_}
         if self.ci_:
             d.update(ci={k: list(v) for k, v in self.ci_.items()}, ci_level=self.ci, bootstrap=self.bootstrap)
         if self.boot_ is not None:
@@ -287,8 +370,11 @@ class Approach2(PowerLawAllocation):
 
     def _load_extra(self, d: dict[str, Any]) -> None:
         self.robust, self.max_loss, self.seed = d.get("robust", "ransac"), d.get("max_loss"), d.get("seed", 42)
+        self.budget_tol = d.get("budget_tol", 0.05)
         self.window, self.keep_unbracketed = d.get("window", 5), d.get("keep_unbracketed", False)
-        self.per_budget_, self.warnings_, self.notes_ = d.get("per_budget", []), d.get("warnings", []), d.get("notes", [])
+        self.per_budget_ = [BudgetFit.from_dict(r) for r in d.get("per_budget", [])]
+        self.n_budgets_ = d.get("n_budgets", sum(r.ok for r in self.per_budget_))
+        self.warnings_, self.notes_ = list(d.get("warnings", [])), list(d.get("notes", []))
         self.residuals_ = d.get("residuals", {})
         if d.get("ci"):
             self.ci_ = {k: tuple(v) for k, v in d["ci"].items()}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import ParametricLaw, register_kind
+from scalinglab.laws.base import ParametricLaw
 from scalinglab.laws.diagnostics import identifiability_warnings, residual_summary
 from scalinglab.laws.optim import lbfgs_batch
 
@@ -228,7 +228,6 @@ def parse_fix(spec: str | dict[str, float] | None) -> dict[str, float]:
 LOSSES = ("huber", "lsq")
 
 
-@register_kind
 class Approach3(ParametricLaw):
     """Fitter for the parametric law. fit(N, D, loss) -> self with E_, A_, B_, alpha_, beta_, warnings_ (the data
     cannot identify the law: see laws.diagnostics), residuals_ (max and RMS relative residual of the loss), and
@@ -247,10 +246,13 @@ class Approach3(ParametricLaw):
         self.delta, self.grid, self.drop_highest = delta, grid, drop_highest
         self.bootstrap, self.seed, self.n_jobs, self.ci = bootstrap, seed, n_jobs, ci
         self.tie, self.fix, self.loss = tie, fix, loss
+        self._reset()
+
+    def _reset(self) -> None:
         self.ci_: dict[str, tuple[float, float]] | None = None
         self.boot_: np.ndarray | None = None
         self.n_points_ = 0
-        self.objective_ = None
+        self.objective_: float | None = None
         self.notes_: list[str] = []
         self.warnings_: list[str] = []
         self.residuals_: dict[str, Any] = {}
@@ -258,11 +260,17 @@ class Approach3(ParametricLaw):
     def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None,
             groups=None) -> Approach3:
         """groups: a run id per row (several rows of one run, e.g. WSD branches): the bootstrap resamples runs."""
+        if not (self.delta > 0) or not (0 < self.ci < 1) or self.drop_highest < 0 or self.bootstrap < 0:
+            raise UserError(f"approach 3 settings out of range (delta {self.delta}, ci {self.ci}, drop_highest "
+                            f"{self.drop_highest}, bootstrap {self.bootstrap}): delta > 0, 0 < ci < 1, counts >= 0")
         if self.loss not in LOSSES:
             raise UserError(f"unknown fit loss {self.loss!r}: use huber or lsq")
         tie, fix = parse_tie(self.tie), parse_fix(self.fix)
         P, c0, free = free_map(tie, fix)
         N, D, L = (np.asarray(x, dtype=float).ravel() for x in (N, D, loss))
+        self._reset()
+        for f in self._fields:
+            setattr(self, f + "_", None)
         if not (len(N) == len(D) == len(L)):
             raise UserError("N, D and loss have different lengths: give one value of each per run")
         for name, v in (("N", N), ("D", D), ("loss", L)):
@@ -346,6 +354,9 @@ class Approach3(ParametricLaw):
         boot = np.column_stack([boot, boot[:, 4] / s, boot[:, 3] / s])
         self.boot_ = boot
         self.ci_ = percentile_ci(boot, PARAMS + ("a", "b"), self.ci)
+
+    def draw_names(self) -> tuple[str, ...]:
+        return PARAMS
 
     def draws(self) -> np.ndarray | None:
         """Bootstrap draws of (E, A, B, alpha, beta), one row per resample (None without a bootstrap)."""

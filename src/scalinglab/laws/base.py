@@ -161,37 +161,3 @@ class KaplanLaw(Law):
         C = _arr(C)
         N = self.k_n_pfday_ * np.power(C / PF_DAY, self.a_)
         return N, C / (6.0 * N)
-
-
-KINDS: dict[str, type[Law]] = {c.kind: c for c in (PowerLawAllocation, ParametricLaw, KaplanLaw)}
-
-
-def register_kind(cls: type[Law]) -> type[Law]:
-    """Fitter subclasses register here so law_from_dict can rebuild them from law.json."""
-    KINDS[cls.kind] = cls
-    return cls
-
-
-def law_from_dict(d: dict[str, Any]) -> Law:
-    kind = d.get("kind")
-    if kind not in KINDS:
-        raise UserError(f"unknown law kind {kind!r}: expected one of {', '.join(sorted(KINDS))}")
-    return KINDS[kind].from_dict(d)
-
-
-def load_law(path) -> Law:
-    """Read a law.json written by `scalinglab fit --out` (or a single law's to_json())."""
-    from pathlib import Path
-
-    from scalinglab.fileio import read_json
-
-    p = Path(path)
-    try:
-        d = read_json(p)
-    except FileNotFoundError:
-        raise UserError(f"no law file at {p}: run `scalinglab fit ... --out {p}` first") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno}): rewrite it with `scalinglab fit --out`") from None
-    if "laws" in d and "kind" not in d:  # a multi-approach law.json: take the first law
-        d = next(iter(d["laws"].values()))
-    return law_from_dict(d)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import ParametricLaw, _arr, register_kind
+from scalinglab.laws.base import ParametricLaw, _arr
 from scalinglab.laws.diagnostics import residual_summary
 
 BASE = ("E", "A", "B", "alpha", "beta")
@@ -30,7 +30,6 @@ def datacon_loss(p: np.ndarray, N, D, U) -> np.ndarray:
         return E + A / n_eff**al + B / d_eff**be
 
 
-@register_kind
 class DataConstrainedLaw(ParametricLaw):
     """fit(N, D, U, loss) -> self with r_star_d_, r_star_n_ and the base terms E_, A_, B_, alpha_, beta_ (fitted,
     or held at the values given in `fix`). predict_loss(N, D, U) -> L; with U omitted (fresh data) it is

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import Law, _arr, register_kind
+from scalinglab.laws.base import Law, _arr
 from scalinglab.laws.diagnostics import residual_summary
 from scalinglab.laws.optim import lbfgs_batch
 
@@ -89,7 +89,6 @@ def _polish(x0, lc, lL, delta):
     return res.x if res.fun <= fun(x0)[0] else x0
 
 
-@register_kind
 class LossComputeLaw(Law):
     """fit(C, loss_opt) -> self with E_, A_, gamma_; `allocation` (an approach 1 or 2 law) supplies N_opt and
     D_opt at C when given. predict_loss_at(C) is the compute-optimal loss; residuals_ and warnings_ as the others."""
@@ -133,8 +132,8 @@ class LossComputeLaw(Law):
         """Fit to an approach 2 law's bracketed vertices (or an approach 1 law's envelope points), carrying its
         allocation and, when it has bootstrap draws of its vertices, a bootstrap of this law too."""
         if hasattr(law, "per_budget_"):
-            ok = [r for r in law.per_budget_ if "skipped" not in r]
-            C, L = [r["C"] for r in ok], [r["loss_opt_n"] for r in ok]
+            ok = [r for r in law.per_budget_ if r.ok]
+            C, L = [r.C for r in ok], [r.loss_opt_n for r in ok]
             source = "approach 2 vertices"
         else:
             C, L = [r["C"] for r in law.frontier_], [r["loss"] for r in law.frontier_]
@@ -161,7 +160,11 @@ class LossComputeLaw(Law):
         return al["k_n"] * np.power(C, al["a"]), al["k_d"] * np.power(C, al["b"])
 
     def draws(self) -> np.ndarray | None:
+        """Bootstrap draws of (E, A, gamma[, k_n, a, k_d, b]), one row per resample (None without)."""
         return self.boot_
+
+    def draw_names(self) -> tuple[str, ...]:
+        return FIELDS + (ALLOCATION if self.boot_ is not None and self.boot_.shape[1] > 3 else ())
 
     def _extra_dict(self) -> dict[str, Any]:
         from scalinglab.laws.bootstrap import pack_draws

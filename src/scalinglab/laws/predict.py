@@ -23,16 +23,6 @@ def _parametric(draws: np.ndarray, N, D) -> np.ndarray:
     return (E + A / np.power(N, al) + B / np.power(D, be))[:, 0]
 
 
-def _parametric_alloc(draws: np.ndarray, C: float):
-    E, A, B, al, be = (draws[:, i] for i in range(5))
-    with np.errstate(all="ignore"):
-        s = al + be
-        G = (al * A / (be * B)) ** (1.0 / s)
-        n = G * (C / 6.0) ** (be / s)
-        d = (C / 6.0) ** (al / s) / G
-        return n, d, E + A / n**al + B / d**be
-
-
 def loss_at(law, N: float, D: float, U: float | None = None, level: float = 0.95) -> dict[str, Any]:
     """The loss at (N, D) (and U unique tokens for the data-constrained law), with an interval from draws."""
     if not hasattr(law, "predict_loss"):
@@ -50,6 +40,29 @@ def loss_at(law, N: float, D: float, U: float | None = None, level: float = 0.95
     if draws is not None and kind == "approach3":
         out["loss_lo"], out["loss_hi"] = interval(_parametric(draws, N, D), level)
     return out
+
+
+def at_budget_draws(law, at, draws: np.ndarray):
+    """(n_opt, d_opt, loss) arrays (draws x budgets) of a law's draws at budgets `at`; loss None where the law
+    does not predict one, n_opt/d_opt None where it carries no allocation."""
+    C = np.asarray(at, dtype=float)[None, :]
+    kind = getattr(law, "kind", "")
+    with np.errstate(all="ignore"):
+        if kind in ("approach3", "parametric"):
+            E, A, B, al, be = (draws[:, i, None] for i in range(5))
+            s = al + be
+            G = (al * A / (be * B)) ** (1.0 / s)
+            n = G * (C / 6.0) ** (be / s)
+            d = (C / 6.0) ** (al / s) / G
+            return n, d, E + A / n**al + B / d**be
+        if kind == "lc":
+            E, A, g = (draws[:, i, None] for i in range(3))
+            loss = E + A * np.power(C, -g)
+            if draws.shape[1] >= 7:
+                return draws[:, 3, None] * C ** draws[:, 4, None], draws[:, 5, None] * C ** draws[:, 6, None], loss
+            return None, None, loss
+        # power-law allocation draws (k_n, a, k_d, b)
+        return draws[:, 0, None] * C ** draws[:, 1, None], draws[:, 2, None] * C ** draws[:, 3, None], None
 
 
 def at_budget(law, C: float, level: float = 0.95) -> dict[str, Any]:
@@ -70,21 +83,12 @@ def at_budget(law, C: float, level: float = 0.95) -> dict[str, Any]:
         out["loss"] = float(law.loss_at_optimum(C))
     if draws is None:
         return out
-    if kind == "approach3":
-        n, d, loss = _parametric_alloc(draws, C)
-    elif kind == "lc":
-        E, A, g = (draws[:, i] for i in range(3))
-        loss = E + A * np.power(C, -g)
-        n = d = None
-        if draws.shape[1] >= 7:
-            n, d = draws[:, 3] * np.power(C, draws[:, 4]), draws[:, 5] * np.power(C, draws[:, 6])
-    else:  # power-law allocation draws (k_n, a, k_d, b)
-        n, d, loss = draws[:, 0] * np.power(C, draws[:, 1]), draws[:, 2] * np.power(C, draws[:, 3]), None
+    n, d, loss = at_budget_draws(law, [C], draws)
     if n is not None and "N_opt" in out:
-        out["N_opt_lo"], out["N_opt_hi"] = interval(n, level)
-        out["D_opt_lo"], out["D_opt_hi"] = interval(d, level)
+        out["N_opt_lo"], out["N_opt_hi"] = interval(n[:, 0], level)
+        out["D_opt_lo"], out["D_opt_hi"] = interval(d[:, 0], level)
     if loss is not None and "loss" in out:
-        out["loss_lo"], out["loss_hi"] = interval(loss, level)
+        out["loss_lo"], out["loss_hi"] = interval(loss[:, 0], level)
     return out
 
 

@@ -111,7 +111,7 @@ def test_minchilla_report_shows_exponent_and_figures(tmp_path):
     out, figs = tmp_path / "report.html", tmp_path / "figs"
     assert run(["report", str(MINCHILLA), "--n-col", "params", "--d-col", "tokens", "--c-col", "budget_flops",
                 "--loss-col", "final_loss", "--max-loss", "2", "--out", str(out), "--figures", str(figs),
-                "--at", "1e18"]) == 0
+                "--at", "1e18", "--window", "0", "--keep-unbracketed"]) == 0  # minchilla's method: every size
     html = out.read_text()
     m = re.search(r"N_opt ∝ C\^a \(approach 2\)</td><td[^>]*>a = (\d\.\d+)", html)
     assert m and abs(float(m.group(1)) - 0.478) < 0.005
@@ -157,7 +157,7 @@ def minchilla_study(root: Path) -> Path:
 def test_study_report_with_predictions(tmp_path):
     study = minchilla_study(tmp_path)
     out = study / "report.html"
-    assert run(["report", str(study), "--out", str(out), "--at", "1e18"]) == 0
+    assert run(["report", str(study), "--out", str(out), "--at", "1e18", "--window", "0", "--keep-unbracketed"]) == 0
     html = out.read_text()
     m = re.search(r"N_opt ∝ C\^a \(approach 2\)</td><td[^>]*>a = (\d\.\d+)", html)
     assert m and abs(float(m.group(1)) - 0.478) < 0.005  # the same runs as the CSV, the same fit
@@ -186,13 +186,13 @@ def test_isoflop_minima_warnings_and_outliers_drawn_from_the_approach2_fitter():
     from scalinglab.analysis import FitOptions, Runs, fit_study
 
     df = three_point_budgets()
-    fit = fit_study(Runs.from_arrays(df.n, df.d, df.c, df.loss), FitOptions(approaches=("2",)))
+    fit = fit_study(Runs.from_arrays(df.n, df.d, df.c, df.loss), FitOptions(approaches=("2",), keep_unbracketed=True))
     law = fit.approaches["2"].law
     assert law.a_ == pytest.approx(1.5, abs=1e-9)
     assert [r.n_opt for r in law.per_budget_ if r.ok] == pytest.approx([1e7, 10**8.5], rel=1e-9)
     assert [r.loss_opt_n for r in law.per_budget_ if r.ok] == pytest.approx([2.0, 1.5], abs=1e-9)
     warn = " | ".join(fit.warnings)
-    assert "1e+16: the N minimum 3.16e+08 lies outside the sampled range" in warn
+    assert "1e+16: minimum not bracketed by the sampled sizes (the lowest loss is at the largest size); kept" in warn
     assert "1e+17: only 2 usable runs, need 3" in warn
     assert fit.approaches["2"].draws is None and "only 2 budgets" in warn  # a line through 2 points: no interval
 
@@ -206,12 +206,12 @@ def test_minchilla_inliers_and_seeded_bootstrap_interval():
 
     raw = pd.read_csv(MINCHILLA)
     runs = Runs.from_arrays(raw.params, raw.tokens, budget=raw.budget_flops, C=raw.budget_flops, loss=raw.final_loss)
-    opts = FitOptions(approaches=("2",), max_loss=2, at=(1e18, 1e20))
+    opts = FitOptions(approaches=("2",), max_loss=2, at=(1e18, 1e20), window=None, keep_unbracketed=True)
     f = fit_study(runs, opts).approaches["2"]
     assert int(f.used.sum()) == 30 and not f.used[(raw.final_loss > 2).to_numpy()].any()
     assert sorted(raw.params[~f.used & (raw.final_loss <= 2).to_numpy()].tolist()) == [49458094, 49458094]
     lo, hi = f.intervals["a"]
-    assert lo < f.law.a_ < hi and f.draws.n >= 200 and f.draws.method == "runs"
+    assert lo < f.law.a_ < hi and f.draws.n >= 200 and f.draws.method == "residuals"
     for r in f.at:  # the fitted allocation lies inside its own bootstrap interval
         assert r.n_opt_ci[0] < r.n_opt < r.n_opt_ci[1] and r.d_opt_ci[0] < r.d_opt < r.d_opt_ci[1]
     again = fit_study(runs, opts).approaches["2"]

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "grow_cmd",  # grow, plan staged
     "hf_cmd",  # export, eval perplexity / lambada, finetune-budget
     "hparams_cmd",  # plan tune (fit hparams dispatches here from fit_cmd)
+    "backtest_cmd",  # backtest, predict
 ]
 
 for _m in COMMAND_MODULES:

@@ -102,6 +102,8 @@ def load_runs(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=N
     from scalinglab.sweep.store import is_study, load_runs as study_runs
 
     p = Path(source)
+    if p.is_dir() and not is_study(p) and (p / "runs.csv").is_file():  # an exported study (examples/*/runs.csv)
+        p = p / "runs.csv"
     if p.is_dir():
         if not is_study(p):
             raise UserError(f"{p} is a folder but not a study (no {StudyDir.SETTINGS}/{StudyDir.STORE}): give a STUDY "

@@ -26,7 +26,7 @@ def _parametric(draws: np.ndarray, N, D) -> np.ndarray:
 def loss_at(law, N: float, D: float, U: float | None = None, level: float = 0.95) -> dict[str, Any]:
     """The loss at (N, D) (and U unique tokens for the data-constrained law), with an interval from draws."""
     if not hasattr(law, "predict_loss"):
-        raise UserError(f"a {law.kind} law gives N_opt and D_opt at a budget, not the loss at (N, D): predict at a "
+        raise UserError(f"the {law.kind} law gives N_opt and D_opt at a budget, not the loss at (N, D): predict at a "
                         "budget instead, or use an approach 3 or data-constrained law")
     if U is not None and law.kind != "data-constrained":
         raise UserError("unique tokens U apply to the data-constrained law only")

@@ -74,7 +74,7 @@ def load_law_choice(path: str | Path, approach: str | None = None) -> tuple[str,
             raise LawChoiceError(f"{path} holds {len(keys)} laws ({', '.join(keys)})", keys)
         key = keys[0]
     else:
-        key = approach_key(approach)
+        key = next((k for k in laws if approach_key(k) == approach_key(approach)), approach_key(approach))
         if key not in laws:
             if len(keys) == 1 and laws[keys[0]].get("kind") == key:
                 key = keys[0]

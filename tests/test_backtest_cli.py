@@ -119,3 +119,14 @@ def test_fit_data_constrained_from_a_csv(capsys):
     code, _, err = run(capsys, "fit", str(shared("muennighoff2023-datablations", "c4_runs_fit182.csv")),
                        "--approach", "data-constrained", "--unique-col", "nope")
     assert code == 2 and "unique" in err and "--unique-col" in err
+
+
+def test_report_draws_the_backtest(capsys, tmp_path):
+    out = tmp_path / "r.html"
+    code, js, err = run(capsys, "report", str(GPU), "--approach", "2", "--holdout-largest", "1", "--out", str(out),
+                        "--json", "--runs-bootstrap", "100")
+    assert code == 0, err
+    d = json.loads(js)
+    assert [r["approach"] for r in d["backtest"]] == ["2"] and "backtest" in d["report"]["figures"]
+    html = out.read_text()
+    assert "Backtest: predictions at held-out budgets" in html and 'id="fig-backtest"' in html

@@ -43,6 +43,10 @@ def report_cmd(
     loss: str = O.LOSS,
     strict: bool = O.STRICT,
     unique_col: Optional[str] = O.UNIQUE_COL,
+    holdout_above: Optional[float] = typer.Option(None, "--holdout-above", help="Add a backtest: refit without the "
+                                                  "budgets above this C and draw predicted vs observed there."),
+    holdout_largest: Optional[int] = typer.Option(None, "--holdout-largest", help="Add a backtest holding out the "
+                                                  "K largest budgets."),
     delta: float = O.DELTA,
     ci: float = O.CI,
     seed: int = O.SEED,
@@ -63,7 +67,7 @@ def report_cmd(
         raise UserError("give a STUDY folder or RUNS.csv, or --curves DIR (exactly one of them)")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder: give a file name such as {out / 'report.html'}")
-    fit = None
+    fit = bt = None
     if curves is not None:
         from scalinglab.report.experiment import curves_report
 
@@ -78,13 +82,20 @@ def report_cmd(
         check_reportable(runs, max_loss)
         fit = O.run_fit(runs, options)
         O.check_strict(fit, strict)
-        rep = study_report(fit, f"Scaling-law report: {Path(source).name}", data_tokens=data_tokens)
+        if holdout_above is not None or holdout_largest is not None:
+            from scalinglab.analysis import backtest
+
+            if holdout_above is not None and holdout_largest is not None:
+                raise UserError("give --holdout-above or --holdout-largest, not both")
+            bt = backtest(runs, options, holdout_above=holdout_above, holdout_largest=holdout_largest)
+        rep = study_report(fit, f"Scaling-law report: {Path(source).name}", data_tokens=data_tokens, backtest=bt)
     rep.write(out, figures_dir=figures, inline=inline)
     figs = [f.name for f in rep.figures()]
     if json_out:
         info = {"out": str(out), "figures": figs, "figures_dir": str(figures) if figures else None,
                 "summary": dict(rep.summary), "warnings": rep.warnings}
-        emit_json({**fit.to_dict(), "report": info} if fit is not None else info)
+        extra = {} if bt is None else {"backtest": [r.to_dict() for r in bt.rows]}
+        emit_json({**fit.to_dict(), **extra, "report": info} if fit is not None else info)
         return
     from rich.console import Console
 

@@ -285,3 +285,37 @@ def residuals_figure(N, C, loss, predicted, used=None, title: str = "Approach 3:
     ax.set_title(title)
     ax.legend(fontsize=7, ncols=2)
     return fig
+
+
+def backtest_figure(rows: Sequence[dict], title: str = "Backtest: predicted vs observed at held-out budgets"):
+    """Two panels against the held-out budget C: N_opt and loss, observed (black) and each approach's prediction
+    with its interval (error bars), approaches side by side."""
+    fig = new_figure(9.0, 3.8)
+    budgets = sorted({r["budget"] for r in rows})
+    approaches = list(dict.fromkeys(r["approach"] for r in rows))
+    colors = dict(zip(approaches, _colors(len(approaches))))
+    for k, (what, label) in enumerate((("n_opt", "N_opt"), ("loss", "loss at the optimum"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        obs = {r["budget"]: r[f"{what}_obs"] for r in rows}
+        ax.scatter(budgets, [obs[b] for b in budgets], color="black", marker="*", s=80, zorder=3, label="observed")
+        for j, ap in enumerate(approaches):
+            pts = [r for r in rows if r["approach"] == ap and r[f"{what}_pred"] is not None]
+            if not pts:
+                continue
+            shift = 1.06 ** (j - (len(approaches) - 1) / 2)  # side by side on the log axis
+            x = np.array([r["budget"] for r in pts]) * shift
+            y = np.array([r[f"{what}_pred"] for r in pts], float)
+            lo = np.array([np.nan if r[f"{what}_lo"] is None else r[f"{what}_lo"] for r in pts], float)
+            hi = np.array([np.nan if r[f"{what}_hi"] is None else r[f"{what}_hi"] for r in pts], float)
+            err = np.vstack([np.where(np.isfinite(lo), y - lo, 0.0), np.where(np.isfinite(hi), hi - y, 0.0)])
+            ax.errorbar(x, y, yerr=err, fmt="o", color=colors[ap], capsize=3, label=f"approach {ap}")
+        log_axes(ax, y=(what == "n_opt"))
+        ax.set_xlim(min(budgets) / 1.6, max(budgets) * 1.6)  # one budget alone would give a sliver of an axis
+        ax.set_xticks(budgets, [sci(b) for b in budgets])
+        ax.minorticks_off()
+        ax.set_xlabel("held-out budget C (FLOPs)")
+        ax.set_ylabel(label)
+        if k == 0:
+            ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig

@@ -45,8 +45,9 @@ def study_epochs(runs) -> np.ndarray:
     return np.array(out, float) if out else np.full(len(runs), np.nan)
 
 
-def study_report(fit: StudyFit, title: str, data_tokens: float | None = None) -> Report:
-    """The HTML report of `fit` (its runs, laws, intervals and warnings)."""
+def study_report(fit: StudyFit, title: str, data_tokens: float | None = None, backtest=None) -> Report:
+    """The HTML report of `fit` (its runs, laws, intervals and warnings), and of a `backtest`
+    (scalinglab.analysis.Backtest) when given."""
     runs, opts = fit.runs, fit.options
     rep = Report(title=title, source=runs.source)
     w = rep.warnings
@@ -74,7 +75,35 @@ def study_report(fit: StudyFit, title: str, data_tokens: float | None = None) ->
     rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, {n_budgets} budgets)"))
     rep.summary += fit.summary()
     rep.sections += _sections(fit, usable, np.full(len(runs), np.nan) if epochs is None else np.asarray(epochs, float))
+    if backtest is not None:
+        rep.sections.append(backtest_section(backtest))
     return rep
+
+
+def backtest_section(bt) -> Section:
+    """Predicted vs observed at the held-out budgets: a table of the rows and the figure."""
+    from scalinglab.report.plots import backtest_figure
+
+    rows = [r.to_dict() for r in bt.rows]
+    pct = f"{100 * bt.fit.options.ci:g}%"
+
+    def rng(lo, hi, spec):
+        return "" if lo is None else f"{format(lo, spec)}–{format(hi, spec)}"
+
+    table = [{"budget C": fmt(r["budget"]), "approach": r["approach"],
+              "N_opt pred": fmt(r["n_opt_pred"]) if r["n_opt_pred"] else "–",
+              f"N_opt {pct}": rng(r["n_opt_lo"], r["n_opt_hi"], ".3g"), "N_opt obs": fmt(r["n_opt_obs"]),
+              "loss pred": "–" if r["loss_pred"] is None else f"{r['loss_pred']:.4f}",
+              f"loss {pct}": rng(r["loss_lo"], r["loss_hi"], ".4f"), "loss obs": f"{r['loss_obs']:.4f}",
+              "loss error": "" if r["loss_err"] is None else f"{r['loss_err']:+.2%}"} for r in rows]
+    kept = ", ".join(fmt(c) for c in bt.fit_budgets)
+    text = (f"Every approach refitted on the budgets {kept} only, then asked for the held-out budgets. Observed: the "
+            "vertex of the held-out budget's own parabola where its minimum is bracketed by the sampled sizes, "
+            f"else its best run. Error bars: {pct} bootstrap intervals.")
+    return Section("Backtest: predictions at held-out budgets", text,
+                   [Table.from_records(table, "Predicted vs observed", left=("approach",))],
+                   [render(backtest_figure(rows), "backtest", "Backtest: N_opt and loss predicted (with intervals) "
+                           "and observed at the held-out budgets")])
 
 
 def _runs_named(runs, mask, most: int = 8) -> str:

@@ -112,7 +112,7 @@ class StudyFit:
             extra = {"1": f" ({getattr(law, 'n_sizes_', 0)} sizes on the envelope)",
                      "2": f" ({getattr(law, 'n_budgets_', 0)} budgets)"}.get(k, "")
             for sym, what in (("a", "N_opt ∝ C^a"), ("b", "D_opt ∝ C^b")):
-                v = getattr(law, sym + "_", None)
+                v = getattr(law, sym + "_", None) if law.kind != "data-constrained" else None
                 if v is None:
                     continue
                 ci = f.intervals.get(sym)
@@ -124,7 +124,8 @@ class StudyFit:
                                if "gamma" in f.intervals else "")))
             if getattr(law, "r_star_d_", None) is not None:
                 out.append((f"data-constrained ({k})", f"R*_D = {law.r_star_d_:.4g}, R*_N = {law.r_star_n_:.4g}"))
-            if hasattr(law, "predict_loss") and getattr(law, "alpha_", None) is not None:
+            if hasattr(law, "predict_loss") and getattr(law, "alpha_", None) is not None \
+                    and law.kind != "data-constrained":
                 out.append((f"L = E + A/N^α + B/D^β (approach {k})",
                             f"E = {law.E_:.4g}, A = {law.A_:.4g}, B = {law.B_:.4g}, α = {law.alpha_:.4f}, "
                             f"β = {law.beta_:.4f}"))
@@ -155,7 +156,8 @@ def _residuals(law: Law, runs: Runs, used: np.ndarray) -> Residuals | None:
     if not used.any():
         return None
     own = getattr(law, "residuals_", None)
-    if hasattr(law, "predict_loss_at") and own and own.get("n"):  # lc: residuals of the per-budget optimal losses
+    if getattr(law, "kind", "") in ("lc", "data-constrained") and own and own.get("n"):
+        # lc: of the per-budget optimal losses; data-constrained: its loss needs each run's unique tokens
         return Residuals(int(own["n"]), float(own["rms_rel"]), float(own["max_rel"]))
     if hasattr(law, "predict_loss"):
         pred = np.asarray(law.predict_loss(runs.N[used], runs.D[used]), float)

@@ -23,7 +23,7 @@ def print_backtest(bt) -> None:
     from rich.table import Table
 
     con = Console()
-    con.width = max(con.width, 120)
+    con.width = max(con.width, 150)  # the interval columns
     kept = ", ".join(f"{c:.3g}" for c in bt.fit_budgets)
     con.print(f"[bold]backtest[/bold] of {bt.fit.runs.source}: fitted on budgets {kept}; held out "
               + ", ".join(f"{o.budget:.3g} ({o.n_runs} runs)" for o in bt.held_out))

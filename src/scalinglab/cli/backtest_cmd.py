@@ -140,7 +140,7 @@ def predict_cmd(
         return format(res[key], spec) + (f"  ({pct}: {format(lo, spec)}–{format(hi, spec)})" if lo is not None else "")
 
     print(f"law: {label}")
-    for key, spec in (("N_opt", ".4g"), ("D_opt", ".4g"), ("loss", ".4f")):
+    for key, spec in (("N_opt", ".4g"), ("D_opt", ".4g"), ("loss", ".6g")):
         if key in res:
             print(f"{key}: {show(key, spec)}")
     if "N_opt" in res:

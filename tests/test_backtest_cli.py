@@ -101,7 +101,7 @@ def _one_width(tmp_path) -> str:
 
 
 def test_strict_turns_identifiability_warnings_into_exit_2(capsys, tmp_path):
-    code, out, err = run(capsys, "fit", _one_width(tmp_path), "--approach", "3", "--bootstrap", "0", "--jobs", "1",
+    code, _out, err = run(capsys, "fit", _one_width(tmp_path), "--approach", "3", "--bootstrap", "0", "--jobs", "1",
                          "--strict")
     lines = err.strip().splitlines()
     assert code == 2 and any(ln.startswith("warning: approach 3: N spans only 1.2x") for ln in lines)

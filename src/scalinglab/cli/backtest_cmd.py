@@ -4,7 +4,6 @@ N_opt and loss (with intervals) against the observed optimum; `scalinglab predic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -48,28 +47,28 @@ def print_backtest(bt) -> None:
 @app.command("backtest")
 def backtest_cmd(
     source: str = typer.Argument(..., help="STUDY folder or CSV of runs."),
-    holdout_above: Optional[float] = typer.Option(None, "--holdout-above", help="Hold out every budget above this C "
+    holdout_above: float | None = typer.Option(None, "--holdout-above", help="Hold out every budget above this C "
                                                   "(FLOPs) and predict it from the rest."),
-    holdout_largest: Optional[int] = typer.Option(None, "--holdout-largest", help="Hold out the K largest budgets."),
+    holdout_largest: int | None = typer.Option(None, "--holdout-largest", help="Hold out the K largest budgets."),
     as_json: bool = typer.Option(False, "--json", help="Print rows (budget, approach, n_opt_pred, n_opt_lo, n_opt_hi, "
                                  "n_opt_obs, loss_pred, loss_lo, loss_hi, loss_obs, loss_err) and the fit as JSON."),
     approach: str = O.APPROACH,
-    n_col: Optional[str] = O.N_COL,
-    d_col: Optional[str] = O.D_COL,
-    c_col: Optional[str] = O.C_COL,
-    loss_col: Optional[str] = O.LOSS_COL,
-    budget_col: Optional[str] = O.BUDGET_COL,
-    run_col: Optional[str] = O.RUN_COL,
-    max_loss: Optional[float] = O.MAX_LOSS,
+    n_col: str | None = O.N_COL,
+    d_col: str | None = O.D_COL,
+    c_col: str | None = O.C_COL,
+    loss_col: str | None = O.LOSS_COL,
+    budget_col: str | None = O.BUDGET_COL,
+    run_col: str | None = O.RUN_COL,
+    max_loss: float | None = O.MAX_LOSS,
     robust: str = O.ROBUST,
     budget_tol: float = O.BUDGET_TOL,
     drop_highest: int = O.DROP_HIGHEST,
-    bootstrap: Optional[int] = O.BOOTSTRAP,
+    bootstrap: int | None = O.BOOTSTRAP,
     runs_bootstrap: int = O.RUNS_BOOTSTRAP,
     window: int = O.WINDOW,
     keep_unbracketed: bool = O.KEEP_UNBRACKETED,
-    tie: Optional[str] = O.TIE,
-    fix: Optional[str] = O.FIX,
+    tie: str | None = O.TIE,
+    fix: str | None = O.FIX,
     loss: str = O.LOSS,
     strict: bool = O.STRICT,
     delta: float = O.DELTA,
@@ -100,15 +99,18 @@ def backtest_cmd(
     print_backtest(bt)
 
 
+LAW_FILE = typer.Argument(..., help="A law file written by `scalinglab fit --out`.")
+
+
 @app.command("predict")
 def predict_cmd(
-    law_json: Path = typer.Argument(..., help="A law file written by `scalinglab fit --out`."),
-    approach: Optional[str] = typer.Option(None, "--approach", help="Which law of a file holding several (1, 2, 3, "
+    law_json: Path = LAW_FILE,
+    approach: str | None = typer.Option(None, "--approach", help="Which law of a file holding several (1, 2, 3, "
                                            "lc, data-constrained)."),
-    n: Optional[float] = typer.Option(None, "--n", help="Model size N (parameters): predict the loss at (N, D)."),
-    d: Optional[float] = typer.Option(None, "--d", help="Training tokens D, with --n."),
-    u: Optional[float] = typer.Option(None, "--u", help="Unique tokens U (data-constrained law), with --n and --d."),
-    at: Optional[float] = typer.Option(None, "--at", help="Budget C (FLOPs): predict N_opt, D_opt and the loss there."),
+    n: float | None = typer.Option(None, "--n", help="Model size N (parameters): predict the loss at (N, D)."),
+    d: float | None = typer.Option(None, "--d", help="Training tokens D, with --n."),
+    u: float | None = typer.Option(None, "--u", help="Unique tokens U (data-constrained law), with --n and --d."),
+    at: float | None = typer.Option(None, "--at", help="Budget C (FLOPs): predict N_opt, D_opt and the loss there."),
     ci: float = typer.Option(0.95, "--ci", help="Level of the intervals (from the law's bootstrap draws)."),
     as_json: bool = typer.Option(False, "--json", help="Print the prediction as JSON."),
 ) -> None:

@@ -124,7 +124,7 @@ class BudgetFit:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "BudgetFit":
+    def from_dict(cls, d: dict[str, Any]) -> BudgetFit:
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         for k in ("coef_n", "range_n", "window_n"):

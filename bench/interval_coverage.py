@@ -78,7 +78,8 @@ def main() -> None:
     t = time.perf_counter()
     res = {"approach 3 (whole runs)": approach3(trials, resamples),
            "approach 2 (run residuals)": approach2_lc(trials, resamples, "residuals"),
-           "approach 2 (whole runs)": approach2_lc(trials, resamples, "runs")}
+           "approach 2 (whole runs)": approach2_lc(trials, resamples, "runs"),
+           "approach 2 (Bayesian, runs)": approach2_lc(trials, resamples, "bayesian")}
     print(f"{'method':<28} {'quantity':<16} {'coverage':>8} {'width / 3.92 sd':>16}")
     for m, qs in res.items():
         for q, v in qs.items():

@@ -15,7 +15,7 @@ from scalinglab.laws.diagnostics import residual_summary
 
 ROBUST = ("ransac", "huber", "lsq")
 ALLOCATION_FIELDS = ("k_n", "a", "k_d", "b")
-RESAMPLE = ("residuals", "runs")
+RESAMPLE = ("residuals", "runs", "bayesian")
 
 
 def group_budgets(budget: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
@@ -177,7 +177,7 @@ class Approach2(PowerLawAllocation):
             raise UserError(f"a parabola window of {self.window} sizes is too small: use 3 or more (or none)")
         if self.resample not in RESAMPLE or self.bootstrap < 0 or not 0 < self.ci < 1:
             raise UserError(f"approach 2 bootstrap settings out of range (resample {self.resample!r}, bootstrap "
-                            f"{self.bootstrap}, ci {self.ci}): resample residuals or runs, bootstrap >= 0, 0 < ci < 1")
+                            f"{self.bootstrap}, ci {self.ci}): resample residuals, runs or bayesian, bootstrap >= 0, 0 < ci < 1")
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
         gid = self.profile(N, D, C, L)
         ok = [r for r in self.per_budget_ if r.ok]
@@ -241,7 +241,8 @@ class Approach2(PowerLawAllocation):
 
         ok = [g for g, r in enumerate(self.per_budget_) if r.ok]
         rows = np.flatnonzero(np.isin(gid, ok) & self.inlier_)
-        W = resample_weights(groups[rows], int(self.bootstrap), np.random.default_rng(self.seed), strata=gid[rows])
+        W = resample_weights(groups[rows], int(self.bootstrap), np.random.default_rng(self.seed), strata=gid[rows],
+                             bayesian=self.resample == "bayesian")
         C_ok = np.log10([self.per_budget_[g].C for g in ok])
         R = len(W)
         vert = np.full((R, len(ok), 3), np.nan)  # log10 N_opt, log10 D_opt, loss at vertex

@@ -9,29 +9,26 @@ from typing import Any
 import numpy as np
 
 
-def resample_weights(groups, R: int, rng: np.random.Generator, strata=None) -> np.ndarray:
+def resample_weights(groups, R: int, rng: np.random.Generator, strata=None, bayesian: bool = False) -> np.ndarray:
     """(R, n) weights over n rows: each resample draws whole runs (rows sharing a group id) with replacement,
     within each stratum when strata are given (an IsoFLOP budget keeps its number of runs); a row's weight is
-    how often its run was drawn. Resampling checkpoints of one run separately would pretend they are
-    independent runs and shrink the intervals."""
+    how often its run was drawn (bayesian: Dirichlet(1, ..., 1) weights scaled to the stratum's run count, Rubin's
+    Bayesian bootstrap). Resampling checkpoints of one run separately would pretend they are independent runs."""
     groups = np.asarray(groups)
-    n = len(groups)
     gid, g_of_row = np.unique(groups, return_inverse=True)
-    if strata is None:
-        s_of_group = np.zeros(len(gid), dtype=int)
-    else:
-        s_arr = np.asarray(strata)
-        s_of_group = np.zeros(len(gid), dtype=int)
-        _, s_idx = np.unique(s_arr, return_inverse=True)
+    s_of_group = np.zeros(len(gid), dtype=int)
+    if strata is not None:
+        _, s_idx = np.unique(np.asarray(strata), return_inverse=True)
         s_of_group[g_of_row] = s_idx  # a run lies in one stratum
     counts = np.zeros((R, len(gid)))
     for s in np.unique(s_of_group):
         members = np.flatnonzero(s_of_group == s)
-        draws = rng.integers(0, len(members), size=(R, len(members)))
-        np.add.at(counts, (np.arange(R)[:, None], members[draws]), 1.0)
-    W = counts[:, g_of_row]
-    assert W.shape == (R, n)
-    return W
+        if bayesian:
+            counts[:, members] = rng.dirichlet(np.ones(len(members)), size=R) * len(members)
+        else:
+            draws = rng.integers(0, len(members), size=(R, len(members)))
+            np.add.at(counts, (np.arange(R)[:, None], members[draws]), 1.0)
+    return counts[:, g_of_row]
 
 
 def percentile_ci(draws: np.ndarray, names: Sequence[str], level: float = 0.95) -> dict[str, tuple[float, float]]:

@@ -156,3 +156,22 @@ def test_multi_law_file_needs_an_approach(capsys, tmp_path):
     code, out, err = run(capsys, *base, "--approach", "2", "--json")
     assert code == 0 and "using law approach2" in err
     assert json.loads(out)["N_opt"] == pytest.approx(load_law(law_json, "2").allocate(1e19)[0])
+
+
+@needs_shared
+def test_fit_and_report_agree_on_a_study_with_curves(capsys, tmp_path):
+    """A study folder (runs above the loss cut stored as diverged, two runs with curves): `fit --json` and
+    `report --json` hold the same laws and skip approach 1 for the same reason (one size on the envelope)."""
+    from test_report import minchilla_study
+
+    study = minchilla_study(tmp_path)
+    args = [str(study), "--max-loss", "2", "--jobs", "1", "--runs-bootstrap", "50", "--json"]
+    code, fj, err = run(capsys, "fit", *args)
+    assert code == 0, err
+    code, rj, err = run(capsys, "report", *args, "--out", str(tmp_path / "r.html"))
+    assert code == 0, err
+    f, r = json.loads(fj), json.loads(rj)
+    assert f["laws"] == r["laws"] and set(f["laws"]) == {"approach2", "approach3"}
+    assert f["skipped"] == r["skipped"] and "1 model size" in f["skipped"]["approach1"]
+    assert any("29 of 61 runs not done" in n for n in f["notes"])
+    assert round(f["laws"]["approach2"]["a"], 3) == 0.478

@@ -172,7 +172,8 @@ class Runs:
         dc = _pick(df, cols.d, "d", source, required=False)
         cc = _pick(df, cols.c, "c", source, required=False)
         if dc is None and cc is None:
-            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column", "d", hint="name one of them")
+            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column", "d",
+                              hint="name one of them")
         notes = []
         N = _numeric(df, nc, source, lines, done)
         loss = _numeric(df, lc, source, lines, done)
@@ -267,4 +268,5 @@ def read_csv(path: Path):
 def describe(runs: Runs) -> dict[str, Any]:
     """Counts for summaries: runs, fittable runs, budgets."""
     ok = runs.done
-    return {"runs": len(runs), "done": int(ok.sum()), "budgets": int(len(np.unique(runs.budget[ok]))) if ok.any() else 0}
+    budgets = int(len(np.unique(runs.budget[ok]))) if ok.any() else 0
+    return {"runs": len(runs), "done": int(ok.sum()), "budgets": budgets}

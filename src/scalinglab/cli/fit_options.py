@@ -118,7 +118,8 @@ def read_law(path: Path, approach: Optional[str]):
     try:
         key, law = load_law_choice(path, approach)
     except LawChoiceError as e:
-        raise UserError(f"{e.problem}; pick one with --approach {'|'.join(c.removeprefix('approach') for c in e.choices)}") from None
+        names = "|".join(c.removeprefix("approach") for c in e.choices)
+        raise UserError(f"{e.problem}; pick one with --approach {names}") from None
     label = f"{path} ({key})"
     sys.stderr.write(f"using law {key} ({law.kind}) from {path}\n")
     return law, label

@@ -50,9 +50,11 @@ def read_law_file(path: str | Path) -> dict[str, dict[str, Any]]:
     except FileNotFoundError:
         raise FolderError(f"no law file at {p}", hint="write one by fitting a study (`scalinglab fit`)") from None
     except json.JSONDecodeError as e:
-        raise FolderError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint="write it again with `scalinglab fit`") from None
+        raise FolderError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})",
+                          hint="write it again with `scalinglab fit`") from None
     if not isinstance(d, dict):
-        raise FolderError(f"{p} is not a law file (a JSON object with 'kind' or 'laws')", hint="write it with `scalinglab fit`")
+        raise FolderError(f"{p} is not a law file (a JSON object with 'kind' or 'laws')",
+                          hint="write it with `scalinglab fit`")
     if "kind" in d:
         return {str(d["kind"]): d}
     laws = d.get("laws")

@@ -16,7 +16,8 @@ from scalinglab.report.html import Report, Section, Table, fmt
 from scalinglab.report.plots import (Curve, Parabola, allocation_figure, contour_figure, envelope_figure,
                                      isoflop_figure, loss_compute_figure, residuals_figure)
 
-PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
+PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3",
+                   "kaplan")
 
 
 def check_reportable(runs, max_loss: float | None) -> None:
@@ -106,7 +107,8 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
                            "fit in log10 D.",
                            [Table.from_records([_budget_row(r) for r in law.per_budget_],
                                                "Minimum of each IsoFLOP parabola", left=("note",))],
-                           [render(fig, "isoflop", "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
+                           [render(fig, "isoflop",
+                                   "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
     fitted = {f"approach {k} (this study)": f.law for k, f in fit.approaches.items()}
     fitted = dict(sorted(fitted.items(), key=lambda kv: ("approach 2" not in kv[0], kv[0])))
     pub = {k: get_law(k) for k in PUBLISHED_SHOWN}
@@ -160,7 +162,8 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
         out.append(Section("Approach 3: parametric loss L(N, D) = E + A/N^α + B/D^β", text, [], figs))
     if at:
         out.append(Section("Predictions", "N_opt, D_opt and loss at the requested budgets, from each fitted and "
-                           "published law, with bootstrap intervals where the fit has them.", [_predictions_table(fit, pub)]))
+                           "published law, with bootstrap intervals where the fit has them.",
+                           [_predictions_table(fit, pub)]))
     out.append(Section("Runs", "", [_runs_table(fit, usable, epochs)]))
     return out
 

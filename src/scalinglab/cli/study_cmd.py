@@ -169,17 +169,59 @@ def _status(study: Path) -> dict:
             "runs": [{"id": r["id"], **{k: r[k] for k in keys}} for r in rows]}
 
 
+CSV_COLUMNS = ("run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget", "flops",
+               "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps", "attempts",
+               "wall_time_s", "device")
+
+
+def _write_csv(study: Path, dest: str) -> int:
+    """One row per run (the columns `fit` and `report` read: params, tokens, flops, final_val_loss); '-' = stdout."""
+    import csv
+    import io
+    import sys
+
+    from scalinglab.fileio import atomic_write_text
+
+    rows = _status(study)["runs"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in CSV_COLUMNS])
+    if dest == "-":
+        sys.stdout.write(buf.getvalue())
+    else:
+        if Path(dest).is_dir():
+            raise UserError(f"--csv {dest} is a folder: give a file name, e.g. {Path(dest) / 'runs.csv'}")
+        try:
+            atomic_write_text(dest, buf.getvalue())
+        except OSError as e:
+            raise UserError(f"cannot write --csv {dest} ({e.strerror}): choose a writable path") from None
+    return len(rows)
+
+
 @app.command("status")
 def status_cmd(
     study: Path = typer.Argument(..., help="Study folder."),
     json_out: bool = typer.Option(False, "--json", help="Print {counts, runs} as JSON."),
+    csv_out: Optional[str] = typer.Option(None, "--csv", metavar="FILE",
+                                          help="Write the runs as CSV (one row per run: run_id, status, params, "
+                                               "tokens, budget, flops, final_val_loss, ...) to FILE, or '-' for "
+                                               "stdout. `fit` and `report` read it."),
 ) -> None:
-    """Print a study's runs once: status, step, losses, ETA of running runs."""
+    """Print a study's runs once: status, step, losses, ETA of running runs; or export them as CSV."""
     from scalinglab.study import load_study_toml
     from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
+    if csv_out is not None:
+        n = _write_csv(study, csv_out)
+        if csv_out != "-":
+            import sys
+
+            sys.stderr.write(f"wrote {n} runs to {csv_out}\n")
+        return
     if json_out:
         emit_json(_status(study))
         return

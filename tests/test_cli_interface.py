@@ -26,6 +26,22 @@ def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "100", **(env or {})})
 
 
+def test_public_api_is_lazy_and_complete():
+    """`import scalinglab` loads no torch/numpy; every exported name resolves to a documented object."""
+    code = ("import sys, scalinglab; heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'pandas') if m in sys.modules];"
+            "print(heavy)")
+    p = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
+    import scalinglab
+
+    assert sorted(scalinglab.__all__) == sorted(["__version__", *scalinglab._EXPORTS])
+    for name in scalinglab._EXPORTS:
+        obj = getattr(scalinglab, name)
+        assert obj.__doc__, f"scalinglab.{name} has no docstring"
+    with pytest.raises(AttributeError):
+        _ = scalinglab.no_such_name
+
+
 def test_version():
     p = cli("--version")
     assert p.returncode == 0 and p.stdout.strip() == f"scalinglab {__version__}"

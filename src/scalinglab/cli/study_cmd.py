@@ -38,6 +38,10 @@ def plan_isoflop_cmd(
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype"),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
+                               "(needs the track extra), one tracker run per run, in an experiment named after the study."),
+    logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                             "(default: STUDY/mlruns)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Plan an IsoFLOP study: every budget x shape becomes a run of D = C / flops_per_token tokens."""
@@ -55,8 +59,12 @@ def plan_isoflop_cmd(
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
                                latents=latents) for d, n in dims]
+    from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+    track = TrackerConfig(logger, resolve_uri(logger, logger_uri, Path(out)), Path(out).name)
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
-                   seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile)
+                   seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile,
+                   extra=track.to_extra())
     from scalinglab.plan.wsd import plan_wsd
 
     planner = plan_wsd if schedule == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches

@@ -116,6 +116,10 @@ def train(
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
+    logger: Optional[str] = typer.Option(None, "--logger", help="also log to an experiment tracker: none (default) | "
+                                         "mlflow (needs the track extra)"),
+    logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                             "(the default: ./mlruns)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
@@ -165,6 +169,13 @@ def train(
         extra["restart_steps"] = restart_steps if restart_steps is not None else ckpt_step
         extra["restart_warmup_steps"] = restart_warmup_steps or 0
         extra["reset_schedule"] = reset_schedule
+    if logger is not None or logger_uri is not None:
+        from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+        kind = logger if logger is not None else str(extra.get("logger") or "mlflow")
+        for k in ("logger", "logger_uri", "logger_experiment"):
+            extra.pop(k, None)
+        extra.update(TrackerConfig(kind, resolve_uri(kind, logger_uri, Path.cwd())).to_extra())
     over["extra"] = extra
     spec = _build_spec(base, shape_over, over)
 

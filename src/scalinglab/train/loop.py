@@ -19,7 +19,7 @@ from scalinglab.errors import UserError
 from scalinglab.fileio import atomic_write_json, atomic_write_text
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec
-from scalinglab.train import distributed, wsd
+from scalinglab.train import distributed, trackers, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
@@ -243,7 +243,11 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
                     min_val_loss=state.get("min_val_loss"), final_val_loss=state.get("last_val_loss"),
                     final_train_loss=state.get("last_train_loss"), wall_time_s=float(state.get("elapsed_s", 0.0)))
     _write_record(out, rec)
-    metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)))
+    track = trackers.TrackerConfig.from_extra(spec.extra) if dist is None or dist.is_main else trackers.TrackerConfig()
+    tracker = trackers.make_tracker(track, out, spec.run_id or out.name,
+                                    {**trackers.flat_params(spec.to_dict()), "params": shape.params(),
+                                     "flops_per_token": fpt})
+    metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)), tracker=tracker)
     val = torch.from_numpy(data.val_windows(shape.seq_len, spec.eval_batches * spec.batch_size)).to(device)
     batches = Batches(data, spec, device, rows=dist.rows if dist is not None else slice(None))
     brs = wsd.WsdBranches.from_spec(spec, out, total, sched, fpt, fresh=ckpt is None)  # None unless extra.branches
@@ -332,7 +336,7 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
     finally:
         if bar is not None:
             bar.stop()
-        metrics.close()
+        metrics.close(rec.status)
         if brs is not None:
             brs.close(rec)
         rec.wall_time_s = elapsed0 + time.perf_counter() - t0

@@ -9,8 +9,9 @@ A page marks an example with an HTML comment just above its fenced block:
 
 `<!-- gen check: ... -->` marks an example cheap enough for the test suite to rerun (tests/test_docs.py fails when
 its output changed). `<!-- gen-setup: COMMAND -->` runs a command first and shows nothing (e.g. a `prep` the
-examples read). A ```` ```pycon ```` block under `<!-- gen python -->` is a Python session: its `>>>` lines run in
-one namespace per page and their printed output is rewritten (a notebook, kept true).
+examples read). A ```` ```pycon ```` block under `<!-- gen python -->` (or `<!-- gen check python -->`) is a Python
+session: its `>>>` lines run in one namespace per page and their printed output is rewritten (a notebook, kept
+true).
 
 Commands run with bash in one scratch folder, where `data/` is the folder of public datasets beside the checkout
 (../shared/data, or $SCALINGLAB_SHARED_DATA) and `scalinglab` is this checkout's program. CPU-cheap commands only.
@@ -40,7 +41,8 @@ SHARED = Path(os.environ.get("SCALINGLAB_SHARED_DATA") or ROOT.parent / "shared"
 MARK = re.compile(r"^<!-- gen(?P<check> check)?: (?P<cmd>.+?) -->\n```(?P<lang>\w*)\n(?P<body>.*?)^```\n",
                   re.MULTILINE | re.DOTALL)
 SETUP = re.compile(r"^<!-- gen-setup: (?P<cmd>.+?) -->$", re.MULTILINE)
-PYBLOCK = re.compile(r"^<!-- gen python -->\n```pycon\n(?P<body>.*?)^```\n", re.MULTILINE | re.DOTALL)
+PYBLOCK = re.compile(r"^<!-- gen(?P<check> check)? python -->\n```pycon\n(?P<body>.*?)^```\n",
+                     re.MULTILINE | re.DOTALL)
 WIDTH = "100"
 
 
@@ -74,8 +76,9 @@ def run(cmd: str, w: Path) -> str:
     return "\n".join(line.rstrip() for line in out.splitlines()) + "\n"
 
 
-def run_python(body: str) -> str:
-    """Replay a >>> session: each statement runs as the REPL would, its output replaces the old one."""
+def run_python(body: str, w: Path, namespace: dict) -> str:
+    """Replay a >>> session in folder w: each statement runs as the REPL would, its output replaces the old one.
+    The blocks of one page share `namespace`, like the cells of a notebook."""
     lines, stmts, cur = body.splitlines(), [], None
     for line in lines:
         if line.startswith(">>> "):
@@ -83,8 +86,17 @@ def run_python(body: str) -> str:
             stmts.append(cur)
         elif line.startswith("...") and cur is not None:
             cur.append(line[4:])
-    interp, out = code.InteractiveInterpreter(locals={}), []
+    interp, out = code.InteractiveInterpreter(locals=namespace), []
     sys.path.insert(0, str(ROOT / "src"))
+    here = os.getcwd()
+    os.chdir(w)
+    try:
+        return _replay(interp, stmts, out)
+    finally:
+        os.chdir(here)
+
+
+def _replay(interp: code.InteractiveInterpreter, stmts: list[list[str]], out: list[str]) -> str:
     for st in stmts:
         out += [">>> " + st[0]] + ["... " + s for s in st[1:]]
         buf = io.StringIO()
@@ -98,6 +110,7 @@ def run_python(body: str) -> str:
 def process(page: Path, w: Path, only_check: bool, write: bool) -> list[Example]:
     text = page.read_text()
     found: list[Example] = []
+    namespace: dict = {}
     for m in SETUP.finditer(text):
         if not only_check:
             run(m["cmd"], w)
@@ -111,10 +124,12 @@ def process(page: Path, w: Path, only_check: bool, write: bool) -> list[Example]
         return f"<!-- gen{m['check'] or ''}: {ex.cmd} -->\n```{m['lang']}\n{ex.new}```\n"
 
     def sub_py(m: re.Match) -> str:
-        ex = Example(page, "python session", True, m["body"])
+        ex = Example(page, "python session", bool(m["check"]), m["body"])
         found.append(ex)
-        ex.new = run_python(m["body"])
-        return f"<!-- gen python -->\n```pycon\n{ex.new}```\n"
+        if only_check and not ex.check:
+            return m.group(0)
+        ex.new = run_python(m["body"], w, namespace)
+        return f"<!-- gen{m['check'] or ''} python -->\n```pycon\n{ex.new}```\n"
 
     new = PYBLOCK.sub(sub_py, MARK.sub(sub, text))
     if write and new != text:
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="rerun only `gen check` examples; exit 1 if one changed")
     ap.add_argument("--list", action="store_true", help="list the examples, run nothing")
     a = ap.parse_args(argv)
-    pages = a.pages or sorted(DOCS.rglob("*.md"))
+    pages = [p.resolve() for p in a.pages] or sorted(DOCS.rglob("*.md"))
     if a.list:
         for page in pages:
             text = page.read_text()

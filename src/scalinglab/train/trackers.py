@@ -1,4 +1,4 @@
-"""Optional experiment trackers a run also logs to, beside RUN/metrics.jsonl and TensorBoard: MLflow's local file
+"""Optional experiment trackers a run also logs to, beside its metric lines and TensorBoard scalars: MLflow's local
 store (or any MLflow tracking URI). Off by default; the tracker's package is imported only when one is asked for."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from scalinglab.errors import UserError
+from scalinglab.fileio import atomic_write_json
+from scalinglab.folders import RunDir
 
 KINDS = ("none", "mlflow")
-STATE_FILE = "tracker.json"  # RUN/tracker.json: which tracker run this run logs to, so a resume continues it
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class MlflowTracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating experiment" chatter on stderr
         self._mlflow = mlflow
         self._client = mlflow.MlflowClient(tracking_uri=cfg.uri)
-        state_path = run_dir / STATE_FILE
+        state_path = RunDir(run_dir).tracker  # which MLflow run this run logs to, so a resume continues it
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         run_id = state.get("run_id") if state.get("uri") == cfg.uri else None
         if run_id is None:
@@ -79,8 +80,6 @@ class MlflowTracker:
             run_id = run.info.run_id
             self._client.log_batch(run_id, params=[mlflow.entities.Param(k, str(v)[:6000])
                                                    for k, v in sorted(params.items())])
-            from scalinglab.fileio import atomic_write_json
-
             atomic_write_json(state_path, {"kind": "mlflow", "uri": cfg.uri, "run_id": run_id,
                                            "experiment": cfg.experiment})
         else:

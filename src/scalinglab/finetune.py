@@ -76,13 +76,17 @@ def val_loss(lm, val: torch.Tensor, batch: int = 32) -> float:
 
 
 class Progress:
-    """A rich bar on a terminal; elsewhere (a log file) one plain line per evaluation, so a long study shows life."""
+    """A rich bar on a terminal. Elsewhere (a log file) a plain line at the end of each (model, data size) run, and
+    at an evaluation when the last line is PLAIN_EVERY_S old, so a long study shows life without flooding the log."""
+
+    PLAIN_EVERY_S = 10.0
 
     def __init__(self, show: bool, total: int):
         from rich.console import Console
 
         self.console = Console(stderr=True)
         self.total, self.done, self.t0 = total, 0, time.perf_counter()
+        self.last_line = self.t0
         self.bar = None
         self.plain = show and not self.console.is_terminal
         if show and self.console.is_terminal:
@@ -100,10 +104,11 @@ class Progress:
             self.bar.update(self.task, completed=self.done, description=f"fine-tuning {label}")
 
     def evaluated(self, label: str, step: int, steps: int, loss: float) -> None:
-        if self.plain:
-            el = time.perf_counter() - self.t0
+        now = time.perf_counter()
+        if self.plain and (step == steps or now - self.last_line >= self.PLAIN_EVERY_S):
+            self.last_line = now
             print(f"fine-tuning {label}: step {step}/{steps} val {loss:.4f} "
-                  f"[{self.done}/{self.total} steps, {el:.0f} s]", file=self.console.file, flush=True)
+                  f"[{self.done}/{self.total} steps, {now - self.t0:.0f} s]", file=self.console.file, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -49,7 +49,7 @@ def test_command_page_has_every_option_and_its_default():
     for opt in ("`--json`", "`--csv`"):
         assert opt in page
     iso = hooks.command_page(("plan", "isoflop"), root.commands["plan"].commands["isoflop"])
-    assert re.search(r"\| `--rule` \| TEXT \| `minchilla` \|", iso)
+    assert re.search(r"\| `--min-steps` \| INT \| `50` \|", iso)
     assert re.search(r"\| `--compile` / `--no-compile` \|  \| `--no-compile` \|", iso)
     assert "\\|" in iso  # help text with "a | b" stays inside its table cell
 

@@ -28,8 +28,11 @@ def test_resolve_uri(tmp_path):
     assert resolve_uri("mlflow", None, tmp_path) == (tmp_path / "mlruns").resolve().as_uri()
     assert resolve_uri("mlflow", "file:rel/ml", tmp_path).endswith("/rel/ml")
     assert resolve_uri("mlflow", "http://host:5000", tmp_path) == "http://host:5000"
-    assert TrackerConfig.from_extra(TrackerConfig("mlflow", "file:/x", "s").to_extra()) == TrackerConfig("mlflow", "file:/x", "s")
-    assert TrackerConfig().to_extra() == {}
+    from scalinglab.records import LoggingConfig
+
+    cfg = TrackerConfig("mlflow", "file:/x", "s")
+    assert TrackerConfig.from_logging(LoggingConfig(**cfg.to_logging())) == cfg
+    assert TrackerConfig.from_logging(LoggingConfig()) == TrackerConfig()
 
 
 def test_bad_logger_is_one_line(tiny_data, tmp_path):
@@ -71,6 +74,8 @@ def test_study_runs_log_under_the_study_experiment(tiny_data, tmp_path):
     p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "1e10", "--shapes", "32x2", "--seq-len", "32",
             "--batch-size", "4", "--min-steps", "20", "--logger", "mlflow", "--out", str(study), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    spec = (next((study / "runs").iterdir()) / "config.toml").read_text()
-    assert 'logger = "mlflow"' in spec and f'logger_uri = "{(study / "mlruns").resolve().as_uri()}"' in spec
-    assert 'logger_experiment = "STUDY"' in spec
+    from scalinglab.folders import RunDir
+
+    spec = RunDir(next((study / "runs").iterdir())).read_spec()
+    assert spec.logging.tracker == "mlflow" and spec.logging.tracker_uri == (study / "mlruns").resolve().as_uri()
+    assert spec.logging.tracker_experiment == "STUDY"

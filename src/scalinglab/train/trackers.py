@@ -28,13 +28,14 @@ class TrackerConfig:
     experiment: str = "scalinglab"
 
     @classmethod
-    def from_extra(cls, extra: dict[str, Any]) -> TrackerConfig:
-        return cls(kind=str(extra.get("logger") or "none"), uri=str(extra.get("logger_uri") or ""),
-                   experiment=str(extra.get("logger_experiment") or "scalinglab"))
+    def from_logging(cls, logging_cfg: Any) -> TrackerConfig:
+        """From a RunSpec's logging section (fields tracker, tracker_uri, tracker_experiment)."""
+        return cls(kind=logging_cfg.tracker or "none", uri=logging_cfg.tracker_uri,
+                   experiment=logging_cfg.tracker_experiment or "scalinglab")
 
-    def to_extra(self) -> dict[str, str]:
-        return {} if self.kind == "none" else {"logger": self.kind, "logger_uri": self.uri,
-                                               "logger_experiment": self.experiment}
+    def to_logging(self) -> dict[str, str]:
+        """The logging-section fields that select this tracker (for dataclasses.replace)."""
+        return {"tracker": self.kind, "tracker_uri": self.uri, "tracker_experiment": self.experiment}
 
 
 def resolve_uri(kind: str, uri: str | None, default_dir: Path) -> str:

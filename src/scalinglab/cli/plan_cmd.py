@@ -47,16 +47,23 @@ def experiment(
     from rich.table import Table
 
     con = Console()
-    con.width = max(con.width, 150)  # the article's 12-column layout; never squash the numbers
     con.print(f"C_ref = {_E(c_ref)} FLOPs ({ref}, {ref_steps} steps, batch {batch_size})")
-    t = Table(title="iso-compute setup")
-    for col in ("", "d_model", "layers", "num_steps", "D_iso", "N", "N_cross", "N_self", "C", "C_cross", "C_self",
-                "Ĉ_self"):
-        t.add_column(col, justify="right")
-    for i, r in enumerate(rows, 1):
-        t.add_row(str(i), str(r.d_model), str(r.layers), str(r.num_steps), *(_E(x) for x in (
-            r.D_iso, r.N, r.N_cross, r.N_self, r.C, r.C_cross, r.C_self, r.C_self_approx)))
-    con.print(t)
+    setup = ("d_model", "layers", "num_steps", "D_iso", "N", "N_cross", "N_self")
+    compute = ("C", "C_cross", "C_self", "Ĉ_self")
+    values = [[str(r.d_model), str(r.layers), str(r.num_steps),
+               *(_E(x) for x in (r.D_iso, r.N, r.N_cross, r.N_self, r.C, r.C_cross, r.C_self, r.C_self_approx))]
+              for r in rows]
+    # the article's one 12-column table where it fits (124 columns), else its two halves: numbers are never cut
+    parts = [("iso-compute setup", setup + compute)] if con.width >= 124 else [
+        ("iso-compute setup", setup), ("compute (FLOPs)", compute)]
+    for title, cols in parts:
+        t = Table(title=title, show_edge=con.width >= 124)
+        for col in ("", *cols):
+            t.add_column(col, justify="right", no_wrap=True)
+        idx = [(*setup, *compute).index(c) for c in cols]
+        for i, v in enumerate(values, 1):
+            t.add_row(str(i), *(v[j] for j in idx))
+        con.print(t)
     t2 = Table(title="ratios")
     for col in ("", "N_cross/N", "C_cross/C", "C_self/Ĉ_self"):
         t2.add_column(col, justify="right")

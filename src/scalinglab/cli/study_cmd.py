@@ -252,17 +252,21 @@ def _allocation_law(path: Path, approach: str | None):
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
     from rich.table import Table
 
+    from scalinglab.fmt import sig
     from scalinglab.plan.isoflop import fmt_budget
     from scalinglab.sweep.table import human, make_console
 
     con = make_console()
-    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
-    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "batch", "lr", "warmup", "beta2", "epochs"):
-        t.add_column(col, justify="left" if col == "run" else "right")
+    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold", pad_edge=False)
+    # planned run ids say their budget and shape (C1e15_256x4): those columns only for other ids (WSD trunks)
+    with_c = not all(r["id"] == f"C{fmt_budget(r['budget'])}_{r['d_model']}x{r['n_layers']}" for r in runs)
+    cols = ["run", *(["C", "shape"] if with_c else []), "N", "D", "steps", "batch", "lr", "warmup", "beta2", "epochs"]
+    for col in cols:  # numbers never cut at 80 columns: only the run id may wrap
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=col != "run", overflow="fold")
     for r in runs:
-        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
-                  human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), f"{r['lr']:.3g}", str(r["warmup_steps"]),
-                  f"{r['beta2']:.4g}", f"{r['epochs']:.2f}")
+        t.add_row(r["id"], *([fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}"] if with_c else []),
+                  human(r["params"]), human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), sig(r["lr"]),
+                  str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
         con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)

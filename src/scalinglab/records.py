@@ -52,6 +52,9 @@ class LoggingConfig:
     eval_batches: int = 8
     checkpoint_every: int = 0  # 0: only at the end
     tensorboard: bool = True
+    tracker: str = "none"  # none | mlflow: also log to an experiment tracker (train/trackers.py)
+    tracker_uri: str = ""  # its tracking URI, absolute (e.g. file:/abs/STUDY/mlruns)
+    tracker_experiment: str = "scalinglab"  # the experiment the run is filed under
 
 
 @dataclass(frozen=True)

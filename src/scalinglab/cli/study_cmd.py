@@ -39,6 +39,10 @@ def plan_isoflop_cmd(
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype"),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
+                               "(needs the track extra), one tracker run per run, in an experiment named after the study."),
+    logger_uri: str | None = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                          "(default: STUDY/mlruns)."),
     extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
     approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
@@ -74,10 +78,13 @@ def plan_isoflop_cmd(
                                latents=latents) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
         raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
+    from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+    track = TrackerConfig(logger, resolve_uri(logger, logger_uri, Path(out)), Path(out).name)
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, seed=seed,
                    schedule=ScheduleConfig(kind=schedule, warmup_steps=warmup_steps),
                    runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
-                   logging=LoggingConfig(eval_batches=eval_batches))
+                   logging=LoggingConfig(eval_batches=eval_batches, **track.to_logging()))
     hp = Resolver(lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, beta2=beta2,
                   law=_load_hparams(hparams) if hparams else None)
     settings = {"data": str(td.path.resolve()), "shapes": shapes or "", "d_models": d_models or "",
@@ -335,17 +342,59 @@ def _status(study: Path) -> dict:
             "runs": [{"id": r["id"], **{k: r[k] for k in keys}} for r in rows]}
 
 
+CSV_COLUMNS = ("run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget", "flops",
+               "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps", "attempts",
+               "wall_time_s", "device")
+
+
+def _write_csv(study: Path, dest: str) -> int:
+    """One row per run (the columns `fit` and `report` read: params, tokens, flops, final_val_loss); '-' = stdout."""
+    import csv
+    import io
+    import sys
+
+    from scalinglab.fileio import atomic_write_text
+
+    rows = _status(study)["runs"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in CSV_COLUMNS])
+    if dest == "-":
+        sys.stdout.write(buf.getvalue())
+    else:
+        if Path(dest).is_dir():
+            raise UserError(f"--csv {dest} is a folder: give a file name, e.g. {Path(dest) / 'runs.csv'}")
+        try:
+            atomic_write_text(dest, buf.getvalue())
+        except OSError as e:
+            raise UserError(f"cannot write --csv {dest} ({e.strerror}): choose a writable path") from None
+    return len(rows)
+
+
 @app.command("status")
 def status_cmd(
     study: Path = typer.Argument(..., help="Study folder."),
     json_out: bool = typer.Option(False, "--json", help="Print {counts, runs} as JSON."),
+    csv_out: str | None = typer.Option(None, "--csv", metavar="FILE",
+                                          help="Write the runs as CSV (one row per run: run_id, status, params, "
+                                               "tokens, budget, flops, final_val_loss, ...) to FILE, or '-' for "
+                                               "stdout. `fit` and `report` read it."),
 ) -> None:
-    """Print a study's runs once: status, step, losses, ETA of running runs."""
+    """Print a study's runs once: status, step, losses, ETA of running runs; or export them as CSV."""
     from scalinglab.study import load_study_toml
     from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
+    if csv_out is not None:
+        n = _write_csv(study, csv_out)
+        if csv_out != "-":
+            import sys
+
+            sys.stderr.write(f"wrote {n} runs to {csv_out}\n")
+        return
     if json_out:
         emit_json(_status(study))
         return

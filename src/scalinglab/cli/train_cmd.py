@@ -120,6 +120,10 @@ def train(
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
+    logger: Optional[str] = typer.Option(None, "--logger", help="also log to an experiment tracker: none (default) | "
+                                         "mlflow (needs the track extra)"),
+    logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                             "(the default: ./mlruns)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
@@ -144,6 +148,11 @@ def train(
                             activation_checkpointing=activation_checkpointing, threads=threads)
     over["logging"] = given(eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
                             log_every=log_every)
+    if logger is not None or logger_uri is not None:
+        from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+        kind = logger if logger is not None else "mlflow"
+        over["logging"].update(TrackerConfig(kind, resolve_uri(kind, logger_uri, Path.cwd())).to_logging())
 
     ckpt_step = 0
     if resume is not None:

@@ -22,7 +22,7 @@ from scalinglab.errors import ConfigError, FolderError, UserError
 from scalinglab.folders import RunDir
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec
-from scalinglab.train import distributed, wsd
+from scalinglab.train import distributed, trackers, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
@@ -155,7 +155,13 @@ class Trainer:
         self.log_every = spec.logging.log_every or 10
         self._build_model(ckpt)
         self._start_record(ckpt)
-        self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard)
+        main = self.dist is None or self.dist.is_main  # one tracker run per run, from rank 0
+        tracker = trackers.make_tracker(
+            trackers.TrackerConfig.from_logging(spec.logging) if main else trackers.TrackerConfig(),
+            self.run_dir.path, spec.run_id or self.run_dir.path.name,
+            {**trackers.flat_params(spec.to_dict()), "params": shape.params(), "flops_per_token": self.fpt})
+        self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard,
+                                  tracker=tracker)
         val = self.data.val_windows(shape.seq_len, spec.logging.eval_batches * spec.batch_size)
         self.val = torch.from_numpy(val).to(self.device)
         self.batches = Batches(self.data, spec, self.device, rows=self.dist.rows if self.dist is not None else slice(None))
@@ -355,7 +361,7 @@ class Trainer:
         rec = self.rec
         if self.bar is not None:
             self.bar.stop()
-        self.metrics.close()
+        self.metrics.close(rec.status)
         for hook in self.hooks:
             hook.close(self, rec)
         rec.wall_time_s = self.elapsed0 + time.perf_counter() - self.t0

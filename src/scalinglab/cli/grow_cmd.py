@@ -23,7 +23,7 @@ def grow(
     noise: float = typer.Option(0.0, "--symmetry-noise", help="width: function-preserving perturbation (x weight std) "
                                 "that lets the copied units diverge; 0 = the seed's exact copies"),
     seed: int = typer.Option(0, "--seed", help="seed of the symmetry noise"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Grow RUN into OUT with the same function and mapped Adam state; continue with `train --resume OUT`."""
     from scalinglab.growth.run import grow_run
@@ -49,11 +49,11 @@ def staged(
     op: str = typer.Option("width", "--op", help="growth operator: width, depth or width+depth (each x2)"),
     law: str = typer.Option("chinchilla-approach-3", "--law", help="published law with predict_loss"),
     law_json: Path = typer.Option(None, "--law-json", help="a fitted law.json (overrides --law)"),
-    vocab: int = typer.Option(50257, "--vocab"),
-    seq_len: int = typer.Option(1024, "--seq-len"),
+    vocab: int = typer.Option(50257, "--vocab", help="Vocabulary size of the target model (GPT-2's by default)."),
+    seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length of the target model."),
     heads: int = typer.Option(0, "--heads", help="attention heads of the target (0: d_model/64)"),
     tokens_per_step: int = typer.Option(0, "--tokens-per-step", help="batch x seq_len: also print steps"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """When to grow a half-size model into SHAPE (equal loss-vs-compute slopes) and the compute it saves."""
     from scalinglab.cli.flops_cmd import build_shape

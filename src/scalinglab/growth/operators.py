@@ -34,7 +34,7 @@ def check_growable(shape: ModelShape, width: int = 1, depth: int = 1, mode: str 
         if int(k) != k or k < 1:
             raise UserError(f"--{name} must be a whole number >= 1, got {k}: use 2 to double")
     if width == 1 and depth == 1:
-        raise UserError("nothing to grow: give --width 2 and/or --depth 2")
+        raise UserError("nothing to grow", hint="grow the width and/or the depth by 2", keys=("width", "depth"))
     if mode not in MODES:
         raise UserError(f"unknown depth mode {mode!r}: use alternate or append")
 

@@ -134,7 +134,8 @@ def plan_staged(law, target: ModelShape, budget_flops: float, op: str = "width",
     if not hasattr(law, "predict_loss"):
         raise UserError(f"law {law_name or law.kind!r} has no predict_loss(N, D): use a parametric law such as chinchilla-approach-3 or a fitted approach-3 law.json")
     if not budget_flops > 0 or not math.isfinite(budget_flops):
-        raise UserError(f"budget must be a positive number of FLOPs, got {budget_flops}: give e.g. --budget 1e19")
+        raise UserError(f"budget must be a positive number of FLOPs, got {budget_flops}", hint="give e.g. 1e19",
+                        keys=("budget",))
     small = small_shape(target, op, factor)
     emb = getattr(law, "kind", "") != "kaplan"  # Kaplan's law counts non-embedding parameters
     n_s, n_l = float(small.params(embeddings=emb)), float(target.params(embeddings=emb))

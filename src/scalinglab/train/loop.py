@@ -335,7 +335,7 @@ class Trainer:
                     self.checkpoint(step)
                 if stop_at is not None and step >= stop_at and step < total:
                     rec.status = "pending"
-                    rec.message = f"stopped at step {step} of {total}; resume with scalinglab train --resume {self.run_dir.path}"
+                    rec.message = f"stopped at step {step} of {total}; resume the run in {self.run_dir.path}"
                     break
             else:
                 rec.status, rec.message = "done", ""
@@ -345,7 +345,7 @@ class Trainer:
             rec.message = f"{e}; {kept}. Lower the peak LR, lengthen the warmup or clip gradients"
         except KeyboardInterrupt:
             rec.status = "failed"
-            rec.message = f"interrupted at step {step}; continue with scalinglab train --resume {self.run_dir.path}"
+            rec.message = f"interrupted at step {step}; resume the run in {self.run_dir.path}"
             raise
         except UserError:
             rec.status = "failed"

@@ -1,4 +1,4 @@
-"""Staged vs direct training of the same final shape (seeds/004): compute to reach the direct run's final loss.
+"""Staged vs direct training of the same final shape (Shen et al. 2022): compute to reach the direct run's final loss.
 
 Direct: the target shape trained for --steps with the run's cosine schedule. Staged (per growth op): the half-size
 shape trained on the same schedule up to --grow-frac of the steps, grown (scalinglab grow, function-preserving, Adam
@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--grow-frac", type=float, default=0.4, help="share of the steps trained at the small size")
     ap.add_argument("--restart-warmup", type=int, default=None)
     ap.add_argument("--symmetry-noise", type=float, default=0.3, help="width growth: see `scalinglab grow --help`")
-    ap.add_argument("--lr", type=float, default=0.0, help="0: Kaplan heuristic of each model size (seeds/004)")
+    ap.add_argument("--lr", type=float, default=0.0, help="0: Kaplan heuristic of each model size (Shen et al. 2022)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     q = a.quick

@@ -159,7 +159,7 @@ def test_loader_on_prepped_data(folder, tmp_path):
 def test_epoch_check():
     assert epoch_check(1000, 2000, seq_len=8).epochs == 2.0 and epoch_check(1000, 2000, 8).over
     assert not epoch_check(1000, 1000, 8).over
-    # Perceiver AR, seeds/000: seq_len 2048 with 512 latents needs 4 passes to read all latent sequences
+    # Perceiver AR (Krasser's scaling experiments): seq_len 2048 with 512 latents needs 4 passes to read all latent sequences
     c = epoch_check(1000, 2000, seq_len=2048, latents=512)
     assert c.epochs == 0.5 and not c.over
 

@@ -55,7 +55,7 @@ def test_drops_runs_with_too_few_steps_or_repeated_data():
 
 @needs_shared
 def test_minchilla_rule_matches_published_shapes():
-    """minchilla (seeds/002): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
+    """minchilla (github.com/BenAgro314/CSC2541): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
     rows = list(csv.DictReader(open(SHARED_DATA / "minchilla" / "isoflop_runs.csv")))
     published = {(int(r["d_model"]), int(r["n_layers"]), int(r["n_heads"])) for r in rows}
     ours = set()

@@ -1,4 +1,4 @@
-"""Function-preserving growth operators for the GPT model (staged training, seeds/004): width x k and depth x k,
+"""Function-preserving growth operators for the GPT model (staged training, Shen et al. 2022): width x k and depth x k,
 on model state dicts and on Adam moments keyed by parameter name.
 
 Width x k keeps the function exactly: every hidden unit, head and MLP unit is copied k times and the weight

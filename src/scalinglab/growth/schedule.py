@@ -1,4 +1,4 @@
-"""When to grow (staged training, seeds/004): the compute-optimal single growth point for a target shape and
+"""When to grow (staged training, Shen et al. 2022): the compute-optimal single growth point for a target shape and
 budget under a loss law L(N, D), and the compute it saves. Pure numpy/scipy: no torch.
 
 Model: the small model follows its law curve l_s(C) = L(N_s, C/6N_s); a loss-preserving growth operator puts it on
@@ -20,7 +20,8 @@ from scalinglab.errors import UserError
 
 OPS = ("width", "depth", "width+depth")
 
-# seeds/004 "Constants and hyperparameters" (fitted by the staged-training authors; slopes are d ln L / d ln C).
+# The "Constants and hyperparameters" of Shen et al. 2022's code (github.com/allenai/staged-training), fitted by
+# its authors; slopes are d ln L / d ln C.
 SEED_CONSTANTS = {
     "threshold_optimality": -0.052,
     "threshold_depth_growth": -0.0575,
@@ -56,7 +57,7 @@ class StagedPlan:
     saving_pct: float
     slope_small: float  # dL/dC of the small model at growth (equal to the target's at equal loss)
     slope_target: float
-    loglog_slope_small: float  # d ln L / d ln C at growth, comparable to the seed's thresholds
+    loglog_slope_small: float  # d ln L / d ln C at growth, comparable to the paper's thresholds
     loglog_slope_target_end: float  # at the end of the direct run (seed: threshold_optimality)
     small_suffices: bool  # the small model reaches the target loss before its growth point
     lr_small: float

@@ -3,8 +3,9 @@ L-BFGS from a grid of starts, seeded bootstrap confidence intervals. Hoffmann et
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import product
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class Approach3(ParametricLaw):
         self.objective_: float | None = None
         self.notes_: list[str] = []
 
-    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None) -> "Approach3":
+    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None) -> Approach3:
         if not (self.delta > 0) or not (0 < self.ci < 1) or self.drop_highest < 0 or self.bootstrap < 0:
             raise UserError(f"approach 3 settings out of range (delta {self.delta}, ci {self.ci}, drop_highest "
                             f"{self.drop_highest}, bootstrap {self.bootstrap}): delta > 0, 0 < ci < 1, counts >= 0")
@@ -140,7 +141,8 @@ class Approach3(ParametricLaw):
                 raise UserError(f"{name} has a non-finite or non-positive value: remove that run")
         if self.drop_highest:
             if self.drop_highest >= len(L):
-                raise UserError(f"--drop-highest {self.drop_highest} leaves no points of {len(L)}: use a smaller K")
+                raise UserError(f"dropping the {self.drop_highest} highest losses leaves no points of {len(L)}",
+                                hint="drop fewer", keys=("drop_highest",))
             keep = np.sort(np.argsort(L, kind="stable")[: len(L) - self.drop_highest])
             self.notes_.append(f"dropped the {self.drop_highest} highest losses ({', '.join(f'{x:.3f}' for x in np.sort(L)[-self.drop_highest:])})")
             N, D, L = N[keep], D[keep], L[keep]

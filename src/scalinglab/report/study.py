@@ -25,7 +25,7 @@ def check_reportable(runs, max_loss: float | None) -> None:
     ok = runs.done & ((runs.loss <= max_loss) if max_loss is not None else True)
     if ok.sum() < 3:
         raise UserError(f"only {int(ok.sum())} finished runs with a finite loss in {runs.source}: a report needs at "
-                        "least 3 (finish the sweep or loosen the loss cut)")
+                        "least 3", hint="finish the sweep or loosen the loss cut", keys=("max_loss",))
 
 
 def study_epochs(runs) -> np.ndarray:

@@ -88,14 +88,21 @@ def test_bootstrap_runs_is_seeded_and_stratified():
     runs = Runs.from_arrays(np.arange(1, 11) * 1e6, C=[1e18] * 5 + [1e19] * 5, loss=np.linspace(3, 2, 10))
     seen = []
 
-    def refit(r):
-        seen.append(sorted(r.budget.tolist()))
-        return ParametricLaw(E=1, A=1, B=1, alpha=r.N.mean() / 1e7, beta=0.3)
+    def refit(r, w):
+        seen.append(w)
+        return ParametricLaw(E=1, A=1, B=1, alpha=float(w @ r.N) / 1e8, beta=0.3)
 
-    d1 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget)
-    d2 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget)
-    assert np.array_equal(d1.values["alpha"], d2.values["alpha"]) and d1.n == 20
-    assert all(b == [1e18] * 5 + [1e19] * 5 for b in seen)  # each resample keeps 5 runs per budget
+    for method in ("bayesian", "counts"):
+        seen.clear()
+        d1 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget, method=method)
+        d2 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget, method=method)
+        assert np.array_equal(d1.values["alpha"], d2.values["alpha"]) and d1.n == 20
+        w = np.array(seen)  # each resample keeps each budget's total weight: 5 runs per budget
+        assert np.allclose(w[:, :5].sum(1), 5) and np.allclose(w[:, 5:].sum(1), 5) and (w >= 0).all()
+        if method == "counts":
+            assert np.array_equal(w, np.round(w)) and (w == 0).any()
+        else:
+            assert (w > 0).all()
 
 
 def test_fit_and_report_print_the_same_numbers(capsys, tmp_path):

@@ -74,7 +74,8 @@ def fit_approach1(runs: Runs, options: FitOptions, progress: Progress | None = N
 
 def fit_approach2(runs: Runs, options: FitOptions, progress: Progress | None = None) -> Fitted:
     """IsoFLOP parabolas per budget (robust), then the power laws through their vertices; intervals from whole
-    runs resampled within each budget, refitted by least squares on the inliers (RANSAC's final fit)."""
+    runs resampled within each budget (Bayesian bootstrap weights), refitted by weighted least squares on the
+    inliers (RANSAC's final fit is least squares on them)."""
     law = Approach2(robust=options.robust, max_loss=options.max_loss, seed=options.seed,
                     budget_tol=options.budget_tol).fit(runs.N, runs.D, runs.budget, runs.loss)
     used = np.asarray(law.inlier_, bool)
@@ -87,8 +88,8 @@ def fit_approach2(runs: Runs, options: FitOptions, progress: Progress | None = N
         gid = group_budgets(runs.budget, options.budget_tol)
         n_ok = law.n_budgets_
 
-        def refit(r: Runs) -> Law:
-            b = Approach2(robust="lsq", budget_tol=options.budget_tol).fit(r.N, r.D, r.budget, r.loss)
+        def refit(r: Runs, w: np.ndarray) -> Law:
+            b = Approach2(robust="lsq", budget_tol=options.budget_tol).fit(r.N, r.D, r.budget, r.loss, sample_weight=w)
             if b.n_budgets_ != n_ok:
                 raise UserError("a budget lost its vertex")
             return b

@@ -33,7 +33,8 @@ class FitOptions:
     bootstrap: int = 0
     """Approach 3: resamples of its points for parameter intervals (Besiroglu et al. 2024: 4000)."""
     runs_bootstrap: int = 400
-    """Resamples of whole runs (within each budget) for approach 2's intervals of a, b and the `at` values."""
+    """Resamples of whole runs (within each budget; Bayesian bootstrap weights, Rubin 1981) for approach 2's
+    intervals of a, b and the `at` values."""
     ci: float = 0.95
     """Level of every interval."""
     seed: int = 42

@@ -27,9 +27,10 @@ def group_budgets(budget: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
     return ids
 
 
-def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int = 42):
+def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int = 42, w: np.ndarray | None = None):
     """y ≈ c2 x^2 + c1 x + c0; returns (c2, c1, c0), inlier mask, method used. RANSAC uses
-    scikit-learn's defaults on [1, x, x^2] features (min_samples 4, threshold = MAD of y), as minchilla."""
+    scikit-learn's defaults on [1, x, x^2] features (min_samples 4, threshold = MAD of y), as minchilla.
+    `w`: per-point weights (bootstrap weights of whole runs), None for equal ones."""
     X = np.column_stack([np.ones_like(x), x, x * x])
     if robust == "ransac" and len(x) >= 5:
         from sklearn.linear_model import RANSACRegressor
@@ -37,7 +38,7 @@ def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = RANSACRegressor(random_state=seed).fit(X, y)
+                m = RANSACRegressor(random_state=seed).fit(X, y, sample_weight=w)
             c = m.estimator_.coef_
             return (c[2], c[1], m.estimator_.intercept_ + c[0]), m.inlier_mask_, "ransac"
         except ValueError:
@@ -47,13 +48,13 @@ def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int
 
         xm, xs = x.mean(), x.std() or 1.0
         z = (x - xm) / xs  # standardise so Huber's L2 penalty and scale estimate behave
-        m = HuberRegressor(epsilon=1.35, alpha=0.0, max_iter=1000).fit(np.column_stack([z, z * z]), y)
+        m = HuberRegressor(epsilon=1.35, alpha=0.0, max_iter=1000).fit(np.column_stack([z, z * z]), y, sample_weight=w)
         p1, p2 = m.coef_
         c2 = p2 / xs**2
         c1 = p1 / xs - 2 * p2 * xm / xs**2
         c0 = m.intercept_ - p1 * xm / xs + p2 * xm**2 / xs**2
         return (c2, c1, c0), ~m.outliers_, "huber"
-    c2, c1, c0 = np.polyfit(x, y, 2)
+    c2, c1, c0 = np.polyfit(x, y, 2, w=None if w is None else np.sqrt(w))  # polyfit weights the residuals
     return (c2, c1, c0), np.ones(len(x), bool), "lsq"
 
 
@@ -141,25 +142,31 @@ class Approach2(PowerLawAllocation):
         self.inlier_: np.ndarray | None = None
         self.n_budgets_ = 0
 
-    def fit(self, N, D, C, loss) -> "Approach2":
+    def fit(self, N, D, C, loss, sample_weight=None) -> "Approach2":
+        """sample_weight: per run (e.g. bootstrap weights of whole runs); a run of weight 0 is left out."""
         if self.robust not in ROBUST:
             raise UserError(f"unknown outlier method {self.robust!r}: use one of {', '.join(ROBUST)}")
         if not self.budget_tol >= 0:
             raise UserError(f"budget tolerance must be 0 or more, got {self.budget_tol}")
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
-        if not (len(N) == len(D) == len(C) == len(L)):
-            raise UserError("N, D, C and loss have different lengths: give one value of each per run")
+        W = np.ones(len(L)) if sample_weight is None else np.asarray(sample_weight, dtype=float).ravel()
+        if not (len(N) == len(D) == len(C) == len(L) == len(W)):
+            raise UserError("N, D, C, loss (and weights) have different lengths: give one value of each per run")
+        if not np.all(np.isfinite(W) & (W >= 0)):
+            raise UserError("sample weights must be finite and 0 or more")
         self._reset()
         for f in self._fields:
             setattr(self, f + "_", None)
-        keep = np.ones(len(L), bool)
+        keep = W > 0
         if self.max_loss is not None:
-            keep = L <= self.max_loss
-            self.notes_.append(f"dropped {int((~keep).sum())} runs with loss > {self.max_loss:g} (not converged)")
+            keep &= L <= self.max_loss
+            self.notes_.append(f"dropped {int((L > self.max_loss).sum())} runs with loss > {self.max_loss:g} "
+                               "(not converged)")
         gid = group_budgets(C, self.budget_tol)
         self.inlier_ = keep.copy()
+        w = None if sample_weight is None else W
         for g in np.unique(gid):
-            self.per_budget_.append(self._fit_budget(N, D, C, L, gid == g, keep))
+            self.per_budget_.append(self._fit_budget(N, D, C, L, gid == g, keep, w))
         ok = [r for r in self.per_budget_ if r.ok]
         if len(ok) < 2:
             raise UserError(f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}: add runs or budgets "
@@ -174,7 +181,7 @@ class Approach2(PowerLawAllocation):
         self.n_budgets_ = len(ok)
         return self
 
-    def _fit_budget(self, N, D, C, L, in_group, keep) -> BudgetFit:
+    def _fit_budget(self, N, D, C, L, in_group, keep, W) -> BudgetFit:
         m = in_group & keep
         cg = C[in_group]
         budget = float(cg[0]) if np.all(cg == cg[0]) else float(np.exp(np.mean(np.log(cg))))
@@ -184,8 +191,12 @@ class Approach2(PowerLawAllocation):
             return BudgetFit(**row, skipped="fewer than 3 points")
         order = np.argsort(N[m], kind="stable")  # ascending N, as minchilla (RANSAC's draws depend on order)
         n, d, l = N[m][order], D[m][order], L[m][order]
+        w = None if W is None else W[m][order]
+        if len(np.unique(n)) < 3:
+            self._warn(f"budget {budget:.3g}: only {len(np.unique(n))} distinct sizes, need 3 for a parabola; skipped")
+            return BudgetFit(**row, skipped="fewer than 3 sizes")
         for var, x in (("n", np.log10(n)), ("d", np.log10(d))):
-            (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed)
+            (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed, w)
             row[f"method_{var}"] = how
             row[f"outliers_{var}"] = int((~inl).sum())
             if var == "n":  # what a plot of this budget's IsoFLOP curve needs

@@ -84,6 +84,17 @@ def test_fit_study_recovers_a_known_law_with_intervals(tmp_path):
     assert d["laws"]["approach3"]["residuals"]["rms"] < 0.01  # 0.2% noise
 
 
+def test_approach3_bootstrap_gives_intervals_of_the_law_and_its_predictions(tmp_path):
+    runs = Runs.from_csv(isoflop_csv(tmp_path / "r.csv"), Columns(budget="budget"))
+    f = fit_study(runs, FitOptions(approaches=("3",), bootstrap=40, at=(1e21,), jobs=1)).approaches["3"]
+    assert f.draws.method == "points" and f.draws.n >= 30
+    for k, true in (("alpha", 0.35), ("beta", 0.37)):
+        lo, hi = f.intervals[k]
+        assert lo < getattr(f.law, k + "_") < hi and abs(true - (lo + hi) / 2) < 0.05
+    (r,) = f.at
+    assert r.loss_ci[0] < r.loss < r.loss_ci[1] and r.n_opt_ci[0] < r.n_opt < r.n_opt_ci[1]
+
+
 def test_bootstrap_runs_is_seeded_and_stratified():
     runs = Runs.from_arrays(np.arange(1, 11) * 1e6, C=[1e18] * 5 + [1e19] * 5, loss=np.linspace(3, 2, 10))
     seen = []

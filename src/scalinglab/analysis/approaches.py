@@ -96,7 +96,8 @@ def fit_approach2(runs: Runs, options: FitOptions, progress: Progress | None = N
 
         draws = bootstrap_runs(runs.subset(used), refit, resamples=options.runs_bootstrap, seed=options.seed,
                                at=options.at, names=("a", "b", "k_n", "k_d"), strata=gid[used])
-    return Fitted(law, used, draws, tuple(law.notes_), tuple(warns))
+    notes = tuple(n for n in law.notes_ if not n.startswith("dropped "))  # fit_study states the loss cut once
+    return Fitted(law, used, draws, notes, tuple(warns))
 
 
 def fit_approach3(runs: Runs, options: FitOptions, progress: Progress | None = None) -> Fitted:
@@ -114,7 +115,8 @@ def fit_approach3(runs: Runs, options: FitOptions, progress: Progress | None = N
         used[np.flatnonzero(keep)[top]] = False
     draws = None
     if law.boot_ is not None:
-        rows = law.boot_[np.all(np.isfinite(law.boot_[:, :5]) & (law.boot_[:, 1:5] > 0), axis=1)]
+        b5 = law.boot_[:, :5]  # E, A, B, alpha, beta per resample
+        rows = b5[np.all(np.isfinite(b5), axis=1) & np.all(b5[:, 1:] > 0, axis=1)]
         laws = [ParametricLaw(E=r[0], A=r[1], B=r[2], alpha=r[3], beta=r[4]) for r in rows]
         draws = law_draws(laws, options.at, ("E", "A", "B", "alpha", "beta", "a", "b"), options.bootstrap, "points")
     return Fitted(law, used, draws, tuple(law.notes_), ())

@@ -42,7 +42,7 @@ def print_fit(fit) -> None:
         t.add_column("value")
         t.add_column("fit", justify="right")
         if f.intervals:
-            t.add_column(f"{pct} interval ({f.draws.n} {f.draws.method} resamples)", justify="right")
+            t.add_column(f"{pct} interval (bootstrap of {f.draws.method}, {f.draws.n} draws)", justify="right")
         keys = ["E", "A", "B", "alpha", "beta", "a", "b"] if "alpha" in d else ["k_n", "a", "k_d", "b"]
         for k in keys:
             row = [k, f"{d[k]:.4g}"]

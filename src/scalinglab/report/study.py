@@ -125,8 +125,8 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
     a1 = fit.approaches.get("1")
     fig = allocation_figure(*minima, fitted, band, pub, at=at, c_range=(min(cs) / 3, max(cs) * 3),
                             band_label=band_label, envelope=a1.law.frontier_ if a1 is not None else ())
-    text = (f" The shaded band is approach 2's {band_label.split(': ', 1)[1]}: runs resampled with replacement within "
-            f"each budget and refitted (seed {opts.seed}).") if band else ""
+    text = (f" The shaded band is approach 2's {band_label.split(': ', 1)[1]}: whole runs resampled within each "
+            f"budget (Bayesian bootstrap weights) and refitted (seed {opts.seed}).") if band else ""
     out.append(Section("Compute-optimal N and D vs C",
                        "The IsoFLOP minima (points), the power laws fitted here (solid) and the published laws "
                        "(dashed) for comparison with your setting." + text, [_laws_table(fit, pub)],

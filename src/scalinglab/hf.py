@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -150,12 +151,20 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def load_hf_model(path: str | Path, device: str = "cpu"):
     """A local transformers causal LM in float32, eval mode (local files only)."""
+    import warnings
+
+    from scalinglab.train.checkpoint import load_failure
+
     transformers = require_hf()
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
-    except (OSError, ValueError, KeyError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}): give a folder with config.json and weights") from None
+        with warnings.catch_warnings():  # torch's pickle warnings would print before the one error line
+            warnings.simplefilter("ignore")
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
+    except pickle.UnpicklingError as e:  # a pytorch_model.bin refused by torch.load(weights_only=True)
+        raise UserError(f"the weights file in {path} {load_failure(e)}; use a model saved as safetensors, or re-export it") from None
+    except Exception as e:  # missing/corrupt files, unknown architectures: all say the folder is not usable
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}); give a folder with config.json and weights") from None
     return model.float().to(device).eval()  # .float(): older transformers ignore dtype=
 
 

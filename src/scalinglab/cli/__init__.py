@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from scalinglab.cli.app import app
-from scalinglab.errors import UserError
+from scalinglab.errors import Interrupted, UserError
 
 COMMAND_MODULES = [
     "flops_cmd",  # flops
@@ -34,29 +34,50 @@ for _m in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback.
+
+    OS errors (full disk, read-only folder, wrong kind of path) are user errors too; a stop signal prints
+    what was kept and exits 128 + its number (130 for Ctrl-C, 143 for SIGTERM)."""
     try:
         # standalone_mode=False hands back typer.Exit(n)'s code instead of exiting with it
         rc = app(args=argv, standalone_mode=False)
     except UserError as e:
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(2)
+        _fail(str(e))
+    except Interrupted as e:
+        sys.stderr.write(f"{e.message}\n")
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except SystemExit:
         raise
+    except OSError as e:  # ENOSPC, EROFS, EACCES, EISDIR, ...: the disk or the path, not a bug
+        from scalinglab.fileio import os_error_message
+
+        _fail(os_error_message(e))
     except Exception as e:  # click usage errors and the like
         # typer >= 0.2x vendors click as typer._click: match by class name so both flavours are caught.
         names = {c.__name__ for c in type(e).__mro__}
         if "Exit" in names:
             sys.exit(e.exit_code)
         if "ClickException" in names:
-            sys.stderr.write(f"error: {e.format_message()}\n")
-            sys.exit(2)
+            msg = e.format_message()
+            ctx = getattr(e, "ctx", None)
+            if ";" not in msg and ctx is not None:  # name the fix: where the options are listed
+                msg += f"; see `{ctx.command_path} --help`"
+            _fail(msg)
         if "Abort" in names:
             sys.stderr.write("aborted\n")
             sys.exit(1)
         raise
     if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+        if rc == 130:  # typer's answer to a KeyboardInterrupt: say so
+            sys.stderr.write("interrupted\n")
         sys.exit(rc)
+
+
+def _fail(msg: str) -> None:
+    """The one stderr line of a refused command (a message never spans lines), then exit 2."""
+    line = " ".join(str(msg).split())
+    sys.stderr.write(f"error: {line}\n")
+    sys.exit(2)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -123,10 +123,14 @@ def sweep_cmd(
     train_cmd: Optional[str] = typer.Option(None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
+    import os
+
     from scalinglab.study import load_study_toml
+    from scalinglab.sweep.runs import TRAIN_CMD_ENV
     from scalinglab.sweep.scheduler import sweep
     from scalinglab.sweep.table import make_console
 
+    check_numbers(("--per-gpu", per_gpu, ">0"), ("--workers", workers, ">=0"))
     load_study_toml(study)
     if per_gpu is None:
         from scalinglab.sweep.packing import per_gpu_for_study
@@ -135,7 +139,8 @@ def sweep_cmd(
     if backend == "local":
         from scalinglab.sweep.local import LocalExecutor, make_slots
 
-        ex = LocalExecutor(make_slots(gpus, per_gpu, workers))
+        stand_in = bool(train_cmd or os.environ.get(TRAIN_CMD_ENV))  # tests' fake trainer uses no GPU
+        ex = LocalExecutor(make_slots(gpus, per_gpu, workers, check_gpus=not stand_in))
     elif backend == "ray":
         from scalinglab.sweep.ray_backend import RayExecutor
 
@@ -158,10 +163,7 @@ def sweep_cmd(
 
 
 def _status(study: Path) -> dict:
-    from scalinglab.sweep.store import Store
-
-    with Store(study) as st:
-        rows, counts = st.runs(), st.counts()
+    rows, counts = _shown_runs(study)
     keys = ("status", "attempts", "budget", "arch", "d_model", "n_layers", "n_heads", "params", "planned_tokens", "steps",
             "final_val_loss", "min_val_loss", "final_train_loss", "tokens", "flops", "wall_time_s", "device",
             "last_step", "last_train_loss", "last_val_loss", "eta_s", "message", "run_dir")
@@ -176,12 +178,29 @@ def status_cmd(
 ) -> None:
     """Print a study's runs once: status, step, losses, ETA of running runs."""
     from scalinglab.study import load_study_toml
-    from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
     if json_out:
         emit_json(_status(study))
         return
-    with Store(study) as st:
-        make_console().print(status_view(st.runs(), st.counts()))
+    rows, counts = _shown_runs(study)
+    make_console().print(status_view(rows, counts))
+
+
+def _shown_runs(study: Path) -> tuple[list[dict], dict[str, int]]:
+    """Rows and counts as shown: a 'running' run whose sweep and trainer are gone shows as 'interrupted'
+    ('stale' for another machine's run not updated for a while), read without writing to the store."""
+    from scalinglab.sweep.store import Store
+
+    with Store(study, readonly=True) as st:
+        rows = st.runs()
+        for r in rows:
+            shown = st.shown_status(r)
+            if shown != r["status"]:
+                r["status"] = shown
+                r["message"] = r.get("message") or "its sweep and trainer are gone; rerun `scalinglab sweep` to resume it"
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return rows, counts

@@ -39,7 +39,7 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     from dataclasses import fields
 
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.records import RunSpec
+    from scalinglab.records import RunSpec, check_fields, validate_spec
 
     d = dict(base)
     shape = {**dict(d.get("shape") or {}), **shape_over}
@@ -66,9 +66,10 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     bad = [k for k in d if k not in known_spec]
     if bad:
         raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({', '.join(sorted(known_spec))})")
+    check_fields({**d, "shape": shape})  # a wrong-typed value names its key, not the arithmetic it breaks
     try:
         d["shape"] = ModelShape(**shape)
-        return RunSpec(**d)
+        return validate_spec(RunSpec(**d))
     except TypeError as e:
         raise UserError(f"bad run config: {e}") from None
 
@@ -116,6 +117,8 @@ def train(
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
+    allow_long: bool = typer.Option(False, "--allow-long", help="train even a run that would take over 30 days at peak "
+                                    "speed or repeat its data over 100 times (refused otherwise)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
@@ -123,9 +126,21 @@ def train(
 
     Stops exactly at --steps, --tokens or --budget (FLOPs). Exit code 0 done, 3 diverged, 2 bad input.
     """
-    from scalinglab.cli.common import emit_json
-    from scalinglab.records import RunSpec
+    from scalinglab.cli.common import check_numbers, emit_json
+    from scalinglab.records import RunSpec, SpecError
+    from scalinglab.train.guard import RunTooLong
 
+    check_numbers(("--d-model", d_model, ">0"), ("--layers", layers, ">0"), ("--heads", heads, ">=0"),
+                  ("--seq-len", seq_len, ">0"), ("--vocab", vocab, ">0"), ("--latents", latents, ">=0"),
+                  ("--prefix-dropout", prefix_dropout, "[0,1)"), ("--batch-size", batch_size, ">0"),
+                  ("--grad-accum", grad_accum, ">0"), ("--steps", steps, ">0"), ("--tokens", tokens, ">0"),
+                  ("--budget", budget, ">0"), ("--lr", lr, ">=0"), ("--warmup-steps", warmup_steps, ">=0"),
+                  ("--min-lr-ratio", min_lr_ratio, "[0,1]"), ("--weight-decay", weight_decay, ">=0"),
+                  ("--grad-clip", grad_clip, ">=0"), ("--seed", seed, ">=0"), ("--eval-every", eval_every, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"), ("--checkpoint-every", checkpoint_every, ">=0"),
+                  ("--log-every", log_every, ">=0"), ("--threads", threads, ">=0"),
+                  ("--restart-warmup-steps", restart_warmup_steps, ">=0"), ("--restart-steps", restart_steps, ">=0"),
+                  ("--nproc", nproc, ">0"))
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
     over = {k: v for k, v in dict(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
@@ -165,8 +180,17 @@ def train(
         extra["restart_steps"] = restart_steps if restart_steps is not None else ckpt_step
         extra["restart_warmup_steps"] = restart_warmup_steps or 0
         extra["reset_schedule"] = reset_schedule
+    if allow_long:
+        extra["allow_long"] = True
     over["extra"] = extra
-    spec = _build_spec(base, shape_over, over)
+    try:
+        spec = _build_spec(base, shape_over, over)
+    except SpecError as e:
+        raise UserError(_where(e, {**over, **shape_over}, config if config is not None else resume)) from None
+    if not (run_dir / "checkpoint.pt").exists():  # a fresh run: its folder must be writable before training starts
+        from scalinglab.fileio import check_output
+
+        check_output(run_dir, "dir", "--out" if resume is None else "--resume", need_bytes=12 * spec.shape.params())
 
     # The sweep relaunches with --config RUN/config.toml --out RUN: continue if the checkpoint is this spec's.
     do_resume = resume is not None
@@ -191,7 +215,12 @@ def train(
         if rc not in (0, 3) and rec.status not in ("done", "diverged"):
             raise SystemExit(2 if rc == 2 else 1)
     else:
-        rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+        try:
+            rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+        except RunTooLong as e:
+            raise UserError(f"{str(e).rsplit(';', 1)[0]}; lower --budget/--steps/--tokens, or pass --allow-long to train anyway") from None
+        except SpecError as e:
+            raise UserError(_where(e, {**over, **shape_over}, config if config is not None else resume)) from None
     if json_out:
         emit_json(rec.to_dict())
     elif not distributed.in_worker() or distributed.rank() == 0:  # one line per run, not per rank
@@ -203,3 +232,15 @@ def train(
 
         sys.stderr.write(f"error: run diverged: {rec.message}\n")
         sys.exit(3)  # SystemExit passes through cli.main (typer.Exit would be swallowed without standalone mode)
+
+
+FLAGS = {"budget_flops": "--budget", "n_layers": "--layers", "n_heads": "--heads"}
+
+
+def _where(e, from_flags: dict[str, Any], source: Optional[Path]) -> str:
+    """A bad spec field named as the user gave it: the flag, or the key of the config file (or checkpoint)."""
+    if e.field in from_flags:
+        flag = FLAGS.get(e.field, "--" + e.field.replace("_", "-"))
+        return f"bad {flag} {e.value!r}: give {e.want}"
+    where = f"key {e.field} in {source}" if source is not None else f"run setting {e.field}"
+    return f"{where} is {e.value!r}, not {e.want}; fix that key"

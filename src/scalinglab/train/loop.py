@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,11 +16,12 @@ from pathlib import Path
 import torch
 
 from scalinglab.data.loader import TokenData
-from scalinglab.errors import UserError
-from scalinglab.fileio import atomic_write_json, atomic_write_text
+from scalinglab.errors import Interrupted, UserError
+from scalinglab.fileio import atomic_write_json, atomic_write_text, os_error_message
 from scalinglab.models import build_model
-from scalinglab.records import RunRecord, RunSpec
+from scalinglab.records import RunRecord, RunSpec, validate_spec
 from scalinglab.train import distributed, wsd
+from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
@@ -186,13 +188,14 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
         raise UserError(f"{out} already holds a trained run (checkpoint.pt): continue it with `scalinglab train --resume {out}` or pick a fresh --out")
     if not spec.data:
         raise UserError("no training data given: pass --data DATA (a folder made by `scalinglab prep`)")
+    validate_spec(spec)
     data = TokenData(spec.data)
     shape = spec.shape
     if data.vocab_size > shape.vocab:
         raise UserError(f"data vocabulary {data.vocab_size} exceeds the model's vocab {shape.vocab}: leave --vocab unset or give at least {data.vocab_size}")
-    for k in ("batch_size", "grad_accum"):
-        if getattr(spec, k) <= 0:
-            raise UserError(f"{k} must be positive, got {getattr(spec, k)}")
+    # windows longer than the data fail here, before the run folder exists (not after it says "running")
+    data.train_batch(0, 1, shape.seq_len, spec.seed)
+    val_np = data.val_windows(shape.seq_len, spec.eval_batches * spec.batch_size)
     total = resolve_steps(spec)
     sched = make_schedule(spec, total)
     fpt = flops_per_token(spec)
@@ -202,6 +205,10 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
         ckpt_path = out / "checkpoint.pt"
     device = dist.device if dist is not None else pick_device(spec.device)
     amp = autocast_ctx(spec, device)
+    done0 = int(ckpt["step"]) if ckpt is not None else 0
+    check_duration(max(0, total - done0) * spec.tokens_per_step * fpt,
+                   data.epochs(total * spec.tokens_per_step, shape.seq_len, shape.latents if shape.arch == "perceiver-ar" else 0),
+                   device.type, dist.world if dist is not None else 1, allow=bool(spec.extra.get("allow_long", False)))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
     log_every = int(spec.extra.get("log_every", 10)) or 10
@@ -235,22 +242,16 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
 
     # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
     step0, flops0 = step, float(state.get("flops", step * spec.tokens_per_step * fpt))
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", spec.to_toml())
     rec = RunRecord(spec=spec, status="running", convention=spec.convention, params=shape.params(),
                     steps_done=step, tokens=step * spec.tokens_per_step, flops=flops0,
                     device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     min_val_loss=state.get("min_val_loss"), final_val_loss=state.get("last_val_loss"),
                     final_train_loss=state.get("last_train_loss"), wall_time_s=float(state.get("elapsed_s", 0.0)))
-    _write_record(out, rec)
-    metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)))
-    val = torch.from_numpy(data.val_windows(shape.seq_len, spec.eval_batches * spec.batch_size)).to(device)
-    batches = Batches(data, spec, device, rows=dist.rows if dist is not None else slice(None))
-    brs = wsd.WsdBranches.from_spec(spec, out, total, sched, fpt, fresh=ckpt is None)  # None unless extra.branches
-    params = [p for p in raw.parameters() if p.requires_grad]
-    bar = _progress(progress, total, step)
+    created = not out.exists()  # a folder this call made is removed again if the run fails before a checkpoint
+    metrics = brs = bar = None
     t0, elapsed0 = time.perf_counter(), rec.wall_time_s
     last_ckpt = step if ckpt is not None else -1
+    stop = StopSignals() if dist is None else None  # DDP ranks must stop at the same step: not handled here
     loss_sum = torch.zeros((), device=device)
     bad = torch.zeros((), device=device)  # counts non-finite grad norms since the last check
     n_sum, t_win, step_win = 0, time.perf_counter(), step
@@ -268,9 +269,28 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
         last_ckpt = step
 
     try:
+        if stop is not None:
+            stop.__enter__()
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.toml", spec.to_toml())
+        _write_record(out, rec)
+        metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)))
+        val = torch.from_numpy(val_np).to(device)
+        batches = Batches(data, spec, device, rows=dist.rows if dist is not None else slice(None))
+        brs = wsd.WsdBranches.from_spec(spec, out, total, sched, fpt, fresh=ckpt is None)  # None unless extra.branches
+        params = [p for p in raw.parameters() if p.requires_grad]
+        bar = _progress(progress, total, step)
         model.train()
         slot = [batches.get(step) if step < total else None]  # this step's batches; train_step puts the next's there
         while step < total:
+            if stop is not None and stop.signum:  # SIGTERM or Ctrl-C: keep the work, then stop
+                rec.steps_done, rec.tokens = step, step * spec.tokens_per_step
+                rec.flops = flops0 + (step - step0) * spec.tokens_per_step * fpt
+                checkpoint()
+                name = signal.Signals(stop.signum).name
+                rec.status = "pending"
+                rec.message = f"stopped by {name} at step {step} of {total}, checkpoint written; continue with scalinglab train --resume {out}"
+                raise Interrupted(f"interrupted: {rec.message}", stop.signum)
             if brs is not None:
                 brs.maybe_branch(step, model, raw, opt, batches, val, amp, params)
             lr = sched(step)
@@ -320,24 +340,51 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
         rec.status = "diverged"
         kept = f"last good checkpoint: step {last_ckpt}" if last_ckpt >= 0 else "no checkpoint was written"
         rec.message = f"{e}; {kept}. Lower --lr, raise --warmup-steps or set --grad-clip"
+    except Interrupted:
+        raise
     except KeyboardInterrupt:
         rec.status, rec.message = "failed", f"interrupted at step {step}; continue with scalinglab train --resume {out}"
         raise
-    except UserError:
-        rec.status = "failed"
+    except (UserError, OSError) as e:
+        rec.status, rec.message = "failed", str(e)[:500]
+        if created and not ckpt_path.exists():  # nothing trained is kept: leave no folder that claims a run
+            _remove_run_dir(out)
+            created = False
+        if isinstance(e, OSError):  # disk full, read-only: say which run could not be written
+            raise UserError(f"cannot write run folder {out}: {os_error_message(e)}") from None
         raise
     except Exception as e:
         rec.status, rec.message = "failed", f"{type(e).__name__}: {e}"[:500]
         raise
     finally:
+        if stop is not None:
+            stop.__exit__()
         if bar is not None:
             bar.stop()
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
         if brs is not None:
             brs.close(rec)
         rec.wall_time_s = elapsed0 + time.perf_counter() - t0
         rec.model_flops_per_s = rec.flops / rec.wall_time_s if rec.wall_time_s > 0 else 0.0
-        _write_record(out, rec)
+        if out.is_dir():
+            _final_record(out, rec)
         if dist is not None:
             dist.close()
     return rec
+
+
+def _final_record(out: Path, rec: RunRecord) -> None:
+    """Write the closing record; if even that fails (disk full), remove the one saying "running" rather than
+    leave it, and let the first error be the one reported."""
+    try:
+        _write_record(out, rec)
+    except OSError:
+        with contextlib.suppress(OSError):
+            (out / "record.json").unlink()
+
+
+def _remove_run_dir(out: Path) -> None:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)

@@ -93,7 +93,7 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     """The study. One model: `p.steps` steps per data size. Several models: one compute budget C
     (budget_flops, or 6 N steps B L of the first model), each model gets C / (6 N B L) steps."""
     from scalinglab.data.loader import TokenData
-    from scalinglab.evaluate.lm import load_lm, progress_bar
+    from scalinglab.evaluate.lm import check_same_tokenizer, load_lm, progress_bar
 
     if not models:
         raise UserError("no model given: pass --model DIR or --models DIR1,DIR2")
@@ -107,6 +107,7 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     tokens_per_step = p.batch_size * p.seq_len
     lms = [load_lm(m, device) for m in models]
     for lm in lms:
+        check_same_tokenizer(lm, data)
         if p.seq_len > lm.max_len:
             raise UserError(f"--seq-len {p.seq_len} is longer than the context {lm.max_len} of {lm.source}: use --seq-len {lm.max_len} or less")
         lm.check_ids(int(max(train.max(), val_np.max())), f"data {data}")

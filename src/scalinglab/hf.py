@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.fileio import staged_dir
 
 INSTALL_HINT = "pip install 'scalinglab[hf]'"
 EXPORT_INFO = "scalinglab.json"  # provenance + the data's tokenizer description, beside config.json
@@ -74,13 +73,12 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
     from scalinglab.evaluate.lm import data_tokenizer, load_run, run_data_path, tokenizer_info
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty: choose a new --out folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not empty (or is a file): choose a new --out folder")
     model, spec = load_run(run)
     config = gpt2_config(spec.shape)
     data = run_data_path(run, spec)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=f".{out.name}."))
-    try:
+    with staged_dir(out, "export") as tmp:  # the folder appears whole or not at all
         tok_obj = data_tokenizer(data) if data else None
         if tok_obj is not None and tok_obj.eot_id < spec.shape.vocab:
             config.eos_token_id = tok_obj.eot_id  # lets generate() stop at end of text
@@ -90,13 +88,6 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
         info = {"source_run": str(Path(run).resolve()), "shape": spec.shape.to_dict(), "data": str(data) if data else None,
                 "tokenizer": tokenizer_info(data) if data else None, "hf_tokenizer": tok}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)  # the folder appears whole or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"out": str(out), "params": sum(p.numel() for p in model.parameters()), "tokenizer": tok, "files": sorted(p.name for p in out.iterdir())}
 
 
@@ -162,7 +153,7 @@ def load_hf_model(path: str | Path, device: str = "cpu"):
             model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
     except pickle.UnpicklingError as e:  # a pytorch_model.bin refused by torch.load(weights_only=True)
         raise UserError(f"the weights file in {path} {load_failure(e)}; use a model saved as safetensors, or re-export it") from None
-    except Exception as e:  # missing/corrupt files, unknown architectures: all say the folder is not usable
+    except Exception as e:  # noqa: BLE001 - missing/corrupt files, unknown architectures: the folder is not usable
         msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}); give a folder with config.json and weights") from None
     return model.float().to(device).eval()  # .float(): older transformers ignore dtype=

@@ -1,19 +1,17 @@
 """A study folder: STUDY/study.toml (plan settings), STUDY/study.db (run store), STUDY/runs/<id>/config.toml.
 
-Created whole in a temp folder and renamed into place, so a failed plan leaves nothing behind.
+Created whole in a temp folder and renamed into place (fileio.staged_dir), so a failed plan leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
-from scalinglab.fileio import atomic_write_text
+from scalinglab.fileio import atomic_write_text, staged_dir
 from scalinglab.sweep.store import DB, RUNS, TOML, Store, is_study
 
 
@@ -30,9 +28,7 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
 
         raise UserError(f"no runs left to plan: all {len(plan.dropped)} were dropped ({drop_summary(plan.dropped)}); "
                         "raise the budgets, lower --min-steps or --batch-size, or use more data")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with staged_dir(out, "plan") as tmp:
         doc = {"study": {**settings, "kind": "isoflop", "n_runs": len(plan.runs), "n_dropped": len(plan.dropped)},
                "law": [{k: v for k, v in row.items() if v is not None} for row in plan.law_report],
                "dropped": [d.to_dict() for d in plan.dropped]}
@@ -47,12 +43,6 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
         with Store(tmp, create=True) as st:
             st.add_runs(rows)
         atomic_write_text(tmp / TOML, tomli_w.dumps(doc))
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

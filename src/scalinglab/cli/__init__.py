@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             msg = e.format_message()
             ctx = getattr(e, "ctx", None)
             if ";" not in msg and ctx is not None:  # name the fix: where the options are listed
-                msg += f"; see `{ctx.command_path} --help`"
+                msg = f"{msg.rstrip('.')}; see `{ctx.command_path} --help`"
             _fail(msg)
         if "Abort" in names:
             sys.stderr.write("aborted\n")

@@ -43,20 +43,33 @@ def plan_isoflop_cmd(
     """Plan an IsoFLOP study: every budget x shape becomes a run of D = C / flops_per_token tokens."""
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.data.loader import TokenData
+    from scalinglab.fileio import check_output
     from scalinglab.plan.isoflop import layers_for, parse_range, plan_isoflop
-    from scalinglab.records import RunSpec
+    from scalinglab.records import RunSpec, SpecError, validate_spec
     from scalinglab.study import create_study
 
+    check_numbers(("--seq-len", seq_len, ">0"), ("--batch-size", batch_size, ">0"), ("--grad-accum", grad_accum, ">0"),
+                  ("--latents", latents, ">=0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
+                  ("--lr", lr, ">=0"), ("--warmup-steps", warmup_steps, ">=0"), ("--seed", seed, ">=0"),
+                  ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"), ("--eval-batches", eval_batches, ">0"))
     if bool(shapes) == bool(d_models):
         raise UserError("give exactly one of --shapes 32x2,48x2 or --d-models 256:1024:64")
-    if seq_len <= 0:
-        raise UserError(f"bad --seq-len {seq_len}: give a positive sequence length")
+    check_output(out, "dir", "--out")
     td = TokenData(data)
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+    shallow = [d for d, n in dims if n < 1]
+    if shallow:
+        raise UserError(f"--rule {rule} gives 0 layers for d_model {', '.join(map(str, shallow))} (minchilla: layers = "
+                        "d_model // 64, so widths below 64 have none); start --d-models at 64, use --rule aspect:R "
+                        "(layers = d_model / R, e.g. aspect:16), or give depths yourself with --shapes 32x2,48x2")
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
                                latents=latents) for d, n in dims]
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
                    seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile)
+    try:  # a study whose every run would fail on an unknown schedule or dtype is never created
+        validate_spec(base)
+    except SpecError as e:
+        raise UserError(f"bad --{e.field.replace('_', '-')} {e.value!r}; give {e.want}") from None
     from scalinglab.plan.wsd import plan_wsd
 
     planner = plan_wsd if schedule == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches

@@ -237,10 +237,10 @@ def train(
 FLAGS = {"budget_flops": "--budget", "n_layers": "--layers", "n_heads": "--heads"}
 
 
-def _where(e, from_flags: dict[str, Any], source: Optional[Path]) -> str:
+def _where(e, from_flags: dict[str, Any], source: Path | None) -> str:
     """A bad spec field named as the user gave it: the flag, or the key of the config file (or checkpoint)."""
     if e.field in from_flags:
         flag = FLAGS.get(e.field, "--" + e.field.replace("_", "-"))
-        return f"bad {flag} {e.value!r}: give {e.want}"
+        return f"bad {flag} {e.value!r}; give {e.want}"
     where = f"key {e.field} in {source}" if source is not None else f"run setting {e.field}"
     return f"{where} is {e.value!r}, not {e.want}; fix that key"

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from scalinglab.errors import UserError
+from scalinglab.fileio import staged_dir
 from scalinglab.growth.operators import check_growable, grow_state
 from scalinglab.records import RunRecord, RunSpec
 
@@ -37,8 +37,8 @@ def grow_run(
     run, out = Path(run), Path(out)
     if not (run / "checkpoint.pt").is_file():
         raise UserError(f"{run} has no checkpoint.pt: give a run folder trained by `scalinglab train`")
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} already exists and is not empty: pick a fresh --out folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty (or is a file): pick a fresh --out folder")
     ckpt = load_checkpoint(run / "checkpoint.pt")
     spec = RunSpec.from_dict(ckpt["spec"])
     check_growable(spec.shape, width, depth, mode)
@@ -82,20 +82,12 @@ def grow_run(
                     final_train_loss=rec_old.get("final_train_loss"), wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
                     message=f"grown from {run} ({spec.shape.name} -> {shape.name}) at step {step}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with staged_dir(out, "grow") as tmp:  # nothing is left in OUT if anything fails
         save_checkpoint(tmp / "checkpoint.pt", new_ckpt)
         (tmp / "config.toml").write_text(new_spec.to_toml())
         (tmp / "record.json").write_text(json.dumps(rec.to_dict(), indent=2))
         if (run / "metrics.jsonl").is_file():
             shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"run": str(run), "out": str(out), "from_shape": spec.shape.name, "to_shape": shape.name,
             "params_before": spec.shape.params(), "params_after": shape.params(), "step": step,
             "width": width, "depth": depth, "mode": mode, "noise": noise, "optimizer_state": moments is not None}

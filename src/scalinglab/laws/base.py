@@ -186,12 +186,21 @@ def load_law(path) -> Law:
     from scalinglab.fileio import read_json
 
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p} is a folder, not a law file; give the law.json written by `scalinglab fit --out`")
     try:
         d = read_json(p)
     except FileNotFoundError:
         raise UserError(f"no law file at {p}: run `scalinglab fit ... --out {p}` first") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno}): rewrite it with `scalinglab fit --out`") from None
-    if "laws" in d and "kind" not in d:  # a multi-approach law.json: take the first law
-        d = next(iter(d["laws"].values()))
-    return law_from_dict(d)
+    except (RecursionError, UnicodeDecodeError) as e:  # a 100k-deep array, a binary file
+        raise UserError(f"{p} is not a law file ({type(e).__name__}); rewrite it with `scalinglab fit --out`") from None
+    if isinstance(d, dict) and "laws" in d and "kind" not in d and isinstance(d["laws"], dict) and d["laws"]:
+        d = next(iter(d["laws"].values()))  # a multi-approach law.json: take the first law
+    if not isinstance(d, dict):
+        raise UserError(f"{p} holds a JSON {type(d).__name__}, not a law object; give the law.json written by `scalinglab fit --out`")
+    try:
+        return law_from_dict(d)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise UserError(f"{p} is not a valid law ({type(e).__name__}: {e}); rewrite it with `scalinglab fit --out`") from None

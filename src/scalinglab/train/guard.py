@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Any
+from typing import Any, Self
 
 from scalinglab.errors import UserError
 
@@ -28,9 +28,10 @@ class RunTooLong(UserError):
 
 
 def _duration(days: float) -> str:
-    if days >= 365:
-        return f"{days / 365:.3g} years"
-    return f"{days:.3g} days" if days >= 1 else f"{days * 24:.3g} hours"
+    for unit, size in (("years", 365.0), ("days", 1.0), ("hours", 1 / 24), ("minutes", 1 / 1440)):
+        if days >= size:
+            return f"{days / size:.3g} {unit}"
+    return f"{days * 86400:.3g} seconds"
 
 
 def check_duration(flops: float, epochs: float, device_type: str, devices: int = 1, allow: bool = False) -> None:
@@ -51,7 +52,7 @@ class StopSignals:
         self.signum = 0
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)

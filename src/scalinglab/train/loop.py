@@ -21,8 +21,8 @@ from scalinglab.fileio import atomic_write_json, atomic_write_text, os_error_mes
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec, validate_spec
 from scalinglab.train import distributed, wsd
-from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.schedule import Schedule, default_warmup, kaplan_lr, kaplan_n

@@ -33,15 +33,18 @@ DOMAINS: dict[str, dict[str, str]] = {
     "demo": {"--max-minutes": ">0", "--workers": ">=0"},
     "grow": {"--width": ">0", "--depth": ">0", "--symmetry-noise": ">=0", "--seed": ">=0"},
     "finetune-budget": {"--steps": ">0", "--batch-size": ">0", "--seq-len": ">0", "--eval-samples": ">0", "--lr": ">0",
-                        "--budget-flops": ">=0", "--seed": ">=0"},
+                        "--budget-flops": ">=0", "--seed": ">=0", "--eval-every": ">=0"},
     "plan experiment": {"--vocab": ">0", "--seq-len": ">0", "--latents": ">=0", "--batch-size": ">0",
                         "--ref-steps": ">0", "--prefix-dropout": "[0,1)", "--heads": ">=0"},
     "plan optimal": {"--budget": ">0", "--vocab": ">0", "--seq-len": ">0", "--latents": ">=0", "--prefix-dropout": "[0,1)",
                      "--heads": ">=0", "--aspect": ">0", "--aspect-weight": ">=0", "--multiple": ">0", "--top": ">0",
                      "--batch-size": ">=0"},
-    "plan isoflop": {"--seq-len": ">0", "--batch-size": ">0", "--grad-accum": ">0", "--latents": ">=0",
-                     "--min-steps": ">=0", "--max-epochs": ">0", "--lr": ">=0", "--warmup-steps": ">=0", "--seed": ">=0",
-                     "--evals": ">=0", "--checkpoints": ">=0", "--eval-batches": ">0"},
+    "plan isoflop": {"--seq-len": ">0", "--batch-size": ">=0", "--grad-accum": ">0", "--latents": ">=0",
+                     "--min-steps": ">=0", "--max-epochs": ">0", "--lr": ">=0", "--beta2": "[0,1)", "--warmup-steps": ">=0",
+                     "--seed": ">=0", "--evals": ">=0", "--checkpoints": ">=0", "--eval-batches": ">0", "--spread": ">0",
+                     "--width-step": ">=0"},
+    "plan tune": {"--seq-len": ">0", "--min-steps": ">=0", "--max-epochs": ">0", "--seed": ">=0", "--evals": ">=0",
+                  "--checkpoints": ">=0", "--eval-batches": ">0"},
     "plan staged": {"--budget": ">=0", "--tokens": ">=0", "--vocab": ">0", "--seq-len": ">0", "--heads": ">=0",
                     "--tokens-per-step": ">=0"},
     "eval perplexity": {"--seq-len": ">=0", "--stride": ">=0", "--max-tokens": ">=0", "--batch-size": ">0"},
@@ -97,6 +100,8 @@ def bases(tmp: Path) -> dict[str, list[str]]:
         "plan isoflop": ["--data", nope, "--budgets", "1e15", "--shapes", "64x2", "--seq-len", "32", "--batch-size", "4",
                          "--out", str(tmp / "S")],
         "plan staged": ["--shape", "256x4", "--budget", "1e18"],
+        "plan tune": ["--data", nope, "--shapes", "64x2", "--budgets", "1e15", "--lrs", "1e-3", "--batch-sizes", "4",
+                      "--seq-len", "32", "--out", str(tmp / "T")],
         "eval perplexity": ["--model", nope, "--data", nope],
         "eval lambada": ["--model", nope, "--jsonl", nope],
     }
@@ -128,4 +133,4 @@ def test_numeric_option(cmd, flag, value, tmp_path, capsys):
         assert code == 0 or (code == 2 and len(lines) == 1 and lines[0].startswith("error: ")), err
     else:
         assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], err
-    assert not (tmp_path / "D").exists() and not (tmp_path / "S").exists() and not (tmp_path / "FT").exists()
+    assert not any((tmp_path / name).exists() for name in ("D", "S", "T", "FT"))

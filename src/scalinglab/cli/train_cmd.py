@@ -10,43 +10,44 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.errors import UserError
+from scalinglab.folders import RunDir
 
-SHAPE_KEYS = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads", "heads": "n_heads",
-              "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio", "bias": "bias", "pos": "pos",
-              "tied": "tied", "latents": "latents", "prefix_dropout": "prefix_dropout"}
 STOP_KEYS = ("steps", "tokens", "budget_flops")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    """RunSpec fields; the shape as a [shape] table or as flat keys (d_model, layers, ...)."""
+    """RunSpec fields in today's form (records.upgrade also reads older files: flat settings, [extra], flat shape keys)."""
+    from scalinglab.records import upgrade
+
     if not path.is_file():
-        raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/config.toml)")
+        raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/{RunDir.CONFIG})")
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path} is not valid TOML ({e}); fix the file") from None
-    shape = dict(d.pop("shape", {}) or {})
-    for k in list(d):
-        if k in SHAPE_KEYS:
-            shape[SHAPE_KEYS[k]] = d.pop(k)
-    if "budget" in d:
-        d["budget_flops"] = d.pop("budget")
-    d["shape"] = shape
-    return d
+    return upgrade(d)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """base with over's values; sections (dicts) merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = {**dict(out.get(k) or {}), **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str, Any]):
     from dataclasses import fields
 
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.records import RunSpec, check_fields, validate_spec
+    from scalinglab.records import SECTIONS, RunSpec, check_fields, unknown_keys, validate_spec
 
     d = dict(base)
     shape = {**dict(d.get("shape") or {}), **shape_over}
     if any(over.get(k) for k in STOP_KEYS):  # a stop criterion from the flags replaces the file's
         for k in STOP_KEYS:
             d[k] = 0
-    d.update(over)
+    d = _merge(d, over)
     if d.get("data"):
         p = Path(d["data"]).expanduser()
         d["data"] = str(p.resolve()) if p.exists() else str(p)
@@ -62,13 +63,16 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     bad = [k for k in shape if k not in known]
     if bad:
         raise UserError(f"unknown shape key(s) {', '.join(bad)}: use {', '.join(sorted(known))}")
-    known_spec = {f.name for f in fields(RunSpec)}
-    bad = [k for k in d if k not in known_spec]
+    bad = unknown_keys({**d, "shape": shape})
     if bad:
-        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({', '.join(sorted(known_spec))})")
+        known_spec = sorted({f.name for f in fields(RunSpec)} - set(SECTIONS)) + [
+            f"[{name}] {', '.join(f.name for f in fields(kind))}" for name, kind in SECTIONS.items()]
+        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({'; '.join(known_spec)})")
     check_fields({**d, "shape": shape})  # a wrong-typed value names its key, not the arithmetic it breaks
     try:
         d["shape"] = ModelShape(**shape)
+        for name, kind in SECTIONS.items():
+            d[name] = kind(**dict(d.get(name) or {}))
         return validate_spec(RunSpec(**d))
     except TypeError as e:
         raise UserError(f"bad run config: {e}") from None
@@ -79,7 +83,7 @@ def train(
     data: Optional[str] = typer.Option(None, "--data", help="prepared DATA folder (scalinglab prep)"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML RunSpec; flags override it"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder to write"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only config.toml)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only its spec)"),
     arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar"),
     d_model: Optional[int] = typer.Option(None, "--d-model"),
     layers: Optional[int] = typer.Option(None, "--layers"),
@@ -119,10 +123,14 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
     allow_long: bool = typer.Option(False, "--allow-long", help="train even a run that would take over 30 days at peak "
                                     "speed or repeat its data over 100 times (refused otherwise)"),
+    logger: Optional[str] = typer.Option(None, "--logger", help="also log to an experiment tracker: none (default) | "
+                                         "mlflow (needs the track extra)"),
+    logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                             "(the default: ./mlruns)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
-    """Train one model into a run folder: RUN/config.toml, checkpoint.pt, metrics.jsonl, record.json, tb/.
+    """Train one model into a run folder: its spec, checkpoint, metric lines, record and TensorBoard logs.
 
     Stops exactly at --steps, --tokens or --budget (FLOPs). Exit code 0 done, 3 diverged, 2 bad input.
     """
@@ -143,84 +151,88 @@ def train(
                   ("--nproc", nproc, ">0"))
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
-    over = {k: v for k, v in dict(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
-                                  tokens=int(tokens) if tokens is not None else None, budget_flops=budget, convention=convention,
-                                  lr=lr, schedule=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio,
-                                  optimizer=optimizer, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
-                                  eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
-                                  device=device, dtype=dtype, compile=compile,
-                                  activation_checkpointing=activation_checkpointing).items() if v is not None}
-    extra_over = {k: v for k, v in dict(log_every=log_every, compile_mode=compile_mode, threads=threads).items() if v is not None}
+    def given(**kw: Any) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if v is not None}
+
+    over: dict[str, Any] = given(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
+                                 tokens=int(tokens) if tokens is not None else None, budget_flops=budget,
+                                 convention=convention, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                                 grad_clip=grad_clip, seed=seed)
+    over["schedule"] = given(kind=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
+    over["runtime"] = given(device=device, dtype=dtype, compile=compile, compile_mode=compile_mode,
+                            activation_checkpointing=activation_checkpointing, threads=threads,
+                            allow_long=True if allow_long else None)
+    over["logging"] = given(eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
+                            log_every=log_every)
+    if logger is not None or logger_uri is not None:
+        from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+        kind = logger if logger is not None else "mlflow"
+        over["logging"].update(TrackerConfig(kind, resolve_uri(kind, logger_uri, Path.cwd())).to_logging())
 
     ckpt_step = 0
     if resume is not None:
         if out is not None and Path(out) != resume:
             raise UserError("give either --resume RUN or --out RUN, not two different folders")
         run_dir = resume
-        if (resume / "checkpoint.pt").exists():
+        run = RunDir(resume)
+        if run.checkpoint.exists():
             from scalinglab.train.checkpoint import load_checkpoint
 
-            ck = load_checkpoint(resume / "checkpoint.pt")
+            ck = load_checkpoint(run.checkpoint)
             base = RunSpec.from_dict(ck["spec"]).to_dict()
             ckpt_step = int(ck["step"])
-        elif (resume / "config.toml").exists():
-            base = _read_toml(resume / "config.toml")
+        elif run.config.exists():
+            base = _read_toml(run.config)
         else:
-            raise UserError(f"{resume} has neither checkpoint.pt nor config.toml: start the run with --config/--data and --out {resume}")
+            raise UserError(f"{resume} has neither {RunDir.CHECKPOINT} nor {RunDir.CONFIG}: start the run with --config/--data and --out {resume}")
         if config is not None:
-            base = {**base, **{k: v for k, v in _read_toml(config).items() if k != "shape"}}
+            base = _merge(base, {k: v for k, v in _read_toml(config).items() if k != "shape"})
     else:
         if out is None:
             raise UserError("no run folder given: pass --out RUN (or --resume RUN to continue one)")
         run_dir = out
         base = _read_toml(config) if config is not None else {}
-    extra = dict(base.get("extra") or {})
-    extra.update(extra_over)
     if restart_warmup_steps is not None or reset_schedule or restart_steps is not None:
-        extra["restart_steps"] = restart_steps if restart_steps is not None else ckpt_step
-        extra["restart_warmup_steps"] = restart_warmup_steps or 0
-        extra["reset_schedule"] = reset_schedule
-    if allow_long:
-        extra["allow_long"] = True
-    over["extra"] = extra
+        over["schedule"].update(restart_steps=restart_steps if restart_steps is not None else ckpt_step,
+                                restart_warmup_steps=restart_warmup_steps or 0, reset=reset_schedule)
+    from_flags = {*shape_over, *(k for k, v in over.items() if not isinstance(v, dict)),
+                  *(f"{k}.{n}" for k, v in over.items() if isinstance(v, dict) for n in v)}
     try:
         spec = _build_spec(base, shape_over, over)
     except SpecError as e:
-        raise UserError(_where(e, {**over, **shape_over}, config if config is not None else resume)) from None
-    if not (run_dir / "checkpoint.pt").exists():  # a fresh run: its folder must be writable before training starts
+        raise UserError(_where(e, from_flags, config if config is not None else resume)) from None
+    if not run_dir.joinpath(RunDir.CHECKPOINT).exists():  # a fresh run: its folder must be writable before it starts
         from scalinglab.fileio import check_output
 
         check_output(run_dir, "dir", "--out" if resume is None else "--resume", need_bytes=12 * spec.shape.params())
 
-    # The sweep relaunches with --config RUN/config.toml --out RUN: continue if the checkpoint is this spec's.
+    # The sweep relaunches with --config RUN/<spec> --out RUN: continue if the checkpoint is this spec's.
     do_resume = resume is not None
-    if not do_resume and (run_dir / "checkpoint.pt").exists():
+    run = RunDir(run_dir)
+    if not do_resume and run.checkpoint.exists():
         from scalinglab.train.checkpoint import load_checkpoint
 
-        if RunSpec.from_dict(load_checkpoint(run_dir / "checkpoint.pt")["spec"]) != spec:
-            raise UserError(f"{run_dir} already holds a different run (checkpoint.pt): use --resume {run_dir} or a fresh --out")
+        if RunSpec.from_dict(load_checkpoint(run.checkpoint)["spec"]) != spec:
+            raise UserError(f"{run_dir} already holds a different run ({RunDir.CHECKPOINT}): use --resume {run_dir} or a fresh --out")
         do_resume = True
 
     from scalinglab.train import distributed, run_training
 
     if nproc != 1 and not distributed.in_worker():  # relaunch as N ranks; rank 0 writes RUN/record.json
         rc = distributed.launch(spec, run_dir, nproc, do_resume, progress)
-        from scalinglab.records import RunRecord
-
-        if not (run_dir / "record.json").is_file():
+        if not run.record.is_file():
             raise SystemExit(rc or 1)
-        import json
-
-        rec = RunRecord.from_dict(json.loads((run_dir / "record.json").read_text()))
+        rec = run.read_record()
         if rc not in (0, 3) and rec.status not in ("done", "diverged"):
             raise SystemExit(2 if rc == 2 else 1)
     else:
         try:
             rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
         except RunTooLong as e:
-            raise UserError(f"{str(e).rsplit(';', 1)[0]}; lower --budget/--steps/--tokens, or pass --allow-long to train anyway") from None
+            raise UserError(f"{e.problem}; lower --budget/--steps/--tokens, or pass --allow-long to train anyway") from None
         except SpecError as e:
-            raise UserError(_where(e, {**over, **shape_over}, config if config is not None else resume)) from None
+            raise UserError(_where(e, from_flags, config if config is not None else resume)) from None
     if json_out:
         emit_json(rec.to_dict())
     elif not distributed.in_worker() or distributed.rank() == 0:  # one line per run, not per rank
@@ -234,13 +246,11 @@ def train(
         sys.exit(3)  # SystemExit passes through cli.main (typer.Exit would be swallowed without standalone mode)
 
 
-FLAGS = {"budget_flops": "--budget", "n_layers": "--layers", "n_heads": "--heads"}
+def _where(e, from_flags: set[str], source: Path | None) -> str:
+    """A bad setting named as the user gave it: the flag, or the key of the config file (or checkpoint)."""
+    from scalinglab.cli.common import flag
 
-
-def _where(e, from_flags: dict[str, Any], source: Path | None) -> str:
-    """A bad spec field named as the user gave it: the flag, or the key of the config file (or checkpoint)."""
-    if e.field in from_flags:
-        flag = FLAGS.get(e.field, "--" + e.field.replace("_", "-"))
-        return f"bad {flag} {e.value!r}; give {e.want}"
-    where = f"key {e.field} in {source}" if source is not None else f"run setting {e.field}"
+    if e.key in from_flags:
+        return f"bad {flag(e.key)} {e.value!r}; give {e.want}"
+    where = f"key {e.key} in {source}" if source is not None else f"run setting {e.key}"
     return f"{where} is {e.value!r}, not {e.want}; fix that key"

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
-import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from scalinglab.errors import UserError
+from scalinglab.errors import FolderError
 from scalinglab.fileio import staged_dir
+from scalinglab.folders import RunDir
 from scalinglab.growth.operators import check_growable, grow_state
 from scalinglab.records import RunRecord, RunSpec
 
@@ -35,11 +36,12 @@ def grow_run(
     from scalinglab.train.optim import build_optimizer
 
     run, out = Path(run), Path(out)
-    if not (run / "checkpoint.pt").is_file():
-        raise UserError(f"{run} has no checkpoint.pt: give a run folder trained by `scalinglab train`")
+    src = RunDir(run)
+    if not src.has_checkpoint():
+        raise FolderError(f"{run} has no {RunDir.CHECKPOINT}", hint="give a run folder trained by `scalinglab train`")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty (or is a file): pick a fresh --out folder")
-    ckpt = load_checkpoint(run / "checkpoint.pt")
+        raise FolderError(f"{out} already exists and is not empty (or is a file)", hint="pick a fresh folder", keys=("out",))
+    ckpt = load_checkpoint(src.checkpoint)
     spec = RunSpec.from_dict(ckpt["spec"])
     check_growable(spec.shape, width, depth, mode)
 
@@ -53,15 +55,14 @@ def grow_run(
 
     shape, sd, moments = grow_state(ckpt["model"], moments, spec.shape, width, depth, mode, noise, seed)
     step = int(ckpt.get("step", 0))
-    # an earlier restart's flags do not carry over: `train --resume GROWN --restart-warmup-steps K` sets this one's
-    extra = {k: v for k, v in spec.extra.items() if k not in ("restart_warmup_steps", "reset_schedule")}
-    extra.update(
-        grown_from=str(run),
-        growth={"width": width, "depth": depth, "mode": mode, "noise": noise, "at_step": step, "from_shape": spec.shape.name},
-        restart_steps=step,  # the LR re-warmup (train --restart-warmup-steps K) starts where growth happened
-    )
-    new_spec = RunSpec.from_dict({**spec.to_dict(), "shape": shape.to_dict(), "extra": extra,
-                                  "run_id": f"{spec.run_id or run.name}-grown"})
+    # an earlier restart's warmup and reset do not carry over (`train --resume GROWN --restart-warmup-steps K` sets
+    # this one's); the restart itself begins where growth happened
+    sched = replace(spec.schedule, restart_steps=step, restart_warmup_steps=0,
+                    reset=False)
+    origin = replace(spec.origin, grown_from=str(run), growth={"width": width, "depth": depth, "mode": mode,
+                                                               "noise": noise, "at_step": step,
+                                                               "from_shape": spec.shape.name})
+    new_spec = replace(spec, shape=shape, schedule=sched, origin=origin, run_id=f"{spec.run_id or run.name}-grown")
     new_model = build_model(shape)
     new_model.load_state_dict(sd)
     opt_state = None
@@ -75,26 +76,21 @@ def grow_run(
     new_ckpt = {k: v for k, v in ckpt.items() if k not in ("format", "version")}
     new_ckpt.update(model=new_model.state_dict(), optimizer=opt_state, spec=new_spec.to_dict(), step=step)
 
-    rec_old = _read_record(run)
-    rec = RunRecord(spec=new_spec, status="pending", steps_done=step, params=shape.params(), convention=new_spec.convention,
+    rec_old = src.read_record_dict() or {}
+    rec = RunRecord(spec=new_spec, status="pending", curve=RunDir.METRICS, steps_done=step, params=shape.params(), convention=new_spec.convention,
                     tokens=rec_old.get("tokens", step * spec.tokens_per_step), flops=float(rec_old.get("flops", 0.0)),
                     min_val_loss=rec_old.get("min_val_loss"), final_val_loss=rec_old.get("final_val_loss"),
                     final_train_loss=rec_old.get("final_train_loss"), wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
                     message=f"grown from {run} ({spec.shape.name} -> {shape.name}) at step {step}")
 
     with staged_dir(out, "grow") as tmp:  # nothing is left in OUT if anything fails
-        save_checkpoint(tmp / "checkpoint.pt", new_ckpt)
-        (tmp / "config.toml").write_text(new_spec.to_toml())
-        (tmp / "record.json").write_text(json.dumps(rec.to_dict(), indent=2))
-        if (run / "metrics.jsonl").is_file():
-            shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
+        dst = RunDir(tmp)
+        save_checkpoint(dst.checkpoint, new_ckpt)
+        dst.write_spec(new_spec)
+        dst.write_record(rec)
+        if src.metrics.is_file():
+            shutil.copyfile(src.metrics, dst.metrics)
     return {"run": str(run), "out": str(out), "from_shape": spec.shape.name, "to_shape": shape.name,
             "params_before": spec.shape.params(), "params_after": shape.params(), "step": step,
             "width": width, "depth": depth, "mode": mode, "noise": noise, "optimizer_state": moments is not None}
 
-
-def _read_record(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "record.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}

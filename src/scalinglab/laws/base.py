@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.fmt import power_law
 
 PF_DAY = 1e15 * 86400.0  # FLOPs in one petaflop/s-day (Kaplan's compute unit)
 
@@ -101,7 +102,7 @@ class PowerLawAllocation(Law):
         return self.k_n_ * np.power(C, self.a_), self.k_d_ * np.power(C, self.b_)
 
     def __str__(self) -> str:
-        return f"N_opt = {self.k_n_:.4f} * C ** {self.a_:.2f}\nD_opt = {self.k_d_:.4f} * C ** {self.b_:.2f}"
+        return f"{power_law('N_opt', self.k_n_, self.a_)}\n{power_law('D_opt', self.k_d_, self.b_)}"
 
 
 class ParametricLaw(Law):

@@ -6,11 +6,12 @@ Pure planning (no torch, no files): D = C / flops_per_token, steps = round(D / t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
+from scalinglab.plan.recipe import Resolver
 from scalinglab.records import RunSpec
 
 PUBLISHED_LAW = "chinchilla-approach-3"
@@ -106,20 +107,23 @@ def plan_isoflop(
     evals: int = 10,
     checkpoints: int = 10,
     epochs_fn: Any = None,
+    hparams: Resolver | None = None,
 ) -> IsoflopPlan:
     """Every (budget, shape) pair becomes a RunSpec unless it has too few steps or would repeat data.
 
-    `base` carries the training settings every run shares (lr, schedule, seed, ...); `epochs_fn(tokens,
-    shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
+    `base` carries the training settings every run shares (schedule, seed, ...); `hparams` resolves each run's
+    batch size, peak LR, warmup and beta2 (default: batch_size as given, the rest from the literature recipe);
+    `epochs_fn(tokens, shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
     """
     for c in budgets:
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
-    if batch_size <= 0:
-        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step")
+    if batch_size < 0:
+        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step (0: by budget)")
     if not shapes:
         raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
     base = base or RunSpec(shape=shapes[0])
+    hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.schedule.warmup_steps)
     runs: list[PlannedRun] = []
     dropped: list[Dropped] = []
     for c in sorted(budgets):
@@ -132,8 +136,8 @@ def plan_isoflop(
                 continue
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
-            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": batch_size,
-                              "convention": convention, "run_id": rid, "extra": dict(base.extra)})
+            spec = replace(base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention,
+                           run_id=rid)
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
             tokens = steps * tps
@@ -147,13 +151,18 @@ def plan_isoflop(
                 dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, n, steps, reason, kind))
                 continue
             # The trainer stops on exactly one criterion: steps. The planned C lives in the study store
-            # (and in extra, for a run folder read on its own).
+            # (and in the spec's origin, for a run folder read on its own).
             spec.steps, spec.tokens, spec.budget_flops = steps, 0, 0.0
-            spec.extra["isoflop_budget"] = float(c)
-            if evals > 0 and spec.eval_every == 0:
-                spec.eval_every = max(1, steps // evals)
-            if checkpoints > 0 and spec.checkpoint_every == 0:
-                spec.checkpoint_every = max(1, steps // checkpoints)
+            spec.lr = hp.lr_for(shape, c)
+            spec.schedule = replace(spec.schedule, warmup_steps=hp.warmup_for(shape, tps, steps))
+            spec.beta2 = hp.beta2_for(tps)
+            spec.origin = replace(spec.origin, planned_budget=float(c))
+            log = spec.logging
+            if evals > 0 and log.eval_every == 0:
+                log = replace(log, eval_every=max(1, steps // evals))
+            if checkpoints > 0 and log.checkpoint_every == 0:
+                log = replace(log, checkpoint_every=max(1, steps // checkpoints))
+            spec.logging = log
             runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)

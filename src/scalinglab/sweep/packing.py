@@ -77,7 +77,7 @@ def study_per_gpu(runs: list[dict[str, Any]], gpu_mem_bytes: int | None = None) 
 
 
 def per_gpu_for_study(study_dir) -> int:
-    """study_per_gpu over STUDY/study.db's runs (what `scalinglab sweep` uses when --per-gpu is not given)."""
+    """study_per_gpu over the study store's runs (what `scalinglab sweep` uses when --per-gpu is not given)."""
     from scalinglab.sweep.store import Store
 
     with Store(study_dir) as st:

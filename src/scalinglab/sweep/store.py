@@ -1,4 +1,4 @@
-"""The study store: STUDY/study.db (SQLite, WAL), one row per planned run with its status and results.
+"""The study store: StudyDir.store (SQLite, WAL), one row per planned run with its status and results.
 
 Claims are atomic (BEGIN IMMEDIATE), so several sweep processes and a killed one never double-run a run.
 """
@@ -14,11 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from scalinglab.errors import UserError
-
-DB = "study.db"
-TOML = "study.toml"
-RUNS = "runs"
+from scalinglab.errors import FolderError
+from scalinglab.folders import RunDir, StudyDir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -44,8 +41,7 @@ FRAME_COLUMNS = ["run_id", "status", "arch", "d_model", "n_layers", "n_heads", "
 
 
 def is_study(path: str | os.PathLike) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / DB).is_file() and (p / TOML).is_file()
+    return StudyDir(path).is_study()
 
 
 def proc_start(pid: int) -> str:
@@ -78,37 +74,40 @@ HOST = socket.gethostname()
 STALE_S = 600  # a 'running' row of another machine not updated for this long is shown as stale
 
 
-class StoreError(UserError):
-    """A write to STUDY/study.db failed (disk full, read-only, locked): the first SQLite error, kept."""
+class StoreError(FolderError):
+    """A write to the study store failed (disk full, read-only, locked): the first SQLite error, kept."""
 
-    def __init__(self, path: Path, err: sqlite3.Error):
-        self.path, self.err = path, err
+    def __init__(self, path: Path, err: sqlite3.Error | str):
+        self.path, self.err = path, str(err)
         msg = str(err)
         fix = ("free some disk space" if "full" in msg else
                "make the study folder writable" if "readonly" in msg or "read-only" in msg else
                "check the disk and that no other program holds the file")
-        super().__init__(f"the study store {path} failed: {msg}; {fix}, then rerun the command (runs resume)")
+        super().__init__(f"the study store {path} failed: {msg}", hint=f"{fix}, then rerun the command (runs resume)")
+
+    def __reduce__(self):
+        return (self.__class__, (self.path, self.err))
 
 
 class Store:
-    """One connection to STUDY/study.db. Every write is a short transaction."""
+    """One connection to the study's SQLite store. Every write is a short transaction."""
 
     def __init__(self, study_dir: str | os.PathLike, create: bool = False, readonly: bool = False):
         """readonly=True for commands that only read (status, fit, report): they never write to the file,
         not even the header SQLite would put into an empty one."""
         self.dir = Path(study_dir)
-        path = self.dir / DB
+        path = StudyDir(self.dir).store
         if not create and not path.is_file():
-            raise UserError(f"{self.dir} is not a study (no {DB}); create one with `scalinglab plan isoflop --out {self.dir}`")
+            raise FolderError(f"{self.dir} is not a study (no {path.name})", hint="plan one first (`scalinglab plan isoflop`)")
         if not create and path.stat().st_size == 0:
-            raise UserError(f"{path} is empty (0 bytes); restore it from a backup or re-plan the study")
+            raise FolderError(f"{path} is empty (0 bytes)", hint="restore it from a backup or re-plan the study")
         try:
             if readonly:
                 self.con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
             else:
                 self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
         except sqlite3.Error as e:
-            raise UserError(f"{path} cannot be opened ({e}); check the folder's permissions") from None
+            raise FolderError(f"{path} cannot be opened ({e})", hint="check the folder's permissions") from None
         self.con.row_factory = sqlite3.Row
         try:
             if not readonly:
@@ -120,7 +119,7 @@ class Store:
             self.con.execute("SELECT id, status FROM runs LIMIT 1")
         except sqlite3.DatabaseError as e:
             self.con.close()
-            raise UserError(f"{path} is not a readable study database ({e}); restore it or re-plan the study") from None
+            raise FolderError(f"{path} is not a readable study database ({e})", hint="restore it or re-plan the study") from None
 
     def close(self) -> None:
         self.con.close()
@@ -148,11 +147,13 @@ class Store:
                         pass
                 raise
         except sqlite3.OperationalError as e:
-            raise StoreError(self.dir / DB, e) from None
+            raise StoreError(StudyDir(self.dir).store, e) from None
 
     def add_runs(self, rows: list[dict[str, Any]]) -> None:
+        """Append runs after the ones already stored (a study extended later keeps its first runs' order)."""
         with self.tx() as c:
-            for i, r in enumerate(rows):
+            start = c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM runs").fetchone()[0]
+            for i, r in enumerate(rows, start):
                 c.execute(
                     "INSERT INTO runs (id, idx, spec, budget, arch, d_model, n_layers, n_heads, params, planned_tokens,"
                     " steps, run_dir, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -164,13 +165,8 @@ class Store:
         return [dict(r) for r in self.con.execute("SELECT * FROM runs ORDER BY idx")]
 
     def run_path(self, row: dict[str, Any]) -> Path:
-        """A run's folder, refused unless it lies inside the study folder (a hand-edited or corrupt store)."""
-        root = self.dir.resolve()
-        p = (root / str(row["run_dir"])).resolve()
-        if p == root or not p.is_relative_to(root):
-            raise UserError(f"{self.dir / DB}: run {row['id']} has run_dir {row['run_dir']!r}, outside the study folder; "
-                            "the store was edited or is corrupt: restore it or re-plan the study")
-        return p
+        """A run's folder, refused unless it lies inside the study folder (StudyDir.run)."""
+        return StudyDir(self.dir).run(row["run_dir"]).path
 
     def check_run_dirs(self) -> None:
         for r in self.con.execute("SELECT id, run_dir FROM runs"):
@@ -245,13 +241,25 @@ class Store:
             return c.execute("UPDATE runs SET status='pending', message='retry' WHERE status='failed'").rowcount
 
 
+def branch_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Frame rows for a WSD run's finished cooldown branches other than its own end: the same run otherwise,
+    with tokens D_i, budget C_i, flops = the point's C and its val loss."""
+    out = []
+    for b in RunDir(row.get("run_dir") or ".").read_branches():
+        if b.get("end") or b.get("val_loss") is None:
+            continue
+        out.append({**row, "run_id": f"{row['run_id']}@{b['tokens']}", "status": "done", "tokens": b["tokens"],
+                    "planned_tokens": b["tokens"], "steps": b["steps"], "budget": b.get("budget"),
+                    "flops": b["flops_at_point"], "final_val_loss": b["val_loss"], "min_val_loss": b["val_loss"],
+                    "final_train_loss": b.get("train_loss")})
+    return out
+
+
 def load_runs_frame(study_dir: str | os.PathLike):
     """One row per run: run_id, status, arch, d_model, n_layers, params (N), tokens (D: trained, else
     planned), budget (planned C), flops (spent C), final/min val loss, run_dir (absolute), ...
-    plus one row per cooldown branch of a WSD run (run_id RUN_ID@TOKENS; RUN/branches.jsonl)."""
+    plus one row per cooldown branch of a WSD run (run_id RUN_ID@TOKENS; RunDir.read_branches)."""
     import pandas as pd
-
-    from scalinglab.train.wsd import branch_rows
 
     with Store(study_dir, readonly=True) as st:
         rows = st.runs()

@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 
 from scalinglab.errors import UserError
-
-SPEC_FILE = ".ddp-spec.toml"
+from scalinglab.folders import RunDir
 
 
 def in_worker() -> bool:
@@ -38,7 +37,7 @@ def launch(spec, run_dir: Path, nproc: int, resume: bool, progress: bool) -> int
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec_file = run_dir / SPEC_FILE
+    spec_file = RunDir(run_dir).launch_spec
     atomic_write_text(spec_file, spec.to_toml())
     train = ["--resume", str(run_dir), "--config", str(spec_file)] if resume else ["--config", str(spec_file), "--out", str(run_dir)]
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
@@ -64,7 +63,7 @@ class Dist:
             raise UserError(f"batch size {spec.batch_size} is not divisible by {self.world} ranks: pick a multiple")
         per = spec.batch_size // self.world
         self.rows = slice(self.rank * per, (self.rank + 1) * per)  # this rank's rows of every global micro-batch
-        want_cuda = spec.device != "cpu" and torch.cuda.is_available()
+        want_cuda = spec.runtime.device != "cpu" and torch.cuda.is_available()
         if want_cuda:
             self.device = torch.device("cuda", self.local)
             torch.cuda.set_device(self.device)

@@ -52,8 +52,10 @@ def _default(p) -> str:
     if getattr(p, "is_flag", False):
         return "off" if not p.default else "on"
     d = p.default
-    if d is None or d == "" or callable(d):
-        return "none"
+    if d is None or callable(d):
+        return "—"  # the help says what happens without it
+    if d == "":
+        return '`""`'
     if isinstance(d, (list, tuple)):
         return ", ".join(f"`{x}`" for x in d) or "none"
     return f"`{d}`"

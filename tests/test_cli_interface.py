@@ -52,6 +52,10 @@ def test_help_has_no_type_tags_and_every_option_is_described():
 
     root = command()
     seen = 0
+    undescribed = [f"{cmd_path} {p.opts[0] if p.opts else p.name}"
+                   for cmd_path, cmd in _leaves(root, []) for p in cmd.params
+                   if not getattr(p, "hidden", False) and not (getattr(p, "help", "") or "").strip()]
+    assert undescribed == [], f"options without help: {undescribed}"
 
     def walk(cmd, path):
         nonlocal seen
@@ -67,6 +71,13 @@ def test_help_has_no_type_tags_and_every_option_is_described():
 
     walk(root, [])
     assert seen >= 15  # flops, prep, train, sweep, status, fit, report, demo, grow, export, finetune-budget, plan x4, eval x2
+
+
+def _leaves(cmd, path):
+    subs = getattr(cmd, "commands", None)
+    if not subs:
+        return [(" ".join(path), cmd)]
+    return [leaf for name, sub in subs.items() for leaf in _leaves(sub, [*path, name])]
 
 
 @pytest.mark.parametrize("x, out", [(0.000802, "0.000802"), (0.0877, "0.0877"), (1.896, "1.8960"), (0.0, "0.0000"),

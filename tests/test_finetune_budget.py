@@ -1,4 +1,4 @@
-"""finetune-budget (seeds/003) on a model our trainer pretrained: the protocol, its curves, the isoFLOP summary."""
+"""finetune-budget (Cerisara's exercise "Make your scaling law") on a model our trainer pretrained: the protocol, its curves, the isoFLOP summary."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_default_evaluates_about_ten_times_and_agrees_with_every_step(pretrained
 
 def test_protocol_matches_an_hf_trainer_style_loop(pretrained, tiny_data):
     """Independent reference: the model's own shifted-label loss, transformers' linear schedule, AdamW,
-    clip 1.0, eval batch 1 -- the HF Trainer's arithmetic for the seed's arguments."""
+    clip 1.0, eval batch 1 -- the HF Trainer's arithmetic for the exercise's arguments."""
     from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
 
     from scalinglab.data.loader import TokenData

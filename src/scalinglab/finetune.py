@@ -44,7 +44,8 @@ def samples(arr: np.ndarray, seq_len: int, n: int, what: str) -> np.ndarray:
     """The first n full, non-overlapping seq_len-token chunks (the exercise keeps only full-length chunks)."""
     have = len(arr) // seq_len
     if n > have:
-        raise UserError(f"{what} has {have} samples of {seq_len} tokens, fewer than the {n} asked: use smaller --data-sizes/--eval-samples or more data")
+        raise UserError(f"{what} has {have} samples of {seq_len} tokens, fewer than the {n} asked",
+                        hint="ask for fewer samples or use more data", keys=("data_sizes", "eval_samples"))
     return np.asarray(arr[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
 
 
@@ -133,7 +134,8 @@ def run_one(lm, train: np.ndarray, val: torch.Tensor, d: int, p: Protocol, steps
         lr = sched.get_last_lr()[0]
         loss = lm_loss(work, x)
         if not math.isfinite(loss.item()):
-            raise UserError(f"loss became {loss.item()} at step {step + 1} (data size {d}): lower --lr")
+            raise UserError(f"loss became {loss.item()} at step {step + 1} (data size {d})", hint="lower the learning rate",
+                                keys=("lr",))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(work.module.parameters(), p.max_grad_norm)
@@ -162,12 +164,13 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     from scalinglab.evaluate.lm import check_same_tokenizer, load_lm
 
     if not models:
-        raise UserError("no model given: pass --model DIR or --models DIR1,DIR2")
+        raise UserError("no model given", hint="give one or more model folders", keys=("model", "models"))
     if not data_sizes or min(data_sizes) < 1:
-        raise UserError("--data-sizes must be positive sample counts, e.g. 100,50,25")
+        raise UserError("data sizes must be positive sample counts", hint="e.g. 100,50,25", keys=("data_sizes",))
     if p.steps < 1 or p.batch_size < 1 or p.seq_len < 2 or p.eval_samples < 1 or p.eval_every < 0 or p.eval_batch < 1:
         raise UserError("steps, batch size, eval samples and eval batch must be >= 1, eval every >= 0 "
-                        "and the sequence length >= 2")
+                        "and the sequence length >= 2", keys=("steps", "batch_size", "eval_samples", "eval_batch",
+                                                              "eval_every", "seq_len"))
     td = TokenData(data)
     train = samples(td.split(split), p.seq_len, max(data_sizes), f"split {split!r} of {data}")
     val_np = samples(td.split(val_split), p.seq_len, p.eval_samples, f"split {val_split!r} of {data}")
@@ -176,7 +179,8 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     for lm in lms:
         check_same_tokenizer(lm, data)
         if p.seq_len > lm.max_len:
-            raise UserError(f"--seq-len {p.seq_len} is longer than the context {lm.max_len} of {lm.source}: use --seq-len {lm.max_len} or less")
+            raise UserError(f"sequence length {p.seq_len} is longer than the context {lm.max_len} of {lm.source}",
+                            hint=f"use {lm.max_len} or less", keys=("seq_len",))
         lm.check_ids(int(max(train.max(), val_np.max())), f"data {data}")
     C = budget_flops or 6.0 * lms[0].n_params * p.steps * tokens_per_step
     plan = [(lm, p.steps if len(lms) == 1 and not budget_flops else max(1, round(C / (6.0 * lm.n_params * tokens_per_step)))) for lm in lms]

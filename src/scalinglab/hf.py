@@ -76,7 +76,7 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} exists and is not empty (or is a file): choose a new --out folder")
+        raise UserError(f"{out} exists and is not empty (or is a file)", hint="choose a new folder", keys=("out",))
     model, spec = load_run_model(run)
     model = model.float().eval()
     config = gpt2_config(spec.shape)

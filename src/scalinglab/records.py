@@ -21,7 +21,7 @@ class ScheduleConfig:
 
     kind: str = "cosine"  # cosine | wsd | constant
     warmup_steps: int = 0  # 0: min(200, steps // 10)
-    min_lr_ratio: float = 0.1  # cosine floor, as in seeds/001
+    min_lr_ratio: float = 0.1  # cosine floor, as in Krasser (2023)'s Perceiver AR runs
     decay_frac: float = 0.2  # wsd: share of steps spent in the final decay
     restart_steps: int = -1  # growth: the step a restart begins at; -1: no restart
     restart_warmup_steps: int = 0  # growth: re-warm the LR over this many steps after restart_steps

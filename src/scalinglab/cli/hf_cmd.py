@@ -43,7 +43,7 @@ def finetune_budget(
     data: Path = typer.Option(..., "--data", help="Prepared DATA folder (samples: consecutive --seq-len chunks)."),
     steps: int = typer.Option(100, "--steps", help="Step budget (with --models: the budget of the first model)."),
     data_sizes: str = typer.Option("100,50,20,10,5", "--data-sizes", help="Comma-separated numbers of training samples d; each trains steps*batch/d epochs."),
-    batch_size: int = typer.Option(1, "--batch-size"),
+    batch_size: int = typer.Option(1, "--batch-size", help="Training samples per step (the exercise uses 1)."),
     seq_len: int = typer.Option(64, "--seq-len", help="Tokens per sample."),
     eval_samples: int = typer.Option(10, "--eval-samples", help="Validation samples (the first ones of the val split)."),
     eval_every: int = typer.Option(0, "--eval-every", help="Validate every N steps (0: about 10 times per run; 1: after "
@@ -51,7 +51,7 @@ def finetune_budget(
     lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (linear decay to 0, AdamW: the HF Trainer's defaults)."),
     budget_flops: float = typer.Option(0.0, "--budget-flops", help="Compute budget C (6N x tokens); each model gets C/(6 N B L) steps."),
     seed: int = typer.Option(0, "--seed", help="Seeds the per-epoch shuffles."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     out: Path = typer.Option(..., "--out", help="Folder for results.json, curves.csv and the PNG plots."),
     json_out: bool = typer.Option(False, "--json", help="Print rows (no curves) as JSON."),
 ) -> None:
@@ -112,8 +112,8 @@ def perplexity(
     seq_len: int = typer.Option(0, "--seq-len", help="Window length (0: the model's context)."),
     stride: int = typer.Option(0, "--stride", help="Window step (0 = --seq-len: non-overlapping; smaller: sliding, scoring only new tokens)."),
     max_tokens: int = typer.Option(0, "--max-tokens", help="Evaluate only the first N tokens (0: all)."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(8, "--batch-size", help="Windows per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (loss, perplexity, bits_per_byte, ...)."),
 ) -> None:
     """Token-level loss, perplexity and bits per byte (the WikiText evaluation of Shen et al. 2022's code)."""
@@ -168,8 +168,8 @@ def lambada(
     model: str = typer.Option(..., "--model", help="A run folder or a local transformers causal-LM folder."),
     jsonl: Path = typer.Option(..., "--jsonl", help="LAMBADA-style JSONL: one {\"text\": ...} per line; the last word is the target."),
     max_examples: int = typer.Option(0, "--max-examples", help="Score only the first N examples (0: all)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(16, "--batch-size", help="Examples per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     details: bool = typer.Option(False, "--details", help="With --json: include per-example results."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (accuracy, last_token_accuracy, ...)."),
 ) -> None:

@@ -21,7 +21,7 @@ def plan_isoflop_cmd(
     rule: str | None = typer.Option(None, "--rule", help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Sequence length T."),
     batch_size: int = typer.Option(0, "--batch-size", help="Sequences per optimizer step (per micro-batch with --grad-accum); 0: by budget (--hparams law, else DeepSeek LLM's B_opt(C))."),
-    grad_accum: int = typer.Option(1, "--grad-accum"),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step (--batch-size each)."),
     convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar."),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens."),
@@ -32,12 +32,12 @@ def plan_isoflop_cmd(
     hparams: Path | None = typer.Option(None, "--hparams", help="hparams.json from `scalinglab fit hparams`: lr and batch size per run follow its laws."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant | wsd (one run per shape, cooldowns branched at each budget)."),
     warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: as many tokens as the model has parameters, at most a tenth of the run."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
-    eval_batches: int = typer.Option(8, "--eval-batches"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
+    eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
     logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
                                "(needs the track extra), one tracker run per run, in an experiment named after the study."),
@@ -277,17 +277,21 @@ def _allocation_law(path: Path, approach: str | None):
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
     from rich.table import Table
 
+    from scalinglab.fmt import sig
     from scalinglab.plan.isoflop import fmt_budget
     from scalinglab.sweep.table import human, make_console
 
     con = make_console()
-    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
-    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "batch", "lr", "warmup", "beta2", "epochs"):
-        t.add_column(col, justify="left" if col == "run" else "right")
+    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold", pad_edge=False)
+    # planned run ids say their budget and shape (C1e15_256x4): those columns only for other ids (WSD trunks)
+    with_c = not all(r["id"] == f"C{fmt_budget(r['budget'])}_{r['d_model']}x{r['n_layers']}" for r in runs)
+    cols = ["run", *(["C", "shape"] if with_c else []), "N", "D", "steps", "batch", "lr", "warmup", "beta2", "epochs"]
+    for col in cols:  # numbers never cut at 80 columns: only the run id may wrap
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=col != "run", overflow="fold")
     for r in runs:
-        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
-                  human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), f"{r['lr']:.3g}", str(r["warmup_steps"]),
-                  f"{r['beta2']:.4g}", f"{r['epochs']:.2f}")
+        t.add_row(r["id"], *([fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}"] if with_c else []),
+                  human(r["params"]), human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), sig(r["lr"]),
+                  str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
         con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)

@@ -71,7 +71,7 @@ class Law:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Law":
+    def from_dict(cls, d: dict[str, Any]) -> Law:
         vals = {f: d.get(f) for f in cls._fields}
         law = cls(citation=d.get("citation", ""), name=d.get("name", ""), **vals)
         law._load_extra(d)
@@ -81,7 +81,7 @@ class Law:
         pass
 
     @classmethod
-    def from_json(cls, text: str | dict) -> "Law":
+    def from_json(cls, text: str | dict) -> Law:
         d = json.loads(text) if isinstance(text, str) else dict(text)
         return cls.from_dict(d)
 
@@ -188,20 +188,20 @@ def load_law(path) -> Law:
 
     p = Path(path)
     if p.is_dir():
-        raise UserError(f"{p} is a folder, not a law file; give the law.json written by `scalinglab fit --out`")
+        raise UserError(f"{p} is a folder, not a law file", hint="give the law file `scalinglab fit --out` writes")
     try:
         d = read_json(p)
     except FileNotFoundError:
-        raise UserError(f"no law file at {p}: run `scalinglab fit ... --out {p}` first") from None
+        raise UserError(f"no law file at {p}", hint="write one with `scalinglab fit` first") from None
     except json.JSONDecodeError as e:
-        raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno}): rewrite it with `scalinglab fit --out`") from None
+        raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint="rewrite it with `scalinglab fit`") from None
     except (RecursionError, UnicodeDecodeError) as e:  # a 100k-deep array, a binary file
-        raise UserError(f"{p} is not a law file ({type(e).__name__}); rewrite it with `scalinglab fit --out`") from None
+        raise UserError(f"{p} is not a law file ({type(e).__name__})", hint="rewrite it with `scalinglab fit`") from None
     if isinstance(d, dict) and "laws" in d and "kind" not in d and isinstance(d["laws"], dict) and d["laws"]:
         d = next(iter(d["laws"].values()))  # a multi-approach law.json: take the first law
     if not isinstance(d, dict):
-        raise UserError(f"{p} holds a JSON {type(d).__name__}, not a law object; give the law.json written by `scalinglab fit --out`")
+        raise UserError(f"{p} holds a JSON {type(d).__name__}, not a law object", hint="give the law file `scalinglab fit` writes")
     try:
         return law_from_dict(d)
     except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise UserError(f"{p} is not a valid law ({type(e).__name__}: {e}); rewrite it with `scalinglab fit --out`") from None
+        raise UserError(f"{p} is not a valid law ({type(e).__name__}: {e})", hint="rewrite it with `scalinglab fit`") from None

@@ -31,9 +31,7 @@ from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.schedule import Schedule, default_warmup, kaplan_lr, kaplan_n
-from scalinglab.train.step import Accum, Batches, evaluate
-
-Micro = list[tuple[torch.Tensor, torch.Tensor]]
+from scalinglab.train.step import Accum, Batches, Micro, Stepper, evaluate
 
 
 class Diverged(Exception):
@@ -236,6 +234,7 @@ class Trainer:
         if ckpt is not None and ckpt.get("rng"):
             set_rng_state(ckpt["rng"], self.dropout_rng)
         self.params = [p for p in raw.parameters() if p.requires_grad]
+        self.stepper = Stepper(model, self.opt, self.params, self.amp, spec.grad_clip)
 
     def _start_record(self, ckpt: dict[str, Any] | None) -> None:
         spec, step, state = self.spec, self.step_done, self.state
@@ -256,24 +255,9 @@ class Trainer:
 
     # -- what hooks use ---------------------------------------------------------------------------
     def step(self, micro: Micro, lr: float, acc: Accum, prefetch: int | None = None) -> Micro | None:
-        """One optimizer step over the micro-batches, with no host sync: the mean loss is added to acc.loss_sum
-        and a non-finite gradient norm counted in acc.bad, both on the device. Returns the batches of step
-        `prefetch` (if given), fetched after the backward kernels are queued so host work overlaps them."""
-        for g in self.opt.param_groups:
-            g["lr"] = lr
-        ga = len(micro)
-        for x, y in micro:
-            with self.amp:
-                _, loss = self.model(x, y)
-            (loss / ga).backward()
-            acc.loss_sum += loss.detach().float() / ga
-        nxt = self.batches.get(prefetch) if prefetch is not None else None
-        if self.spec.grad_clip > 0:
-            gn = torch.nn.utils.clip_grad_norm_(self.params, self.spec.grad_clip)
-            acc.bad += (~torch.isfinite(gn)).float()
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        return nxt
+        """One optimizer step over the micro-batches (Stepper: no host sync, losses summed into acc on the device).
+        Returns the batches of step `prefetch` (if given), fetched while the backward kernels run."""
+        return self.stepper(micro, lr, acc, (lambda: self.batches.get(prefetch)) if prefetch is not None else None)
 
     def evaluate(self) -> float:
         """Mean validation loss over the run's fixed windows (one host sync)."""
@@ -367,7 +351,7 @@ class Trainer:
                     self.checkpoint(step)
                 if stop_at is not None and step >= stop_at and step < total:
                     rec.status = "pending"
-                    rec.message = f"stopped at step {step} of {total}; resume with scalinglab train --resume {self.run_dir.path}"
+                    rec.message = f"stopped at step {step} of {total}; resume the run in {self.run_dir.path}"
                     break
             else:
                 rec.status, rec.message = "done", ""
@@ -379,7 +363,7 @@ class Trainer:
             raise
         except KeyboardInterrupt:
             rec.status = "failed"
-            rec.message = f"interrupted at step {step}; continue with scalinglab train --resume {self.run_dir.path}"
+            rec.message = f"interrupted at step {step}; resume the run in {self.run_dir.path}"
             raise
         except (UserError, OSError) as e:
             self._fail(e)

@@ -288,7 +288,7 @@ def test_sweep_gpus_without_gpus_is_refused(study, capsys, monkeypatch):
     if gpu_count() > 5:
         pytest.skip("this machine has a GPU 5")
     monkeypatch.delenv("SCALINGLAB_TRAIN_CMD", raising=False)
-    refused(cli(capsys, "sweep", study, "--gpus", "5"), "--gpus 5")
+    refused(cli(capsys, "sweep", study, "--gpus", "5"), "GPUs 5", "none visible", "(--gpus, --workers)")
     assert json.loads(cli(capsys, "status", study, "--json")[1])["counts"] == {"pending": 4}
 
 

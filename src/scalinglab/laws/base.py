@@ -188,7 +188,7 @@ def load_law(path) -> Law:
 
     p = Path(path)
     if p.is_dir():
-        raise UserError(f"{p} is a folder, not a law file", hint="give the law file `scalinglab fit --out` writes")
+        raise UserError(f"{p} is a folder, not a law file", hint="give the law file that `scalinglab fit` writes")
     try:
         d = read_json(p)
     except FileNotFoundError:

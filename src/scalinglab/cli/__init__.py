@@ -38,13 +38,22 @@ for _m in COMMAND_MODULES:
 _KINDS = {"int": "INT", "float": "NUM", "path": "PATH", "str": "TEXT", "file": "PATH", "dir": "PATH"}
 
 
+# `scalinglab --help` lists the study's path first, in the order a user runs it; every other command after it
+PATH_COMMANDS = ("prep", "plan", "sweep", "status", "fit", "backtest", "predict", "report", "demo")
+
+
 def command():
     """The click command behind the typer app, with help that shows a value's kind (INT, NUM, PATH, TEXT) and
-    nothing for on/off flags, instead of typer's `<bool>`/`<str>` tags. The docs' CLI reference reads it too."""
+    nothing for on/off flags, instead of typer's `<bool>`/`<str>` tags, and the commands in two panels (the study's
+    path, then the other tools). The docs' CLI reference reads it too."""
     import typer.main
 
     cmd = typer.main.get_command(app)
     _tidy(cmd)
+    first = [n for n in PATH_COMMANDS if n in cmd.commands]
+    cmd.commands = {n: cmd.commands[n] for n in [*first, *(n for n in cmd.commands if n not in first)]}
+    for name, sub in cmd.commands.items():
+        sub.rich_help_panel = "The study, step by step" if name in first else "Other tools"
     return cmd
 
 
@@ -67,6 +76,9 @@ def _tidy(cmd) -> None:
             p.metavar = name
             usage = name if p.required else f"[{name}]"
             p._usage_display_name = lambda _u=usage: _u  # `status STUDY`, not typer's `status {study}`
+    if cmd.help and not getattr(cmd, "short_help", None):
+        # the command lists show the first paragraph as one line (docstrings wrap theirs at 120 columns)
+        cmd.short_help = " ".join(cmd.help.strip().split("\n\n")[0].split())
     for sub in getattr(cmd, "commands", {}).values():
         _tidy(sub)
 

@@ -10,7 +10,7 @@ import typer
 
 from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import emit_json, parse_shape
+from scalinglab.cli.common import check_numbers, emit_json, parse_shape
 from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
@@ -28,10 +28,11 @@ def grow(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Grow RUN into OUT with the same function and mapped Adam state; continue with `train --resume OUT`."""
+    from scalinglab.fileio import check_output
     from scalinglab.growth.run import grow_run
 
-    if noise < 0:
-        raise UserError(f"--symmetry-noise must be >= 0, got {noise}: use 0 for exact copies or e.g. 0.01")
+    check_numbers(("--width", width, ">0"), ("--depth", depth, ">0"), ("--symmetry-noise", noise, ">=0"), ("--seed", seed, ">=0"))
+    check_output(out, "dir", "--out")
     res = grow_run(run, out, width=width, depth=depth, mode=mode, noise=noise, seed=seed)
     if json_out:
         emit_json(res)
@@ -62,6 +63,8 @@ def staged(
     from scalinglab.cli.flops_cmd import build_shape
     from scalinglab.growth.schedule import plan_staged
 
+    check_numbers(("--budget", budget, ">=0"), ("--tokens", tokens, ">=0"), ("--vocab", vocab, ">0"),
+                  ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--tokens-per-step", tokens_per_step, ">=0"))
     d, n_layers = parse_shape(shape)
     if heads == 0 and "width" in op and d < 128 and d % 2 == 0:
         heads = 2  # d_model/64 would give 1 head, which width growth cannot halve

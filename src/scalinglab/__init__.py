@@ -21,15 +21,22 @@ _EXPORTS: dict[str, str] = {
     "Approach1": "scalinglab.laws.approach1",
     "Approach2": "scalinglab.laws.approach2",
     "Approach3": "scalinglab.laws.approach3",
-    "load_law": "scalinglab.laws.base",
+    "load_law": "scalinglab.laws.registry",
     "get_law": "scalinglab.laws.published",
     "load_estimates": "scalinglab.laws.estimates",
     "fit_estimates": "scalinglab.laws.estimates",
+    # analysis: one runs table, one fit path
+    "Runs": "scalinglab.analysis",
+    "Columns": "scalinglab.analysis",
+    "FitOptions": "scalinglab.analysis",
+    "StudyFit": "scalinglab.analysis",
+    "fit_study": "scalinglab.analysis",
     # planning
     "plan_isoflop": "scalinglab.plan.isoflop",
     "plan_optimal": "scalinglab.plan.optimal",
     # studies, data, training (these import torch when used)
     "load_runs_frame": "scalinglab.sweep.store",
+    "load_runs": "scalinglab.sweep.store",
     "prepare": "scalinglab.data.prep",
     "run_training": "scalinglab.train",
 }
@@ -38,14 +45,20 @@ __all__ = [  # the names of _EXPORTS (tests/test_cli_interface.py holds the two 
     "Approach1",
     "Approach2",
     "Approach3",
+    "Columns",
+    "FitOptions",
     "ModelShape",
     "RunRecord",
     "RunSpec",
+    "Runs",
+    "StudyFit",
     "__version__",
     "fit_estimates",
+    "fit_study",
     "get_law",
     "load_estimates",
     "load_law",
+    "load_runs",
     "load_runs_frame",
     "plan_isoflop",
     "plan_optimal",
@@ -73,11 +86,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from scalinglab.laws.approach1 import Approach1
     from scalinglab.laws.approach2 import Approach2
     from scalinglab.laws.approach3 import Approach3
-    from scalinglab.laws.base import load_law
+    from scalinglab.analysis import Columns, FitOptions, Runs, StudyFit, fit_study
+    from scalinglab.laws.registry import load_law
     from scalinglab.laws.estimates import fit_estimates, load_estimates
     from scalinglab.laws.published import get_law
     from scalinglab.plan.isoflop import plan_isoflop
     from scalinglab.plan.optimal import plan_optimal
     from scalinglab.records import RunRecord, RunSpec
-    from scalinglab.sweep.store import load_runs_frame
+    from scalinglab.sweep.store import load_runs, load_runs_frame
     from scalinglab.train import run_training

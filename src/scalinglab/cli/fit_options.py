@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from scalinglab.cli.common import parse_floats
+from scalinglab.cli.common import check_numbers, parse_floats
 from scalinglab.errors import UserError
 
 APPROACH = typer.Option("all", "--approach", help="Approaches to fit: 1, 2, 3, a comma list, or all.")
@@ -38,6 +38,10 @@ def build_options(approach: str, at: Optional[str], max_loss: Optional[float], r
     """FitOptions from the flags; a bad value is a UserError naming its flag."""
     from scalinglab.analysis import FitOptions, parse_approaches
 
+    check_numbers(("--max-loss", max_loss, ">0"), ("--budget-tol", budget_tol, ">=0"),
+                  ("--drop-highest", drop_highest, ">=0"), ("--bootstrap", bootstrap, ">=0"),
+                  ("--runs-bootstrap", runs_bootstrap, ">=0"), ("--delta", delta, ">0"), ("--ci", ci, "(0,1)"),
+                  ("--seed", seed, ">=0"), ("--jobs", jobs, "-1|>0"))
     try:
         approaches = parse_approaches(approach)
     except UserError:

@@ -63,6 +63,8 @@ def report_cmd(
     if figures is not None:
         check_output(figures, "dir", "--figures")
     fit = None
+    options = None if curves is not None else O.build_options(
+        approach, at, max_loss, robust, budget_tol, drop_highest, bootstrap, runs_bootstrap, delta, ci, seed, jobs)
     if curves is not None:
         from scalinglab.report.experiment import curves_report
 
@@ -70,8 +72,6 @@ def report_cmd(
     else:
         from scalinglab.report.study import check_reportable, study_report
 
-        options = O.build_options(approach, at, max_loss, robust, budget_tol, drop_highest, bootstrap,
-                                  runs_bootstrap, delta, ci, seed, jobs)
         runs = O.load_runs(source, n_col, d_col, c_col, loss_col, budget_col, run_col)
         check_reportable(runs, max_loss)
         fit = O.run_fit(runs, options)

@@ -28,6 +28,12 @@ def check_reportable(runs, max_loss: float | None) -> None:
                         "least 3", hint="finish the sweep or loosen the loss cut", keys=("max_loss",))
 
 
+def budget_count(c, tol: float = 0.05) -> int:
+    """Budgets among the runs' C, counted as approach 2 groups them (C = 6ND of a CSV scatters around each plan)."""
+    c = np.asarray(c, float)
+    return int(len(np.unique(group_budgets(c, tol)))) if len(c) else 0
+
+
 def study_epochs(runs) -> np.ndarray:
     """Epochs of its data each run of a study read (NaN where its config or data is gone)."""
     from scalinglab.data.loader import TokenData
@@ -71,8 +77,8 @@ def study_report(fit: StudyFit, title: str, data_tokens: float | None = None) ->
             w.append(f"{int(over.sum())} run(s) read more than one epoch of their data (up to "
                      f"{np.nanmax(epochs):.2f}); scaling laws assume fresh tokens: " + _runs_named(runs, over))
     w += list(fit.warnings) + [f"approach {k} not fitted: {v}" for k, v in fit.skipped.items()]
-    n_budgets = len(np.unique(group_budgets(runs.budget, opts.budget_tol))) if len(runs) else 0
-    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, {n_budgets} budgets)"))
+    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, "
+                                f"{budget_count(runs.budget, opts.budget_tol)} budgets)"))
     rep.summary += fit.summary()
     rep.sections += _sections(fit, usable, np.full(len(runs), np.nan) if epochs is None else np.asarray(epochs, float))
     return rep

@@ -84,18 +84,36 @@ def test_fit_study_recovers_a_known_law_with_intervals(tmp_path):
     assert d["laws"]["approach3"]["residuals"]["rms"] < 0.01  # 0.2% noise
 
 
+def test_approach3_bootstrap_gives_intervals_of_the_law_and_its_predictions(tmp_path):
+    runs = Runs.from_csv(isoflop_csv(tmp_path / "r.csv"), Columns(budget="budget"))
+    f = fit_study(runs, FitOptions(approaches=("3",), bootstrap=40, at=(1e21,), jobs=1)).approaches["3"]
+    assert f.draws.method == "runs" and f.draws.n >= 30  # whole runs (one row each here)
+    for k, true in (("alpha", 0.35), ("beta", 0.37)):
+        lo, hi = f.intervals[k]
+        assert lo < getattr(f.law, k + "_") < hi and abs(true - (lo + hi) / 2) < 0.05
+    (r,) = f.at
+    assert r.loss_ci[0] < r.loss < r.loss_ci[1] and r.n_opt_ci[0] < r.n_opt < r.n_opt_ci[1]
+
+
 def test_bootstrap_runs_is_seeded_and_stratified():
     runs = Runs.from_arrays(np.arange(1, 11) * 1e6, C=[1e18] * 5 + [1e19] * 5, loss=np.linspace(3, 2, 10))
     seen = []
 
-    def refit(r):
-        seen.append(sorted(r.budget.tolist()))
-        return ParametricLaw(E=1, A=1, B=1, alpha=r.N.mean() / 1e7, beta=0.3)
+    def refit(r, w):
+        seen.append(w)
+        return ParametricLaw(E=1, A=1, B=1, alpha=float(w @ r.N) / 1e8, beta=0.3)
 
-    d1 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget)
-    d2 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget)
-    assert np.array_equal(d1.values["alpha"], d2.values["alpha"]) and d1.n == 20
-    assert all(b == [1e18] * 5 + [1e19] * 5 for b in seen)  # each resample keeps 5 runs per budget
+    for method in ("bayesian", "counts"):
+        seen.clear()
+        d1 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget, method=method)
+        d2 = bootstrap_runs(runs, refit, resamples=20, seed=3, names=("alpha",), strata=runs.budget, method=method)
+        assert np.array_equal(d1.values["alpha"], d2.values["alpha"]) and d1.n == 20
+        w = np.array(seen)  # each resample keeps each budget's total weight: 5 runs per budget
+        assert np.allclose(w[:, :5].sum(1), 5) and np.allclose(w[:, 5:].sum(1), 5) and (w >= 0).all()
+        if method == "counts":
+            assert np.array_equal(w, np.round(w)) and (w == 0).any()
+        else:
+            assert (w > 0).all()
 
 
 def test_fit_and_report_print_the_same_numbers(capsys, tmp_path):
@@ -156,3 +174,23 @@ def test_multi_law_file_needs_an_approach(capsys, tmp_path):
     code, out, err = run(capsys, *base, "--approach", "2", "--json")
     assert code == 0 and "using law approach2" in err
     assert json.loads(out)["N_opt"] == pytest.approx(load_law(law_json, "2").allocate(1e19)[0])
+
+
+@needs_shared
+def test_fit_and_report_agree_on_a_study_with_curves(capsys, tmp_path):
+    """A study folder (runs above the loss cut stored as diverged, two runs with curves): `fit --json` and
+    `report --json` hold the same laws and skip approach 1 for the same reason (one size on the envelope)."""
+    from test_report import minchilla_study
+
+    study = minchilla_study(tmp_path)
+    args = [str(study), "--max-loss", "2", "--jobs", "1", "--runs-bootstrap", "50", "--json", "--window", "0",
+            "--keep-unbracketed", "--bootstrap", "20"]  # minchilla's method: every size, every budget
+    code, fj, err = run(capsys, "fit", *args)
+    assert code == 0, err
+    code, rj, err = run(capsys, "report", *args, "--out", str(tmp_path / "r.html"))
+    assert code == 0, err
+    f, r = json.loads(fj), json.loads(rj)
+    assert f["laws"] == r["laws"] and set(f["laws"]) == {"approach2", "approach3", "approachlc"}
+    assert f["skipped"] == r["skipped"] and "1 model size" in f["skipped"]["approach1"]
+    assert any("29 of 61 runs not done" in n for n in f["notes"])
+    assert round(f["laws"]["approach2"]["a"], 3) == 0.478

@@ -89,6 +89,8 @@ def _allocation_draws(law, at, names, resamples: int, method: str) -> Draws | No
     if B is None:
         return None
     ok = np.all(np.isfinite(B), axis=1)
+    if law.kind == "approach3":  # a resample with a non-positive coefficient or exponent has no allocation
+        ok &= np.all(B[:, 1:5] > 0, axis=1)
     if ok.sum() < max(1, resamples // 2):
         return None
     cols = dict(zip(law.draw_names(), B[ok].T))
@@ -113,7 +115,8 @@ def fit_approach2(runs: Runs, options: FitOptions, progress: Progress | None = N
                      "interval (plan 3 or more budgets)")
     else:
         draws = _allocation_draws(law, options.at, ("a", "b", "k_n", "k_d"), options.runs_bootstrap, "residuals")
-    return Fitted(law, used, draws, tuple(law.notes_), tuple(warns))
+    notes = tuple(n for n in law.notes_ if not n.startswith("dropped "))  # fit_study states the loss cut once
+    return Fitted(law, used, draws, notes, tuple(warns))
 
 
 def fit_approach3(runs: Runs, options: FitOptions, progress: Progress | None = None) -> Fitted:

@@ -1,4 +1,4 @@
-"""Bootstrap by whole runs: resample run ids (within strata, e.g. budgets) with a seeded RNG, refit, and
+"""Bootstrap by whole runs: weight or resample run ids (within strata, e.g. budgets) with a seeded RNG, refit, and
 collect the law's exponents and N_opt, D_opt, loss at given budgets; percentile intervals of those draws."""
 
 from __future__ import annotations
@@ -69,12 +69,30 @@ def law_draws(laws: Sequence, at: Sequence[float], names: Sequence[str], resampl
     return Draws(vals, at, n_opt, d_opt, loss, resamples, method)
 
 
-def bootstrap_runs(runs: Runs, refit: Callable[[Runs], object], *, resamples: int, seed: int,
+METHODS = ("bayesian", "counts")
+
+
+def run_weights(rng: np.random.Generator, groups: list[np.ndarray], n: int, method: str) -> np.ndarray:
+    """One resample as a weight per run: `counts` draws each stratum's runs with replacement (how often each run
+    is drawn); `bayesian` gives them Dirichlet(1, ..., 1) weights scaled to the stratum size (Rubin 1981, the
+    smooth form of the same resampling: no run's weight is exactly 0, so a small budget keeps all its sizes)."""
+    w = np.zeros(n)
+    for g in groups:
+        if method == "counts":
+            w[g] = rng.multinomial(len(g), np.full(len(g), 1.0 / len(g)))
+        else:
+            w[g] = len(g) * rng.dirichlet(np.ones(len(g)))
+    return w
+
+
+def bootstrap_runs(runs: Runs, refit: Callable[[Runs, np.ndarray], object], *, resamples: int, seed: int,
                    at: Sequence[float] = (), names: Sequence[str] = ("a", "b"), strata: np.ndarray | None = None,
-                   min_success: float = 0.5) -> Draws | None:
-    """Refit `refit(resampled runs) -> law` on `resamples` resamples of whole runs drawn with replacement within
-    each stratum (seeded). A resample whose refit raises UserError is left out; None when fewer than
+                   method: str = "bayesian", min_success: float = 0.5) -> Draws | None:
+    """Refit `refit(runs, weights) -> law` on `resamples` resamples of whole runs within each stratum (seeded;
+    `method` as in run_weights). A resample whose refit raises UserError is left out; None when fewer than
     `min_success` of them fit."""
+    if method not in METHODS:
+        raise UserError(f"unknown bootstrap method {method!r}: use one of {', '.join(METHODS)}")
     if resamples <= 0 or len(runs) == 0:
         return None
     strata = np.zeros(len(runs), int) if strata is None else np.asarray(strata)
@@ -84,11 +102,11 @@ def bootstrap_runs(runs: Runs, refit: Callable[[Runs], object], *, resamples: in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(resamples):
-            idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+            w = run_weights(rng, groups, len(runs), method)
             try:
-                laws.append(refit(runs.subset(idx)))
+                laws.append(refit(runs, w))
             except UserError:
                 continue
     if len(laws) < max(1, int(np.ceil(min_success * resamples))):
         return None
-    return law_draws(laws, at, names, resamples, "runs")
+    return law_draws(laws, at, names, resamples, f"runs ({method})")

@@ -73,7 +73,8 @@ class ApproachFit:
                  intervals={k: list(v) for k, v in self.intervals.items()}, ci_level=ci,
                  bootstrap_draws=None if self.draws is None else {"method": self.draws.method, "n": self.draws.n,
                                                                    "resamples": self.draws.resamples},
-                 at=[r.to_dict() for r in self.at], residuals=None if self.residuals is None else self.residuals.to_dict(),
+                 at=[r.to_dict() for r in self.at],
+                 residuals=None if self.residuals is None else self.residuals.to_dict(),
                  notes=list(self.notes), warnings=list(self.warnings))
         return d
 

@@ -172,7 +172,8 @@ class Runs:
         dc = _pick(df, cols.d, "d", source, required=False)
         cc = _pick(df, cols.c, "c", source, required=False)
         if dc is None and cc is None:
-            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column", "d", hint="name one of them")
+            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column", "d",
+                              hint="name one of them")
         notes = []
         N = _numeric(df, nc, source, lines, done)
         loss = _numeric(df, lc, source, lines, done)
@@ -240,13 +241,14 @@ def _numeric(df, col: str, src: str, lines: np.ndarray, check: np.ndarray) -> np
     if bad.size:
         i = bad[0]
         cell = raw.iloc[i]
-        why = "is empty" if (cell is None or (isinstance(cell, float) and np.isnan(cell)) or str(cell).strip() == "") \
-            else f"is {cell!r}, not a finite number"
-        raise UserError(f"{src} {lines[i]}, column {col!r} {why}: fix or remove that row")
+        empty = cell is None or (isinstance(cell, float) and np.isnan(cell)) or str(cell).strip() == ""
+        shown = format(float(cell), "g") if isinstance(cell, (int, float, np.number)) else repr(str(cell))
+        why = "is empty" if empty else f"is {shown}, not a finite number"
+        raise UserError(f"{src} {lines[i]}, column {col!r} {why}", hint="fix or remove that row")
     bad = np.flatnonzero(check & (np.nan_to_num(vals, nan=1.0) <= 0))
     if bad.size:
         i = bad[0]
-        raise UserError(f"{src} {lines[i]}, column {col!r} is {vals[i]:g}, must be > 0: fix or remove that row")
+        raise UserError(f"{src} {lines[i]}, column {col!r} is {vals[i]:g}, must be > 0", hint="fix or remove that row")
     return vals
 
 
@@ -257,7 +259,8 @@ def read_csv(path: Path):
     if not path.is_file():
         raise UserError(f"no such file or study folder: {path}")
     try:
-        return pd.read_csv(path, skipinitialspace=True)
+        # only empty cells are missing: a literal "nan" stays text, so it is reported as what it is
+        return pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty: give a CSV with a header row and one row per run") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
@@ -267,4 +270,5 @@ def read_csv(path: Path):
 def describe(runs: Runs) -> dict[str, Any]:
     """Counts for summaries: runs, fittable runs, budgets."""
     ok = runs.done
-    return {"runs": len(runs), "done": int(ok.sum()), "budgets": int(len(np.unique(runs.budget[ok]))) if ok.any() else 0}
+    budgets = int(len(np.unique(runs.budget[ok]))) if ok.any() else 0
+    return {"runs": len(runs), "done": int(ok.sum()), "budgets": budgets}

@@ -11,7 +11,7 @@ import typer
 
 from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json, parse_floats
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats
 from scalinglab.errors import UserError
 
 
@@ -42,7 +42,7 @@ def print_fit(fit) -> None:
         t.add_column("value")
         t.add_column("fit", justify="right")
         if f.intervals:
-            t.add_column(f"{pct} interval ({f.draws.n} {f.draws.method} resamples)", justify="right")
+            t.add_column(f"{pct} interval (bootstrap of {f.draws.method}, {f.draws.n} draws)", justify="right")
         keys = {"lc": ["E", "A", "gamma"], "data-constrained": ["E", "A", "B", "alpha", "beta", "r_star_d", "r_star_n"]
                 }.get(d["kind"]) or (["E", "A", "B", "alpha", "beta", "a", "b"] if "alpha" in d else ["k_n", "a", "k_d", "b"])
         for k in keys:
@@ -159,6 +159,14 @@ def fit(
     published: Optional[str] = typer.Option(None, "--published", help="fit estimates: a packaged table, e.g. chinchilla-approach-1."),
 ) -> None:
     """Fit scaling laws (Chinchilla approaches 1, 2, 3) to runs; print, --json, or --out law.json."""
+    check_numbers(("--max-loss", max_loss, ">0"), ("--budget-tol", budget_tol, ">=0"), ("--drop-highest", drop_highest, ">=0"),
+                  ("--bootstrap", bootstrap, ">=0"),
+                  ("--runs-bootstrap", runs_bootstrap, ">=0"), ("--delta", delta, ">0"), ("--ci", ci, "(0,1)"), ("--seed", seed, ">=0"),
+                  ("--jobs", jobs, "-1|>0"), ("--a", a, ">0"), ("--b", b, ">0"))
+    if out:
+        from scalinglab.fileio import check_output
+
+        check_output(out, "file", "--out")
     if source == "estimates":
         budgets = parse_floats(at, "--at budgets") if at else None
         if budgets and any(not (c > 0) for c in budgets):

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from scalinglab.cli.common import parse_floats
+from scalinglab.cli.common import check_numbers, parse_floats
 from scalinglab.errors import UserError
 
 APPROACH = typer.Option("all", "--approach", help="Approaches to fit: 1, 2, 3, lc (compute-optimal loss L*(C)), "
@@ -72,6 +72,10 @@ def build_options(approach: str, at: Optional[str], max_loss: Optional[float], r
     except UserError as e:
         raise UserError(f"{e} (--tie/--fix)") from None
 
+    check_numbers(("--max-loss", max_loss, ">0"), ("--budget-tol", budget_tol, ">=0"),
+                  ("--drop-highest", drop_highest, ">=0"), ("--bootstrap", bootstrap, ">=0"),
+                  ("--runs-bootstrap", runs_bootstrap, ">=0"), ("--delta", delta, ">0"), ("--ci", ci, "(0,1)"),
+                  ("--seed", seed, ">=0"), ("--jobs", jobs, "-1|>0"))
     try:
         approaches = parse_approaches(approach)
     except UserError:
@@ -156,7 +160,8 @@ def read_law(path: Path, approach: Optional[str]):
     try:
         key, law = load_law_choice(path, approach)
     except LawChoiceError as e:
-        raise UserError(f"{e.problem}; pick one with --approach {'|'.join(c.removeprefix('approach') for c in e.choices)}") from None
+        names = "|".join(c.removeprefix("approach") for c in e.choices)
+        raise UserError(f"{e.problem}; pick one with --approach {names}") from None
     label = f"{path} ({key})"
     sys.stderr.write(f"using law {key} ({law.kind}) from {path}\n")
     return law, label

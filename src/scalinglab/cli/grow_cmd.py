@@ -10,7 +10,7 @@ import typer
 
 from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import emit_json, parse_shape
+from scalinglab.cli.common import check_numbers, emit_json, parse_shape
 from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
@@ -23,15 +23,16 @@ def grow(
     depth: int = typer.Option(1, "--depth", help="multiply the number of layers by this (2: double)"),
     mode: str = typer.Option("alternate", "--mode", help="depth: alternate (new identity block after each) or append"),
     noise: float = typer.Option(0.0, "--symmetry-noise", help="width: function-preserving perturbation (x weight std) "
-                                "that lets the copied units diverge; 0 = the seed's exact copies"),
+                                "that lets the copied units diverge; 0 = exact copies, as Shen et al. 2022"),
     seed: int = typer.Option(0, "--seed", help="seed of the symmetry noise"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Grow RUN into OUT with the same function and mapped Adam state; continue with `train --resume OUT`."""
+    from scalinglab.fileio import check_output
     from scalinglab.growth.run import grow_run
 
-    if noise < 0:
-        raise UserError(f"--symmetry-noise must be >= 0, got {noise}: use 0 for exact copies or e.g. 0.01")
+    check_numbers(("--width", width, ">0"), ("--depth", depth, ">0"), ("--symmetry-noise", noise, ">=0"), ("--seed", seed, ">=0"))
+    check_output(out, "dir", "--out")
     res = grow_run(run, out, width=width, depth=depth, mode=mode, noise=noise, seed=seed)
     if json_out:
         emit_json(res)
@@ -52,16 +53,18 @@ def staged(
     law: str = typer.Option("chinchilla-approach-3", "--law", help="published law with predict_loss"),
     law_json: Optional[Path] = O.LAW_JSON,
     approach: Optional[str] = O.LAW_APPROACH,
-    vocab: int = typer.Option(50257, "--vocab"),
-    seq_len: int = typer.Option(1024, "--seq-len"),
+    vocab: int = typer.Option(50257, "--vocab", help="Vocabulary size of the target model (GPT-2's by default)."),
+    seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length of the target model."),
     heads: int = typer.Option(0, "--heads", help="attention heads of the target (0: d_model/64)"),
     tokens_per_step: int = typer.Option(0, "--tokens-per-step", help="batch x seq_len: also print steps"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """When to grow a half-size model into SHAPE (equal loss-vs-compute slopes) and the compute it saves."""
     from scalinglab.cli.flops_cmd import build_shape
     from scalinglab.growth.schedule import plan_staged
 
+    check_numbers(("--budget", budget, ">=0"), ("--tokens", tokens, ">=0"), ("--vocab", vocab, ">0"),
+                  ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--tokens-per-step", tokens_per_step, ">=0"))
     d, n_layers = parse_shape(shape)
     if heads == 0 and "width" in op and d < 128 and d % 2 == 0:
         heads = 2  # d_model/64 would give 1 head, which width growth cannot halve
@@ -100,9 +103,9 @@ def staged(
         ("staged compute", f"{p.staged_flops:.3e}"),
         ("compute saved", f"{p.saving_pct:.1f} %"),
         ("dL/dC small = target at growth", f"{p.slope_small:.3e} = {p.slope_target:.3e}"),
-        ("d lnL/d lnC at growth (seed threshold)", f"{p.loglog_slope_small:.4f} ({p.seed_threshold})"),
-        ("d lnL/d lnC at end of direct run (seed optimality)", f"{p.loglog_slope_target_end:.4f} (-0.052)"),
-        ("seed operator constant", f"{p.seed_constant}"),
+        ("d lnL/d lnC at growth (Shen et al. threshold)", f"{p.loglog_slope_small:.4f} ({p.seed_threshold})"),
+        ("d lnL/d lnC at end of direct run (Shen et al. optimality)", f"{p.loglog_slope_target_end:.4f} (-0.052)"),
+        ("Shen et al. operator constant", f"{p.seed_constant}"),
         ("Kaplan LR small / target", f"{p.lr_small:.6f} / {p.lr_target:.6f}"),
     ]
     if p.grow_step is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from scalinglab.cli.app import plan_app
-from scalinglab.cli.common import emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -26,27 +26,32 @@ def plan_tune_cmd(
     warmups: str | None = typer.Option(None, "--warmups", help="Warmup steps to sweep too (default: N tokens, at most a tenth of the run)."),
     seq_len: int = typer.Option(..., "--seq-len", help="Sequence length T."),
     out: Path = typer.Option(..., "--out", help="Tuning study folder to create (sweep it with `scalinglab sweep`)."),
-    convention: str = typer.Option("chinchilla", "--convention"),
+    convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     min_steps: int = typer.Option(50, "--min-steps", help="Drop runs with fewer optimizer steps."),
     max_epochs: float = typer.Option(1.0, "--max-epochs", help="Drop runs that would read the train split more often."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(4, "--evals", help="Validation points per run's curve."),
-    checkpoints: int = typer.Option(4, "--checkpoints"),
-    eval_batches: int = typer.Option(8, "--eval-batches"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
-    compile: bool = typer.Option(False, "--compile/--no-compile"),
+    checkpoints: int = typer.Option(4, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
+    eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Plan a tuning study: each budget x shape trained at every lr x batch size (x beta2 x warmup) of the grid."""
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.cli.study_cmd import _show
     from scalinglab.data.loader import TokenData
+    from scalinglab.fileio import check_output
     from scalinglab.plan.tune import plan_tune
-    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig, SpecError, validate_spec
     from scalinglab.study import create_study
 
+    check_numbers(("--seq-len", seq_len, ">0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
+                  ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"))
+    check_output(out, "dir", "--out")
     if schedule not in ("cosine", "constant"):
         raise UserError(f"--schedule {schedule!r}: a tuning grid trains cosine or constant runs")
     if seq_len <= 0:
@@ -63,6 +68,12 @@ def plan_tune_cmd(
     base = RunSpec(shape=model_shapes[0], seed=seed, schedule=ScheduleConfig(kind=schedule),
                    runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
                    logging=LoggingConfig(eval_batches=eval_batches))
+    try:  # no tuning study whose every run would fail on an unknown dtype or device
+        validate_spec(base)
+    except SpecError as e:
+        from scalinglab.cli.common import flag
+
+        raise UserError(f"bad {flag(e.key)} {e.value!r}; give {e.want}") from None
     plan = plan_tune(parse_floats(budgets, "--budgets"), model_shapes, lrs=parse_floats(lrs, "--lrs"), batch_sizes=bss,
                      beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None, warmups=wus,
                      data=str(td.path.resolve()), train_tokens=td.tokens("train"), convention=convention,

@@ -10,7 +10,7 @@ import typer
 
 from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json
+from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 
 
@@ -61,13 +61,22 @@ def report_cmd(
     """Plots and tables of a scaling-law study in one HTML page: IsoFLOP curves, N_opt/D_opt vs C against
     published laws, approach 1 envelope, loss vs compute, approach 3 contours and residuals, predictions at
     --at budgets. Takes the same fit options as `fit` and shows the same numbers."""
+    from scalinglab.fileio import check_output
+
+    check_numbers(("--max-loss", max_loss, ">0"), ("--data-tokens", data_tokens, ">0"))
     if inline not in ("png", "svg"):
         raise UserError(f"bad --inline {inline!r}: use png or svg")
     if (source is None) == (curves is None):
         raise UserError("give a STUDY folder or RUNS.csv, or --curves DIR (exactly one of them)")
     if out.exists() and out.is_dir():
-        raise UserError(f"--out {out} is a folder: give a file name such as {out / 'report.html'}")
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
+    check_output(out, "file", "--out")
+    if figures is not None:
+        check_output(figures, "dir", "--figures")
     fit = bt = None
+    options = None if curves is not None else O.build_options(
+        approach, at, max_loss, robust, budget_tol, drop_highest, bootstrap, runs_bootstrap, delta, ci, seed, jobs,
+        window, keep_unbracketed, tie, fix, loss, unique_col)
     if curves is not None:
         from scalinglab.report.experiment import curves_report
 
@@ -75,9 +84,6 @@ def report_cmd(
     else:
         from scalinglab.report.study import check_reportable, study_report
 
-        options = O.build_options(approach, at, max_loss, robust, budget_tol, drop_highest, bootstrap,
-                                  runs_bootstrap, delta, ci, seed, jobs, window, keep_unbracketed, tie, fix, loss,
-                                  unique_col)
         runs = O.load_runs(source, n_col, d_col, c_col, loss_col, budget_col, run_col)
         check_reportable(runs, max_loss)
         fit = O.run_fit(runs, options)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -21,7 +21,7 @@ def plan_isoflop_cmd(
     rule: str | None = typer.Option(None, "--rule", help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Sequence length T."),
     batch_size: int = typer.Option(0, "--batch-size", help="Sequences per optimizer step (per micro-batch with --grad-accum); 0: by budget (--hparams law, else DeepSeek LLM's B_opt(C))."),
-    grad_accum: int = typer.Option(1, "--grad-accum"),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step (--batch-size each)."),
     convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar."),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens."),
@@ -32,13 +32,17 @@ def plan_isoflop_cmd(
     hparams: Path | None = typer.Option(None, "--hparams", help="hparams.json from `scalinglab fit hparams`: lr and batch size per run follow its laws."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant | wsd (one run per shape, cooldowns branched at each budget)."),
     warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: as many tokens as the model has parameters, at most a tenth of the run."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
-    eval_batches: int = typer.Option(8, "--eval-batches"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
+    eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
+                               "(needs the track extra), one tracker run per run, in an experiment named after the study."),
+    logger_uri: str | None = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                          "(default: STUDY/mlruns)."),
     extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
     approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-law LAW.json (1, 2, 3); required when it holds several."),
@@ -51,6 +55,11 @@ def plan_isoflop_cmd(
     With --extend STUDY, add budgets and shapes (or --around LAW.json) to an existing study instead."""
     from scalinglab.plan.isoflop import layers_for, parse_range
 
+    check_numbers(("--seq-len", seq_len, ">=0"), ("--batch-size", batch_size, ">=0"), ("--grad-accum", grad_accum, ">0"),
+                  ("--latents", latents, ">=0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
+                  ("--lr", lr, ">=0"), ("--beta2", beta2, "[0,1)"), ("--warmup-steps", warmup_steps, ">=0"),
+                  ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"), ("--spread", spread, ">0"), ("--width-step", width_step, ">=0"))
     if extend is not None:
         _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, json_out)
         return
@@ -60,24 +69,34 @@ def plan_isoflop_cmd(
         raise UserError("a new study needs --data DATA, --out STUDY and --seq-len T (or --extend STUDY to add to one)")
     if bool(shapes) == bool(d_models):
         raise UserError("give exactly one of --shapes 32x2,48x2 or --d-models 256:1024:64")
-    if seq_len <= 0:
-        raise UserError(f"bad --seq-len {seq_len}: give a positive sequence length")
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.data.loader import TokenData
+    from scalinglab.fileio import check_output
     from scalinglab.plan.recipe import Resolver
-    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig, SpecError, validate_spec
 
+    check_output(out, "dir", "--out")
     rule = rule or "minchilla"
     td = TokenData(data)
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+    _check_depths(dims, rule)
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
                                latents=latents) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
         raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
+    from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+    track = TrackerConfig(logger, resolve_uri(logger, logger_uri, Path(out)), Path(out).name)
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, seed=seed,
                    schedule=ScheduleConfig(kind=schedule, warmup_steps=warmup_steps),
                    runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
-                   logging=LoggingConfig(eval_batches=eval_batches))
+                   logging=LoggingConfig(eval_batches=eval_batches, **track.to_logging()))
+    try:  # a study whose every run would fail on an unknown schedule or dtype is never created
+        validate_spec(base)
+    except SpecError as e:
+        from scalinglab.cli.common import flag
+
+        raise UserError(f"bad {flag(e.key)} {e.value!r}; give {e.want}") from None
     hp = Resolver(lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, beta2=beta2,
                   law=_load_hparams(hparams) if hparams else None)
     settings = {"data": str(td.path.resolve()), "shapes": shapes or "", "d_models": d_models or "",
@@ -91,6 +110,14 @@ def plan_isoflop_cmd(
     settings.update(budgets=plan.budgets, law=plan.law_name)
     study = create_study(out, plan, settings)
     _show(study, plan, json_out)
+
+
+def _check_depths(dims: list[tuple[int, int]], rule: str) -> None:
+    shallow = [d for d, n in dims if n < 1]
+    if shallow:
+        raise UserError(f"--rule {rule} gives 0 layers for d_model {', '.join(map(str, shallow))} (minchilla: layers = "
+                        "d_model // 64, so widths below 64 have none); start --d-models at 64, use --rule aspect:R "
+                        "(layers = d_model / R, e.g. aspect:16), or give depths yourself with --shapes 32x2,48x2")
 
 
 def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings: dict):
@@ -180,6 +207,7 @@ def _extend(study: Path, budgets: str, shapes: str | None, d_models: str | None,
     note: dict = {"budgets": cs}
     if around is None:
         dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+        _check_depths(dims, rule)
         plan = _make_plan(td, cs, [template.with_(d_model=d, n_layers=n, n_heads=0) for d, n in dims], base, hp, settings)
         note["shapes"] = shapes or d_models
     else:
@@ -230,17 +258,21 @@ def _allocation_law(path: Path, approach: str | None):
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
     from rich.table import Table
 
+    from scalinglab.fmt import sig
     from scalinglab.plan.isoflop import fmt_budget
     from scalinglab.sweep.table import human, make_console
 
     con = make_console()
-    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
-    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "batch", "lr", "warmup", "beta2", "epochs"):
-        t.add_column(col, justify="left" if col == "run" else "right")
+    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold", pad_edge=False)
+    # planned run ids say their budget and shape (C1e15_256x4): those columns only for other ids (WSD trunks)
+    with_c = not all(r["id"] == f"C{fmt_budget(r['budget'])}_{r['d_model']}x{r['n_layers']}" for r in runs)
+    cols = ["run", *(["C", "shape"] if with_c else []), "N", "D", "steps", "batch", "lr", "warmup", "beta2", "epochs"]
+    for col in cols:  # numbers never cut at 80 columns: only the run id may wrap
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=col != "run", overflow="fold")
     for r in runs:
-        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
-                  human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), f"{r['lr']:.3g}", str(r["warmup_steps"]),
-                  f"{r['beta2']:.4g}", f"{r['epochs']:.2f}")
+        t.add_row(r["id"], *([fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}"] if with_c else []),
+                  human(r["params"]), human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), sig(r["lr"]),
+                  str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
         con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)
@@ -272,10 +304,14 @@ def sweep_cmd(
     train_cmd: str | None = typer.Option(None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
+    import os
+
     from scalinglab.study import load_study_toml
+    from scalinglab.sweep.runs import TRAIN_CMD_ENV
     from scalinglab.sweep.scheduler import sweep
     from scalinglab.sweep.table import make_console
 
+    check_numbers(("--per-gpu", per_gpu, ">0"), ("--workers", workers, ">=0"))
     load_study_toml(study)
     if per_gpu is None:
         from scalinglab.sweep.packing import per_gpu_for_study
@@ -284,7 +320,8 @@ def sweep_cmd(
     if backend == "local":
         from scalinglab.sweep.local import LocalExecutor, make_slots
 
-        ex = LocalExecutor(make_slots(gpus, per_gpu, workers))
+        stand_in = bool(train_cmd or os.environ.get(TRAIN_CMD_ENV))  # tests' fake trainer uses no GPU
+        ex = LocalExecutor(make_slots(gpus, per_gpu, workers, check_gpus=not stand_in))
     elif backend == "ray":
         from scalinglab.sweep.ray_backend import RayExecutor
 
@@ -309,10 +346,7 @@ def sweep_cmd(
 
 
 def _status(study: Path) -> dict:
-    from scalinglab.sweep.store import Store
-
-    with Store(study) as st:
-        rows, counts = st.runs(), st.counts()
+    rows, counts = _shown_runs(study)
     keys = ("status", "attempts", "budget", "arch", "d_model", "n_layers", "n_heads", "params", "planned_tokens", "steps",
             "final_val_loss", "min_val_loss", "final_train_loss", "tokens", "flops", "wall_time_s", "device",
             "last_step", "last_train_loss", "last_val_loss", "eta_s", "message", "run_dir")
@@ -320,19 +354,78 @@ def _status(study: Path) -> dict:
             "runs": [{"id": r["id"], **{k: r[k] for k in keys}} for r in rows]}
 
 
+CSV_COLUMNS = ("run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget", "flops",
+               "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps", "attempts",
+               "wall_time_s", "device")
+
+
+def _write_csv(study: Path, dest: str) -> int:
+    """One row per run (the columns `fit` and `report` read: params, tokens, flops, final_val_loss); '-' = stdout."""
+    import csv
+    import io
+    import sys
+
+    from scalinglab.fileio import atomic_write_text
+
+    rows = _status(study)["runs"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in CSV_COLUMNS])
+    if dest == "-":
+        sys.stdout.write(buf.getvalue())
+    else:
+        if Path(dest).is_dir():
+            raise UserError(f"--csv {dest} is a folder: give a file name, e.g. {Path(dest) / 'runs.csv'}")
+        try:
+            atomic_write_text(dest, buf.getvalue())
+        except OSError as e:
+            raise UserError(f"cannot write --csv {dest} ({e.strerror}): choose a writable path") from None
+    return len(rows)
+
+
 @app.command("status")
 def status_cmd(
     study: Path = typer.Argument(..., help="Study folder."),
     json_out: bool = typer.Option(False, "--json", help="Print {counts, runs} as JSON."),
+    csv_out: str | None = typer.Option(None, "--csv", metavar="FILE",
+                                          help="Write the runs as CSV (one row per run: run_id, status, params, "
+                                               "tokens, budget, flops, final_val_loss, ...) to FILE, or '-' for "
+                                               "stdout. `fit` and `report` read it."),
 ) -> None:
-    """Print a study's runs once: status, step, losses, ETA of running runs."""
+    """Print a study's runs once: status, step, losses, ETA of running runs; or export them as CSV."""
     from scalinglab.study import load_study_toml
-    from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
+    if csv_out is not None:
+        n = _write_csv(study, csv_out)
+        if csv_out != "-":
+            import sys
+
+            sys.stderr.write(f"wrote {n} runs to {csv_out}\n")
+        return
     if json_out:
         emit_json(_status(study))
         return
-    with Store(study) as st:
-        make_console().print(status_view(st.runs(), st.counts()))
+    rows, counts = _shown_runs(study)
+    make_console().print(status_view(rows, counts))
+
+
+def _shown_runs(study: Path) -> tuple[list[dict], dict[str, int]]:
+    """Rows and counts as shown: a 'running' run whose sweep and trainer are gone shows as 'interrupted'
+    ('stale' for another machine's run not updated for a while), read without writing to the store."""
+    from scalinglab.sweep.store import Store
+
+    with Store(study, readonly=True) as st:
+        rows = st.runs()
+        for r in rows:
+            shown = st.shown_status(r)
+            if shown != r["status"]:
+                r["status"] = shown
+                r["message"] = r.get("message") or "its sweep and trainer are gone; rerun `scalinglab sweep` to resume it"
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return rows, counts

@@ -40,7 +40,7 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     from dataclasses import fields
 
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.records import SECTIONS, RunSpec, unknown_keys
+    from scalinglab.records import SECTIONS, RunSpec, check_fields, unknown_keys, validate_spec
 
     d = dict(base)
     shape = {**dict(d.get("shape") or {}), **shape_over}
@@ -68,11 +68,12 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
         known_spec = sorted({f.name for f in fields(RunSpec)} - set(SECTIONS)) + [
             f"[{name}] {', '.join(f.name for f in fields(kind))}" for name, kind in SECTIONS.items()]
         raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({'; '.join(known_spec)})")
+    check_fields({**d, "shape": shape})  # a wrong-typed value names its key, not the arithmetic it breaks
     try:
         d["shape"] = ModelShape(**shape)
         for name, kind in SECTIONS.items():
             d[name] = kind(**dict(d.get(name) or {}))
-        return RunSpec(**d)
+        return validate_spec(RunSpec(**d))
     except TypeError as e:
         raise UserError(f"bad run config: {e}") from None
 
@@ -83,43 +84,50 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML RunSpec; flags override it"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder to write"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only its spec)"),
-    arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar"),
-    d_model: Optional[int] = typer.Option(None, "--d-model"),
-    layers: Optional[int] = typer.Option(None, "--layers"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar (default gpt)"),
+    d_model: Optional[int] = typer.Option(None, "--d-model", help="model width (required unless --config gives the shape)"),
+    layers: Optional[int] = typer.Option(None, "--layers", help="transformer blocks (required unless --config gives the shape)"),
     heads: Optional[int] = typer.Option(None, "--heads", help="default d_model // 64 (at least 1)"),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="context length (prefix + latents for perceiver-ar)"),
     vocab: Optional[int] = typer.Option(None, "--vocab", help="default: the data's vocabulary size"),
     latents: Optional[int] = typer.Option(None, "--latents", help="perceiver-ar: latent tokens n"),
-    prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training"),
-    pos: Optional[str] = typer.Option(None, "--pos", help="learned | rotary (gpt)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
+    prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training (default 0)"),
+    pos: Optional[str] = typer.Option(None, "--pos", help="positions: learned | rotary (gpt; default learned)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="sequences per optimizer step, per micro-batch with --grad-accum (default 8)"),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="micro-batches per optimizer step (default 1)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="stop after this many optimizer steps (total)"),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="stop at this many (latent) training tokens"),
     budget: Optional[float] = typer.Option(None, "--budget", help="stop at this many training FLOPs"),
     convention: Optional[str] = typer.Option(None, "--convention", help="FLOP accounting convention (default chinchilla)"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="peak LR; 0: Kaplan heuristic from N"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine | wsd | constant"),
-    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
-    min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | adam"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="0: off"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
-    eval_batches: Optional[int] = typer.Option(None, "--eval-batches"),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="peak LR (default 0: Kaplan et al. 2020's LR(N) heuristic)"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="LR schedule: cosine | wsd | constant (default cosine)"),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="linear LR warmup steps (default 0: min(200, steps/10))"),
+    min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio", help="cosine floor as a share of the peak LR (default 0.1)"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | adam (no weight decay) (default adamw)"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay on matrices (default 0.1)"),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="clip the gradient norm at this value; 0: off (default 1.0)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seeds the initialisation and the batch order (default 0)"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="steps between validations (default 0: only at the end)"),
+    eval_batches: Optional[int] = typer.Option(None, "--eval-batches", help="validation batches of --batch-size sequences each (default 8)"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="steps between checkpoints (default 0: only at the end)"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="steps between metric lines (default 10)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: 1 below 1M params, else torch's)"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16"),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto: a GPU when there is one)"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16 (default auto: bf16 autocast on CUDA, fp32 on CPU)"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)"),
     compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="reduce-overhead (CUDA default: CUDA graphs) | max-autotune-no-cudagraphs | default"),
-    activation_checkpointing: Optional[bool] = typer.Option(None, "--activation-checkpointing/--no-activation-checkpointing"),
+    activation_checkpointing: Optional[bool] = typer.Option(None, "--activation-checkpointing/--no-activation-checkpointing",
+                                                             help="recompute activations in the backward pass: less memory, ~30% more compute (default off)"),
     restart_warmup_steps: Optional[int] = typer.Option(None, "--restart-warmup-steps", help="after growth: re-warm the LR over this many steps"),
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
+    allow_long: bool = typer.Option(False, "--allow-long", help="train even a run that would take over 30 days at peak "
+                                    "speed or repeat its data over 100 times (refused otherwise)"),
+    logger: Optional[str] = typer.Option(None, "--logger", help="also log to an experiment tracker: none (default) | "
+                                         "mlflow (needs the track extra)"),
+    logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                             "(the default: ./mlruns)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
@@ -127,9 +135,21 @@ def train(
 
     Stops exactly at --steps, --tokens or --budget (FLOPs). Exit code 0 done, 3 diverged, 2 bad input.
     """
-    from scalinglab.cli.common import emit_json
-    from scalinglab.records import RunSpec
+    from scalinglab.cli.common import check_numbers, emit_json
+    from scalinglab.records import RunSpec, SpecError
+    from scalinglab.train.guard import RunTooLong
 
+    check_numbers(("--d-model", d_model, ">0"), ("--layers", layers, ">0"), ("--heads", heads, ">=0"),
+                  ("--seq-len", seq_len, ">0"), ("--vocab", vocab, ">0"), ("--latents", latents, ">=0"),
+                  ("--prefix-dropout", prefix_dropout, "[0,1)"), ("--batch-size", batch_size, ">0"),
+                  ("--grad-accum", grad_accum, ">0"), ("--steps", steps, ">0"), ("--tokens", tokens, ">0"),
+                  ("--budget", budget, ">0"), ("--lr", lr, ">=0"), ("--warmup-steps", warmup_steps, ">=0"),
+                  ("--min-lr-ratio", min_lr_ratio, "[0,1]"), ("--weight-decay", weight_decay, ">=0"),
+                  ("--grad-clip", grad_clip, ">=0"), ("--seed", seed, ">=0"), ("--eval-every", eval_every, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"), ("--checkpoint-every", checkpoint_every, ">=0"),
+                  ("--log-every", log_every, ">=0"), ("--threads", threads, ">=0"),
+                  ("--restart-warmup-steps", restart_warmup_steps, ">=0"), ("--restart-steps", restart_steps, ">=0"),
+                  ("--nproc", nproc, ">0"))
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
     def given(**kw: Any) -> dict[str, Any]:
@@ -141,9 +161,15 @@ def train(
                                  grad_clip=grad_clip, seed=seed)
     over["schedule"] = given(kind=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
     over["runtime"] = given(device=device, dtype=dtype, compile=compile, compile_mode=compile_mode,
-                            activation_checkpointing=activation_checkpointing, threads=threads)
+                            activation_checkpointing=activation_checkpointing, threads=threads,
+                            allow_long=True if allow_long else None)
     over["logging"] = given(eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
                             log_every=log_every)
+    if logger is not None or logger_uri is not None:
+        from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+        kind = logger if logger is not None else "mlflow"
+        over["logging"].update(TrackerConfig(kind, resolve_uri(kind, logger_uri, Path.cwd())).to_logging())
 
     ckpt_step = 0
     if resume is not None:
@@ -171,7 +197,16 @@ def train(
     if restart_warmup_steps is not None or reset_schedule or restart_steps is not None:
         over["schedule"].update(restart_steps=restart_steps if restart_steps is not None else ckpt_step,
                                 restart_warmup_steps=restart_warmup_steps or 0, reset=reset_schedule)
-    spec = _build_spec(base, shape_over, over)
+    from_flags = {*shape_over, *(k for k, v in over.items() if not isinstance(v, dict)),
+                  *(f"{k}.{n}" for k, v in over.items() if isinstance(v, dict) for n in v)}
+    try:
+        spec = _build_spec(base, shape_over, over)
+    except SpecError as e:
+        raise UserError(_where(e, from_flags, config if config is not None else resume)) from None
+    if not run_dir.joinpath(RunDir.CHECKPOINT).exists():  # a fresh run: its folder must be writable before it starts
+        from scalinglab.fileio import check_output
+
+        check_output(run_dir, "dir", "--out" if resume is None else "--resume", need_bytes=12 * spec.shape.params())
 
     # The sweep relaunches with --config RUN/<spec> --out RUN: continue if the checkpoint is this spec's.
     do_resume = resume is not None
@@ -193,7 +228,12 @@ def train(
         if rc not in (0, 3) and rec.status not in ("done", "diverged"):
             raise SystemExit(2 if rc == 2 else 1)
     else:
-        rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+        try:
+            rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+        except RunTooLong as e:
+            raise UserError(f"{e.problem}; lower --budget/--steps/--tokens, or pass --allow-long to train anyway") from None
+        except SpecError as e:
+            raise UserError(_where(e, from_flags, config if config is not None else resume)) from None
     if json_out:
         emit_json(rec.to_dict())
     elif not distributed.in_worker() or distributed.rank() == 0:  # one line per run, not per rank
@@ -205,3 +245,13 @@ def train(
 
         sys.stderr.write(f"error: run diverged: {rec.message}\n")
         sys.exit(3)  # SystemExit passes through cli.main (typer.Exit would be swallowed without standalone mode)
+
+
+def _where(e, from_flags: set[str], source: Path | None) -> str:
+    """A bad setting named as the user gave it: the flag, or the key of the config file (or checkpoint)."""
+    from scalinglab.cli.common import flag
+
+    if e.key in from_flags:
+        return f"bad {flag(e.key)} {e.value!r}; give {e.want}"
+    where = f"key {e.key} in {source}" if source is not None else f"run setting {e.key}"
+    return f"{where} is {e.value!r}, not {e.want}; fix that key"

@@ -30,9 +30,10 @@ def group_budgets(budget: np.ndarray, rel_tol: float = 0.05) -> np.ndarray:
     return ids
 
 
-def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int = 42):
+def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int = 42, w: np.ndarray | None = None):
     """y ≈ c2 x^2 + c1 x + c0; returns (c2, c1, c0), inlier mask, method used. RANSAC uses
-    scikit-learn's defaults on [1, x, x^2] features (min_samples 4, threshold = MAD of y), as minchilla."""
+    scikit-learn's defaults on [1, x, x^2] features (min_samples 4, threshold = MAD of y), as minchilla.
+    `w`: per-point weights (bootstrap weights of whole runs), None for equal ones."""
     X = np.column_stack([np.ones_like(x), x, x * x])
     if robust == "ransac" and len(x) >= 5:
         from sklearn.linear_model import RANSACRegressor
@@ -40,7 +41,7 @@ def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = RANSACRegressor(random_state=seed).fit(X, y)
+                m = RANSACRegressor(random_state=seed).fit(X, y, sample_weight=w)
             c = m.estimator_.coef_
             return (c[2], c[1], m.estimator_.intercept_ + c[0]), m.inlier_mask_, "ransac"
         except ValueError:
@@ -50,13 +51,13 @@ def fit_parabola(x: np.ndarray, y: np.ndarray, robust: str = "ransac", seed: int
 
         xm, xs = x.mean(), x.std() or 1.0
         z = (x - xm) / xs  # standardise so Huber's L2 penalty and scale estimate behave
-        m = HuberRegressor(epsilon=1.35, alpha=0.0, max_iter=1000).fit(np.column_stack([z, z * z]), y)
+        m = HuberRegressor(epsilon=1.35, alpha=0.0, max_iter=1000).fit(np.column_stack([z, z * z]), y, sample_weight=w)
         p1, p2 = m.coef_
         c2 = p2 / xs**2
         c1 = p1 / xs - 2 * p2 * xm / xs**2
         c0 = m.intercept_ - p1 * xm / xs + p2 * xm**2 / xs**2
         return (c2, c1, c0), ~m.outliers_, "huber"
-    c2, c1, c0 = np.polyfit(x, y, 2)
+    c2, c1, c0 = np.polyfit(x, y, 2, w=None if w is None else np.sqrt(w))  # polyfit weights the residuals
     return (c2, c1, c0), np.ones(len(x), bool), "lsq"
 
 
@@ -167,8 +168,9 @@ class Approach2(PowerLawAllocation):
         self.boot_vertices_: np.ndarray | None = None
         self.ci_: dict[str, tuple[float, float]] | None = None
 
-    def fit(self, N, D, C, loss, groups=None) -> Approach2:
-        """groups: a run id per row (rows of one run share it): the bootstrap resamples whole runs per budget."""
+    def fit(self, N, D, C, loss, groups=None, sample_weight=None) -> Approach2:
+        """groups: a run id per row (rows of one run share it): the bootstrap resamples whole runs per budget.
+        sample_weight: per run (e.g. bootstrap weights of whole runs); a run of weight 0 is left out."""
         if self.robust not in ROBUST:
             raise UserError(f"unknown outlier method {self.robust!r}: use one of {', '.join(ROBUST)}")
         if not self.budget_tol >= 0:
@@ -177,9 +179,10 @@ class Approach2(PowerLawAllocation):
             raise UserError(f"a parabola window of {self.window} sizes is too small: use 3 or more (or none)")
         if self.resample not in RESAMPLE or self.bootstrap < 0 or not 0 < self.ci < 1:
             raise UserError(f"approach 2 bootstrap settings out of range (resample {self.resample!r}, bootstrap "
-                            f"{self.bootstrap}, ci {self.ci}): resample residuals, runs or bayesian, bootstrap >= 0, 0 < ci < 1")
+                            f"{self.bootstrap}, ci {self.ci}): resample residuals, runs or bayesian, bootstrap >= 0, "
+                            "0 < ci < 1")
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
-        gid = self.profile(N, D, C, L)
+        gid = self.profile(N, D, C, L, sample_weight)
         ok = [r for r in self.per_budget_ if r.ok]
         if len(ok) < 2:
             hint = "" if self.keep_unbracketed else " (or keep unbracketed budgets)"
@@ -200,21 +203,26 @@ class Approach2(PowerLawAllocation):
             self._bootstrap(N, D, L, gid, np.arange(len(L)) if groups is None else np.asarray(groups))
         return self
 
-    def profile(self, N, D, C, loss) -> np.ndarray:
+    def profile(self, N, D, C, loss, sample_weight=None) -> np.ndarray:
         """Only the per-budget parabolas (per_budget_, inlier_, notes and warnings), no power law: what a held-out
         budget's observed optimum needs. Returns each row's budget group id."""
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
-        if not (len(N) == len(D) == len(C) == len(L)):
-            raise UserError("N, D, C and loss have different lengths: give one value of each per run")
+        W = np.ones(len(L)) if sample_weight is None else np.asarray(sample_weight, dtype=float).ravel()
+        if not (len(N) == len(D) == len(C) == len(L) == len(W)):
+            raise UserError("N, D, C, loss (and weights) have different lengths: give one value of each per run")
+        if not np.all(np.isfinite(W) & (W >= 0)):
+            raise UserError("sample weights must be finite and 0 or more")
         self._reset()
         for f in self._fields:
             setattr(self, f + "_", None)
-        keep = np.ones(len(L), bool)
+        keep = W > 0
         if self.max_loss is not None:
-            keep = L <= self.max_loss
-            self.notes_.append(f"dropped {int((~keep).sum())} runs with loss > {self.max_loss:g} (not converged)")
+            keep &= L <= self.max_loss
+            self.notes_.append(f"dropped {int((L > self.max_loss).sum())} runs with loss > {self.max_loss:g} "
+                               "(not converged)")
         gid = group_budgets(C, self.budget_tol)
         self.inlier_ = keep.copy()
+        w = None if sample_weight is None else W
         for g in np.unique(gid):
             m = (gid == g) & keep
             cg = C[gid == g]
@@ -224,9 +232,14 @@ class Approach2(PowerLawAllocation):
                 self._warn(f"budget {budget:.3g}: only {int(m.sum())} usable runs, need 3 for a parabola; skipped")
                 self.per_budget_.append(BudgetFit(**row, skipped="fewer than 3 points"))
                 continue
+            if len(np.unique(N[m])) < 3:
+                self._warn(f"budget {budget:.3g}: only {len(np.unique(N[m]))} distinct sizes, need 3 for a parabola; "
+                           "skipped")
+                self.per_budget_.append(BudgetFit(**row, skipped="fewer than 3 sizes"))
+                continue
             order = np.argsort(N[m], kind="stable")  # ascending N, as minchilla (RANSAC's draws depend on order)
             rows_m = np.flatnonzero(m)[order]
-            self._fit_budget(row, N[rows_m], D[rows_m], L[rows_m], rows_m)
+            self._fit_budget(row, N[rows_m], D[rows_m], L[rows_m], rows_m, None if w is None else w[rows_m])
             self.per_budget_.append(BudgetFit(**row))
         return gid
 
@@ -311,8 +324,8 @@ class Approach2(PowerLawAllocation):
         """Bootstrap draws of (k_n, a, k_d, b), one row per resample (None without a bootstrap)."""
         return self.boot_
 
-    def _fit_budget(self, row: dict[str, Any], n, d, l, rows) -> None:
-        """One budget's parabola (rows: the input rows of n, d, l, sorted by N) into `row`."""
+    def _fit_budget(self, row: dict[str, Any], n, d, l, rows, w=None) -> None:
+        """One budget's parabola (rows: the input rows of n, d, l, sorted by N; w their weights) into `row`."""
         i_min = int(np.argmin(l))
         row["best_n"], row["best_d"], row["best_loss"] = float(n[i_min]), float(d[i_min]), float(l[i_min])
         edge = i_min in (0, len(l) - 1)
@@ -323,8 +336,9 @@ class Approach2(PowerLawAllocation):
             hi = lo + self.window
             row["window_n"] = (float(n[lo]), float(n[hi - 1]))
         n, d, l, rows = n[lo:hi], d[lo:hi], l[lo:hi], rows[lo:hi]
+        w = None if w is None else w[lo:hi]
         for var, x in (("n", np.log10(n)), ("d", np.log10(d))):
-            (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed)
+            (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed, w)
             row[f"method_{var}"] = how
             row[f"outliers_{var}"] = int((~inl).sum())
             if var == "n":  # what a plot of this budget's IsoFLOP curve needs

@@ -280,7 +280,8 @@ class Approach3(ParametricLaw):
         self.notes_, self.warnings_, self.ci_, self.boot_ = [], [], None, None
         if self.drop_highest:
             if self.drop_highest >= len(L):
-                raise UserError(f"dropping the {self.drop_highest} highest losses leaves none of {len(L)} points")
+                raise UserError(f"dropping the {self.drop_highest} highest losses leaves no points of {len(L)}",
+                                hint="drop fewer", keys=("drop_highest",))
             keep = np.sort(np.argsort(L, kind="stable")[: len(L) - self.drop_highest])
             self.notes_.append(f"dropped the {self.drop_highest} highest losses ({', '.join(f'{x:.3f}' for x in np.sort(L)[-self.drop_highest:])})")
             N, D, L, groups = N[keep], D[keep], L[keep], groups[keep]

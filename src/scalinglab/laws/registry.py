@@ -48,19 +48,24 @@ def approach_key(approach: str) -> str:
 def read_law_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """The laws of a law file as {key: law dict}: a single law's JSON gives one entry keyed by its kind."""
     p = Path(path)
+    hint = "write it with `scalinglab fit`"
+    if p.is_dir():
+        raise FolderError(f"{p} is a folder, not a law file", hint="give the law file that `scalinglab fit` writes")
     try:
         d = read_json(p)
     except FileNotFoundError:
         raise FolderError(f"no law file at {p}", hint="write one by fitting a study (`scalinglab fit`)") from None
     except json.JSONDecodeError as e:
-        raise FolderError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint="write it again with `scalinglab fit`") from None
+        raise FolderError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint=hint) from None
+    except (RecursionError, UnicodeDecodeError) as e:  # a 100k-deep array, a binary file
+        raise FolderError(f"{p} is not a law file ({type(e).__name__})", hint=hint) from None
     if not isinstance(d, dict):
-        raise FolderError(f"{p} is not a law file (a JSON object with 'kind' or 'laws')", hint="write it with `scalinglab fit`")
+        raise FolderError(f"{p} holds a JSON {type(d).__name__}, not a law file", hint=hint)
     if "kind" in d:
         return {str(d["kind"]): d}
     laws = d.get("laws")
-    if not isinstance(laws, dict) or not laws:
-        raise FolderError(f"{p} holds no law (no 'kind' and no 'laws' key)", hint="write it with `scalinglab fit`")
+    if not isinstance(laws, dict) or not laws or not all(isinstance(v, dict) for v in laws.values()):
+        raise FolderError(f"{p} holds no law (no 'kind' and no 'laws' object of laws)", hint=hint)
     return laws
 
 
@@ -80,7 +85,11 @@ def load_law_choice(path: str | Path, approach: str | None = None) -> tuple[str,
                 key = keys[0]
             else:
                 raise LawChoiceError(f"{path} has no law for approach {approach!r} (it holds {', '.join(keys)})", keys)
-    return key, law_from_dict(laws[key])
+    try:
+        return key, law_from_dict(laws[key])
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise FolderError(f"{path} is not a valid law ({type(e).__name__}: {e})",
+                          hint="write it again with `scalinglab fit`") from None
 
 
 def load_law(path: str | Path, approach: str | None = None) -> Law:

@@ -38,7 +38,8 @@ def parse_range(text: str) -> list[int]:
             return list(range(start, stop + 1, step))
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise UserError(f"bad --d-models {text!r}: write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320") from None
+        raise UserError(f"bad widths {text!r}", hint="write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320",
+                        keys=("d_models",)) from None
 
 
 def layers_for(d_model: int, rule: str) -> int:
@@ -52,9 +53,10 @@ def layers_for(d_model: int, rule: str) -> int:
         except ValueError:
             r = 0.0
         if r <= 0:
-            raise UserError(f"bad --rule {rule!r}: the aspect ratio must be a positive number, e.g. aspect:64")
+            raise UserError(f"bad depth rule {rule!r}: the aspect ratio must be a positive number", hint="e.g. aspect:64",
+                            keys=("rule",))
         return max(1, round(d_model / r))
-    raise UserError(f"unknown --rule {rule!r}: use minchilla or aspect:R (e.g. aspect:64)")
+    raise UserError(f"unknown depth rule {rule!r}", hint="use minchilla or aspect:R (e.g. aspect:64)", keys=("rule",))
 
 
 @dataclass
@@ -119,9 +121,10 @@ def plan_isoflop(
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
     if batch_size < 0:
-        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step (0: by budget)")
+        raise UserError(f"bad batch size {batch_size}", hint="give a positive number of sequences per step (0: by budget)",
+                        keys=("batch_size",))
     if not shapes:
-        raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
+        raise UserError("no model shapes", hint="give shapes such as 512x9 or widths such as 256:1024:64", keys=("shapes", "d_models"))
     base = base or RunSpec(shape=shapes[0])
     hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.schedule.warmup_steps)
     runs: list[PlannedRun] = []
@@ -129,6 +132,11 @@ def plan_isoflop(
     for c in sorted(budgets):
         for shape in shapes:
             rid = run_id(c, shape)
+            if shape.n_layers < 1 or shape.d_model % shape.n_heads:  # dropped below; no N or C to count
+                reason = (f"no layers (d_model {shape.d_model} too small for the depth rule)" if shape.n_layers < 1 else
+                          f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}")
+                dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, 0, 0, reason, "shape"))
+                continue
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
             spec = replace(base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention,
@@ -138,11 +146,7 @@ def plan_isoflop(
             tokens = steps * tps
             epochs = epochs_fn(tokens, shape) if epochs_fn else tokens / max(1, train_tokens)
             reason, kind = "", ""
-            if shape.n_layers < 1:
-                reason, kind = f"no layers (d_model {shape.d_model} too small for the depth rule)", "shape"
-            elif shape.d_model % shape.n_heads:
-                reason, kind = f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}", "shape"
-            elif steps < min_steps:
+            if steps < min_steps:
                 reason, kind = f"too few steps ({steps} < --min-steps {min_steps})", "steps"
             elif epochs > max_epochs:
                 reason, kind = f"{epochs:.2f} epochs of the data (> --max-epochs {max_epochs:g})", "epochs"

@@ -16,7 +16,8 @@ from scalinglab.report.html import Report, Section, Table, fmt
 from scalinglab.report.plots import (Curve, Parabola, allocation_figure, contour_figure, envelope_figure,
                                      isoflop_figure, loss_compute_figure, residuals_figure)
 
-PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
+PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3",
+                   "kaplan")
 
 
 def check_reportable(runs, max_loss: float | None) -> None:
@@ -24,7 +25,13 @@ def check_reportable(runs, max_loss: float | None) -> None:
     ok = runs.done & ((runs.loss <= max_loss) if max_loss is not None else True)
     if ok.sum() < 3:
         raise UserError(f"only {int(ok.sum())} finished runs with a finite loss in {runs.source}: a report needs at "
-                        "least 3 (finish the sweep or loosen the loss cut)")
+                        "least 3", hint="finish the sweep or loosen the loss cut", keys=("max_loss",))
+
+
+def budget_count(c, tol: float = 0.05) -> int:
+    """Budgets among the runs' C, counted as approach 2 groups them (C = 6ND of a CSV scatters around each plan)."""
+    c = np.asarray(c, float)
+    return int(len(np.unique(group_budgets(c, tol)))) if len(c) else 0
 
 
 def study_epochs(runs) -> np.ndarray:
@@ -71,8 +78,8 @@ def study_report(fit: StudyFit, title: str, data_tokens: float | None = None, ba
             w.append(f"{int(over.sum())} run(s) read more than one epoch of their data (up to "
                      f"{np.nanmax(epochs):.2f}); scaling laws assume fresh tokens: " + _runs_named(runs, over))
     w += list(fit.warnings) + [f"approach {k} not fitted: {v}" for k, v in fit.skipped.items()]
-    n_budgets = len(np.unique(group_budgets(runs.budget, opts.budget_tol))) if len(runs) else 0
-    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, {n_budgets} budgets)"))
+    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, "
+                                f"{budget_count(runs.budget, opts.budget_tol)} budgets)"))
     rep.summary += fit.summary()
     rep.sections += _sections(fit, usable, np.full(len(runs), np.nan) if epochs is None else np.asarray(epochs, float))
     if backtest is not None:
@@ -135,7 +142,8 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
                            "fit in log10 D.",
                            [Table.from_records([_budget_row(r) for r in law.per_budget_],
                                                "Minimum of each IsoFLOP parabola", left=("note",))],
-                           [render(fig, "isoflop", "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
+                           [render(fig, "isoflop",
+                                   "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
     fitted = {f"approach {k} (this study)": f.law for k, f in fit.approaches.items()
               if getattr(f.law, "a_", None) is not None}  # lc and data-constrained carry no allocation law of their own
     fitted = dict(sorted(fitted.items(), key=lambda kv: ("approach 2" not in kv[0], kv[0])))
@@ -153,8 +161,8 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
     a1 = fit.approaches.get("1")
     fig = allocation_figure(*minima, fitted, band, pub, at=at, c_range=(min(cs) / 3, max(cs) * 3),
                             band_label=band_label, envelope=a1.law.frontier_ if a1 is not None else ())
-    text = (f" The shaded band is approach 2's {band_label.split(': ', 1)[1]}: runs resampled with replacement within "
-            f"each budget and refitted (seed {opts.seed}).") if band else ""
+    text = (f" The shaded band is approach 2's {band_label.split(': ', 1)[1]}: whole runs resampled within each "
+            f"budget (Bayesian bootstrap weights) and refitted (seed {opts.seed}).") if band else ""
     out.append(Section("Compute-optimal N and D vs C",
                        "The IsoFLOP minima (points), the power laws fitted here (solid) and the published laws "
                        "(dashed) for comparison with your setting." + text, [_laws_table(fit, pub)],
@@ -190,7 +198,8 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
         out.append(Section("Approach 3: parametric loss L(N, D) = E + A/N^α + B/D^β", text, [], figs))
     if at:
         out.append(Section("Predictions", "N_opt, D_opt and loss at the requested budgets, from each fitted and "
-                           "published law, with bootstrap intervals where the fit has them.", [_predictions_table(fit, pub)]))
+                           "published law, with bootstrap intervals where the fit has them.",
+                           [_predictions_table(fit, pub)]))
     out.append(Section("Runs", "", [_runs_table(fit, usable, epochs)]))
     return out
 

@@ -40,6 +40,8 @@ def plan_isoflop_cmd(
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype"),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    parametrization: str = typer.Option("sp", "--parametrization", help="sp (standard) or mup (Yang et al. 2022: an LR tuned at the base width transfers across widths)."),
+    mup_base_width: int = typer.Option(0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."),
     extend: Optional[Path] = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Optional[Path] = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
     approach: Optional[str] = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
@@ -71,8 +73,9 @@ def plan_isoflop_cmd(
     rule = rule or "minchilla"
     td = TokenData(data)
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+    mup = mup_base(parametrization, mup_base_width, [d for d, _ in dims])
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
-                               latents=latents) for d, n in dims]
+                               latents=latents, mup_base=mup) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
         raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
@@ -83,13 +86,27 @@ def plan_isoflop_cmd(
                 "rule": rule, "seq_len": seq_len, "grad_accum": grad_accum,
                 "convention": convention, "arch": arch, "latents": latents, "min_steps": min_steps,
                 "max_epochs": max_epochs, "schedule": schedule, "seed": seed, "evals": evals,
-                "checkpoints": checkpoints, **hp.settings()}
+                "checkpoints": checkpoints, "parametrization": parametrization, "mup_base_width": mup,
+                **hp.settings()}
     plan = _make_plan(td, parse_floats(budgets, "--budgets"), model_shapes, base, hp, settings)
     from scalinglab.study import create_study
 
     settings.update(budgets=plan.budgets, law=plan.law_name)
     study = create_study(out, plan, settings)
     _show(study, plan, json_out)
+
+
+def mup_base(parametrization: str, base_width: int, widths: list[int]) -> int:
+    """The shapes' mup_base: 0 for sp; for mup the base width given, else the smallest width."""
+    if parametrization not in ("sp", "mup"):
+        raise UserError(f"unknown --parametrization {parametrization!r}: use sp or mup")
+    if base_width < 0:
+        raise UserError(f"bad --mup-base-width {base_width}: give a positive width (0: the smallest width planned)")
+    if parametrization == "sp":
+        if base_width:
+            raise UserError("--mup-base-width applies to --parametrization mup only; add --parametrization mup")
+        return 0
+    return base_width or min(widths)
 
 
 def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings: dict):

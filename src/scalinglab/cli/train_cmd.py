@@ -89,6 +89,7 @@ def train(
     latents: Optional[int] = typer.Option(None, "--latents", help="perceiver-ar: latent tokens n"),
     prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training"),
     pos: Optional[str] = typer.Option(None, "--pos", help="learned | rotary (gpt)"),
+    mup_base_width: Optional[int] = typer.Option(None, "--mup-base-width", help="gpt: train with muP relative to this base width (0: standard parametrization)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
     steps: Optional[int] = typer.Option(None, "--steps", help="stop after this many optimizer steps (total)"),
@@ -128,7 +129,8 @@ def train(
     from scalinglab.records import RunSpec
 
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
-                                        latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
+                                        latents=latents, prefix_dropout=prefix_dropout, pos=pos,
+                                        mup_base=mup_base_width).items() if v is not None}
     over = {k: v for k, v in dict(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
                                   tokens=int(tokens) if tokens is not None else None, budget_flops=budget, convention=convention,
                                   lr=lr, schedule=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio,

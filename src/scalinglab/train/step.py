@@ -53,7 +53,7 @@ def train_step(model, opt, micro, amp, lr: float, params, grad_clip: float, loss
     and non-finite gradient norms counted in bad, both on the device. prefetch() (the next step's batches,
     stored in out[0]) runs after the backward kernels are queued, so host work overlaps them."""
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * g.get("lr_scale", 1.0)  # muP's hidden-weight group trains at lr / width_mult
     ga = len(micro)
     for x, y in micro:
         with amp:

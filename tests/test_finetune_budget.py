@@ -23,11 +23,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def pretrained(tiny_data, tmp_path_factory):
     """(RUN, HF): a tiny GPT pretrained by scalinglab's trainer, and its transformers export."""
     from scalinglab.hf import export_hf
+    from scalinglab.records import LoggingConfig
     from scalinglab.train import run_training
 
     root = tmp_path_factory.mktemp("ft")
     spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=30, batch_size=4, lr=3e-3, seed=5, extra={"tensorboard": False})
+                   steps=30, batch_size=4, lr=3e-3, seed=5, logging=LoggingConfig(tensorboard=False))
     assert run_training(spec, root / "RUN", progress=False).status == "done"
     export_hf(root / "RUN", root / "HF")
     return root / "RUN", root / "HF"

@@ -40,7 +40,7 @@ def test_tokens_steps_follow_flops_per_token():
         assert r.tokens == r.spec.steps * tps and r.spec.tokens == 0 and r.spec.budget_flops == 0
         assert abs(r.tokens * fpt - r.budget) <= fpt * tps / 2
         assert r.params == r.spec.shape.params()
-        assert r.spec.eval_every >= 1 and r.spec.checkpoint_every >= 1
+        assert r.spec.logging.eval_every >= 1 and r.spec.logging.checkpoint_every >= 1
 
 
 def test_drops_runs_with_too_few_steps_or_repeated_data():

@@ -97,3 +97,22 @@ def test_planned_mup_runs_share_the_base_width_lr():
     plan = plan_isoflop([1e11], shapes, data="D", train_tokens=10**9, batch_size=4, min_steps=1)
     lrs = {r.spec.lr for r in plan.runs}
     assert len(plan.runs) == 3 and lrs == {Recipe().lr(ModelShape(32, 2, 262, 32))}
+
+
+def test_trainer_applies_mups_lr_scale(tiny_data, tmp_path):
+    """Adam's first step moves each weight by about its group's LR: the trainer's muP hidden weights move lr/m."""
+    from scalinglab.records import LoggingConfig, ScheduleConfig
+    from scalinglab.train import run_training
+    from scalinglab.train.checkpoint import load_checkpoint
+
+    shape = ModelShape(64, 1, 262, 32, mup_base=16)  # width_mult 4
+    spec = RunSpec(shape=shape, data=str(tiny_data), steps=1, batch_size=4, lr=1e-3, weight_decay=0.0, seed=5,
+                   schedule=ScheduleConfig(kind="constant", warmup_steps=1), logging=LoggingConfig(tensorboard=False))
+    assert run_training(spec, tmp_path / "RUN", progress=False).status == "done"
+    torch.manual_seed(spec.seed)
+    init = build_model(shape).state_dict()
+    after = load_checkpoint(tmp_path / "RUN" / "checkpoint.pt")["model"]
+    hidden = (after["transformer.h.0.mlp.c_fc.weight"] - init["transformer.h.0.mlp.c_fc.weight"]).abs()
+    emb = (after["transformer.wte.weight"] - init["transformer.wte.weight"]).abs()
+    assert hidden.max().item() == pytest.approx(1e-3 / 4, rel=0.01)
+    assert emb.max().item() == pytest.approx(1e-3, rel=0.01)

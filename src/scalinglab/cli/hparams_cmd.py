@@ -46,7 +46,7 @@ def plan_tune_cmd(
     from scalinglab.cli.study_cmd import _show, mup_base
     from scalinglab.data.loader import TokenData
     from scalinglab.plan.tune import plan_tune
-    from scalinglab.records import RunSpec
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
     from scalinglab.study import create_study
 
     if schedule not in ("cosine", "constant"):
@@ -64,8 +64,9 @@ def plan_tune_cmd(
         wus = [int(x) for x in warmups.split(",") if x.strip()] if warmups else None
     except ValueError:
         raise UserError("--batch-sizes and --warmups take whole numbers, e.g. --batch-sizes 16,32,64") from None
-    base = RunSpec(shape=model_shapes[0], schedule=schedule, seed=seed, eval_batches=eval_batches, device=device,
-                   dtype=dtype, compile=compile)
+    base = RunSpec(shape=model_shapes[0], seed=seed, schedule=ScheduleConfig(kind=schedule),
+                   runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
+                   logging=LoggingConfig(eval_batches=eval_batches))
     plan = plan_tune(parse_floats(budgets, "--budgets"), model_shapes, lrs=parse_floats(lrs, "--lrs"), batch_sizes=bss,
                      beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None, warmups=wus,
                      data=str(td.path.resolve()), train_tokens=td.tokens("train"), convention=convention,
@@ -97,7 +98,7 @@ def tune_runs(study: str | Path) -> list[dict[str, Any]]:
         if r["status"] not in ("done", "diverged"):
             continue
         spec = RunSpec.from_dict(json.loads(r["spec"]))
-        t = spec.extra.get("tune", {})
+        t = spec.origin.tune
         loss = r["final_val_loss"] if r["status"] == "done" and r["final_val_loss"] is not None else math.inf
         out.append({"id": r["id"], "budget": float(r["budget"]), "shape": spec.shape.name, "params": int(r["params"]),
                     "seq": spec.shape.trained_per_sequence, "lr": float(t.get("lr", spec.lr)),

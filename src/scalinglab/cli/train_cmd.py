@@ -12,42 +12,42 @@ from scalinglab.cli.app import app
 from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
-SHAPE_KEYS = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads", "heads": "n_heads",
-              "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio", "bias": "bias", "pos": "pos",
-              "tied": "tied", "latents": "latents", "prefix_dropout": "prefix_dropout"}
 STOP_KEYS = ("steps", "tokens", "budget_flops")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    """RunSpec fields; the shape as a [shape] table or as flat keys (d_model, layers, ...)."""
+    """RunSpec fields in today's form (records.upgrade also reads older files: flat settings, [extra], flat shape keys)."""
+    from scalinglab.records import upgrade
+
     if not path.is_file():
         raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/{RunDir.CONFIG})")
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path} is not valid TOML ({e}); fix the file") from None
-    shape = dict(d.pop("shape", {}) or {})
-    for k in list(d):
-        if k in SHAPE_KEYS:
-            shape[SHAPE_KEYS[k]] = d.pop(k)
-    if "budget" in d:
-        d["budget_flops"] = d.pop("budget")
-    d["shape"] = shape
-    return d
+    return upgrade(d)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """base with over's values; sections (dicts) merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = {**dict(out.get(k) or {}), **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str, Any]):
     from dataclasses import fields
 
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.records import RunSpec
+    from scalinglab.records import SECTIONS, RunSpec, unknown_keys
 
     d = dict(base)
     shape = {**dict(d.get("shape") or {}), **shape_over}
     if any(over.get(k) for k in STOP_KEYS):  # a stop criterion from the flags replaces the file's
         for k in STOP_KEYS:
             d[k] = 0
-    d.update(over)
+    d = _merge(d, over)
     if d.get("data"):
         p = Path(d["data"]).expanduser()
         d["data"] = str(p.resolve()) if p.exists() else str(p)
@@ -63,12 +63,15 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     bad = [k for k in shape if k not in known]
     if bad:
         raise UserError(f"unknown shape key(s) {', '.join(bad)}: use {', '.join(sorted(known))}")
-    known_spec = {f.name for f in fields(RunSpec)}
-    bad = [k for k in d if k not in known_spec]
+    bad = unknown_keys({**d, "shape": shape})
     if bad:
-        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({', '.join(sorted(known_spec))})")
+        known_spec = sorted({f.name for f in fields(RunSpec)} - set(SECTIONS)) + [
+            f"[{name}] {', '.join(f.name for f in fields(kind))}" for name, kind in SECTIONS.items()]
+        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({'; '.join(known_spec)})")
     try:
         d["shape"] = ModelShape(**shape)
+        for name, kind in SECTIONS.items():
+            d[name] = kind(**dict(d.get(name) or {}))
         return RunSpec(**d)
     except TypeError as e:
         raise UserError(f"bad run config: {e}") from None
@@ -131,14 +134,18 @@ def train(
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos,
                                         mup_base=mup_base_width).items() if v is not None}
-    over = {k: v for k, v in dict(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
-                                  tokens=int(tokens) if tokens is not None else None, budget_flops=budget, convention=convention,
-                                  lr=lr, schedule=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio,
-                                  optimizer=optimizer, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
-                                  eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
-                                  device=device, dtype=dtype, compile=compile,
-                                  activation_checkpointing=activation_checkpointing).items() if v is not None}
-    extra_over = {k: v for k, v in dict(log_every=log_every, compile_mode=compile_mode, threads=threads).items() if v is not None}
+    def given(**kw: Any) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if v is not None}
+
+    over: dict[str, Any] = given(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
+                                 tokens=int(tokens) if tokens is not None else None, budget_flops=budget,
+                                 convention=convention, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                                 grad_clip=grad_clip, seed=seed)
+    over["schedule"] = given(kind=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
+    over["runtime"] = given(device=device, dtype=dtype, compile=compile, compile_mode=compile_mode,
+                            activation_checkpointing=activation_checkpointing, threads=threads)
+    over["logging"] = given(eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
+                            log_every=log_every)
 
     ckpt_step = 0
     if resume is not None:
@@ -157,19 +164,15 @@ def train(
         else:
             raise UserError(f"{resume} has neither {RunDir.CHECKPOINT} nor {RunDir.CONFIG}: start the run with --config/--data and --out {resume}")
         if config is not None:
-            base = {**base, **{k: v for k, v in _read_toml(config).items() if k != "shape"}}
+            base = _merge(base, {k: v for k, v in _read_toml(config).items() if k != "shape"})
     else:
         if out is None:
             raise UserError("no run folder given: pass --out RUN (or --resume RUN to continue one)")
         run_dir = out
         base = _read_toml(config) if config is not None else {}
-    extra = dict(base.get("extra") or {})
-    extra.update(extra_over)
     if restart_warmup_steps is not None or reset_schedule or restart_steps is not None:
-        extra["restart_steps"] = restart_steps if restart_steps is not None else ckpt_step
-        extra["restart_warmup_steps"] = restart_warmup_steps or 0
-        extra["reset_schedule"] = reset_schedule
-    over["extra"] = extra
+        over["schedule"].update(restart_steps=restart_steps if restart_steps is not None else ckpt_step,
+                                restart_warmup_steps=restart_warmup_steps or 0, reset=reset_schedule)
     spec = _build_spec(base, shape_over, over)
 
     # The sweep relaunches with --config RUN/<spec> --out RUN: continue if the checkpoint is this spec's.

@@ -6,7 +6,7 @@ Pure planning (no torch, no files): D = C / flops_per_token, steps = round(D / t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scalinglab.accounting.shape import ModelShape
@@ -123,7 +123,7 @@ def plan_isoflop(
     if not shapes:
         raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
     base = base or RunSpec(shape=shapes[0])
-    hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.warmup_steps)
+    hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.schedule.warmup_steps)
     runs: list[PlannedRun] = []
     dropped: list[Dropped] = []
     for c in sorted(budgets):
@@ -131,8 +131,8 @@ def plan_isoflop(
             rid = run_id(c, shape)
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
-            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": hp.batch_for(shape, c),
-                              "convention": convention, "run_id": rid, "extra": dict(base.extra)})
+            spec = replace(base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention,
+                           run_id=rid)
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
             tokens = steps * tps
@@ -150,16 +150,18 @@ def plan_isoflop(
                 dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, n, steps, reason, kind))
                 continue
             # The trainer stops on exactly one criterion: steps. The planned C lives in the study store
-            # (and in extra, for a run folder read on its own).
+            # (and in the spec's origin, for a run folder read on its own).
             spec.steps, spec.tokens, spec.budget_flops = steps, 0, 0.0
             spec.lr = hp.lr_for(shape, c)
-            spec.warmup_steps = hp.warmup_for(shape, tps, steps)
+            spec.schedule = replace(spec.schedule, warmup_steps=hp.warmup_for(shape, tps, steps))
             spec.beta2 = hp.beta2_for(tps)
-            spec.extra["isoflop_budget"] = float(c)
-            if evals > 0 and spec.eval_every == 0:
-                spec.eval_every = max(1, steps // evals)
-            if checkpoints > 0 and spec.checkpoint_every == 0:
-                spec.checkpoint_every = max(1, steps // checkpoints)
+            spec.origin = replace(spec.origin, planned_budget=float(c))
+            log = spec.logging
+            if evals > 0 and log.eval_every == 0:
+                log = replace(log, eval_every=max(1, steps // evals))
+            if checkpoints > 0 and log.checkpoint_every == 0:
+                log = replace(log, checkpoint_every=max(1, steps // checkpoints))
+            spec.logging = log
             runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)

@@ -17,7 +17,6 @@ from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
 
-
 def in_worker() -> bool:
     """True inside a process started by torch.distributed.run with more than one rank."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ
@@ -64,7 +63,7 @@ class Dist:
             raise UserError(f"batch size {spec.batch_size} is not divisible by {self.world} ranks: pick a multiple")
         per = spec.batch_size // self.world
         self.rows = slice(self.rank * per, (self.rank + 1) * per)  # this rank's rows of every global micro-batch
-        want_cuda = spec.device != "cpu" and torch.cuda.is_available()
+        want_cuda = spec.runtime.device != "cpu" and torch.cuda.is_available()
         if want_cuda:
             self.device = torch.device("cuda", self.local)
             torch.cuda.set_device(self.device)

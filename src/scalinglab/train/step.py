@@ -1,9 +1,11 @@
-"""One optimizer step and one evaluation, with no host sync: the pieces the trainer and its hooks share.
+"""The pieces of a step the trainer and its hooks share: device batches, on-device loss accumulators, evaluation.
 
 Batches are prefetched to the device (pinned, non_blocking); losses stay on the device until a caller reads them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -32,6 +34,18 @@ class Batches:
                 for i in range(ga)]
 
 
+@dataclass
+class Accum:
+    """Sums kept on the device between host syncs: the steps' mean losses and the non-finite gradient norms."""
+
+    loss_sum: torch.Tensor
+    bad: torch.Tensor
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> Accum:
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device))
+
+
 @torch.no_grad()
 def evaluate(model, windows: torch.Tensor, batch_size: int, amp) -> float:
     """Mean loss over fixed validation windows (one host sync)."""
@@ -45,25 +59,3 @@ def evaluate(model, windows: torch.Tensor, batch_size: int, amp) -> float:
         total += loss.float() * len(w)
     model.train(was)
     return (total / len(windows)).item()
-
-
-def train_step(model, opt, micro, amp, lr: float, params, grad_clip: float, loss_sum: torch.Tensor, bad: torch.Tensor,
-               prefetch=None, out: list | None = None) -> None:
-    """One optimizer step over the micro-batches, with no host sync: the mean loss is added to loss_sum
-    and non-finite gradient norms counted in bad, both on the device. prefetch() (the next step's batches,
-    stored in out[0]) runs after the backward kernels are queued, so host work overlaps them."""
-    for g in opt.param_groups:
-        g["lr"] = lr * g.get("lr_scale", 1.0)  # muP's hidden-weight group trains at lr / width_mult
-    ga = len(micro)
-    for x, y in micro:
-        with amp:
-            _, loss = model(x, y)
-        (loss / ga).backward()
-        loss_sum += loss.detach().float() / ga
-    if prefetch is not None:
-        out[0] = prefetch()
-    if grad_clip > 0:
-        gn = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        bad += (~torch.isfinite(gn)).float()
-    opt.step()
-    opt.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""Training throughput of GPT shapes with the trainer's own step (scalinglab.train.loop.train_step).
+"""Training throughput of GPT shapes with the trainer's own step (scalinglab.train.step.Stepper).
 
 Tokens/s and model FLOP/s (6N + 12*L*d*T per token, N = all params: the 'palm' convention) and their
 ratio to a bf16 8192^3 matmul measured in the same run; compares torch.compile modes.
@@ -22,8 +22,9 @@ import torch
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.models import build_model
 from scalinglab.records import RunSpec
-from scalinglab.train.loop import autocast_ctx, train_step
+from scalinglab.train.loop import autocast_ctx
 from scalinglab.train.optim import build_optimizer
+from scalinglab.train.step import Accum, Stepper
 
 SHAPES = [(128, 2), (256, 4), (384, 6), (512, 8), (768, 12), (1024, 16)]
 # nanoGPT on one H100 (ANCHORS.md), Mtok/s by (d_model, layers, vocab)
@@ -66,8 +67,8 @@ def bench_one(d, L, vocab, seq, batch, mode, steps, warmup, device) -> dict:
     model = raw if mode == "none" else torch.compile(raw, mode=None if mode == "default" else mode)
     opt = build_optimizer(raw, spec, 1e-4, device.type)
     amp = autocast_ctx(spec, device)
-    params = list(raw.parameters())
-    loss_sum, bad = torch.zeros((), device=device), torch.zeros((), device=device)
+    step = Stepper(model, opt, list(raw.parameters()), amp, grad_clip=1.0)
+    acc = Accum.zeros(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     # a few distinct batches, pinned and copied non_blocking each step as the trainer does
     host = [torch.randint(0, vocab, (batch, seq + 1), generator=gen).pin_memory() if device.type == "cuda"
@@ -77,20 +78,20 @@ def bench_one(d, L, vocab, seq, batch, mode, steps, warmup, device) -> dict:
         t = host[i % len(host)].to(device, non_blocking=True)
         return [(t[:, :-1], t[:, 1:])]
 
-    slot = [fetch(0)]
+    micro = fetch(0)
     t_compile = time.perf_counter()
     for i in range(warmup):
-        train_step(model, opt, slot[0], amp, 1e-4, params, 1.0, loss_sum, bad, prefetch=lambda i=i: fetch(i + 1), out=slot)
+        micro = step(micro, 1e-4, acc, prefetch=lambda i=i: fetch(i + 1))
     sync(device)
     t_compile = time.perf_counter() - t_compile
     t = time.perf_counter()
     for i in range(steps):
-        train_step(model, opt, slot[0], amp, 1e-4, params, 1.0, loss_sum, bad, prefetch=lambda i=i: fetch(i + 1), out=slot)
+        micro = step(micro, 1e-4, acc, prefetch=lambda i=i: fetch(i + 1))
     sync(device)
     dt = time.perf_counter() - t
     tok_s = steps * batch * seq / dt
     fpt = shape.flops_per_token("palm")  # 6N + 12 L d T
-    ok = bool(torch.isfinite(loss_sum).item())
+    ok = bool(torch.isfinite(acc.loss_sum).item())
     del model, raw, opt
     if device.type == "cuda":
         torch.cuda.empty_cache()

@@ -55,7 +55,7 @@ def test_drops_runs_with_too_few_steps_or_repeated_data():
 
 @needs_shared
 def test_minchilla_rule_matches_published_shapes():
-    """minchilla (seeds/002): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
+    """minchilla (github.com/BenAgro314/CSC2541): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
     rows = list(csv.DictReader(open(SHARED_DATA / "minchilla" / "isoflop_runs.csv")))
     published = {(int(r["d_model"]), int(r["n_layers"]), int(r["n_heads"])) for r in rows}
     ours = set()
@@ -125,9 +125,9 @@ def test_cli_plan_d_models_range(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--shapes", "32x2", "--d-models", "64:128:64"], "exactly one of"),
-    (["--d-models", "256:128:64"], "bad --d-models"),
+    (["--d-models", "256:128:64"], "bad widths '256:128:64'"),
     (["--shapes", "32x2", "--rule", "aspect:x"], None),  # the rule is unused with explicit shapes
-    (["--d-models", "64:128:64", "--rule", "wide"], "unknown --rule"),
+    (["--d-models", "64:128:64", "--rule", "wide"], "unknown depth rule 'wide'; use minchilla or aspect:R (e.g. aspect:64) (--rule)"),
     (["--shapes", "32x2", "--budgets", "1e5"], "no runs left to plan"),
 ])
 def test_cli_plan_bad_input(tiny_data, tmp_path, args, needle):

@@ -21,8 +21,6 @@ from scalinglab.train import run_training
 from scalinglab.train.metrics import read_metrics
 
 
-
-
 def spec_for(data, schedule: dict | None = None, logging: dict | None = None, **kw) -> RunSpec:
     shape = kw.pop("shape", None) or ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2)
     base = dict(data=str(data), steps=60, batch_size=4, seed=1)
@@ -198,3 +196,19 @@ def test_growth_restart_rewarms_lr(tiny_data, tmp_path, capsys):
     lrs = {r["step"]: r["lr"] for r in read_metrics(run)}
     assert rec["steps_done"] == 40 and lrs[20] == 1e-3
     assert [lrs[s] for s in (21, 25, 30, 31)] == pytest.approx([1e-4, 5e-4, 1e-3, 1e-3])
+
+
+def test_library_error_gets_its_flags_from_the_cli(tiny_data, tmp_path, capsys):
+    """The trainer raises in its own terms (steps, tokens, budget_flops); the CLI adds the flags, on one line."""
+    from scalinglab.cli import main
+
+    with pytest.raises(UserError) as e:
+        run_training(spec_for(tiny_data, steps=0), tmp_path / "A", progress=False)
+    assert "--" not in str(e.value) and e.value.keys == ("steps", "tokens", "budget_flops")
+    with pytest.raises(SystemExit) as ex:
+        main(["train", "--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--seq-len", "16",
+              "--out", str(tmp_path / "B"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: a run needs exactly one of steps, tokens, budget_flops (got none); give one")
+    assert err.rstrip().endswith("(--steps, --tokens, --budget)")

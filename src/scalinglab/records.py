@@ -18,7 +18,7 @@ class ScheduleConfig:
 
     kind: str = "cosine"  # cosine | wsd | constant
     warmup_steps: int = 0  # 0: min(200, steps // 10)
-    min_lr_ratio: float = 0.1  # cosine floor, as in seeds/001
+    min_lr_ratio: float = 0.1  # cosine floor, as in Krasser (2023)'s Perceiver AR runs
     decay_frac: float = 0.2  # wsd: share of steps spent in the final decay
     restart_steps: int = -1  # growth: the step a restart begins at; -1: no restart
     restart_warmup_steps: int = 0  # growth: re-warm the LR over this many steps after restart_steps
@@ -52,6 +52,9 @@ class LoggingConfig:
     eval_batches: int = 8
     checkpoint_every: int = 0  # 0: only at the end
     tensorboard: bool = True
+    tracker: str = "none"  # none | mlflow: also log to an experiment tracker (train/trackers.py)
+    tracker_uri: str = ""  # its tracking URI, absolute (e.g. file:/abs/STUDY/mlruns)
+    tracker_experiment: str = "scalinglab"  # the experiment the run is filed under
 
 
 @dataclass(frozen=True)

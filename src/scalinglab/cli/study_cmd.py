@@ -21,7 +21,7 @@ def plan_isoflop_cmd(
     rule: str | None = typer.Option(None, "--rule", help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Sequence length T."),
     batch_size: int = typer.Option(0, "--batch-size", help="Sequences per optimizer step (per micro-batch with --grad-accum); 0: by budget (--hparams law, else DeepSeek LLM's B_opt(C))."),
-    grad_accum: int = typer.Option(1, "--grad-accum"),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step (--batch-size each)."),
     convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar."),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens."),
@@ -32,15 +32,19 @@ def plan_isoflop_cmd(
     hparams: Path | None = typer.Option(None, "--hparams", help="hparams.json from `scalinglab fit hparams`: lr and batch size per run follow its laws."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant | wsd (one run per shape, cooldowns branched at each budget)."),
     warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: as many tokens as the model has parameters, at most a tenth of the run."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
-    eval_batches: int = typer.Option(8, "--eval-batches"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
+    eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
     parametrization: str = typer.Option("sp", "--parametrization", help="sp (standard) or mup (Yang et al. 2022: an LR tuned at the base width transfers across widths)."),
     mup_base_width: int = typer.Option(0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."),
+    logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
+                               "(needs the track extra), one tracker run per run, in an experiment named after the study."),
+    logger_uri: str | None = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                          "(default: STUDY/mlruns)."),
     extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
     approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
@@ -77,10 +81,13 @@ def plan_isoflop_cmd(
                                latents=latents, mup_base=mup) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
         raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
+    from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+    track = TrackerConfig(logger, resolve_uri(logger, logger_uri, Path(out)), Path(out).name)
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, seed=seed,
                    schedule=ScheduleConfig(kind=schedule, warmup_steps=warmup_steps),
                    runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
-                   logging=LoggingConfig(eval_batches=eval_batches))
+                   logging=LoggingConfig(eval_batches=eval_batches, **track.to_logging()))
     hp = Resolver(lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, beta2=beta2,
                   law=_load_hparams(hparams) if hparams else None)
     settings = {"data": str(td.path.resolve()), "shapes": shapes or "", "d_models": d_models or "",
@@ -262,17 +269,21 @@ def _allocation_law(path: Path, approach: str | None):
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
     from rich.table import Table
 
+    from scalinglab.fmt import sig
     from scalinglab.plan.isoflop import fmt_budget
     from scalinglab.sweep.table import human, make_console
 
     con = make_console()
-    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
-    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "batch", "lr", "warmup", "beta2", "epochs"):
-        t.add_column(col, justify="left" if col == "run" else "right")
+    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold", pad_edge=False)
+    # planned run ids say their budget and shape (C1e15_256x4): those columns only for other ids (WSD trunks)
+    with_c = not all(r["id"] == f"C{fmt_budget(r['budget'])}_{r['d_model']}x{r['n_layers']}" for r in runs)
+    cols = ["run", *(["C", "shape"] if with_c else []), "N", "D", "steps", "batch", "lr", "warmup", "beta2", "epochs"]
+    for col in cols:  # numbers never cut at 80 columns: only the run id may wrap
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=col != "run", overflow="fold")
     for r in runs:
-        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
-                  human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), f"{r['lr']:.3g}", str(r["warmup_steps"]),
-                  f"{r['beta2']:.4g}", f"{r['epochs']:.2f}")
+        t.add_row(r["id"], *([fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}"] if with_c else []),
+                  human(r["params"]), human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), sig(r["lr"]),
+                  str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
         con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)
@@ -352,17 +363,59 @@ def _status(study: Path) -> dict:
             "runs": [{"id": r["id"], **{k: r[k] for k in keys}} for r in rows]}
 
 
+CSV_COLUMNS = ("run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget", "flops",
+               "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps", "attempts",
+               "wall_time_s", "device")
+
+
+def _write_csv(study: Path, dest: str) -> int:
+    """One row per run (the columns `fit` and `report` read: params, tokens, flops, final_val_loss); '-' = stdout."""
+    import csv
+    import io
+    import sys
+
+    from scalinglab.fileio import atomic_write_text
+
+    rows = _status(study)["runs"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in CSV_COLUMNS])
+    if dest == "-":
+        sys.stdout.write(buf.getvalue())
+    else:
+        if Path(dest).is_dir():
+            raise UserError(f"--csv {dest} is a folder: give a file name, e.g. {Path(dest) / 'runs.csv'}")
+        try:
+            atomic_write_text(dest, buf.getvalue())
+        except OSError as e:
+            raise UserError(f"cannot write --csv {dest} ({e.strerror}): choose a writable path") from None
+    return len(rows)
+
+
 @app.command("status")
 def status_cmd(
     study: Path = typer.Argument(..., help="Study folder."),
     json_out: bool = typer.Option(False, "--json", help="Print {counts, runs} as JSON."),
+    csv_out: str | None = typer.Option(None, "--csv", metavar="FILE",
+                                          help="Write the runs as CSV (one row per run: run_id, status, params, "
+                                               "tokens, budget, flops, final_val_loss, ...) to FILE, or '-' for "
+                                               "stdout. `fit` and `report` read it."),
 ) -> None:
-    """Print a study's runs once: status, step, losses, ETA of running runs."""
+    """Print a study's runs once: status, step, losses, ETA of running runs; or export them as CSV."""
     from scalinglab.study import load_study_toml
     from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
+    if csv_out is not None:
+        n = _write_csv(study, csv_out)
+        if csv_out != "-":
+            import sys
+
+            sys.stderr.write(f"wrote {n} runs to {csv_out}\n")
+        return
     if json_out:
         emit_json(_status(study))
         return

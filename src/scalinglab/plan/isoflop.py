@@ -38,7 +38,8 @@ def parse_range(text: str) -> list[int]:
             return list(range(start, stop + 1, step))
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise UserError(f"bad --d-models {text!r}: write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320") from None
+        raise UserError(f"bad widths {text!r}", hint="write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320",
+                        keys=("d_models",)) from None
 
 
 def layers_for(d_model: int, rule: str) -> int:
@@ -52,9 +53,10 @@ def layers_for(d_model: int, rule: str) -> int:
         except ValueError:
             r = 0.0
         if r <= 0:
-            raise UserError(f"bad --rule {rule!r}: the aspect ratio must be a positive number, e.g. aspect:64")
+            raise UserError(f"bad depth rule {rule!r}: the aspect ratio must be a positive number", hint="e.g. aspect:64",
+                            keys=("rule",))
         return max(1, round(d_model / r))
-    raise UserError(f"unknown --rule {rule!r}: use minchilla or aspect:R (e.g. aspect:64)")
+    raise UserError(f"unknown depth rule {rule!r}", hint="use minchilla or aspect:R (e.g. aspect:64)", keys=("rule",))
 
 
 @dataclass
@@ -119,9 +121,10 @@ def plan_isoflop(
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
     if batch_size < 0:
-        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step (0: by budget)")
+        raise UserError(f"bad batch size {batch_size}", hint="give a positive number of sequences per step (0: by budget)",
+                        keys=("batch_size",))
     if not shapes:
-        raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
+        raise UserError("no model shapes", hint="give shapes such as 512x9 or widths such as 256:1024:64", keys=("shapes", "d_models"))
     base = base or RunSpec(shape=shapes[0])
     hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.schedule.warmup_steps)
     runs: list[PlannedRun] = []

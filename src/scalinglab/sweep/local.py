@@ -27,7 +27,7 @@ def gpu_count() -> int:
 def make_slots(gpus: str | None, per_gpu: int, workers: int) -> list[Slot]:
     """--gpus 0,1 --per-gpu K -> K slots on each GPU; --workers N (or no GPU) -> N CPU slots."""
     if per_gpu < 1:
-        raise UserError(f"bad --per-gpu {per_gpu}: give how many runs share one GPU, 1 or more")
+        raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
     if gpus is None and workers < 1:
         n = gpu_count()
         gpus = ",".join(map(str, range(n))) if n else None
@@ -36,10 +36,10 @@ def make_slots(gpus: str | None, per_gpu: int, workers: int) -> list[Slot]:
         try:
             ids = [int(g) for g in gpus.split(",") if g.strip()]
         except ValueError:
-            raise UserError(f"bad --gpus {gpus!r}: give GPU indices, e.g. 0,1") from None
+            raise UserError(f"bad GPUs {gpus!r}", hint="give GPU indices, e.g. 0,1", keys=("gpus",)) from None
         return [Slot(f"gpu{g}.{k}", {"CUDA_VISIBLE_DEVICES": str(g)}) for g in ids for k in range(per_gpu)]
     if workers < 1:
-        raise UserError(f"bad --workers {workers}: give how many CPU runs to train at once, 1 or more")
+        raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",))
     threads = max(1, (os.cpu_count() or 1) // workers)
     # CPU workers must not grab a GPU, and share the cores instead of each taking all of them.
     env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

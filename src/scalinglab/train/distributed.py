@@ -29,10 +29,12 @@ def rank() -> int:
 def launch(spec, run_dir: Path, nproc: int, resume: bool, progress: bool) -> int:
     """Start `nproc` ranks of `scalinglab train` on this spec; returns torchrun's exit code."""
     if nproc < 1:
-        raise UserError(f"bad --nproc {nproc}: give the number of processes (GPUs) for this run, 1 or more")
+        raise UserError(f"bad process count {nproc}", hint="give the number of processes (GPUs) for this run, 1 or more",
+                        keys=("nproc",))
     if spec.batch_size % nproc:
-        raise UserError(f"--batch-size {spec.batch_size} is not divisible by --nproc {nproc}: each rank takes an equal "
-                        "slice of the global batch, so pick a multiple")
+        raise UserError(f"batch size {spec.batch_size} is not divisible by {nproc} processes",
+                        hint="each rank takes an equal slice of the global batch, so pick a multiple",
+                        keys=("batch_size", "nproc"))
     from scalinglab.fileio import atomic_write_text
 
     run_dir = Path(run_dir)

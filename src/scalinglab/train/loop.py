@@ -22,14 +22,12 @@ from scalinglab.errors import ConfigError, FolderError, UserError
 from scalinglab.folders import RunDir
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec
-from scalinglab.train import distributed, wsd
+from scalinglab.train import distributed, trackers, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.schedule import Schedule, default_warmup, kaplan_lr, kaplan_n
-from scalinglab.train.step import Accum, Batches, evaluate
-
-Micro = list[tuple[torch.Tensor, torch.Tensor]]
+from scalinglab.train.step import Accum, Batches, Micro, Stepper, evaluate
 
 
 class Diverged(Exception):
@@ -155,7 +153,13 @@ class Trainer:
         self.log_every = spec.logging.log_every or 10
         self._build_model(ckpt)
         self._start_record(ckpt)
-        self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard)
+        main = self.dist is None or self.dist.is_main  # one tracker run per run, from rank 0
+        tracker = trackers.make_tracker(
+            trackers.TrackerConfig.from_logging(spec.logging) if main else trackers.TrackerConfig(),
+            self.run_dir.path, spec.run_id or self.run_dir.path.name,
+            {**trackers.flat_params(spec.to_dict()), "params": shape.params(), "flops_per_token": self.fpt})
+        self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard,
+                                  tracker=tracker)
         val = self.data.val_windows(shape.seq_len, spec.logging.eval_batches * spec.batch_size)
         self.val = torch.from_numpy(val).to(self.device)
         self.batches = Batches(self.data, spec, self.device, rows=self.dist.rows if self.dist is not None else slice(None))
@@ -206,6 +210,7 @@ class Trainer:
         if ckpt is not None and ckpt.get("rng"):
             set_rng_state(ckpt["rng"], self.dropout_rng)
         self.params = [p for p in raw.parameters() if p.requires_grad]
+        self.stepper = Stepper(model, self.opt, self.params, self.amp, spec.grad_clip)
 
     def _start_record(self, ckpt: dict[str, Any] | None) -> None:
         spec, step, state = self.spec, self.step_done, self.state
@@ -223,24 +228,9 @@ class Trainer:
 
     # -- what hooks use ---------------------------------------------------------------------------
     def step(self, micro: Micro, lr: float, acc: Accum, prefetch: int | None = None) -> Micro | None:
-        """One optimizer step over the micro-batches, with no host sync: the mean loss is added to acc.loss_sum
-        and a non-finite gradient norm counted in acc.bad, both on the device. Returns the batches of step
-        `prefetch` (if given), fetched after the backward kernels are queued so host work overlaps them."""
-        for g in self.opt.param_groups:
-            g["lr"] = lr * g.get("lr_scale", 1.0)  # muP's hidden-weight group trains at lr / width_mult
-        ga = len(micro)
-        for x, y in micro:
-            with self.amp:
-                _, loss = self.model(x, y)
-            (loss / ga).backward()
-            acc.loss_sum += loss.detach().float() / ga
-        nxt = self.batches.get(prefetch) if prefetch is not None else None
-        if self.spec.grad_clip > 0:
-            gn = torch.nn.utils.clip_grad_norm_(self.params, self.spec.grad_clip)
-            acc.bad += (~torch.isfinite(gn)).float()
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        return nxt
+        """One optimizer step over the micro-batches (Stepper: no host sync, losses summed into acc on the device).
+        Returns the batches of step `prefetch` (if given), fetched while the backward kernels run."""
+        return self.stepper(micro, lr, acc, (lambda: self.batches.get(prefetch)) if prefetch is not None else None)
 
     def evaluate(self) -> float:
         """Mean validation loss over the run's fixed windows (one host sync)."""
@@ -329,7 +319,7 @@ class Trainer:
                     self.checkpoint(step)
                 if stop_at is not None and step >= stop_at and step < total:
                     rec.status = "pending"
-                    rec.message = f"stopped at step {step} of {total}; resume with scalinglab train --resume {self.run_dir.path}"
+                    rec.message = f"stopped at step {step} of {total}; resume the run in {self.run_dir.path}"
                     break
             else:
                 rec.status, rec.message = "done", ""
@@ -339,7 +329,7 @@ class Trainer:
             rec.message = f"{e}; {kept}. Lower the peak LR, lengthen the warmup or clip gradients"
         except KeyboardInterrupt:
             rec.status = "failed"
-            rec.message = f"interrupted at step {step}; continue with scalinglab train --resume {self.run_dir.path}"
+            rec.message = f"interrupted at step {step}; resume the run in {self.run_dir.path}"
             raise
         except UserError:
             rec.status = "failed"
@@ -355,7 +345,7 @@ class Trainer:
         rec = self.rec
         if self.bar is not None:
             self.bar.stop()
-        self.metrics.close()
+        self.metrics.close(rec.status)
         for hook in self.hooks:
             hook.close(self, rec)
         rec.wall_time_s = self.elapsed0 + time.perf_counter() - self.t0

@@ -213,9 +213,16 @@ def _extend(study: Path, budgets: str, shapes: str | None, d_models: str | None,
         for c in cs:
             n_opt = float(law.allocate(c)[0])
             plans.append((c, n_opt, _make_plan(td, [c], shapes_around(n_opt, template, rule, step, spread), base, hp, settings)))
+        # the bracket report against the law the shapes were placed around, not the published one
+        report = []
+        for c, n_opt, p in plans:
+            for row in p.law_report:
+                ns = [r.params for r in p.runs]
+                report.append({**row, "n_opt": n_opt, "d_opt": float(law.allocate(c)[1]),
+                               "brackets": bool(ns and min(ns) <= n_opt <= max(ns)) if ns else None})
+        name = Path(around).name + (f" (approach {approach})" if approach else "")
         plan = IsoflopPlan([r for _, _, p in plans for r in p.runs], [d for _, _, p in plans for d in p.dropped], cs,
-                           law_name=plans[0][2].law_name, law_report=[row for _, _, p in plans for row in p.law_report],
-                           law_note=plans[0][2].law_note)
+                           law_name=name, law_report=report)
         note.update(around=str(Path(around).resolve()), approach=approach or "", spread=spread, width_step=step,
                     n_opt={f"{c:.6g}": n for c, n, _ in plans})
     added, skipped = extend_study(study, plan, note)
@@ -261,7 +268,7 @@ def _allocation_law(path: Path, approach: str | None):
     law = law_from_dict(d)
     try:
         law.allocate(1e18)
-    except Exception as e:
+    except (AttributeError, NotImplementedError, TypeError, ValueError, UserError) as e:  # a law with no optimum
         raise UserError(f"the law in {path} cannot allocate compute ({e}); use an approach 1, 2 or 3 law (--approach)") from None
     return law
 

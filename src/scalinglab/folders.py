@@ -189,8 +189,14 @@ class StudyDir:
         return f"{self.RUNS}/{run_id}"
 
     def run(self, rel: str) -> RunDir:
-        """The run folder the store names `rel` (relative to the study, or absolute)."""
-        return RunDir(self.path / rel)
+        """The run folder the store names `rel` (relative to the study, or absolute), refused unless it lies
+        inside the study folder (a hand-edited or corrupt store must not send a sweep elsewhere)."""
+        root = self.path.resolve()
+        p = (root / str(rel)).resolve()
+        if p == root or not p.is_relative_to(root):
+            raise FolderError(f"{self.store}: run_dir {rel!r} lies outside the study folder",
+                              hint="the store was edited or is corrupt: restore it or re-plan the study")
+        return RunDir(p)
 
     def settings(self) -> dict[str, Any]:
         if not self.is_study():

@@ -24,8 +24,9 @@ def gpu_count() -> int:
     return min(n, len([v for v in vis.split(",") if v.strip()])) if vis is not None else n
 
 
-def make_slots(gpus: str | None, per_gpu: int, workers: int) -> list[Slot]:
-    """--gpus 0,1 --per-gpu K -> K slots on each GPU; --workers N (or no GPU) -> N CPU slots."""
+def make_slots(gpus: str | None, per_gpu: int, workers: int, check_gpus: bool = False) -> list[Slot]:
+    """--gpus 0,1 --per-gpu K -> K slots on each GPU; --workers N (or no GPU) -> N CPU slots.
+    check_gpus: refuse GPU indices this machine does not have (off for a stand-in trainer in tests)."""
     if per_gpu < 1:
         raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
     if gpus is None and workers < 1:
@@ -37,6 +38,16 @@ def make_slots(gpus: str | None, per_gpu: int, workers: int) -> list[Slot]:
             ids = [int(g) for g in gpus.split(",") if g.strip()]
         except ValueError:
             raise UserError(f"bad GPUs {gpus!r}", hint="give GPU indices, e.g. 0,1", keys=("gpus",)) from None
+        if not ids or min(ids) < 0:
+            raise UserError(f"bad GPUs {gpus!r}", hint="give GPU indices 0 or more, e.g. 0,1", keys=("gpus",))
+        if check_gpus:
+            n = gpu_count()
+            if n == 0:
+                raise UserError(f"GPUs {gpus} asked for, but this machine has none visible (nvidia-smi lists none)",
+                                hint="leave the GPUs unset to train on CPU workers", keys=("gpus", "workers"))
+            if max(ids) >= n:
+                raise UserError(f"GPU {max(ids)} does not exist: this machine has {n} (0..{n - 1})",
+                                hint=f"give indices below {n}", keys=("gpus",))
         return [Slot(f"gpu{g}.{k}", {"CUDA_VISIBLE_DEVICES": str(g)}) for g in ids for k in range(per_gpu)]
     if workers < 1:
         raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",))

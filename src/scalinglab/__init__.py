@@ -54,27 +54,21 @@ __all__ = [  # the names of _EXPORTS (tests/test_cli_interface.py holds the two 
     "Approach1",
     "Approach2",
     "Approach3",
-<<<<<<< HEAD
     "Columns",
     "FitOptions",
-=======
     "DataDir",
     "LoggingConfig",
->>>>>>> main
     "ModelShape",
     "RunDir",
     "RunRecord",
     "RunSpec",
-<<<<<<< HEAD
     "Runs",
     "StudyFit",
-=======
     "RuntimeConfig",
     "ScheduleConfig",
     "StudyDir",
     "Trainer",
     "UserError",
->>>>>>> main
     "__version__",
     "fit_estimates",
     "fit_study",
@@ -117,12 +111,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from scalinglab.laws.published import get_law
     from scalinglab.plan.isoflop import plan_isoflop
     from scalinglab.plan.optimal import plan_optimal
-<<<<<<< HEAD
-    from scalinglab.records import RunRecord, RunSpec
-    from scalinglab.sweep.store import load_runs, load_runs_frame
-=======
     from scalinglab.records import LoggingConfig, RunRecord, RunSpec, RuntimeConfig, ScheduleConfig
-    from scalinglab.sweep.store import load_runs_frame
->>>>>>> main
+    from scalinglab.sweep.store import load_runs, load_runs_frame
     from scalinglab.train import run_training
     from scalinglab.train.loop import Trainer

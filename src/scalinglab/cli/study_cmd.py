@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, flag, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -297,7 +297,7 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
                   str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
-        con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)
+        con.print(f"dropped {d.run_id}: {d.reason}" + (f" ({flag(d.key)})" if d.key else ""), soft_wrap=True)
     if plan.law_note:
         con.print(plan.law_note, soft_wrap=True, markup=False)
     for row in plan.law_report:

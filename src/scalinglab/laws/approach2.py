@@ -185,9 +185,10 @@ class Approach2(PowerLawAllocation):
         gid = self.profile(N, D, C, L, sample_weight)
         ok = [r for r in self.per_budget_ if r.ok]
         if len(ok) < 2:
-            hint = "" if self.keep_unbracketed else " (or keep unbracketed budgets)"
-            raise UserError(f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}: add runs or budgets "
-                            f"(3+ runs per budget on both sides of the minimum){hint}")
+            hint = "" if self.keep_unbracketed else ", or keep unbracketed budgets"
+            raise UserError(f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}",
+                            hint=f"add runs or budgets (3+ runs per budget on both sides of its minimum){hint}",
+                            keys=() if self.keep_unbracketed else ("keep_unbracketed",))
         c = np.log10([r.C for r in ok])
         a, ln = fit_line(c, np.log10([r.n_opt for r in ok]))
         b, ld = fit_line(c, np.log10([r.d_opt for r in ok]))

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglab.accounting.shape import ModelShape
+from scalinglab.models.losses import linear_cross_entropy
 
 
 class LayerNorm(nn.Module):
@@ -117,6 +118,7 @@ class GPT(nn.Module):
         if s.tied:
             self.lm_head.weight = self.transformer.wte.weight
         self.activation_checkpointing = False
+        self.fused_loss = True  # False: the plain lm_head + F.cross_entropy path for training too
         if s.pos == "rotary":
             cos, sin = rotary_tables(s.seq_len, s.d_model // s.n_heads)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -127,6 +129,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())  # parameters() yields the tied weight once
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """(logits, loss); with targets and gradients enabled (training), (None, loss) when fused_loss is on."""
         B, T = idx.shape
         if T > self.shape.seq_len:
             raise ValueError(f"sequence of {T} tokens is longer than the model's seq_len {self.shape.seq_len}")
@@ -141,7 +144,11 @@ class GPT(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, use_reentrant=False)
             else:
                 x = block(x, rope)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        x = self.transformer.ln_f(x)
+        if targets is not None and self.fused_loss and torch.is_grad_enabled():
+            # training: loss and its gradient chunk by chunk, no [tokens, vocab] logits kept (models/losses.py)
+            return None, linear_cross_entropy(x.view(B * T, -1), self.lm_head.weight, targets.reshape(-1))
+        logits = self.lm_head(x)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

@@ -125,7 +125,6 @@ def bench_one(impl: str, d: int, L: int, vocab: int, seq: int, batch: int, mode:
     tok_s = steps * batch * seq / dt
     fpt = shape.flops_per_token("palm")  # 6N + 12 L d T, the same for both impls (same shape, tied head)
     finite = bool(torch.isfinite(loss_sum).item()) and bad.item() == 0
-    del model, raw, opt, slot
     return {"impl": impl, "d_model": d, "layers": L, "vocab": vocab, "seq_len": seq, "batch": batch, "mode": mode,
             "params": shape.params(), "params_counted": n_params, "tokens_per_s": tok_s,
             "model_flops_per_s": tok_s * fpt, "flops_per_token": fpt, "step_s": dt / steps, "steps": steps,
@@ -215,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             r["ratio_to_matmul_peak"] = r["model_flops_per_s"] / peak
             print(f"{impl} {d}x{L} V={vocab}: {r['tokens_per_s'] / 1e6:.3f} Mtok/s, {r['ratio_to_matmul_peak']:.1%} of peak,"
                   f" warmup {r['warmup_s']:.0f} s", file=sys.stderr)
-        except Exception as e:  # an OOM or compile failure on one row: record it, keep going
+        except Exception as e:  # noqa: BLE001 - an OOM or compile failure on one row: record it, keep going
             r = {"impl": impl, "d_model": d, "layers": L, "vocab": vocab, "batch": batch, "mode": mode,
                  "error": f"{type(e).__name__}: {e}"[:400]}
             print(f"{impl} {d}x{L} V={vocab}: {r['error']}", file=sys.stderr)

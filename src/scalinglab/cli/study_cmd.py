@@ -116,7 +116,7 @@ def sweep_cmd(
     backend: str = typer.Option("local", "--backend", help="local (subprocesses here) or ray (a Ray cluster)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: auto)."),
     gpus: Optional[str] = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 (default: all visible)."),
-    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once (small models leave it idle); default: from model size and GPU memory."),
+    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once, whatever their size; default: packed per run from its size and memory (many small runs, few large ones)."),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (when there is no GPU, or to force CPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     json_out: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
@@ -128,14 +128,10 @@ def sweep_cmd(
     from scalinglab.sweep.table import make_console
 
     load_study_toml(study)
-    if per_gpu is None:
-        from scalinglab.sweep.packing import per_gpu_for_study
-
-        per_gpu = per_gpu_for_study(study)  # pack small runs (bench/packing.py measures the gain)
     if backend == "local":
-        from scalinglab.sweep.local import LocalExecutor, make_slots
+        from scalinglab.sweep.local import LocalExecutor, make_devices
 
-        ex = LocalExecutor(make_slots(gpus, per_gpu, workers))
+        ex = LocalExecutor(make_devices(gpus, per_gpu, workers))
     elif backend == "ray":
         from scalinglab.sweep.ray_backend import RayExecutor
 

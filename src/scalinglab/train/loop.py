@@ -297,7 +297,9 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
             row = {"step": step, "tokens": rec.tokens, "flops": rec.flops, "lr": lr, "train_loss": train_loss,
                    "time_s": round(elapsed0 + now - t0, 3)}
             if do_eval:
-                v = evaluate(model, val, spec.batch_size, amp)
+                # the uncompiled model: a compiled one would compile (and graph) a second, no-grad program per
+                # run, which costs a sweep of small runs more than their few eager eval batches
+                v = evaluate(raw, val, spec.batch_size, amp)
                 if not math.isfinite(v):
                     raise Diverged(f"validation loss became {v} at step {step}")
                 row["val_loss"] = v

@@ -112,7 +112,7 @@ class WsdBranches:
             for s in range(b.start, b.steps):
                 loss_sum.zero_()
                 train_step(model, opt, batches.get(s), amp, sched(s), params, self.spec.grad_clip, loss_sum, bad)
-            v = evaluate(model, val, self.spec.batch_size, amp)
+            v = evaluate(raw, val, self.spec.batch_size, amp)  # uncompiled, as the trunk's evaluations
             train_loss = loss_sum.item()
         finally:
             raw.load_state_dict(saved_model)

@@ -25,7 +25,8 @@ import torch
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.models import build_model
 from scalinglab.records import RunSpec
-from scalinglab.train.loop import autocast_ctx, train_step
+from scalinglab.train.loop import autocast_ctx
+from scalinglab.train.step import train_step
 from scalinglab.train.optim import build_optimizer
 
 # (d_model, layers): sequences per step, as in the side-by-side nanoGPT measurement this bench replaces

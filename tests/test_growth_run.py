@@ -11,7 +11,7 @@ import torch
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.cli import main
 from scalinglab.data.loader import TokenData
-from scalinglab.models import load_run_model
+from scalinglab.train.checkpoint import load_run_model
 from scalinglab.records import RunSpec
 from scalinglab.train import run_training
 

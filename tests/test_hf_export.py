@@ -51,7 +51,7 @@ def hf_logits(folder, x):
 
 
 def test_export_round_trip_same_logits(trained_run, tmp_path):
-    from scalinglab.models import load_run_model
+    from scalinglab.train.checkpoint import load_run_model
 
     res = export_hf(trained_run, tmp_path / "HF")
     model, spec = load_run_model(trained_run)

@@ -11,7 +11,8 @@ from scalinglab.accounting import params
 from scalinglab.accounting import perceiver_ar as acc_par
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
-from scalinglab.models import build_model, load_run_model
+from scalinglab.models import build_model
+from scalinglab.train.checkpoint import load_run_model
 
 
 def random_shapes(arch: str, n: int, seed: int):

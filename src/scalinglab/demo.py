@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.folders import DataDir, RunDir, StudyDir
 
 STAGES = ("prep", "plan", "sweep", "fit", "report")
 
@@ -78,7 +79,7 @@ class Demo:
         from scalinglab.cli.app import app
         from scalinglab.sweep.store import is_study
 
-        if not (self.data / "meta.json").is_file():
+        if not DataDir(self.data).is_data():
             raise UserError(f"no prepared data in {self.data}: run `scalinglab demo --stage prep --out {self.out}` first")
         args = plan_args(self.preset, self.data, self.study)
         stamp = self.out / "demo.json"
@@ -109,7 +110,7 @@ class Demo:
                   + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else ""))
         self.counts = sweep(self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline)
         if self.counts.get("failed"):  # the fit goes on with the runs that finished
-            sys.stderr.write(f"warning: {self.counts['failed']} run(s) failed (see {self.study}/runs/<id>/train.log); "
+            sys.stderr.write(f"warning: {self.counts['failed']} run(s) failed (see {StudyDir(self.study).run_rel('<id>')}/{RunDir.LOG}); "
                              f"`scalinglab sweep {self.study} --retry-failed` runs them again\n")
         return self.counts
 

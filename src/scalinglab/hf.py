@@ -70,14 +70,17 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
     """Write RUN as a transformers GPT-2 folder at OUT (config, safetensors, tokenizer when known)."""
     from safetensors.torch import save_file
 
-    from scalinglab.evaluate.lm import data_tokenizer, load_run, run_data_path, tokenizer_info
+    from scalinglab.data.tokenizers import data_tokenizer
+    from scalinglab.folders import DataDir, RunDir
+    from scalinglab.train.checkpoint import load_run_model
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not empty: choose a new --out folder")
-    model, spec = load_run(run)
+    model, spec = load_run_model(run)
+    model = model.float().eval()
     config = gpt2_config(spec.shape)
-    data = run_data_path(run, spec)
+    data = RunDir(run).data_path(spec)
     tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=f".{out.name}."))
     try:
         tok_obj = data_tokenizer(data) if data else None
@@ -87,7 +90,7 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
         save_file(gpt_to_hf_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tok = save_tokenizer(tok_obj, tmp) if tok_obj is not None else None
         info = {"source_run": str(Path(run).resolve()), "shape": spec.shape.to_dict(), "data": str(data) if data else None,
-                "tokenizer": tokenizer_info(data) if data else None, "hf_tokenizer": tok}
+                "tokenizer": DataDir(data).tokenizer_info() if data else None, "hf_tokenizer": tok}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():

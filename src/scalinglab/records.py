@@ -74,7 +74,7 @@ class RunSpec:
 
 @dataclass
 class RunRecord:
-    """What a run did. Written to RUN/record.json and to the study store."""
+    """What a run did. Written to its run folder (scalinglab.folders.RunDir) and to the study store."""
 
     spec: RunSpec
     status: str = "pending"
@@ -90,7 +90,7 @@ class RunRecord:
     model_flops_per_s: float = 0.0
     device: str = ""
     message: str = ""
-    curve: str = "metrics.jsonl"
+    curve: str = ""  # the run's metric lines, relative to its folder (the trainer sets RunDir.METRICS)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

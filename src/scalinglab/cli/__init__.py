@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from scalinglab.cli.app import app
+from scalinglab.cli.common import error_line
 from scalinglab.errors import UserError
 
 COMMAND_MODULES = [
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         # standalone_mode=False hands back typer.Exit(n)'s code instead of exiting with it
         rc = app(args=argv, standalone_mode=False)
     except UserError as e:
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(f"error: {error_line(e)}\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

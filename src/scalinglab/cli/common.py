@@ -10,6 +10,25 @@ from typing import Any
 from scalinglab.errors import UserError
 
 
+# Settings whose flag is not "--" + the key with dashes (the library names keys, the CLI names flags).
+FLAGS = {"budget_flops": "--budget", "n_layers": "--layers", "n_heads": "--heads", "warmup_steps": "--warmup-steps",
+         "schedule.kind": "--schedule", "schedule.warmup_steps": "--warmup-steps",
+         "schedule.restart_warmup_steps": "--restart-warmup-steps", "schedule.restart_steps": "--restart-steps"}
+
+
+def flag(key: str) -> str:
+    """The CLI flag of a setting named by the library (RunSpec / plan field)."""
+    return FLAGS.get(key) or "--" + key.rpartition(".")[2].replace("_", "-")
+
+
+def error_line(e: UserError) -> str:
+    """`<problem>; <hint> (<flags>)`: the library's error with the flags that set what it names, on one line."""
+    msg = str(e)
+    if e.keys:
+        msg += f" ({', '.join(dict.fromkeys(flag(k) for k in e.keys))})"
+    return " ".join(msg.split("\n"))
+
+
 def emit_json(obj: Any) -> None:
     """Print JSON for scripts (NaN/inf become null)."""
     sys.stdout.write(json.dumps(_clean(obj), indent=2) + "\n")

@@ -10,11 +10,12 @@ import typer
 from scalinglab.cli.app import app, plan_app
 from scalinglab.cli.common import emit_json, parse_shape
 from scalinglab.errors import UserError
+from scalinglab.folders import RunDir
 
 
 @app.command("grow")
 def grow(
-    run: Path = typer.Argument(..., help="a gpt run folder with checkpoint.pt (from `scalinglab train`)"),
+    run: Path = typer.Argument(..., help=f"a gpt run folder with {RunDir.CHECKPOINT} (from `scalinglab train`)"),
     out: Path = typer.Option(..., "--out", help="new run folder for the grown model"),
     width: int = typer.Option(1, "--width", help="multiply d_model, heads and MLP width by this (2: double)"),
     depth: int = typer.Option(1, "--depth", help="multiply the number of layers by this (2: double)"),

@@ -10,11 +10,12 @@ import typer
 from scalinglab.cli.app import app, eval_app
 from scalinglab.cli.common import emit_json
 from scalinglab.errors import UserError
+from scalinglab.folders import RunDir
 
 
 @app.command("export")
 def export(
-    run: Path = typer.Argument(..., help="Run folder (config.toml, checkpoint.pt) of a GPT run."),
+    run: Path = typer.Argument(..., help=f"Run folder ({RunDir.CONFIG}, {RunDir.CHECKPOINT}) of a GPT run."),
     format: str = typer.Option("hf", "--format", help="Only 'hf': a transformers GPT-2 model folder."),
     out: Path = typer.Option(..., "--out", help="New folder to write (config.json, model.safetensors, tokenizer)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),

@@ -1,4 +1,4 @@
-"""`scalinglab prep`: text sources -> tokenizer -> memory-mapped token shards + meta.json."""
+"""`scalinglab prep`: text sources -> tokenizer -> memory-mapped token shards + their description (a DataDir)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.cli.common import emit_json
+from scalinglab.folders import DataDir
 
 
 @app.command("prep")
 def prep(
     sources: list[str] = typer.Argument(..., help="Files, folders, globs (quoted), `stdlib` or `site-packages`."),
-    out: str = typer.Option(..., "--out", "-o", help="DATA folder to write (meta.json, train.bin, val.bin, tokenizer/)."),
+    out: str = typer.Option(..., "--out", "-o", help=f"DATA folder to write ({DataDir.META}, token shards, {DataDir.TOKENIZER}/)."),
     tokenizer: str = typer.Option("bytes", "--tokenizer", "-t", help="bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR."),
     val_fraction: float = typer.Option(0.01, "--val-fraction", help="Share of documents for validation (at least 1 document)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the document-level train/val split."),

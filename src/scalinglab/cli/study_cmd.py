@@ -148,7 +148,9 @@ def sweep_cmd(
     if counts.get("failed"):
         import sys
 
-        sys.stderr.write(f"{counts['failed']} run(s) failed: see {study}/runs/<id>/train.log; "
+        from scalinglab.folders import RunDir, StudyDir
+
+        sys.stderr.write(f"{counts['failed']} run(s) failed: see {StudyDir(study).run_rel('<id>')}/{RunDir.LOG}; "
                          f"rerun with `scalinglab sweep {study} --retry-failed`\n")
         raise SystemExit(1)
 

@@ -10,6 +10,7 @@ import typer
 
 from scalinglab.cli.app import app
 from scalinglab.errors import UserError
+from scalinglab.folders import RunDir
 
 SHAPE_KEYS = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads", "heads": "n_heads",
               "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio", "bias": "bias", "pos": "pos",
@@ -20,7 +21,7 @@ STOP_KEYS = ("steps", "tokens", "budget_flops")
 def _read_toml(path: Path) -> dict[str, Any]:
     """RunSpec fields; the shape as a [shape] table or as flat keys (d_model, layers, ...)."""
     if not path.is_file():
-        raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/config.toml)")
+        raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/{RunDir.CONFIG})")
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
@@ -78,7 +79,7 @@ def train(
     data: Optional[str] = typer.Option(None, "--data", help="prepared DATA folder (scalinglab prep)"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML RunSpec; flags override it"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder to write"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only config.toml)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only its spec)"),
     arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar"),
     d_model: Optional[int] = typer.Option(None, "--d-model"),
     layers: Optional[int] = typer.Option(None, "--layers"),
@@ -119,7 +120,7 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
-    """Train one model into a run folder: RUN/config.toml, checkpoint.pt, metrics.jsonl, record.json, tb/.
+    """Train one model into a run folder: its spec, checkpoint, metric lines, record and TensorBoard logs.
 
     Stops exactly at --steps, --tokens or --budget (FLOPs). Exit code 0 done, 3 diverged, 2 bad input.
     """
@@ -142,16 +143,17 @@ def train(
         if out is not None and Path(out) != resume:
             raise UserError("give either --resume RUN or --out RUN, not two different folders")
         run_dir = resume
-        if (resume / "checkpoint.pt").exists():
+        run = RunDir(resume)
+        if run.checkpoint.exists():
             from scalinglab.train.checkpoint import load_checkpoint
 
-            ck = load_checkpoint(resume / "checkpoint.pt")
+            ck = load_checkpoint(run.checkpoint)
             base = RunSpec.from_dict(ck["spec"]).to_dict()
             ckpt_step = int(ck["step"])
-        elif (resume / "config.toml").exists():
-            base = _read_toml(resume / "config.toml")
+        elif run.config.exists():
+            base = _read_toml(run.config)
         else:
-            raise UserError(f"{resume} has neither checkpoint.pt nor config.toml: start the run with --config/--data and --out {resume}")
+            raise UserError(f"{resume} has neither {RunDir.CHECKPOINT} nor {RunDir.CONFIG}: start the run with --config/--data and --out {resume}")
         if config is not None:
             base = {**base, **{k: v for k, v in _read_toml(config).items() if k != "shape"}}
     else:
@@ -168,26 +170,23 @@ def train(
     over["extra"] = extra
     spec = _build_spec(base, shape_over, over)
 
-    # The sweep relaunches with --config RUN/config.toml --out RUN: continue if the checkpoint is this spec's.
+    # The sweep relaunches with --config RUN/<spec> --out RUN: continue if the checkpoint is this spec's.
     do_resume = resume is not None
-    if not do_resume and (run_dir / "checkpoint.pt").exists():
+    run = RunDir(run_dir)
+    if not do_resume and run.checkpoint.exists():
         from scalinglab.train.checkpoint import load_checkpoint
 
-        if RunSpec.from_dict(load_checkpoint(run_dir / "checkpoint.pt")["spec"]) != spec:
-            raise UserError(f"{run_dir} already holds a different run (checkpoint.pt): use --resume {run_dir} or a fresh --out")
+        if RunSpec.from_dict(load_checkpoint(run.checkpoint)["spec"]) != spec:
+            raise UserError(f"{run_dir} already holds a different run ({RunDir.CHECKPOINT}): use --resume {run_dir} or a fresh --out")
         do_resume = True
 
     from scalinglab.train import distributed, run_training
 
     if nproc != 1 and not distributed.in_worker():  # relaunch as N ranks; rank 0 writes RUN/record.json
         rc = distributed.launch(spec, run_dir, nproc, do_resume, progress)
-        from scalinglab.records import RunRecord
-
-        if not (run_dir / "record.json").is_file():
+        if not run.record.is_file():
             raise SystemExit(rc or 1)
-        import json
-
-        rec = RunRecord.from_dict(json.loads((run_dir / "record.json").read_text()))
+        rec = run.read_record()
         if rc not in (0, 3) and rec.status not in ("done", "diverged"):
             raise SystemExit(2 if rc == 2 else 1)
     else:

@@ -1,4 +1,4 @@
-"""TokenData: reads a prepared DATA folder (meta.json + flat token arrays) and serves batches.
+"""TokenData: reads a prepared DATA folder (DataDir: its description and flat token arrays) and serves batches.
 
 Batches are a pure function of (seed, step): a resumed run replays exactly the same windows.
 numpy only, so planning can read token counts without torch.
@@ -6,29 +6,22 @@ numpy only, so planning can read token counts without torch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from scalinglab.errors import UserError
-
-META = "meta.json"
+from scalinglab.data.tokenizers import load_tokenizer
+from scalinglab.errors import ConfigError, FolderError
+from scalinglab.folders import DataDir
 
 
 class TokenData:
-    """Layout: DATA/meta.json, DATA/train.bin, DATA/val.bin (dtype in meta), DATA/tokenizer/."""
+    """The token arrays of a DataDir (dtype and splits in its description), memory-mapped on first use."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        meta_path = self.path / META
-        if not meta_path.is_file():
-            raise UserError(f"{self.path} is not a prepared data folder (no {META}); run `scalinglab prep SOURCE --out {self.path}` first")
-        try:
-            self.meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise UserError(f"{meta_path} is not valid JSON ({e}); re-run `scalinglab prep` into a fresh folder") from None
+        self.meta = DataDir(self.path).read_meta()
         self.vocab_size: int = int(self.meta["vocab_size"])
         self.dtype = np.dtype(self.meta["dtype"])
         self._arrays: dict[str, np.ndarray] = {}
@@ -37,11 +30,11 @@ class TokenData:
         if name not in self._arrays:
             info = self.meta["splits"].get(name)
             if info is None:
-                raise UserError(f"{self.path} has no split {name!r}; splits: {', '.join(self.meta['splits'])}")
+                raise FolderError(f"{self.path} has no split {name!r}", hint=f"splits: {', '.join(self.meta['splits'])}")
             f = self.path / info["file"]
             n = int(info["tokens"])
             if not f.is_file() or f.stat().st_size != n * self.dtype.itemsize:
-                raise UserError(f"{f} is missing or truncated; re-run `scalinglab prep` into a fresh folder")
+                raise FolderError(f"{f} is missing or truncated", hint="prepare the data again into a fresh folder (`scalinglab prep`)")
             self._arrays[name] = np.memmap(f, dtype=self.dtype, mode="r", shape=(n,)) if n else np.zeros(0, self.dtype)
         return self._arrays[name]
 
@@ -53,7 +46,8 @@ class TokenData:
         arr = self.split("train")
         hi = len(arr) - seq_len - 1
         if hi <= 0:
-            raise UserError(f"train split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}; use more text or a shorter --seq-len")
+            raise ConfigError(f"train split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}",
+                              hint="use more text or a shorter context", keys=("seq_len",))
         rng = np.random.default_rng([seed, step])
         return _windows(arr, rng.integers(0, hi + 1, size=batch_size), seq_len)
 
@@ -62,7 +56,8 @@ class TokenData:
         arr = self.split("val")
         hi = len(arr) - seq_len - 1
         if hi < 0:
-            raise UserError(f"val split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}; prep with a larger --val-fraction or use a shorter --seq-len")
+            raise ConfigError(f"val split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}",
+                              hint="prepare the data with a larger validation fraction or use a shorter context", keys=("seq_len",))
         n_windows = max(1, min(n_windows, hi // max(1, seq_len) + 1))
         return _windows(arr, np.linspace(0, hi, n_windows).astype(np.int64), seq_len)
 
@@ -70,7 +65,7 @@ class TokenData:
         """Epochs of the train split a run reading `tokens` (latent) tokens covers (see `epochs`)."""
         return epochs(self.tokens("train"), tokens, seq_len, latents)
 
-    def epoch_check(self, tokens: float, seq_len: int, latents: int = 0) -> "EpochCheck":
+    def epoch_check(self, tokens: float, seq_len: int, latents: int = 0) -> EpochCheck:
         """Flags a run that would read more than one epoch of the train split (see `epoch_check`)."""
         return epoch_check(self.tokens("train"), tokens, seq_len, latents)
 
@@ -81,19 +76,11 @@ def _windows(arr: np.ndarray, starts: np.ndarray, seq_len: int) -> np.ndarray:
 
 
 def read_meta(path: str | Path) -> dict:
-    """meta.json of a DATA folder, without opening the shards."""
-    return TokenData(path).meta
+    """The description of a DATA folder, without opening the shards."""
+    return DataDir(path).read_meta()
 
 
-def load_tokenizer(path: str | Path):
-    """The tokenizer the shards in DATA were made with: an object with encode/decode, vocab_size, eot_id."""
-    from scalinglab.data.tokenizers import BytesTokenizer, Tokenizer
-
-    path = Path(path)
-    info = read_meta(path).get("tokenizer") or {}
-    if info.get("kind") in (None, "raw-bytes", "bytes") and not (path / info.get("dir", "tokenizer")).is_dir():
-        return BytesTokenizer()  # folders written by hand (tests/conftest.py) carry plain UTF-8 bytes
-    return Tokenizer.from_dir(path / info.get("dir", "tokenizer"))
+__all__ = ["EpochCheck", "TokenData", "bytes_per_token", "epoch_check", "epochs", "load_tokenizer", "read_meta"]
 
 
 def bytes_per_token(path: str | Path, split: str = "val") -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import json
 import multiprocessing as mp
 import os
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 from scalinglab.data import sources as S
 from scalinglab.data import tokenizers as T
 from scalinglab.errors import UserError
-from scalinglab.fileio import atomic_write_json
+from scalinglab.folders import DataDir
 
 FORMAT_VERSION = 1
 TASK_BYTES = 4 << 20  # text per encode task: big enough to amortise IPC, small enough to bound memory
@@ -164,15 +163,15 @@ def _settings(descs, tokenizer, val_fraction, seed, field, max_bytes) -> dict:
 
 
 def _check_out(out: Path) -> dict | None:
-    """The existing meta.json in `out`, None if `out` is free; refuses folders that are not data folders."""
+    """The existing description of the data folder `out`, None if `out` is free; refuses folders that are not data folders."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a folder path for the shards")
     if not out.is_dir() or not any(out.iterdir()):
         return None
-    try:
-        return json.loads((out / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise UserError(f"--out {out} exists and is not a scalinglab data folder; choose a new or empty --out folder") from None
+    meta = DataDir(out).read_meta_or_none()
+    if meta is None:
+        raise UserError(f"--out {out} exists and is not a scalinglab data folder; choose a new or empty --out folder")
+    return meta
 
 
 def _summary(meta: dict, out: Path, reused: bool, seconds: float) -> dict:
@@ -187,7 +186,7 @@ def _summary(meta: dict, out: Path, reused: bool, seconds: float) -> dict:
 def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_fraction: float = 0.01, seed: int = 0,
             field: str | None = None, max_bytes: int | str | None = None, workers: int | None = None,
             force: bool = False, progress: bool = True) -> dict:
-    """Tokenize `sources` into DATA=`out` (meta.json, train.bin, val.bin, tokenizer/); returns a summary dict."""
+    """Tokenize `sources` into the DataDir `out` (description, token shards, tokenizer); returns a summary dict."""
     t0 = time.time()
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"--val-fraction {val_fraction} must be between 0 and 1; use e.g. 0.01")
@@ -227,7 +226,7 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
             # bytes "encoding" is a copy: shipping ids between processes would cost more than it saves
             meta = _build(docs, runner, tokenizer, kind, tmp, bar, parallel=kind != "bytes" and size >= SMALL_CORPUS)
             meta.update(version=FORMAT_VERSION, settings=settings, content_sha256=content, sources=descs, skipped=skipped)
-            atomic_write_json(tmp / "meta.json", meta)  # readable by all but the umask, like every stored file
+            DataDir(tmp).write_meta(meta)  # readable by all but the umask, like every stored file
             _swap(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -326,7 +325,7 @@ def _train_texts(docs, bar):
 
 
 def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
-    tok_dir = tmp / "tokenizer"
+    tok_dir = tmp / DataDir.TOKENIZER
     if kind == "char":  # the exact character set of the whole train split
         codes = list(runner.map(_chars, _tasks(docs, "train"), parallel))
         chars = np.unique(np.concatenate(codes)) if codes else []
@@ -335,9 +334,9 @@ def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
         tok = T.build_tokenizer(spec, _train_texts(docs, bar) if kind in ("bpe", "sentencepiece") else (), runner.workers)
     tok.to_dir(tok_dir)
     dtype = np.dtype(T.smallest_dtype(tok.vocab_size))
-    counts = {s: {"tokens": 0, "file": f"{s}.bin", "docs": 0, "bytes": 0} for s in ("train", "val")}
+    counts = {s: {"tokens": 0, "file": DataDir.split_file(s), "docs": 0, "bytes": 0} for s in ("train", "val")}
     task = bar.add_task("encode", total=sum(d.nbytes for d in docs))
-    files = {s: open(tmp / f"{s}.bin", "wb") for s in counts}
+    files = {s: open(tmp / DataDir.split_file(s), "wb") for s in counts}
     tasks = ((*t, str(tok_dir), dtype.name) for t in _tasks(docs))
     try:
         for split, ids, nbytes, ndocs in runner.map(_encode, tasks, parallel):
@@ -353,7 +352,7 @@ def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
             os.fsync(f.fileno())
             f.close()
     return {"vocab_size": tok.vocab_size, "dtype": dtype.name, "eot_id": tok.eot_id,
-            "tokenizer": dict(tok.config(), dir="tokenizer"), "splits": counts,
+            "tokenizer": dict(tok.config(), dir=DataDir.TOKENIZER), "splits": counts,
             "bytes_per_token": {s: (c["bytes"] / c["tokens"] if c["tokens"] else None) for s, c in counts.items()}}
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.errors import UserError
+from scalinglab.folders import DataDir
 
 BUILTINS = ("stdlib", "site-packages")
 RECORD_FORMATS = {".jsonl": "jsonl", ".parquet": "parquet"}
@@ -51,7 +52,7 @@ def _walk(root: Path, pattern: str | None = None, skip: set[str] = frozenset()) 
     """Files under root in sorted order; hidden folders, caches and `skip` names are left out."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        if "meta.json" in filenames and "train.bin" in filenames:  # a prepared DATA folder: tokens, not text
+        if DataDir.looks_like_data(filenames):  # a prepared DATA folder: tokens, not text
             dirnames[:] = []
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__" and d not in skip)

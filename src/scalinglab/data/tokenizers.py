@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.folders import DataDir
 
 CONFIG = "scalinglab_tokenizer.json"
 EOT = "<|endoftext|>"
@@ -65,7 +66,7 @@ class Tokenizer:
         pass
 
     @staticmethod
-    def from_dir(path: str | Path) -> "Tokenizer":
+    def from_dir(path: str | Path) -> Tokenizer:
         path = Path(path)
         try:
             cfg = json.loads((path / CONFIG).read_text())
@@ -103,7 +104,7 @@ class BytesTokenizer(Tokenizer):
         return join_docs((np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts), self.eot_id)
 
     @classmethod
-    def _load(cls, path: Path, cfg: dict) -> "BytesTokenizer":
+    def _load(cls, path: Path, cfg: dict) -> BytesTokenizer:
         return cls()
 
 
@@ -121,7 +122,7 @@ class CharTokenizer(Tokenizer):
         self.vocab_size = self.unk_id + 2
 
     @classmethod
-    def train(cls, texts: Iterable[str]) -> "CharTokenizer":
+    def train(cls, texts: Iterable[str]) -> CharTokenizer:
         seen: set[int] = set()
         for t in texts:
             seen.update(np.unique(np.frombuffer(t.encode("utf-32-le"), dtype="<u4")).tolist())
@@ -148,7 +149,7 @@ class CharTokenizer(Tokenizer):
         (path / "chars.json").write_text(json.dumps({"chars": self.chars}) + "\n")
 
     @classmethod
-    def _load(cls, path: Path, cfg: dict) -> "CharTokenizer":
+    def _load(cls, path: Path, cfg: dict) -> CharTokenizer:
         return cls(json.loads((path / "chars.json").read_text(encoding="utf-8"))["chars"])
 
 
@@ -177,7 +178,7 @@ class HFTokenizer(Tokenizer):
         self.tok.save(str(path / "tokenizer.json"))
 
     @classmethod
-    def _load(cls, path: Path, cfg: dict) -> "HFTokenizer":
+    def _load(cls, path: Path, cfg: dict) -> HFTokenizer:
         from tokenizers import Tokenizer as HFTok
 
         return cls(HFTok.from_file(str(path / "tokenizer.json")), cfg["kind"], cfg["spec"], int(cfg["eot_id"]))
@@ -272,11 +273,11 @@ class SentencePieceTokenizer(Tokenizer):
         (path / "spm.model").write_bytes(self.proto)
 
     @classmethod
-    def _load(cls, path: Path, cfg: dict) -> "SentencePieceTokenizer":
+    def _load(cls, path: Path, cfg: dict) -> SentencePieceTokenizer:
         return cls((path / "spm.model").read_bytes(), cfg["spec"])
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, threads: int = 1) -> "SentencePieceTokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int, threads: int = 1) -> SentencePieceTokenizer:
         import io
 
         import sentencepiece as spm
@@ -351,7 +352,26 @@ def quiet_workers() -> None:
 
 
 def load_tokenizer(data: str | Path) -> Tokenizer:
-    """The tokenizer a DATA folder's shards were made with (same as scalinglab.data.loader.load_tokenizer)."""
-    from scalinglab.data.loader import load_tokenizer as load
+    """The tokenizer a DATA folder's shards were made with: an object with encode/decode, vocab_size, eot_id."""
+    folder = DataDir(data)
+    meta = folder.read_meta()
+    info, tdir = meta.get("tokenizer") or {}, folder.tokenizer_dir(meta)
+    if info.get("kind") in (None, "raw-bytes", "bytes") and not tdir.is_dir():
+        return BytesTokenizer()  # folders written by hand (tests/conftest.py) carry plain UTF-8 bytes
+    return Tokenizer.from_dir(tdir)
 
-    return load(data)
+
+def data_tokenizer(data: str | Path) -> Tokenizer | None:
+    """DATA's tokenizer, or None when it cannot be found (a folder moved or written by hand)."""
+    data = Path(data)
+    try:
+        return load_tokenizer(data)
+    except UserError:
+        pass
+    for d in (DataDir(data).tokenizer_dir({}), data):
+        if (d / CONFIG).is_file():
+            return Tokenizer.from_dir(d)
+    info = DataDir(data).tokenizer_info() or {}
+    if str(info.get("kind", "")) in ("bytes", "raw-bytes"):
+        return BytesTokenizer()
+    return None

@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
-from scalinglab.errors import UserError
+from scalinglab import hf
+from scalinglab.data.tokenizers import data_tokenizer
+from scalinglab.errors import FolderError, UserError
+from scalinglab.folders import DataDir, RunDir
 
 
 @dataclass
@@ -68,17 +71,15 @@ def progress_bar(show: bool, total: int, description: str):
 
 
 def is_run_folder(path: str | Path) -> bool:
-    p = Path(path)
-    return (p / "record.json").is_file() or (p / "checkpoint.pt").is_file()
+    return RunDir(path).is_run()
 
 
 def load_lm(path: str | Path, device: str = "auto") -> CausalLM:
-    """A folder with config.json is a transformers model; one with record.json/checkpoint.pt is our run."""
-    from scalinglab import hf
-
+    """A folder with config.json is a transformers model; one with a run record or checkpoint is our run."""
     p, device = Path(path), pick_device(device)
     if not p.is_dir():
-        raise UserError(f"model {p} is not a folder: give a run folder (record.json, checkpoint.pt) or a transformers model folder (config.json)")
+        raise FolderError(f"model {p} is not a folder",
+                          hint=f"give a run folder ({RunDir.RECORD}, {RunDir.CHECKPOINT}) or a transformers model folder (config.json)")
     if hf.is_hf_folder(p):
         module = hf.load_hf_model(p, device)
         cfg = module.config
@@ -91,66 +92,26 @@ def load_lm(path: str | Path, device: str = "auto") -> CausalLM:
         model, spec = load_run(p)
         if spec.shape.arch != "gpt":
             raise UserError(f"{p} is a {spec.shape.arch} run; evaluation and fine-tuning take GPT runs or transformers models")
-        data = run_data_path(p, spec)
+        data = RunDir(p).data_path(spec)
         return CausalLM(model.to(device).eval(), "run", str(p), spec.shape.seq_len, spec.shape.vocab, data_tokenizer(data) if data else None, device)
-    raise UserError(f"{p} is neither a run folder (record.json/checkpoint.pt) nor a transformers model folder (config.json)")
+    raise FolderError(f"{p} is neither a run folder ({RunDir.RECORD}/{RunDir.CHECKPOINT}) nor a transformers model folder (config.json)")
 
 
 def load_run(run: str | Path):
-    """(model in eval mode on CPU, RunSpec) from RUN/checkpoint.pt, through the trainer's loader."""
-    from scalinglab.models import load_run_model
+    """(model in eval mode on CPU in float32, RunSpec) from the run's checkpoint, through the trainer's loader."""
+    from scalinglab.train.checkpoint import load_run_model
 
-    run = Path(run)
-    if not (run / "checkpoint.pt").is_file():
-        raise UserError(f"{run} has no checkpoint.pt: train it first (`scalinglab train --resume {run}`)")
     model, spec = load_run_model(run)
     return model.float().eval(), spec
 
 
-def run_data_path(run: str | Path, spec) -> Path | None:
-    """The run's DATA folder: as written in the spec (relative to cwd or to RUN), or None if gone."""
-    if not spec.data:
-        return None
-    for p in (Path(spec.data), Path(run) / spec.data):
-        if (p / "meta.json").is_file():
-            return p
-    return None
-
-
-def tokenizer_info(data: str | Path) -> dict | None:
-    try:
-        return json.loads((Path(data) / "meta.json").read_text()).get("tokenizer")
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def data_tokenizer(data: str | Path):
-    """DATA's tokenizer (scalinglab.data.tokenizers interface), or None when it cannot be found."""
-    from scalinglab.data import tokenizers as T
-
-    data = Path(data)
-    try:
-        return T.load_tokenizer(data)
-    except UserError:
-        pass
-    for d in (data / "tokenizer", data):
-        if (d / T.CONFIG).is_file():
-            return T.Tokenizer.from_dir(d)
-    info = tokenizer_info(data) or {}
-    if str(info.get("kind", "")) in ("bytes", "raw-bytes"):
-        return T.BytesTokenizer()
-    return None
-
-
 def _export_data_tokenizer(hf_dir: Path):
     """An export without a transformers tokenizer falls back on its source data's tokenizer."""
-    from scalinglab.hf import EXPORT_INFO
-
     try:
-        info = json.loads((hf_dir / EXPORT_INFO).read_text())
+        info = json.loads((hf_dir / hf.EXPORT_INFO).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return data_tokenizer(info["data"]) if info.get("data") and (Path(info["data"]) / "meta.json").is_file() else None
+    return data_tokenizer(info["data"]) if info.get("data") and DataDir(info["data"]).is_data() else None
 
 
 class HFTokenizerAdapter:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 
 import torch
 
-from scalinglab.errors import UserError
+from scalinglab.errors import FolderError
+from scalinglab.folders import RunDir
 from scalinglab.growth.operators import check_growable, grow_state
 from scalinglab.records import RunRecord, RunSpec
 
@@ -35,11 +35,12 @@ def grow_run(
     from scalinglab.train.optim import build_optimizer
 
     run, out = Path(run), Path(out)
-    if not (run / "checkpoint.pt").is_file():
-        raise UserError(f"{run} has no checkpoint.pt: give a run folder trained by `scalinglab train`")
+    src = RunDir(run)
+    if not src.has_checkpoint():
+        raise FolderError(f"{run} has no {RunDir.CHECKPOINT}", hint="give a run folder trained by `scalinglab train`")
     if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} already exists and is not empty: pick a fresh --out folder")
-    ckpt = load_checkpoint(run / "checkpoint.pt")
+        raise FolderError(f"{out} already exists and is not empty", hint="pick a fresh folder", keys=("out",))
+    ckpt = load_checkpoint(src.checkpoint)
     spec = RunSpec.from_dict(ckpt["spec"])
     check_growable(spec.shape, width, depth, mode)
 
@@ -75,8 +76,8 @@ def grow_run(
     new_ckpt = {k: v for k, v in ckpt.items() if k not in ("format", "version")}
     new_ckpt.update(model=new_model.state_dict(), optimizer=opt_state, spec=new_spec.to_dict(), step=step)
 
-    rec_old = _read_record(run)
-    rec = RunRecord(spec=new_spec, status="pending", steps_done=step, params=shape.params(), convention=new_spec.convention,
+    rec_old = src.read_record_dict() or {}
+    rec = RunRecord(spec=new_spec, status="pending", curve=RunDir.METRICS, steps_done=step, params=shape.params(), convention=new_spec.convention,
                     tokens=rec_old.get("tokens", step * spec.tokens_per_step), flops=float(rec_old.get("flops", 0.0)),
                     min_val_loss=rec_old.get("min_val_loss"), final_val_loss=rec_old.get("final_val_loss"),
                     final_train_loss=rec_old.get("final_train_loss"), wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
@@ -85,11 +86,12 @@ def grow_run(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        save_checkpoint(tmp / "checkpoint.pt", new_ckpt)
-        (tmp / "config.toml").write_text(new_spec.to_toml())
-        (tmp / "record.json").write_text(json.dumps(rec.to_dict(), indent=2))
-        if (run / "metrics.jsonl").is_file():
-            shutil.copyfile(run / "metrics.jsonl", tmp / "metrics.jsonl")
+        dst = RunDir(tmp)
+        save_checkpoint(dst.checkpoint, new_ckpt)
+        dst.write_spec(new_spec)
+        dst.write_record(rec)
+        if src.metrics.is_file():
+            shutil.copyfile(src.metrics, dst.metrics)
         if out.exists():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)
@@ -100,9 +102,3 @@ def grow_run(
             "params_before": spec.shape.params(), "params_after": shape.params(), "step": step,
             "width": width, "depth": depth, "mode": mode, "noise": noise, "optimizer_state": moments is not None}
 
-
-def _read_record(run: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run / "record.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}

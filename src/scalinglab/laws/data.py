@@ -1,5 +1,5 @@
 """Input for the fitters: run tables (N, D, C, loss) from a study folder or any CSV, and loss-vs-FLOPs
-curves (RUN/metrics.jsonl or per-step CSV rows), validated so bad input is one UserError line."""
+curves (run folders' metric lines or per-step CSV rows), validated so bad input is one UserError line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.folders import RunDir, StudyDir
 
 # Column names tried in order when the user names none (study frames, Epoch's and minchilla's CSVs).
 ALIASES = {
@@ -108,7 +109,7 @@ def load_frame(source: str | Path):
         from scalinglab.sweep.store import is_study, load_runs_frame
 
         if not is_study(p):
-            raise UserError(f"{p} is a folder but not a study (no study.toml): give a study folder or a CSV of runs")
+            raise UserError(f"{p} is a folder but not a study (no {StudyDir.SETTINGS}): give a study folder or a CSV of runs")
         df = load_runs_frame(p)
         if "status" in df.columns:
             n_all = len(df)
@@ -162,14 +163,10 @@ def load_points(source, **cols) -> Points:
     return pts
 
 
-def read_metrics(path: str | Path) -> tuple[list[float], list[float], list[float], list[float]]:
-    """RUN/metrics.jsonl -> (flops, val_loss) of the evaluation lines and (flops, train_loss) of the others."""
+def read_metrics(run_dir: str | Path) -> tuple[list[float], list[float], list[float], list[float]]:
+    """A run folder's metric lines -> (flops, val_loss) of the evaluation lines and (flops, train_loss) of the others."""
     c_val, l_val, c_tr, l_tr = [], [], [], []
-    for ln in Path(path).read_text().splitlines():
-        try:
-            m = json.loads(ln)
-        except json.JSONDecodeError:
-            continue  # a half-written last line of a crashed run
+    for m in RunDir(run_dir).read_metrics():  # a half-written last line of a crashed run is left out
         if m.get("val_loss") is not None:
             c_val.append(m.get("flops", 0.0)), l_val.append(m["val_loss"])
         elif m.get("train_loss") is not None:
@@ -178,13 +175,13 @@ def read_metrics(path: str | Path) -> tuple[list[float], list[float], list[float
 
 
 def curves_from_study(df, src: str) -> Curves | None:
-    """Curves from each done run's RUN/metrics.jsonl (val_loss lines if any, else train_loss)."""
+    """Curves from each done run's metric lines (val_loss lines if any, else train_loss)."""
     runs, Ns, Cs, Ls = [], [], [], []
     for _, row in df.iterrows():
-        f = Path(str(row.get("run_dir", ""))) / "metrics.jsonl"
-        if not f.exists():
+        run = RunDir(str(row.get("run_dir", "")))
+        if not run.metrics.exists():
             continue
-        c_val, l_val, c_tr, l_tr = read_metrics(f)
+        c_val, l_val, c_tr, l_tr = read_metrics(run.path)
         c, l = (c_val, l_val) if len(c_val) >= 3 else (c_tr, l_tr)
         c, l = np.asarray(c, float), np.asarray(l, float)
         ok = np.isfinite(c) & np.isfinite(l) & (c > 0) & (l > 0)
@@ -192,7 +189,7 @@ def curves_from_study(df, src: str) -> Curves | None:
             runs.append(str(row["run_id"])), Ns.append(float(row["params"])), Cs.append(c[ok]), Ls.append(l[ok])
     if not runs:
         return None
-    return Curves(runs, np.array(Ns), Cs, Ls, [f"curves from {len(runs)} runs' metrics.jsonl in {src}"])
+    return Curves(runs, np.array(Ns), Cs, Ls, [f"curves from {len(runs)} runs' metric lines in {src}"])
 
 
 def curves_from_frame(df, src: str, *, run_col=None, n_col=None, c_col=None, loss_col=None, d_col=None) -> Curves | None:

@@ -1,5 +1,5 @@
 """Runs for a report: a study folder's store or a runs CSV as one frame (n, d, c, loss, status, ...),
-their loss curves (RUN/metrics.jsonl) and the epochs of data each run read (the over-one-epoch warning)."""
+their loss curves (each run folder's metric lines) and the epochs of data each run read (the over-one-epoch warning)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalinglab.folders import RunDir
 from scalinglab.report.plots import Curve
 from scalinglab.laws.data import read_metrics
 
@@ -25,13 +26,11 @@ def study_frame(study_dir: str | Path):
 def study_epochs(df) -> list[float]:
     """Epochs of its data each run of a study read (NaN where its config or data is gone)."""
     from scalinglab.data.loader import TokenData
-    from scalinglab.records import RunSpec
-
     cache: dict[str, object] = {}
     out = []
     for run_dir, tokens in zip(df.get("run_dir", []), df["d"]):
         try:
-            spec = RunSpec.from_toml((Path(run_dir) / "config.toml").read_text())
+            spec = RunDir(run_dir).read_spec()
             if spec.data not in cache:
                 cache[spec.data] = TokenData(spec.data)
             out.append(float(cache[spec.data].epochs(float(tokens), spec.shape.seq_len, spec.shape.latents)))
@@ -41,15 +40,15 @@ def study_epochs(df) -> list[float]:
 
 
 def run_curves(df, max_runs: int = 200) -> list[Curve]:
-    """Validation loss vs cumulative training FLOPs of each run that has a metrics.jsonl."""
+    """Validation loss vs cumulative training FLOPs of each run that has metric lines."""
     curves = []
     if "run_dir" not in df:
         return curves
     for _, r in df.head(max_runs).iterrows():
-        p = Path(str(r["run_dir"])) / "metrics.jsonl"
-        if not p.is_file():
+        run = RunDir(str(r["run_dir"]))
+        if not run.metrics.is_file():
             continue
-        xs, ys, _, _ = read_metrics(p)
+        xs, ys, _, _ = read_metrics(run.path)
         keep = [i for i, x in enumerate(xs) if x]
         xs, ys = [float(xs[i]) for i in keep], [float(ys[i]) for i in keep]
         if xs:

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.folders import StudyDir
 from scalinglab.report import fits as F
 from scalinglab.report.figures import render
 from scalinglab.report.html import Report, Section, Table, fmt
@@ -26,7 +27,7 @@ def load_frame(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=
     p = Path(source)
     if p.is_dir():
         if not is_study(p):
-            raise UserError(f"{p} is a folder but not a study (no study.toml/study.db): give a STUDY or a RUNS.csv")
+            raise UserError(f"{p} is a folder but not a study (no {StudyDir.SETTINGS}/{StudyDir.STORE}): give a STUDY or a RUNS.csv")
         return study_frame(p), f"study {p}", True
     if not p.is_file():
         raise UserError(f"no study or runs CSV at {p}: give a STUDY folder or a RUNS.csv")
@@ -66,7 +67,7 @@ def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_l
                         "least 3 (finish the sweep or loosen --max-loss)")
 
     curves = None
-    if is_study:  # approach 1 needs loss curves: RUN/metrics.jsonl of the runs that count
+    if is_study:  # approach 1 needs loss curves: the metric lines of the runs that count
         from scalinglab.laws.data import curves_from_study
 
         curves = curves_from_study(df[usable].rename(columns={"n": "params"}), desc)

@@ -1,4 +1,4 @@
-"""The study store: STUDY/study.db (SQLite, WAL), one row per planned run with its status and results.
+"""The study store: StudyDir.store (SQLite, WAL), one row per planned run with its status and results.
 
 Claims are atomic (BEGIN IMMEDIATE), so several sweep processes and a killed one never double-run a run.
 """
@@ -15,11 +15,8 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from scalinglab.errors import UserError
-
-DB = "study.db"
-TOML = "study.toml"
-RUNS = "runs"
+from scalinglab.errors import FolderError
+from scalinglab.folders import RunDir, StudyDir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -45,8 +42,7 @@ FRAME_COLUMNS = ["run_id", "status", "arch", "d_model", "n_layers", "n_heads", "
 
 
 def is_study(path: str | os.PathLike) -> bool:
-    p = Path(path)
-    return p.is_dir() and (p / DB).is_file() and (p / TOML).is_file()
+    return StudyDir(path).is_study()
 
 
 def proc_start(pid: int) -> str:
@@ -79,13 +75,13 @@ HOST = socket.gethostname()
 
 
 class Store:
-    """One connection to STUDY/study.db. Every write is a short transaction."""
+    """One connection to the study's SQLite store. Every write is a short transaction."""
 
     def __init__(self, study_dir: str | os.PathLike, create: bool = False):
         self.dir = Path(study_dir)
-        path = self.dir / DB
+        path = StudyDir(self.dir).store
         if not create and not path.is_file():
-            raise UserError(f"{self.dir} is not a study (no {DB}); create one with `scalinglab plan isoflop --out {self.dir}`")
+            raise FolderError(f"{self.dir} is not a study (no {path.name})", hint="plan one first (`scalinglab plan isoflop`)")
         self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.con.row_factory = sqlite3.Row
         try:
@@ -97,7 +93,7 @@ class Store:
             self.con.execute("SELECT id, status FROM runs LIMIT 1")
         except sqlite3.DatabaseError as e:
             self.con.close()
-            raise UserError(f"{path} is not a readable study database ({e}); restore it or re-plan the study") from None
+            raise FolderError(f"{path} is not a readable study database ({e})", hint="restore it or re-plan the study") from None
 
     def close(self) -> None:
         self.con.close()
@@ -201,13 +197,25 @@ class Store:
             return c.execute("UPDATE runs SET status='pending', message='retry' WHERE status='failed'").rowcount
 
 
+def branch_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Frame rows for a WSD run's finished cooldown branches other than its own end: the same run otherwise,
+    with tokens D_i, budget C_i, flops = the point's C and its val loss."""
+    out = []
+    for b in RunDir(row.get("run_dir") or ".").read_branches():
+        if b.get("end") or b.get("val_loss") is None:
+            continue
+        out.append({**row, "run_id": f"{row['run_id']}@{b['tokens']}", "status": "done", "tokens": b["tokens"],
+                    "planned_tokens": b["tokens"], "steps": b["steps"], "budget": b.get("budget"),
+                    "flops": b["flops_at_point"], "final_val_loss": b["val_loss"], "min_val_loss": b["val_loss"],
+                    "final_train_loss": b.get("train_loss")})
+    return out
+
+
 def load_runs_frame(study_dir: str | os.PathLike):
     """One row per run: run_id, status, arch, d_model, n_layers, params (N), tokens (D: trained, else
     planned), budget (planned C), flops (spent C), final/min val loss, run_dir (absolute), ...
-    plus one row per cooldown branch of a WSD run (run_id RUN_ID@TOKENS; RUN/branches.jsonl)."""
+    plus one row per cooldown branch of a WSD run (run_id RUN_ID@TOKENS; RunDir.read_branches)."""
     import pandas as pd
-
-    from scalinglab.train.wsd import branch_rows
 
     with Store(study_dir) as st:
         rows = st.runs()
@@ -216,7 +224,7 @@ def load_runs_frame(study_dir: str | os.PathLike):
         d = {k: r.get(k) for k in FRAME_COLUMNS if k in r}
         d["run_id"] = r["id"]
         d["tokens"] = r["tokens"] if r["tokens"] is not None else r["planned_tokens"]
-        d["run_dir"] = str((Path(study_dir) / r["run_dir"]).resolve())
+        d["run_dir"] = str(StudyDir(study_dir).run(r["run_dir"]).path.resolve())
         out.append(d)
         out.extend(branch_rows(d))  # a WSD run's cooldown branches are points of their own
     return pd.DataFrame(out, columns=FRAME_COLUMNS)

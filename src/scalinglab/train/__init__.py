@@ -14,7 +14,8 @@ def run_training(spec, out_dir, resume: bool = False, progress: bool = True, sto
 
 
 def load_run_model(run, device: str = "cpu"):
-    from scalinglab.models import load_run_model as _load
+    """See scalinglab.train.checkpoint.load_run_model."""
+    from scalinglab.train.checkpoint import load_run_model as _load
 
     return _load(run, device=device)
 

@@ -1,4 +1,4 @@
-"""RUN/checkpoint.pt: one file, written atomically, loadable with torch.load(weights_only=True).
+"""A run's checkpoint (RunDir.checkpoint): one file, written atomically, loadable with torch.load(weights_only=True).
 
 Keys of the checkpoint dict (the growth operators write the same format):
   "format": "scalinglab-checkpoint", "version": 1
@@ -21,7 +21,10 @@ from typing import Any
 
 import torch
 
-from scalinglab.errors import UserError
+from scalinglab.errors import FolderError
+from scalinglab.folders import RunDir
+from scalinglab.models import build_model
+from scalinglab.records import RunSpec
 
 FORMAT = "scalinglab-checkpoint"
 VERSION = 1
@@ -49,15 +52,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load on CPU with weights_only=True; a missing, truncated or foreign file is a one-line UserError."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"no checkpoint at {path}: train the run first (scalinglab train ... --out RUN)")
+        raise FolderError(f"no checkpoint at {path}", hint="train the run first (`scalinglab train`)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle of arbitrary objects, not a torch file at all
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is truncated or not a scalinglab checkpoint ({reason}); delete it to restart the run from config.toml") from None
+        raise FolderError(f"{path} is truncated or not a scalinglab checkpoint ({reason})",
+                          hint=f"delete it to restart the run from {RunDir.CONFIG}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt or "spec" not in ckpt:
-        raise UserError(f"{path} is not a scalinglab checkpoint (no format/model/spec keys); point --resume at a run folder written by scalinglab train")
+        raise FolderError(f"{path} is not a scalinglab checkpoint (no format/model/spec keys)",
+                          hint="resume a run folder written by `scalinglab train`", keys=("resume",))
     return ckpt
+
+
+def load_run_model(run: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, RunSpec]:
+    """(model in eval mode, RunSpec) from a run folder's checkpoint (or a checkpoint file path)."""
+    path = Path(run)
+    if path.is_dir():
+        if not RunDir(path).has_checkpoint():
+            raise FolderError(f"{path} has no {RunDir.CHECKPOINT}", hint="train it first (`scalinglab train`)")
+        path = RunDir(path).checkpoint
+    ckpt = load_checkpoint(path)
+    spec = RunSpec.from_dict(ckpt["spec"])
+    model = build_model(spec.shape)
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), spec
 
 
 def rng_state(dropout_rng: torch.Generator | None) -> dict[str, Any]:

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from scalinglab.errors import UserError
+from scalinglab.folders import RunDir
 
-SPEC_FILE = ".ddp-spec.toml"
 
 
 def in_worker() -> bool:
@@ -38,7 +38,7 @@ def launch(spec, run_dir: Path, nproc: int, resume: bool, progress: bool) -> int
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    spec_file = run_dir / SPEC_FILE
+    spec_file = RunDir(run_dir).launch_spec
     atomic_write_text(spec_file, spec.to_toml())
     train = ["--resume", str(run_dir), "--config", str(spec_file)] if resume else ["--config", str(spec_file), "--out", str(run_dir)]
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",

@@ -16,7 +16,7 @@ import torch
 
 from scalinglab.data.loader import TokenData
 from scalinglab.errors import UserError
-from scalinglab.fileio import atomic_write_json, atomic_write_text
+from scalinglab.folders import RunDir
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec
 from scalinglab.train import distributed, wsd
@@ -24,6 +24,7 @@ from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpo
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.schedule import Schedule, default_warmup, kaplan_lr, kaplan_n
+from scalinglab.train.step import Batches, evaluate, train_step
 
 
 class Diverged(Exception):
@@ -81,71 +82,20 @@ def autocast_ctx(spec: RunSpec, device: torch.device):
     raise UserError(f"unknown dtype {spec.dtype!r}: use auto, fp32 or bf16")
 
 
-class Batches:
-    """Micro-batches of a step as device tensors; pinned host memory + non_blocking copies on CUDA.
-    `rows`: this process's rows of every global micro-batch (a DDP rank's slice; all of them by default)."""
-
-    def __init__(self, data: TokenData, spec: RunSpec, device: torch.device, rows: slice = slice(None)):
-        self.data, self.spec, self.device, self.rows = data, spec, device, rows
-        self.pin = device.type == "cuda"
-
-    def _to_dev(self, arr) -> tuple[torch.Tensor, torch.Tensor]:
-        t = torch.from_numpy(arr)
-        if self.pin:
-            t = t.pin_memory()
-        t = t.to(self.device, non_blocking=True)
-        return t[:, :-1], t[:, 1:]
-
-    def get(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        s, ga = self.spec, self.spec.grad_accum
-        return [self._to_dev(self.data.train_batch(step * ga + i, s.batch_size, s.shape.seq_len, s.seed)[self.rows])
-                for i in range(ga)]
-
-
-@torch.no_grad()
-def evaluate(model, windows: torch.Tensor, batch_size: int, amp) -> float:
-    """Mean loss over fixed validation windows (one host sync)."""
-    was = model.training
-    model.eval()
-    total = torch.zeros((), device=windows.device)
-    for i in range(0, len(windows), batch_size):
-        w = windows[i : i + batch_size]
-        with amp:
-            _, loss = model(w[:, :-1], w[:, 1:])
-        total += loss.float() * len(w)
-    model.train(was)
-    return (total / len(windows)).item()
-
-
-def train_step(model, opt, micro, amp, lr: float, params, grad_clip: float, loss_sum: torch.Tensor, bad: torch.Tensor,
-               prefetch=None, out: list | None = None) -> None:
-    """One optimizer step over the micro-batches, with no host sync: the mean loss is added to loss_sum
-    and non-finite gradient norms counted in bad, both on the device. prefetch() (the next step's batches,
-    stored in out[0]) runs after the backward kernels are queued, so host work overlaps them."""
-    for g in opt.param_groups:
-        g["lr"] = lr
-    ga = len(micro)
-    for x, y in micro:
-        with amp:
-            _, loss = model(x, y)
-        (loss / ga).backward()
-        loss_sum += loss.detach().float() / ga
-    if prefetch is not None:
-        out[0] = prefetch()
-    if grad_clip > 0:
-        gn = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        bad += (~torch.isfinite(gn)).float()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-
-
 def _write_record(out: Path, rec: RunRecord) -> None:
-    atomic_write_json(out / "record.json", rec.to_dict())
+    RunDir(out).write_record(rec)
 
 
 def _progress(enabled: bool, total: int, start: int):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     if not enabled:
         return None
@@ -158,9 +108,9 @@ def _progress(enabled: bool, total: int, start: int):
 
 def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True,
                  stop_at_step: int | None = None) -> RunRecord:
-    """Train `spec` into the run folder `out_dir`; resume=True continues from out_dir/checkpoint.pt if present.
+    """Train `spec` into the run folder `out_dir`; resume=True continues from its checkpoint if present.
 
-    Returns the RunRecord also written to out_dir/record.json (status done, diverged, or pending when
+    Returns the RunRecord also written to the run folder (status done, diverged, or pending when
     stopped early by stop_at_step). Raises UserError for bad input.
     CPU threads: spec.extra["threads"], else 1 for models under 1M parameters (more threads only add sync
     overhead there: 5x slower on 2 busy cores). Bit-exact resume on CPU needs the same thread count.
@@ -180,10 +130,10 @@ def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progr
 
 def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bool, stop_at_step: int | None) -> RunRecord:
     out = Path(out_dir)
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = RunDir(out).checkpoint
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if not resume and ckpt_path.exists():
-        raise UserError(f"{out} already holds a trained run (checkpoint.pt): continue it with `scalinglab train --resume {out}` or pick a fresh --out")
+        raise UserError(f"{out} already holds a trained run ({ckpt_path.name}): continue it with `scalinglab train --resume {out}` or pick a fresh --out")
     if not spec.data:
         raise UserError("no training data given: pass --data DATA (a folder made by `scalinglab prep`)")
     data = TokenData(spec.data)
@@ -199,7 +149,7 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
     dist = distributed.from_env(spec)  # None unless started by `scalinglab train --nproc N`
     if dist is not None:  # only rank 0 writes the run folder
         out, progress = dist.out_dir(out), progress and dist.is_main
-        ckpt_path = out / "checkpoint.pt"
+        ckpt_path = RunDir(out).checkpoint
     device = dist.device if dist is not None else pick_device(spec.device)
     amp = autocast_ctx(spec, device)
     if device.type == "cuda":
@@ -236,8 +186,8 @@ def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bo
     # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
     step0, flops0 = step, float(state.get("flops", step * spec.tokens_per_step * fpt))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", spec.to_toml())
-    rec = RunRecord(spec=spec, status="running", convention=spec.convention, params=shape.params(),
+    RunDir(out).write_spec(spec)
+    rec = RunRecord(spec=spec, status="running", curve=RunDir.METRICS, convention=spec.convention, params=shape.params(),
                     steps_done=step, tokens=step * spec.tokens_per_step, flops=flops0,
                     device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     min_val_loss=state.get("min_val_loss"), final_val_loss=state.get("last_val_loss"),

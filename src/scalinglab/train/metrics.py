@@ -1,4 +1,4 @@
-"""Run metrics: RUN/metrics.jsonl (one JSON object per logged step) and TensorBoard scalars in RUN/tb/."""
+"""Run metrics: the run folder's metric lines (one JSON object per logged step) and its TensorBoard scalars."""
 
 from __future__ import annotations
 
@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.fileio import atomic_write_text
+from scalinglab.folders import RunDir
 
 
 class MetricsLog:
     """Appends lines; on resume first drops every line past the checkpoint step so no step repeats."""
 
     def __init__(self, run_dir: Path, start_step: int, tensorboard: bool = True):
-        self.path = run_dir / "metrics.jsonl"
+        run = RunDir(run_dir)
+        self.path = run.metrics
         keep = []
-        if start_step > 0 and self.path.exists():
-            for line in self.path.read_text().splitlines():
-                try:
-                    if json.loads(line)["step"] <= start_step:
-                        keep.append(line)
-                except (ValueError, KeyError, TypeError):
-                    break  # a torn last line from a killed run
+        if start_step > 0:
+            for row in run.read_metrics():  # stops at a torn last line from a killed run
+                if not isinstance(row.get("step"), int):
+                    break
+                if row["step"] <= start_step:
+                    keep.append(json.dumps(row))
         atomic_write_text(self.path, "".join(l + "\n" for l in keep))
         self._f = open(self.path, "a", encoding="utf-8")
         self.tb = None
@@ -30,7 +31,7 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step + 1 if start_step else None)
+                self.tb = SummaryWriter(str(run.tensorboard), purge_step=start_step + 1 if start_step else None)
             except ImportError:  # tensorboard is optional at run time; the JSONL is the record
                 self.tb = None
 
@@ -51,5 +52,4 @@ class MetricsLog:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    return RunDir(run_dir).read_metrics()

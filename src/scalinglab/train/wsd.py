@@ -1,5 +1,5 @@
 """WSD branches (Hägele et al. 2024): one warmup-stable-decay run that, at each planned token count D_i,
-clones its state, runs the cooldown to D_i, records the val loss in RUN/branches.jsonl and goes on.
+clones its state, runs the cooldown to D_i, records the val loss in the run's branch lines and goes on.
 
 A branch at D_i is the same run as an independent WSD run of D_i tokens with the same warmup: the trunk's
 LR equals the branch's until the branch's cooldown starts, and batches are a pure function of the step.
@@ -15,11 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from scalinglab.errors import UserError
 from scalinglab.fileio import atomic_write_text
+from scalinglab.folders import RunDir
+from scalinglab.train.checkpoint import rng_state, set_rng_state
 from scalinglab.train.schedule import cooldown_start
-
-FILE = "branches.jsonl"
+from scalinglab.train.step import evaluate, train_step
 
 
 @dataclass(frozen=True)
@@ -30,30 +33,8 @@ class Branch:
 
 
 def read_branches(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The branch lines of RUN/branches.jsonl (a torn last line from a killed run is skipped)."""
-    p = Path(run_dir) / FILE
-    out = []
-    if p.is_file():
-        for line in p.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                break
-    return out
-
-
-def branch_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Study-frame rows (scalinglab.sweep.store.load_runs_frame) for a run's finished branches other than
-    its own end: same run otherwise, with tokens D_i, budget C_i, flops = the point's C and its val loss."""
-    out = []
-    for b in read_branches(row.get("run_dir") or "."):
-        if b.get("end") or b.get("val_loss") is None:
-            continue
-        out.append({**row, "run_id": f"{row['run_id']}@{b['tokens']}", "status": "done", "tokens": b["tokens"],
-                    "planned_tokens": b["tokens"], "steps": b["steps"], "budget": b.get("budget"),
-                    "flops": b["flops_at_point"], "final_val_loss": b["val_loss"], "min_val_loss": b["val_loss"],
-                    "final_train_loss": b.get("train_loss")})
-    return out
+    """The run's branch lines (a torn last line from a killed run is skipped)."""
+    return RunDir(run_dir).read_branches()
 
 
 class WsdBranches:
@@ -61,11 +42,12 @@ class WsdBranches:
 
     def __init__(self, spec, out: Path, total: int, sched, fpt: float, fresh: bool):
         self.spec, self.out, self.total, self.sched, self.fpt = spec, Path(out), total, sched, fpt
+        self.file = RunDir(out).branches
         self.tps = spec.tokens_per_step
         budgets = list(spec.extra.get("branch_budgets") or [])
         toks = [int(t) for t in spec.extra["branches"]]
         if toks != sorted(set(toks)) or toks[0] <= 0:
-            raise UserError(f"extra.branches must be increasing positive token counts, got {toks}: fix the run's config.toml")
+            raise UserError(f"extra.branches must be increasing positive token counts, got {toks}: fix the run's spec")
         self.branches: list[Branch] = []
         for i, d in enumerate(toks):
             s = math.ceil(d / self.tps - 1e-9)
@@ -78,11 +60,11 @@ class WsdBranches:
                                 f"({sched.warmup} steps): drop that branch or lower --warmup-steps")
             self.branches.append(Branch(s, start, float(budgets[i]) if i < len(budgets) else None))
         if fresh:  # a fresh start: lines from an earlier attempt may belong to another spec
-            atomic_write_text(self.out / FILE, "")
+            atomic_write_text(self.file, "")
         self.done = {int(r["steps"]) for r in read_branches(self.out)}
 
     @classmethod
-    def from_spec(cls, spec, out: Path, total: int, sched, fpt: float, fresh: bool) -> "WsdBranches | None":
+    def from_spec(cls, spec, out: Path, total: int, sched, fpt: float, fresh: bool) -> WsdBranches | None:
         if not spec.extra.get("branches"):
             return None
         if spec.schedule != "wsd":
@@ -96,11 +78,6 @@ class WsdBranches:
                 self._run(b, model, raw, opt, batches, val, amp, params)
 
     def _run(self, b: Branch, model, raw, opt, batches, val, amp, params) -> None:
-        import torch
-
-        from scalinglab.train.checkpoint import rng_state, set_rng_state
-        from scalinglab.train.loop import evaluate, train_step
-
         t0 = time.perf_counter()
         dropout_rng = getattr(raw, "dropout_rng", None)
         saved_model = {k: v.detach().clone() for k, v in raw.state_dict().items()}
@@ -122,13 +99,13 @@ class WsdBranches:
                     branch_time_s=round(time.perf_counter() - t0, 3))
 
     def _write(self, b: Branch, val_loss, train_loss, end: bool, **more: Any) -> None:
-        """Append the line of point `b` to RUN/branches.jsonl."""
+        """Append the line of point `b` to the run's branch lines."""
         row = {"steps": b.steps, "tokens": b.steps * self.tps, "budget": b.budget,
                "flops_at_point": b.steps * self.tps * self.fpt, "val_loss": val_loss, "train_loss": train_loss,
                "branch_flops": (b.steps - b.start) * self.tps * self.fpt, "cooldown_steps": b.steps - b.start,
                **more, "end": end}
         if self.out.exists():
-            with open(self.out / FILE, "a", encoding="utf-8") as f:
+            with open(self.file, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
         self.done.add(b.steps)
 

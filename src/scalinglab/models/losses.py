@@ -32,14 +32,16 @@ class LinearCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), device=h.device, dtype=acc)
         dw = torch.zeros(weight.shape, device=weight.device, dtype=acc)
         dh = []
+        cols = torch.arange(weight.shape[0], device=h.device)
         for i in range(0, n, rows):
             hc, yc = hl[i : i + rows], targets[i : i + rows]
             logits = (hc @ wl.t()).to(acc)
             lse = torch.logsumexp(logits, dim=-1)
             total = total + (lse - logits.gather(1, yc[:, None]).squeeze(1)).sum()
-            # d mean CE / d logits = (softmax - onehot) / n
-            g = torch.exp(logits - lse[:, None]).scatter_add(1, yc[:, None], torch.full_like(lse[:, None], -1.0))
-            g = (g / n).to(dtype)
+            # d mean CE / d logits = (softmax - onehot) / n, as one pointwise expression: a scatter would make the
+            # compiler write (and re-read) an fp32 copy of the chunk's logits
+            p = torch.exp(logits - lse[:, None])
+            g = (torch.where(cols == yc[:, None], p - 1.0, p) / n).to(dtype)
             dh.append((g @ wl).to(h.dtype))
             dw = dw + (g.t() @ hc).to(acc)
         ctx.save_for_backward(torch.cat(dh) if len(dh) > 1 else dh[0], dw.to(weight.dtype))

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "demo_cmd",  # demo
     "grow_cmd",  # grow, plan staged
     "hf_cmd",  # export, eval perplexity / lambada, finetune-budget
+    "hparams_cmd",  # plan tune (fit hparams dispatches here from fit_cmd)
 ]
 
 for _m in COMMAND_MODULES:

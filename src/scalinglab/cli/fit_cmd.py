@@ -194,8 +194,8 @@ def _estimates(path: Optional[str], published: Optional[str], a: Optional[float]
 
 @app.command("fit")
 def fit(
-    source: str = typer.Argument(..., help="STUDY folder or CSV of runs; or the word 'estimates'."),
-    path: Optional[str] = typer.Argument(None, help="For 'fit estimates': the CSV (FLOPs, Parameters, Tokens)."),
+    source: str = typer.Argument(..., help="STUDY folder or CSV of runs; or the word 'estimates' or 'hparams'."),
+    path: Optional[str] = typer.Argument(None, help="For 'fit estimates': the CSV (FLOPs, Parameters, Tokens); for 'fit hparams': the TUNE study."),
     approach: str = typer.Option("all", help="1, 2, 3 or all."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
     out: Optional[str] = typer.Option(None, "--out", help="Write the fitted law(s) to this law.json."),
@@ -225,6 +225,13 @@ def fit(
         raise UserError(f"--at budgets must be positive FLOPs, got {at}")
     if source == "estimates":
         _estimates(path, published, a, b, as_json, out, budgets)
+        return
+    if source == "hparams":  # `fit hparams TUNE`: best lr/batch per point and their laws (cli/hparams_cmd.py)
+        from scalinglab.cli.hparams_cmd import fit_hparams
+
+        if path is None:
+            raise UserError("give the tuning study: scalinglab fit hparams TUNE --out hparams.json")
+        fit_hparams(path, out, as_json, bootstrap, ci, seed)
         return
     if path is not None:
         raise UserError(f"unexpected second argument {path!r}: give one STUDY folder or CSV")

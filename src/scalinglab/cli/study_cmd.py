@@ -14,23 +14,25 @@ from scalinglab.errors import UserError
 
 @plan_app.command("isoflop")
 def plan_isoflop_cmd(
-    data: Path = typer.Option(..., "--data", help="Prepared DATA folder (scalinglab prep)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Prepared DATA folder (scalinglab prep)."),
     budgets: str = typer.Option(..., "--budgets", help="Compute budgets C in FLOPs, comma-separated, e.g. 1e15,3e15."),
-    out: Path = typer.Option(..., "--out", help="Study folder to create."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Study folder to create."),
     shapes: Optional[str] = typer.Option(None, "--shapes", help="Explicit shapes D_MODELxLAYERS, e.g. 32x2,48x2."),
     d_models: Optional[str] = typer.Option(None, "--d-models", help="Widths START:STOP:STEP (inclusive) or a list; depth from --rule."),
-    rule: str = typer.Option("minchilla", "--rule", help="Depth rule for --d-models: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
-    seq_len: int = typer.Option(..., "--seq-len", help="Sequence length T."),
-    batch_size: int = typer.Option(..., "--batch-size", help="Sequences per optimizer step (per micro-batch with --grad-accum)."),
+    rule: Optional[str] = typer.Option(None, "--rule", help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
+    seq_len: int = typer.Option(0, "--seq-len", help="Sequence length T."),
+    batch_size: int = typer.Option(0, "--batch-size", help="Sequences per optimizer step (per micro-batch with --grad-accum); 0: by budget (--hparams law, else DeepSeek LLM's B_opt(C))."),
     grad_accum: int = typer.Option(1, "--grad-accum"),
     convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar."),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens."),
     min_steps: int = typer.Option(50, "--min-steps", help="Drop runs with fewer optimizer steps."),
     max_epochs: float = typer.Option(1.0, "--max-epochs", help="Drop runs that would read the train split more often."),
-    lr: float = typer.Option(0.0, "--lr", help="Peak learning rate (0: Kaplan's LR(N) heuristic)."),
+    lr: float = typer.Option(0.0, "--lr", help="Peak learning rate for every run (0: --hparams law, else the literature default by model size)."),
+    beta2: float = typer.Option(0.0, "--beta2", help="AdamW beta2 for every run (0: by batch size, 0.95 at 0.5M tokens up to 0.999)."),
+    hparams: Optional[Path] = typer.Option(None, "--hparams", help="hparams.json from `scalinglab fit hparams`: lr and batch size per run follow its laws."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant | wsd (one run per shape, cooldowns branched at each budget)."),
-    warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: min(200, steps // 10)."),
+    warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: as many tokens as the model has parameters, at most a tenth of the run."),
     seed: int = typer.Option(0, "--seed"),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
@@ -38,45 +40,203 @@ def plan_isoflop_cmd(
     device: str = typer.Option("auto", "--device"),
     dtype: str = typer.Option("auto", "--dtype"),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    extend: Optional[Path] = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
+    around: Optional[Path] = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
+    approach: Optional[str] = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
+    spread: float = typer.Option(3.0, "--spread", help="With --around: shapes from N_opt/spread to spread*N_opt."),
+    width_step: int = typer.Option(0, "--width-step", help="With --around: widths are multiples of this (0: the gcd of the study's widths)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
-    """Plan an IsoFLOP study: every budget x shape becomes a run of D = C / flops_per_token tokens."""
-    from scalinglab.accounting.shape import ModelShape
-    from scalinglab.data.loader import TokenData
-    from scalinglab.plan.isoflop import layers_for, parse_range, plan_isoflop
-    from scalinglab.records import RunSpec
-    from scalinglab.study import create_study
+    """Plan an IsoFLOP study: every budget x shape becomes a run of D = C / flops_per_token tokens.
 
+    With --extend STUDY, add budgets and shapes (or --around LAW.json) to an existing study instead."""
+    from scalinglab.plan.isoflop import layers_for, parse_range
+
+    if extend is not None:
+        _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, json_out)
+        return
+    if around is not None:
+        raise UserError("--around places shapes in an existing study: give --extend STUDY too")
+    if data is None or out is None or seq_len == 0:
+        raise UserError("a new study needs --data DATA, --out STUDY and --seq-len T (or --extend STUDY to add to one)")
     if bool(shapes) == bool(d_models):
         raise UserError("give exactly one of --shapes 32x2,48x2 or --d-models 256:1024:64")
     if seq_len <= 0:
         raise UserError(f"bad --seq-len {seq_len}: give a positive sequence length")
+    from scalinglab.accounting.shape import ModelShape
+    from scalinglab.data.loader import TokenData
+    from scalinglab.plan.recipe import Resolver
+    from scalinglab.records import RunSpec
+
+    rule = rule or "minchilla"
     td = TokenData(data)
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
                                latents=latents) for d, n in dims]
+    if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
+        raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
     base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
                    seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile)
+    hp = Resolver(lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, beta2=beta2,
+                  law=_load_hparams(hparams) if hparams else None)
+    settings = {"data": str(td.path.resolve()), "shapes": shapes or "", "d_models": d_models or "",
+                "rule": rule, "seq_len": seq_len, "grad_accum": grad_accum,
+                "convention": convention, "arch": arch, "latents": latents, "min_steps": min_steps,
+                "max_epochs": max_epochs, "schedule": schedule, "seed": seed, "evals": evals,
+                "checkpoints": checkpoints, **hp.settings()}
+    plan = _make_plan(td, parse_floats(budgets, "--budgets"), model_shapes, base, hp, settings)
+    from scalinglab.study import create_study
+
+    settings.update(budgets=plan.budgets, law=plan.law_name)
+    study = create_study(out, plan, settings)
+    _show(study, plan, json_out)
+
+
+def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings: dict):
+    from scalinglab.plan.isoflop import plan_isoflop
     from scalinglab.plan.wsd import plan_wsd
 
-    planner = plan_wsd if schedule == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches
-    plan = planner(parse_floats(budgets, "--budgets"), model_shapes, data=str(td.path.resolve()),
-                        train_tokens=td.tokens("train"), batch_size=batch_size, convention=convention,
-                        min_steps=min_steps, max_epochs=max_epochs, base=base, evals=evals, checkpoints=checkpoints,
-                        epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, s.latents if s.arch == "perceiver-ar" else 0))
-    settings = {"data": str(td.path.resolve()), "budgets": plan.budgets, "shapes": shapes or "", "d_models": d_models or "",
-                "rule": rule, "seq_len": seq_len, "batch_size": batch_size, "grad_accum": grad_accum,
-                "convention": convention, "arch": arch, "latents": latents, "min_steps": min_steps,
-                "max_epochs": max_epochs, "lr": lr, "schedule": schedule, "seed": seed, "law": plan.law_name}
-    study = create_study(out, plan, settings)
-    runs = [{"id": r.spec.run_id, "budget": r.budget, "d_model": r.spec.shape.d_model, "n_layers": r.spec.shape.n_layers,
+    planner = plan_wsd if settings["schedule"] == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches
+    return planner(budgets, model_shapes, data=str(td.path.resolve()), train_tokens=td.tokens("train"),
+                   batch_size=hp.batch_size, convention=settings["convention"], min_steps=settings["min_steps"],
+                   max_epochs=settings["max_epochs"], base=base, evals=settings.get("evals", 10),
+                   checkpoints=settings.get("checkpoints", 10), hparams=hp,
+                   epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, s.latents if s.arch == "perceiver-ar" else 0))
+
+
+def _load_hparams(path: Path):
+    import json
+
+    from scalinglab.laws.hparams import HparamsLaw
+
+    try:
+        return HparamsLaw.from_dict(json.loads(Path(path).read_text()))
+    except FileNotFoundError:
+        raise UserError(f"no hparams file at {path}: write one with `scalinglab fit hparams TUNE --out {path}`") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path} is not an hparams law ({e}); rewrite it with `scalinglab fit hparams TUNE --out {path}`") from None
+
+
+def _run_rows(plan) -> list[dict]:
+    return [{"id": r.spec.run_id, "budget": r.budget, "d_model": r.spec.shape.d_model, "n_layers": r.spec.shape.n_layers,
              "n_heads": r.spec.shape.n_heads, "params": r.params, "tokens": r.tokens, "steps": r.spec.steps,
-             "flops_per_token": r.flops_per_token, "epochs": r.epochs} for r in plan.runs]
+             "batch_size": r.spec.batch_size, "lr": r.spec.lr, "warmup_steps": r.spec.warmup_steps,
+             "beta2": r.spec.beta2, "flops_per_token": r.flops_per_token, "epochs": r.epochs} for r in plan.runs]
+
+
+def _show(study: Path, plan, json_out: bool, extra: dict | None = None) -> None:
+    runs = _run_rows(plan)
     if json_out:
         emit_json({"study": str(study), "runs": runs, "dropped": [d.to_dict() for d in plan.dropped],
-                   "law": {"name": plan.law_name, "note": plan.law_note, "budgets": plan.law_report}})
+                   "law": {"name": plan.law_name, "note": plan.law_note, "budgets": plan.law_report}, **(extra or {})})
         return
     _print_plan(study, plan, runs)
+    if extra and extra.get("skipped"):
+        from scalinglab.sweep.table import make_console
+
+        make_console().print(f"already in the study (left as they are): {', '.join(extra['skipped'])}", soft_wrap=True)
+
+
+def _extend(study: Path, budgets: str, shapes: Optional[str], d_models: Optional[str], rule: Optional[str],
+            around: Optional[Path], approach: Optional[str], spread: float, step: int, json_out: bool) -> None:
+    """`plan isoflop --extend STUDY`: the study's own settings, new budgets x (shapes | shapes around a law)."""
+    import json
+
+    from scalinglab.data.loader import TokenData
+    from scalinglab.plan.around import shapes_around, width_step
+    from scalinglab.plan.isoflop import IsoflopPlan, layers_for, parse_range
+    from scalinglab.plan.recipe import Resolver
+    from scalinglab.records import RunSpec
+    from scalinglab.study import extend_study, load_study_toml
+    from scalinglab.sweep.store import Store
+
+    if sum(x is not None for x in (shapes, d_models, around)) != 1:
+        raise UserError("with --extend give exactly one of --shapes, --d-models or --around LAW.json")
+    doc = load_study_toml(study)
+    st = doc.get("study", {})
+    if st.get("schedule") == "wsd":
+        raise UserError(f"{study} is a WSD study (one run per shape): extend works on cosine/constant studies; plan a new study")
+    with Store(study) as store:
+        rows = store.runs()
+    if not rows:
+        raise UserError(f"{study} has no runs to take settings from; plan a new study with --out")
+    first = RunSpec.from_dict(json.loads(rows[0]["spec"]))
+    extra = {k: v for k, v in first.extra.items() if k not in ("isoflop_budget", "branches", "branch_budgets")}
+    base = RunSpec(**{**first.__dict__, "eval_every": 0, "checkpoint_every": 0, "extra": extra})
+    legacy = "recipe" not in st  # planned before the recipe: keep the trainer-resolved meaning of 0
+    hp = Resolver(lr=float(st.get("lr", 0.0)), batch_size=int(st.get("batch_size", first.batch_size)),
+                  warmup_steps=int(st.get("warmup_steps", 0)), beta2=float(st.get("beta2", 0.0 if not legacy else first.beta2)),
+                  law=_hparams_from(st.get("hparams")), legacy=legacy)
+    td = TokenData(st.get("data") or first.data)
+    settings = {"schedule": st.get("schedule", first.schedule), "convention": st.get("convention", first.convention),
+                "min_steps": st.get("min_steps", 50), "max_epochs": st.get("max_epochs", 1.0),
+                "evals": st.get("evals", 10), "checkpoints": st.get("checkpoints", 10)}
+    cs = parse_floats(budgets, "--budgets")
+    rule = rule or st.get("rule", "minchilla")
+    template = first.shape
+    note: dict = {"budgets": cs}
+    if around is None:
+        dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+        plan = _make_plan(td, cs, [template.with_(d_model=d, n_layers=n, n_heads=0) for d, n in dims], base, hp, settings)
+        note["shapes"] = shapes or d_models
+    else:
+        law = _allocation_law(around, approach)
+        step = step or width_step(sorted({int(r["d_model"]) for r in rows}))
+        plans = []
+        for c in cs:
+            n_opt = float(law.allocate(c)[0])
+            plans.append((c, n_opt, _make_plan(td, [c], shapes_around(n_opt, template, rule, step, spread), base, hp, settings)))
+        plan = IsoflopPlan([r for _, _, p in plans for r in p.runs], [d for _, _, p in plans for d in p.dropped], cs,
+                           law_name=plans[0][2].law_name, law_report=[row for _, _, p in plans for row in p.law_report],
+                           law_note=plans[0][2].law_note)
+        note.update(around=str(Path(around).resolve()), approach=approach or "", spread=spread, width_step=step,
+                    n_opt={f"{c:.6g}": n for c, n, _ in plans})
+    added, skipped = extend_study(study, plan, note)
+    if not added and not skipped:
+        from scalinglab.plan.isoflop import drop_summary
+
+        raise UserError(f"no runs left to add: all {len(plan.dropped)} were dropped ({drop_summary(plan.dropped)}); "
+                        "change the budgets or shapes")
+    plan.runs = added
+    out = {"skipped": skipped}
+    if around is not None:
+        out["n_opt"] = note["n_opt"]
+    _show(Path(study).resolve(), plan, json_out, out)
+
+
+def _hparams_from(d: Optional[dict]):
+    if not d:
+        return None
+    from scalinglab.laws.hparams import HparamsLaw
+
+    return HparamsLaw.from_dict(d)
+
+
+def _allocation_law(path: Path, approach: Optional[str]):
+    """The law of LAW.json that allocates compute (N_opt, D_opt): the --approach one of a multi-law file."""
+    import json
+
+    from scalinglab.laws import approach1, approach2, approach3  # noqa: F401  (register their kinds)
+    from scalinglab.laws.base import law_from_dict
+
+    try:
+        d = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"no law file at {path}: write one with `scalinglab fit STUDY --out {path}`") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e.msg}); rewrite it with `scalinglab fit --out`") from None
+    if "laws" in d and "kind" not in d:
+        laws = d["laws"]
+        key = f"approach{approach}" if approach and f"approach{approach}" in laws else approach
+        if approach and key not in laws:
+            raise UserError(f"{path} has no approach {approach!r} (it has {', '.join(laws)}): pick one with --approach")
+        d = laws[key] if approach else next(iter(laws.values()))
+    law = law_from_dict(d)
+    try:
+        law.allocate(1e18)
+    except Exception as e:
+        raise UserError(f"the law in {path} cannot allocate compute ({e}); use an approach 1, 2 or 3 law (--approach)") from None
+    return law
 
 
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
@@ -87,11 +247,12 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
 
     con = make_console()
     t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
-    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "epochs"):
+    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "batch", "lr", "warmup", "beta2", "epochs"):
         t.add_column(col, justify="left" if col == "run" else "right")
     for r in runs:
         t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
-                  human(r["tokens"]), str(r["steps"]), f"{r['epochs']:.2f}")
+                  human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), f"{r['lr']:.3g}", str(r["warmup_steps"]),
+                  f"{r['beta2']:.4g}", f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
         con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)

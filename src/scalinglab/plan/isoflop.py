@@ -11,6 +11,7 @@ from typing import Any
 
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
+from scalinglab.plan.recipe import Resolver
 from scalinglab.records import RunSpec
 
 PUBLISHED_LAW = "chinchilla-approach-3"
@@ -106,20 +107,23 @@ def plan_isoflop(
     evals: int = 10,
     checkpoints: int = 10,
     epochs_fn: Any = None,
+    hparams: Resolver | None = None,
 ) -> IsoflopPlan:
     """Every (budget, shape) pair becomes a RunSpec unless it has too few steps or would repeat data.
 
-    `base` carries the training settings every run shares (lr, schedule, seed, ...); `epochs_fn(tokens,
-    shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
+    `base` carries the training settings every run shares (schedule, seed, ...); `hparams` resolves each run's
+    batch size, peak LR, warmup and beta2 (default: batch_size as given, the rest from the literature recipe);
+    `epochs_fn(tokens, shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
     """
     for c in budgets:
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
-    if batch_size <= 0:
-        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step")
+    if batch_size < 0:
+        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step (0: by budget)")
     if not shapes:
         raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
     base = base or RunSpec(shape=shapes[0])
+    hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.warmup_steps)
     runs: list[PlannedRun] = []
     dropped: list[Dropped] = []
     for c in sorted(budgets):
@@ -127,7 +131,7 @@ def plan_isoflop(
             rid = run_id(c, shape)
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
-            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": batch_size,
+            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": hp.batch_for(shape, c),
                               "convention": convention, "run_id": rid, "extra": dict(base.extra)})
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
@@ -148,6 +152,9 @@ def plan_isoflop(
             # The trainer stops on exactly one criterion: steps. The planned C lives in the study store
             # (and in extra, for a run folder read on its own).
             spec.steps, spec.tokens, spec.budget_flops = steps, 0, 0.0
+            spec.lr = hp.lr_for(shape, c)
+            spec.warmup_steps = hp.warmup_for(shape, tps, steps)
+            spec.beta2 = hp.beta2_for(tps)
             spec.extra["isoflop_budget"] = float(c)
             if evals > 0 and spec.eval_every == 0:
                 spec.eval_every = max(1, steps // evals)

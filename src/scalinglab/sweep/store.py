@@ -115,8 +115,10 @@ class Store:
             raise
 
     def add_runs(self, rows: list[dict[str, Any]]) -> None:
+        """Append runs after the ones already stored (a study extended later keeps its first runs' order)."""
         with self.tx() as c:
-            for i, r in enumerate(rows):
+            start = c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM runs").fetchone()[0]
+            for i, r in enumerate(rows, start):
                 c.execute(
                     "INSERT INTO runs (id, idx, spec, budget, arch, d_model, n_layers, n_heads, params, planned_tokens,"
                     " steps, run_dir, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",

@@ -1,0 +1,209 @@
+"""Hyperparameter laws from a tuning grid: the best (lr, batch) per (shape, budget) point, interpolated around the
+grid minimum (a parabola in log lr, then in log batch), and power laws lr*(N) or lr*(C) and batch*(C) with
+bootstrap intervals (DeepSeek LLM, Bi et al. 2024, fit both as power laws of compute; Porian et al. 2024 of N).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scalinglab.errors import ConfigError, FolderError
+
+
+@dataclass
+class TunePoint:
+    """The best settings of one (shape, budget) point of the grid.
+
+    lr_grid / batch_grid: the grid's best run; lr / batch: the interpolated optimum (the grid value where the
+    minimum sits on the grid's edge, said in `edge`)."""
+
+    budget: float
+    params: int
+    shape: str
+    lr: float
+    batch: float  # sequences per step
+    batch_tokens: float
+    loss: float
+    lr_grid: float
+    batch_grid: int
+    runs: int
+    edge: list[str] = field(default_factory=list)
+    beta2: float | None = None
+    warmup: int | None = None
+
+
+def vertex(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
+    """Vertex (x*, y*) of the parabola through the grid minimum and its two neighbours (x sorted, log scale);
+    None when the minimum sits on an edge or the three points do not curve upwards."""
+    i = int(np.argmin(y))
+    if i == 0 or i == len(x) - 1:
+        return None
+    xs, ys = x[i - 1 : i + 2], y[i - 1 : i + 2]
+    a, b, c = np.polyfit(xs, ys, 2)
+    if a <= 0:
+        return None
+    xv = -b / (2 * a)
+    xv = float(min(max(xv, xs[0]), xs[-1]))  # never past the neighbours: a parabola on 3 points extrapolates badly
+    return xv, float(a * xv * xv + b * xv + c)
+
+
+def best_point(rows: list[dict[str, Any]], seq_tokens: int) -> TunePoint:
+    """rows: one (shape, budget) point's runs with keys lr, batch_size, loss (inf/NaN for diverged), params,
+    budget, shape, and optionally beta2, warmup. Other swept settings (beta2, warmup) are taken at the best run's values."""
+    ok = [r for r in rows if r["loss"] is not None and math.isfinite(r["loss"])]
+    if not ok:
+        raise FolderError(f"no finished run at {rows[0]['shape']}, C={rows[0]['budget']:.3g}",
+                          hint="sweep the tuning study first")
+    best = min(ok, key=lambda r: r["loss"])
+    same = [r for r in ok if r.get("beta2") == best.get("beta2") and r.get("warmup") == best.get("warmup")]
+    edge: list[str] = []
+    # per batch size: the best loss over lr (interpolated in log lr where bracketed)
+    per_batch: dict[int, tuple[float, float]] = {}
+    for bs in sorted({r["batch_size"] for r in same}):
+        rs = sorted((r for r in same if r["batch_size"] == bs), key=lambda r: r["lr"])
+        x = np.log([r["lr"] for r in rs])
+        y = np.array([r["loss"] for r in rs])
+        v = vertex(x, y) if len(rs) >= 3 else None
+        i = int(np.argmin(y))
+        per_batch[bs] = (math.exp(v[0]), v[1]) if v else (rs[i]["lr"], float(y[i]))
+        if bs == best["batch_size"] and v is None and len(rs) > 1:
+            edge.append("lr")
+    bss = sorted(per_batch)
+    xb = np.log([float(b) for b in bss])
+    yb = np.array([per_batch[b][1] for b in bss])
+    vb = vertex(xb, yb) if len(bss) >= 3 else None
+    ib = int(np.argmin(yb))
+    if vb is None and len(bss) > 1:
+        edge.append("batch")
+    batch = math.exp(vb[0]) if vb else float(bss[ib])
+    # the lr at the optimal batch: interpolate log lr* between the neighbouring batch sizes
+    lr = math.exp(float(np.interp(math.log(batch), xb, np.log([per_batch[b][0] for b in bss]))))
+    loss = vb[1] if vb else float(yb[ib])
+    return TunePoint(budget=float(best["budget"]), params=int(best["params"]), shape=str(best["shape"]), lr=lr,
+                     batch=batch, batch_tokens=batch * seq_tokens, loss=loss, lr_grid=float(best["lr"]),
+                     batch_grid=int(best["batch_size"]), runs=len(rows), edge=edge, beta2=best.get("beta2"),
+                     warmup=best.get("warmup"))
+
+
+def power_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(coef, exp) of y = coef x^exp by least squares in log-log; exp = 0 (geometric mean) when x spans < 1.5x."""
+    lx, ly = np.log(x), np.log(y)
+    if len(x) < 2 or lx.max() - lx.min() < math.log(1.5):
+        return float(math.exp(ly.mean())), 0.0
+    e, c = np.polyfit(lx, ly, 1)
+    return float(math.exp(c)), float(e)
+
+
+@dataclass
+class PowerLaw:
+    """y = coef * x^exp, with bootstrap percentile intervals (ci: name -> (lo, hi))."""
+
+    coef: float
+    exp: float
+    var: str  # "N" or "C"
+    ci: dict[str, list[float]] = field(default_factory=dict)
+
+    def __call__(self, x: float) -> float:
+        return self.coef * x**self.exp
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"coef": self.coef, "exp": self.exp, "var": self.var, "ci": self.ci}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PowerLaw:
+        return cls(float(d["coef"]), float(d["exp"]), str(d.get("var", "C")), dict(d.get("ci") or {}))
+
+    def __str__(self) -> str:
+        return f"{self.coef:.4g} * {self.var}^{self.exp:.4f}"
+
+
+def fit_power(x: np.ndarray, y: np.ndarray, var: str, bootstrap: int, seed: int, level: float,
+              at: list[float]) -> PowerLaw:
+    """Power law of y on x, with intervals from resampling the points (the per-point optima) with replacement."""
+    coef, e = power_fit(x, y)
+    law = PowerLaw(coef, e, var)
+    if bootstrap > 0 and len(x) >= 3:
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in range(bootstrap):
+            idx = rng.integers(0, len(x), len(x))
+            if len(set(x[idx].tolist())) < 2:
+                continue
+            draws.append(power_fit(x[idx], y[idx]))
+        if draws:
+            q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+            cs, es = np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
+            law.ci = {"coef": np.percentile(cs, q).tolist(), "exp": np.percentile(es, q).tolist()}
+            for v in at:
+                law.ci[f"at:{v:.6g}"] = np.percentile(cs * v**es, q).tolist()
+    return law
+
+
+@dataclass
+class HparamsLaw:
+    """lr*(N or C) and batch*(C) in tokens, fitted from a tuning study; what `plan isoflop --hparams` follows."""
+
+    lr_law: PowerLaw
+    batch_law: PowerLaw
+    points: list[TunePoint] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    lr_by_c: PowerLaw | None = None
+    ci_level: float = 0.95
+    bootstrap: int = 0
+
+    kind = "hparams"
+
+    def lr(self, params: float, budget: float) -> float:
+        return self.lr_law(params if self.lr_law.var == "N" else budget)
+
+    def batch_tokens(self, budget: float) -> float:
+        return self.batch_law(budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "lr": self.lr_law.to_dict(), "batch_tokens": self.batch_law.to_dict(),
+                             "ci_level": self.ci_level, "bootstrap": self.bootstrap,
+                             "points": [dict(p.__dict__) for p in self.points], "notes": list(self.notes)}
+        if self.lr_by_c is not None:
+            d["lr_of_c"] = self.lr_by_c.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HparamsLaw:
+        if d.get("kind") != cls.kind or "lr" not in d or "batch_tokens" not in d:
+            raise FolderError("not an hparams law (kind 'hparams' with lr and batch_tokens)",
+                              hint="write one by fitting a tuning study (`fit hparams`)", keys=("hparams",))
+        return cls(PowerLaw.from_dict(d["lr"]), PowerLaw.from_dict(d["batch_tokens"]),
+                   [TunePoint(**p) for p in d.get("points", [])], list(d.get("notes", [])),
+                   PowerLaw.from_dict(d["lr_of_c"]) if d.get("lr_of_c") else None,
+                   float(d.get("ci_level", 0.95)), int(d.get("bootstrap", 0)))
+
+
+def fit_hparams(points: list[TunePoint], *, lr_of: str = "N", bootstrap: int = 1000, seed: int = 42,
+                level: float = 0.95) -> HparamsLaw:
+    """Power laws through the per-point optima: lr* of N (or C) and batch* (tokens) of C."""
+    if not points:
+        raise FolderError("no tuned points to fit", hint="sweep the tuning study first")
+    if lr_of not in ("N", "C"):
+        raise ConfigError(f"unknown lr variable {lr_of!r}", hint="use N or C", keys=("lr_of",))
+    n = np.array([p.params for p in points], float)
+    c = np.array([p.budget for p in points], float)
+    lr = np.array([p.lr for p in points], float)
+    bt = np.array([p.batch_tokens for p in points], float)
+    notes = []
+    lr_n = fit_power(n, lr, "N", bootstrap, seed, level, sorted(set(n.tolist())))
+    lr_c = fit_power(c, lr, "C", bootstrap, seed, level, sorted(set(c.tolist())))
+    batch = fit_power(c, bt, "C", bootstrap, seed, level, sorted(set(c.tolist())))
+    for what, law in (("lr*(N)", lr_n), ("lr*(C)", lr_c), ("batch*(C)", batch)):
+        if law.exp == 0.0:
+            notes.append(f"{what}: the points span too little to fit an exponent; a constant (geometric mean) is used")
+    edges = [f"{p.shape} at C={p.budget:.3g}: {', '.join(p.edge)}" for p in points if p.edge]
+    if edges:
+        notes.append("minimum on the grid's edge (widen the grid there): " + "; ".join(edges))
+    main = lr_n if lr_of == "N" else lr_c
+    other = lr_c if lr_of == "N" else lr_n
+    law = HparamsLaw(main, batch, points, notes, other if lr_of == "N" else None, level, bootstrap)
+    return law

@@ -1,0 +1,162 @@
+"""Hyperparameters: the literature defaults each planned run gets, `plan tune` + `fit hparams` (best settings per
+point, power laws with intervals) and `plan isoflop --hparams` following the fitted laws."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from scalinglab.accounting.shape import ModelShape
+from scalinglab.laws.hparams import HparamsLaw, best_point, fit_hparams
+from scalinglab.plan.isoflop import plan_isoflop
+from scalinglab.plan.recipe import Recipe, Resolver, deepseek_m, pow2_batch
+from test_sweep import cli
+
+
+def test_recipe_lr_is_deepseeks_eta_opt_where_the_model_is_compute_optimal():
+    """Bi et al. 2024 (DeepSeek LLM): eta_opt = 0.3118 C^-0.125 at the budget where M_opt = 0.1715 C^0.5243 is this model."""
+    r = Recipe()
+    for d, n in ((128, 2), (256, 4), (576, 9), (1024, 16)):
+        s = ModelShape(d, n, 262, 512)
+        c = (deepseek_m(s) / 0.1715) ** (1 / 0.5243)
+        assert 0.1715 * c**0.5243 == pytest.approx(deepseek_m(s), rel=1e-12)
+        assert r.lr(s) == pytest.approx(min(1e-2, 0.3118 * c**-0.125), rel=1e-12)
+    lrs = [r.lr(ModelShape(d, d // 64, 262, 512)) for d in range(128, 577, 64)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))  # smaller LR for larger models, unlike Kaplan's ~constant
+    assert 1e-3 < lrs[-1] < lrs[0] < 1e-2
+    # DeepSeek's B_opt = 0.2920 C^0.3271 tokens, as a power of two sequences
+    assert r.batch_tokens(1e15) == pytest.approx(0.2920 * 1e15**0.3271, rel=1e-12)
+    assert pow2_batch(r.batch_tokens(1e15), 512) == 64 and pow2_batch(r.batch_tokens(1e14), 512) == 16
+
+
+def test_recipe_warmup_and_beta2():
+    r = Recipe()
+    # Porian et al. 2024: warm up for N tokens; capped at a tenth of the run
+    assert r.warmup(3_357_696, 32_768, 7000) == math.ceil(3_357_696 / 32_768) == 103
+    assert r.warmup(3_357_696, 32_768, 500) == 50
+    assert r.warmup(1000, 32_768, 5) == 1
+    # beta2: 0.95 at GPT-3's 2^19-token batch, the same EMA horizon in tokens below it, at most 0.999
+    assert r.beta2(2**19) == pytest.approx(0.95)
+    assert r.beta2(2**14) == pytest.approx(0.95 ** (1 / 32))
+    assert 1 / (1 - r.beta2(2**14)) * 2**14 == pytest.approx(1 / (1 - 0.95) * 2**19, rel=0.05)  # horizon in tokens
+    assert r.beta2(64) == 0.999 and r.beta2(2**22) == 0.95
+
+
+def test_plan_resolves_every_run_and_keeps_what_the_user_fixed():
+    shapes = [ModelShape(d, 2, 262, 32) for d in (32, 48)]
+    plan = plan_isoflop([3e10, 1e11], shapes, data="D", train_tokens=10**9, batch_size=0, min_steps=1)
+    rec = Recipe()
+    for r in plan.runs:
+        s = r.spec
+        assert s.batch_size == pow2_batch(rec.batch_tokens(r.budget), 32)
+        assert s.lr == pytest.approx(rec.lr(s.shape)) and s.beta2 == pytest.approx(rec.beta2(s.tokens_per_step))
+        assert s.warmup_steps == rec.warmup(s.shape.params(), s.tokens_per_step, s.steps)
+    fixed = plan_isoflop([3e10], shapes, data="D", train_tokens=10**9, batch_size=4, min_steps=1,
+                         hparams=Resolver(lr=1e-3, batch_size=4, warmup_steps=7, beta2=0.98))
+    assert {(r.spec.lr, r.spec.batch_size, r.spec.warmup_steps, r.spec.beta2) for r in fixed.runs} == {(1e-3, 4, 7, 0.98)}
+
+
+def test_plan_json_lists_lr_and_batch_size(tiny_data, tmp_path):
+    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "3e9,1e10", "--shapes", "16x1,24x1", "--seq-len",
+            "32", "--min-steps", "5", "--out", str(tmp_path / "S"), "--json")
+    assert p.returncode == 0, p.stderr
+    runs = json.loads(p.stdout)["runs"]
+    rec = Recipe()
+    for r in runs:
+        s = ModelShape(r["d_model"], r["n_layers"], 262, 32)
+        assert r["lr"] == pytest.approx(rec.lr(s)) and r["batch_size"] == pow2_batch(rec.batch_tokens(r["budget"]), 32)
+        assert {"warmup_steps", "beta2"} <= set(r)
+
+
+def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed=0):
+    """Losses exactly quadratic in log lr and log batch around known optima lr*(N), b*(C) (tokens, seq 32)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in budgets:
+        for name, n in shapes:
+            for lr in lrs:
+                for b in batches:
+                    loss = (3.0 + 0.1 * (math.log(lr) - math.log(lr_law(n))) ** 2
+                            + 0.05 * (math.log(b * 32) - math.log(b_law(c))) ** 2 + noise * rng.normal())
+                    rows.append({"budget": c, "params": n, "shape": name, "lr": lr, "batch_size": b, "loss": loss,
+                                 "beta2": 0.0, "warmup": 0})
+    return rows
+
+
+def test_fit_hparams_recovers_known_laws():
+    lr_law = lambda n: 0.05 * n**-0.3  # noqa: E731
+    b_law = lambda c: 2.0 * c**0.3  # noqa: E731
+    shapes = [("a", 1e5), ("b", 4e5), ("c", 1.6e6), ("d", 6.4e6)]
+    budgets = [1e12, 1e13, 1e14]
+    lrs = [1e-4 * 2**k for k in range(10)]
+    batches = [2**k for k in range(0, 12)]
+    rows = synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches)
+    pts = [best_point([r for r in rows if r["budget"] == c and r["shape"] == s], 32) for c in budgets for s, _ in shapes]
+    for p in pts:
+        assert p.lr == pytest.approx(lr_law(p.params), rel=1e-6) and not p.edge
+        assert p.batch_tokens == pytest.approx(b_law(p.budget), rel=1e-6)
+    law = fit_hparams(pts, lr_of="N", bootstrap=200, seed=1)
+    assert law.lr_law.exp == pytest.approx(-0.3, abs=1e-9) and law.lr_law.coef == pytest.approx(0.05, rel=1e-6)
+    assert law.batch_law.exp == pytest.approx(0.3, abs=1e-9) and law.batch_law.coef == pytest.approx(2.0, rel=1e-6)
+    lo, hi = law.lr_law.ci["exp"]
+    assert lo == pytest.approx(-0.3, abs=1e-9) and hi == pytest.approx(-0.3, abs=1e-9)  # exact points: no spread
+    back = HparamsLaw.from_dict(json.loads(json.dumps(law.to_dict())))
+    assert back.lr(1e6, 1e13) == pytest.approx(lr_law(1e6), rel=1e-6)
+    assert back.batch_tokens(3e13) == pytest.approx(b_law(3e13), rel=1e-6)
+
+
+def test_fit_hparams_flags_a_minimum_on_the_grid_edge():
+    rows = synthetic_runs(lambda n: 1e-1, lambda c: 512.0, [("a", 1e5)], [1e12], [1e-3, 2e-3, 4e-3], [4, 16, 64])
+    p = best_point(rows, 32)
+    assert p.edge == ["lr"] and p.lr == pytest.approx(4e-3, rel=1e-12)
+    law = fit_hparams([p], bootstrap=0)
+    assert any("edge" in n for n in law.notes) and law.lr_law.exp == 0.0
+
+
+def test_noisy_intervals_hold_the_truth():
+    """Seed noise on the losses: the 95% bootstrap interval of the lr exponent holds -0.3 in most repetitions."""
+    hits = 0
+    shapes = [(str(i), 1e5 * 2**i) for i in range(8)]
+    lrs = [1e-4 * 2**k for k in range(10)]
+    for seed in range(20):
+        rows = synthetic_runs(lambda n: 0.05 * n**-0.3, lambda c: 2.0 * c**0.3, shapes, [1e13], lrs, [8, 16, 32],
+                              noise=0.004, seed=seed)
+        pts = [best_point([r for r in rows if r["shape"] == s], 32) for s, _ in shapes]
+        lo, hi = fit_hparams(pts, bootstrap=300, seed=seed).lr_law.ci["exp"]
+        hits += lo <= -0.3 <= hi
+    assert hits >= 15
+
+
+@pytest.mark.slow
+def test_tune_sweep_fit_and_plan_with_hparams(tiny_data, tmp_path):
+    tune = tmp_path / "TUNE"
+    p = cli("plan", "tune", "--data", str(tiny_data), "--budgets", "1e9", "--shapes", "8x1,16x1", "--lrs",
+            "3e-3,1e-2,3e-2", "--batch-sizes", "4", "--seq-len", "16", "--min-steps", "5", "--evals", "1",
+            "--out", str(tune), "--json")
+    assert p.returncode == 0, p.stderr
+    planned = json.loads(p.stdout)["runs"]
+    assert len(planned) == 6 and {r["lr"] for r in planned} == {3e-3, 1e-2, 3e-2}
+    assert all(r["id"].endswith(f"_lr{r['lr']:.3g}_b4") for r in planned)
+    p = cli("sweep", str(tune), "--workers", "1", timeout=600)
+    assert p.returncode == 0, p.stderr
+    p = cli("fit", "hparams", str(tune), "--out", str(tmp_path / "hp.json"), "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert (tmp_path / "hp.png").stat().st_size > 10_000 and len(d["points"]) == 2
+    status = json.loads(cli("status", str(tune), "--json").stdout)["runs"]
+    for pt in d["points"]:
+        losses = {r["id"]: r["final_val_loss"] for r in status if f"_{pt['shape']}_" in r["id"]}
+        assert pt["loss"] <= min(losses.values()) + 1e-12  # the interpolated optimum is no worse than the grid's
+        assert 3e-3 <= pt["lr"] <= 3e-2
+    law = HparamsLaw.from_dict(json.loads((tmp_path / "hp.json").read_text()))
+    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "1e9,3e9", "--shapes", "8x1,16x1", "--seq-len",
+            "16", "--min-steps", "5", "--hparams", str(tmp_path / "hp.json"), "--out", str(tmp_path / "S"), "--json")
+    assert p.returncode == 0, p.stderr
+    for r in json.loads(p.stdout)["runs"]:
+        assert r["lr"] == pytest.approx(law.lr(r["params"], r["budget"]), rel=1e-9)
+        assert r["batch_size"] == pow2_batch(law.batch_tokens(r["budget"]), 16)
+    p = cli("fit", "hparams", str(tmp_path / "S"))
+    assert p.returncode == 2 and "not a tuning study" in p.stderr

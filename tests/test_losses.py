@@ -51,6 +51,9 @@ def test_gpt_fused_loss_equals_plain_path(tied):
     torch.manual_seed(0)
     model = build_model(ModelShape(d_model=32, n_layers=2, vocab=300, seq_len=16, tied=tied)).double()
     x = torch.randint(0, 300, (3, 17))
+    assert model(x[:, :-1], x[:, 1:])[0] is not None  # default: the fused loss on CUDA only
+    model.fused_loss = True
+    assert model(x[:, :-1], x[:, 1:])[0] is None
     fused_loss, fused = _grads(model, x[:, :-1], x[:, 1:])
     model.fused_loss = False
     plain_loss, plain = _grads(model, x[:, :-1], x[:, 1:])

@@ -118,7 +118,9 @@ class GPT(nn.Module):
         if s.tied:
             self.lm_head.weight = self.transformer.wte.weight
         self.activation_checkpointing = False
-        self.fused_loss = True  # False: the plain lm_head + F.cross_entropy path for training too
+        # training loss through models/losses.py: None = on CUDA only (on CPU, eager, its extra elementwise passes
+        # cost more than the logits it saves), True = always, False = never (plain lm_head + F.cross_entropy)
+        self.fused_loss: bool | None = None
         if s.pos == "rotary":
             cos, sin = rotary_tables(s.seq_len, s.d_model // s.n_heads)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -129,7 +131,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())  # parameters() yields the tied weight once
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        """(logits, loss); with targets and gradients enabled (training), (None, loss) when fused_loss is on."""
+        """(logits, loss); (None, loss) when training (targets, gradients enabled) through the fused loss."""
         B, T = idx.shape
         if T > self.shape.seq_len:
             raise ValueError(f"sequence of {T} tokens is longer than the model's seq_len {self.shape.seq_len}")
@@ -145,7 +147,8 @@ class GPT(nn.Module):
             else:
                 x = block(x, rope)
         x = self.transformer.ln_f(x)
-        if targets is not None and self.fused_loss and torch.is_grad_enabled():
+        fused = self.fused_loss if self.fused_loss is not None else x.is_cuda
+        if targets is not None and fused and torch.is_grad_enabled():
             # training: loss and its gradient chunk by chunk, no [tokens, vocab] logits kept (models/losses.py)
             return None, linear_cross_entropy(x.view(B * T, -1), self.lm_head.weight, targets.reshape(-1))
         logits = self.lm_head(x)

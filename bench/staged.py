@@ -1,4 +1,4 @@
-"""Staged vs direct training of the same final shape (seeds/004): compute to reach the direct run's final loss.
+"""Staged vs direct training of the same final shape (Shen et al. 2022): compute to reach the direct run's final loss.
 
 Direct: the target shape trained for --steps with the run's cosine schedule. Staged (per growth op): the half-size
 shape trained on the same schedule up to --grow-frac of the steps, grown (scalinglab grow, function-preserving, Adam
@@ -21,19 +21,21 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import torch  # noqa: E402
+import torch
 
-from scalinglab.accounting.shape import ModelShape  # noqa: E402
-from scalinglab.growth.run import grow_run  # noqa: E402
-from scalinglab.growth.schedule import small_shape  # noqa: E402
-from scalinglab.records import RunSpec  # noqa: E402
-from scalinglab.train import run_training  # noqa: E402
-from scalinglab.train.metrics import read_metrics  # noqa: E402
+from scalinglab.accounting.shape import ModelShape
+from scalinglab.folders import RunDir
+from scalinglab.growth.run import grow_run
+from scalinglab.growth.schedule import small_shape
+from scalinglab.records import LoggingConfig, RunSpec
+from scalinglab.train import run_training
+from scalinglab.train.metrics import read_metrics
 
 
 def byte_data(folder: Path, max_bytes: int) -> Path:
@@ -81,7 +83,7 @@ def main() -> None:
     ap.add_argument("--grow-frac", type=float, default=0.4, help="share of the steps trained at the small size")
     ap.add_argument("--restart-warmup", type=int, default=None)
     ap.add_argument("--symmetry-noise", type=float, default=0.3, help="width growth: see `scalinglab grow --help`")
-    ap.add_argument("--lr", type=float, default=0.0, help="0: Kaplan heuristic of each model size (seeds/004)")
+    ap.add_argument("--lr", type=float, default=0.0, help="0: Kaplan heuristic of each model size (Shen et al. 2022)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     a = ap.parse_args()
     q = a.quick
@@ -95,8 +97,9 @@ def main() -> None:
     target = ModelShape(d_model=d, n_layers=n_layers, vocab=262, seq_len=seq, n_heads=max(2, d // 64))
 
     def spec(shape, n_steps=steps) -> RunSpec:
-        return RunSpec(shape=shape, data=str(data), steps=n_steps, batch_size=batch, lr=a.lr, eval_every=evals,
-                       eval_batches=4 if q else 16, seed=0, extra={"tensorboard": False, "log_every": evals})
+        return RunSpec(shape=shape, data=str(data), steps=n_steps, batch_size=batch, lr=a.lr, seed=0,
+                       logging=LoggingConfig(eval_every=evals, eval_batches=4 if q else 16, tensorboard=False,
+                                             log_every=evals))
 
     def cost(shape) -> float:  # training FLOPs per optimizer step
         return shape.flops_per_token("chinchilla") * batch * seq
@@ -114,8 +117,8 @@ def main() -> None:
         grown = work / f"grown-{op}"
         grow_run(work / f"small-{op}", grown, width=2 if "width" in op else 1, depth=2 if "depth" in op else 1,
                  noise=a.symmetry_noise if "width" in op else 0.0)
-        s = RunSpec.from_toml((grown / "config.toml").read_text())
-        s.extra.update(restart_warmup_steps=warm, restart_steps=g)
+        s = RunDir(grown).read_spec()
+        s.schedule = replace(s.schedule, restart_warmup_steps=warm, restart_steps=g)
         run_training(s, grown, resume=True, progress=not q)
         curve = val_curve(grown)
 

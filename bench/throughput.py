@@ -1,7 +1,7 @@
 """Training throughput of scalinglab's GPT step against a peer, side by side in one process and one run.
 
 The peer is Hugging Face transformers' GPT2LMHeadModel (SDPA attention) on the same shape, batch and data,
-through the same step: torch.compile (same mode), bf16 autocast, fused AdamW, gradient clipping at 1.0. Each
+through the same step (scalinglab.train.step.Stepper): torch.compile (same mode), bf16 autocast, fused AdamW, gradient clipping at 1.0. Each
 row is tagged "impl": "scalinglab" or "hf-gpt2". Model FLOPs per token are 6N + 12*L*d*T (N all parameters,
 the 'palm' convention), and every rate is also a ratio to a bf16 8192^3 matmul measured in the same run.
 
@@ -29,7 +29,7 @@ from scalinglab.models import build_model
 from scalinglab.records import RunSpec
 from scalinglab.train.loop import autocast_ctx
 from scalinglab.train.optim import build_optimizer
-from scalinglab.train.step import train_step
+from scalinglab.train.step import Accum, Stepper
 
 # (d_model, layers): sequences per step, as in the side-by-side nanoGPT measurement this bench replaces
 BATCH = {(128, 2): 64, (256, 4): 64, (512, 8): 32, (1024, 16): 16}
@@ -97,7 +97,8 @@ def bench_one(impl: str, d: int, L: int, vocab: int, seq: int, batch: int, mode:
     opt = build_optimizer(raw, spec, 1e-4, device.type)
     amp = autocast_ctx(spec, device)
     params = [p for p in raw.parameters() if p.requires_grad]
-    loss_sum, bad = torch.zeros((), device=device), torch.zeros((), device=device)
+    step_fn = Stepper(model, opt, params, amp, grad_clip=1.0)  # the trainer's own optimizer step
+    acc = Accum.zeros(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     cuda = device.type == "cuda"
     # a few distinct batches, pinned and copied non_blocking each step, as the trainer does
@@ -116,7 +117,7 @@ def bench_one(impl: str, d: int, L: int, vocab: int, seq: int, batch: int, mode:
         t = time.perf_counter()
         for _ in range(n):
             i = step[0]
-            train_step(model, opt, slot[0], amp, 1e-4, params, 1.0, loss_sum, bad, prefetch=lambda i=i: fetch(i + 1), out=slot)
+            slot[0] = step_fn(slot[0], 1e-4, acc, prefetch=lambda i=i: fetch(i + 1))
             step[0] += 1
         sync(device)
         return time.perf_counter() - t
@@ -129,7 +130,7 @@ def bench_one(impl: str, d: int, L: int, vocab: int, seq: int, batch: int, mode:
     dt = run(steps)
     tok_s = steps * batch * seq / dt
     fpt = shape.flops_per_token("palm")  # 6N + 12 L d T, the same for both impls (same shape, tied head)
-    finite = bool(torch.isfinite(loss_sum).item()) and bad.item() == 0
+    finite = bool(torch.isfinite(acc.loss_sum).item()) and acc.bad.item() == 0
     return {"impl": impl, "d_model": d, "layers": L, "vocab": vocab, "seq_len": seq, "batch": batch, "mode": mode,
             "params": shape.params(), "params_counted": n_params, "tokens_per_s": tok_s,
             "model_flops_per_s": tok_s * fpt, "flops_per_token": fpt, "step_s": dt / steps, "steps": steps,

@@ -1,4 +1,4 @@
-"""Accounting against published numbers (Perceiver AR article, GPT-2, ANCHORS throughput table) and exact
+"""Accounting against published numbers (Perceiver AR article, GPT-2, nanoGPT's MFU formula) and exact
 invariants of the FLOP conventions."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def pa(d=512, L=9, vocab=32000, seq=2048, latents=512, dropout=0.5):
     return ModelShape(d, L, vocab, seq, arch="perceiver-ar", latents=latents, prefix_dropout=dropout)
 
 
-# --- Perceiver AR article (seeds/001), "Compute estimates" and experiment 1 text -------------------------------
+# --- Perceiver AR article (Krasser 2023), "Compute estimates" and experiment 1 text -------------------------------
 
 def test_article_per_token_flops():
     ce = par.ComputeEstimator(vocab_size=32000, max_seq_len=2048, num_latents=512)
@@ -65,7 +65,7 @@ def test_gpt2_small_published_count():
     (256, 384, 6, "11.1M"), (256, 512, 8, "25.8M"), (256, 768, 12, "85.9M"), (256, 1024, 16, "203M"),
 ])
 def test_anchor_throughput_table_params(vocab, d, L, printed):
-    """ANCHORS.md throughput table (nanoGPT model, bias=False as nanoGPT's train.py, T=1024)."""
+    """nanoGPT's model (bias=False as its train.py, T=1024): parameters and 6N + 12LdT FLOPs per token."""
     n = ModelShape(d, L, vocab, 1024, bias=False).params()
     decimals = len(printed.rstrip("M").partition(".")[2])
     assert f"{n / 1e6:.{decimals}f}M" == printed

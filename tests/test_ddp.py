@@ -59,5 +59,6 @@ def test_two_ranks_match_one_process(tiny_data, tmp_path):
 def test_batch_not_divisible(tiny_data, tmp_path):
     p = _train(tiny_data, tmp_path / "bad", "--nproc", "3")
     assert p.returncode == 2
-    assert p.stderr.strip().splitlines()[-1].startswith("error: --batch-size 4 is not divisible by --nproc 3")
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: batch size 4 is not divisible by 3 processes") and last.endswith("(--batch-size, --nproc)")
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()

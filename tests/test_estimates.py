@@ -1,4 +1,4 @@
-"""k_N, k_D fitted to Chinchilla's Tables 3 and A3 as in the Perceiver AR article (seeds/001)."""
+"""k_N, k_D fitted to Chinchilla's Tables 3 and A3 as in the Perceiver AR article (Krasser 2023, Training compute-optimal Perceiver AR language models)."""
 
 from __future__ import annotations
 

@@ -122,7 +122,8 @@ def test_legacy_study_keeps_its_meaning(tiny_data, tmp_path):
     toml.write_text("\n".join(lines) + "\n")
     con = sqlite3.connect(study / "study.db")
     spec = json.loads(con.execute("SELECT spec FROM runs").fetchone()[0])
-    spec.update(lr=0.0, warmup_steps=0, beta2=0.95)
+    spec.update(lr=0.0, beta2=0.95)
+    spec["schedule"]["warmup_steps"] = 0
     con.execute("UPDATE runs SET spec=?", (json.dumps(spec),))
     con.commit()
     con.close()

@@ -1,4 +1,4 @@
-"""finetune-budget (seeds/003) on a model our trainer pretrained: the protocol, its curves, the isoFLOP summary."""
+"""finetune-budget (Cerisara's exercise "Make your scaling law") on a model our trainer pretrained: the protocol, its curves, the isoFLOP summary."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def pretrained(tiny_data, tmp_path_factory):
     """(RUN, HF): a tiny GPT pretrained by scalinglab's trainer, and its transformers export."""
     from scalinglab.hf import export_hf
+    from scalinglab.records import LoggingConfig
     from scalinglab.train import run_training
 
     root = tmp_path_factory.mktemp("ft")
     spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=30, batch_size=4, lr=3e-3, seed=5, extra={"tensorboard": False})
+                   steps=30, batch_size=4, lr=3e-3, seed=5, logging=LoggingConfig(tensorboard=False))
     assert run_training(spec, root / "RUN", progress=False).status == "done"
     export_hf(root / "RUN", root / "HF")
     return root / "RUN", root / "HF"
@@ -45,7 +46,7 @@ def test_cli_as_written(pretrained, tiny_data, tmp_path, capsys):
     _, hf = pretrained
     out = tmp_path / "FB"
     main(["finetune-budget", "--model", str(hf), "--data", str(tiny_data), "--steps", "20", "--data-sizes", "20,10,5",
-          "--batch-size", "1", "--seq-len", "32", "--eval-samples", "4", "--out", str(out), "--json"])
+          "--batch-size", "1", "--seq-len", "32", "--eval-samples", "4", "--eval-every", "1", "--out", str(out), "--json"])
     res = json.loads(capsys.readouterr().out)
     rows = res["rows"]
     assert [(r["data_size"], r["epochs"], r["steps"]) for r in rows] == [(20, 1.0, 20), (10, 2.0, 20), (5, 4.0, 20)]
@@ -63,9 +64,28 @@ def test_cli_as_written(pretrained, tiny_data, tmp_path, capsys):
         assert (out / png).read_bytes()[:8] == PNG
 
 
+def test_default_evaluates_about_ten_times_and_agrees_with_every_step(pretrained, tiny_data):
+    """Without eval_every the curve is validated every ceil(steps/10) steps, at the same values per-step
+    evaluation gives there (evaluation does not touch the training), and best/final come from those points."""
+    _, hf = pretrained
+    every = finetune_budget([str(hf)], tiny_data, [5], Protocol(steps=25, seq_len=32, eval_samples=3, eval_every=1),
+                            device="cpu", progress=False)
+    auto = finetune_budget([str(hf)], tiny_data, [5], Protocol(steps=25, seq_len=32, eval_samples=3),
+                           device="cpu", progress=False)
+    ce, ca = every["curves"][f"{hf}|5"], auto["curves"][f"{hf}|5"]
+    assert [c["step"] for c in ca if c["val_loss"] is not None] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 25]
+    for a, e in zip(ca, ce):
+        assert a["train_loss"] == e["train_loss"]
+        if a["val_loss"] is not None:
+            assert a["val_loss"] == pytest.approx(e["val_loss"], abs=1e-6)
+    row = auto["rows"][0]
+    assert row["eval_every"] == 3 and row["final_val_loss"] == ca[-1]["val_loss"]
+    assert row["best_val_loss"] == min(c["val_loss"] for c in ca[1:] if c["val_loss"] is not None)
+
+
 def test_protocol_matches_an_hf_trainer_style_loop(pretrained, tiny_data):
     """Independent reference: the model's own shifted-label loss, transformers' linear schedule, AdamW,
-    clip 1.0, eval batch 1 -- the HF Trainer's arithmetic for the seed's arguments."""
+    clip 1.0, eval batch 1 -- the HF Trainer's arithmetic for the exercise's arguments."""
     from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
 
     from scalinglab.data.loader import TokenData
@@ -122,7 +142,16 @@ def test_isoflop_finds_the_parabola_vertex():
     assert [q["data_size"] for q in iso["points"]] == [40] * 4
     assert iso["optimal_params"] == 4e6  # the lowest measured point: log10(4/3) < log10(3/2)
     assert iso["fit"]["params_opt"] == pytest.approx(n_opt, rel=1e-6)
-    assert iso["fit"]["loss_opt"] == pytest.approx(2.0, abs=1e-9)
+    assert iso["fit"]["loss_opt"] == pytest.approx(2.0, abs=1e-9) and iso["note"] == ""
+
+
+def test_isoflop_fits_no_parabola_when_the_minimum_is_not_bracketed():
+    # losses falling all the way to the largest model (as a too-small grid gives): the lowest point is at the edge
+    rows = [{"model": f"m{n:g}", "params": n, "steps": 1, "data_size": 10, "final_val_loss": 3.0 - 0.2 * i + 0.05 * i * i}
+            for i, n in enumerate((1e4, 3e4, 1e5))]
+    iso = isoflop(rows)
+    assert iso["optimal_model"] == "m100000" and iso["fit"] is None
+    assert iso["note"].startswith("minimum not bracketed: the lowest loss is at the largest model")
 
 
 def test_several_models_share_one_compute_budget(tiny_data, tmp_path, capsys):

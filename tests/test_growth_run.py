@@ -4,6 +4,7 @@ continues with no loss spike above the pre-growth loss."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from scalinglab.accounting.shape import ModelShape
 from scalinglab.cli import main
 from scalinglab.data.loader import TokenData
 from scalinglab.train.checkpoint import load_run_model
-from scalinglab.records import RunSpec
+from scalinglab.records import LoggingConfig, RunSpec
 from scalinglab.train import run_training
 
 
@@ -20,7 +21,7 @@ from scalinglab.train import run_training
 def run(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("grow") / "RUN"
     spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=24, batch_size=4, lr=3e-3, eval_batches=4, seed=3, extra={"tensorboard": False})
+                   steps=24, batch_size=4, lr=3e-3, seed=3, logging=LoggingConfig(eval_batches=4, tensorboard=False))
     run_training(spec, out, progress=False)
     return out
 
@@ -62,8 +63,8 @@ def test_grow_width_then_resume(run, tiny_data, capsys):
     assert torch.equal(new[0]["exp_avg"][:, 32:], old[0]["exp_avg"] / 2)
 
     spec.steps = 36  # 12 more steps, LR re-warmed over 4
-    spec.eval_every = 4
-    spec.extra.update(restart_warmup_steps=4, tensorboard=False)
+    spec.logging = replace(spec.logging, eval_every=4, tensorboard=False)
+    spec.schedule = replace(spec.schedule, restart_warmup_steps=4)
     rec = run_training(spec, grown, resume=True, progress=False)
     assert rec.status == "done" and rec.steps_done == 36
     vals = [json.loads(l) for l in (grown / "metrics.jsonl").read_text().splitlines()]

@@ -1,4 +1,4 @@
-"""`plan staged`: the growth point minimises staged compute (equal dL/dC at equal loss), the seed's LR table,
+"""`plan staged`: the growth point minimises staged compute (equal dL/dC at equal loss), the LR table of Shen et al. 2022's code,
 and the planning path stays free of torch."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ BASE = ModelShape(d_model=768, n_layers=12, vocab=50257, seq_len=1024, n_heads=1
 
 
 def test_seed_lr_table_for_gpt2_base():
-    # seeds/004: GPT2_base 0.002132892651963921, _div2_width 0.002216880020754172, _div2_depth 0.0021748863363590465
+    # Shen et al. 2022's code: GPT2_base 0.002132892651963921, _div2_width 0.002216880020754172, _div2_depth 0.0021748863363590465
     law = get_law("chinchilla-approach-3")
     w = plan_staged(law, BASE, 1e19, op="width")
     d = plan_staged(law, BASE, 1e19, op="depth")

@@ -13,7 +13,7 @@ from scalinglab.accounting.shape import ModelShape
 from scalinglab.cli import main
 from scalinglab.errors import UserError
 from scalinglab.hf import export_hf, require_hf
-from scalinglab.records import RunSpec
+from scalinglab.records import LoggingConfig, RunSpec
 from scalinglab.train.checkpoint import save_checkpoint
 
 
@@ -24,7 +24,7 @@ def trained_run(tiny_data, tmp_path_factory):
     from scalinglab.train import run_training
 
     spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=30, batch_size=4, lr=3e-3, seed=3, extra={"tensorboard": False})
+                   steps=30, batch_size=4, lr=3e-3, seed=3, logging=LoggingConfig(tensorboard=False))
     run = tmp_path_factory.mktemp("run") / "RUN"
     assert run_training(spec, run, progress=False).status == "done"
     return run

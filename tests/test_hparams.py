@@ -53,10 +53,10 @@ def test_plan_resolves_every_run_and_keeps_what_the_user_fixed():
         s = r.spec
         assert s.batch_size == pow2_batch(rec.batch_tokens(r.budget), 32)
         assert s.lr == pytest.approx(rec.lr(s.shape)) and s.beta2 == pytest.approx(rec.beta2(s.tokens_per_step))
-        assert s.warmup_steps == rec.warmup(s.shape.params(), s.tokens_per_step, s.steps)
+        assert s.schedule.warmup_steps == rec.warmup(s.shape.params(), s.tokens_per_step, s.steps)
     fixed = plan_isoflop([3e10], shapes, data="D", train_tokens=10**9, batch_size=4, min_steps=1,
                          hparams=Resolver(lr=1e-3, batch_size=4, warmup_steps=7, beta2=0.98))
-    assert {(r.spec.lr, r.spec.batch_size, r.spec.warmup_steps, r.spec.beta2) for r in fixed.runs} == {(1e-3, 4, 7, 0.98)}
+    assert {(r.spec.lr, r.spec.batch_size, r.spec.schedule.warmup_steps, r.spec.beta2) for r in fixed.runs} == {(1e-3, 4, 7, 0.98)}
 
 
 def test_plan_json_lists_lr_and_batch_size(tiny_data, tmp_path):

@@ -40,7 +40,7 @@ def test_tokens_steps_follow_flops_per_token():
         assert r.tokens == r.spec.steps * tps and r.spec.tokens == 0 and r.spec.budget_flops == 0
         assert abs(r.tokens * fpt - r.budget) <= fpt * tps / 2
         assert r.params == r.spec.shape.params()
-        assert r.spec.eval_every >= 1 and r.spec.checkpoint_every >= 1
+        assert r.spec.logging.eval_every >= 1 and r.spec.logging.checkpoint_every >= 1
 
 
 def test_drops_runs_with_too_few_steps_or_repeated_data():
@@ -55,7 +55,7 @@ def test_drops_runs_with_too_few_steps_or_repeated_data():
 
 @needs_shared
 def test_minchilla_rule_matches_published_shapes():
-    """minchilla (seeds/002): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
+    """minchilla (github.com/BenAgro314/CSC2541): d_model 256..1024 step 64, n_layers = n_heads = d_model // 64."""
     rows = list(csv.DictReader(open(SHARED_DATA / "minchilla" / "isoflop_runs.csv")))
     published = {(int(r["d_model"]), int(r["n_layers"]), int(r["n_heads"])) for r in rows}
     ours = set()
@@ -125,9 +125,9 @@ def test_cli_plan_d_models_range(tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--shapes", "32x2", "--d-models", "64:128:64"], "exactly one of"),
-    (["--d-models", "256:128:64"], "bad --d-models"),
+    (["--d-models", "256:128:64"], "bad widths '256:128:64'"),
     (["--shapes", "32x2", "--rule", "aspect:x"], None),  # the rule is unused with explicit shapes
-    (["--d-models", "64:128:64", "--rule", "wide"], "unknown --rule"),
+    (["--d-models", "64:128:64", "--rule", "wide"], "unknown depth rule 'wide'; use minchilla or aspect:R (e.g. aspect:64) (--rule)"),
     (["--shapes", "32x2", "--budgets", "1e5"], "no runs left to plan"),
 ])
 def test_cli_plan_bad_input(tiny_data, tmp_path, args, needle):

@@ -4,6 +4,7 @@ file names spelled only by scalinglab.folders. Read from the source with ast, so
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -127,6 +128,37 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
 def test_no_import_cycles():
     found = cycles(import_graph(_modules()))
     assert found == [], f"import cycles (imports inside functions count): {found}"
+
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+OTHER_TOOLS = re.compile(r"`(?!scalinglab)[^`]*`")  # another tool's command line, e.g. `ray start --head`
+
+
+def test_library_errors_name_no_flags():
+    """Library code raises domain errors (problem, hint, keys); only scalinglab.cli names flags (cli.common.flag)."""
+    offenders = []
+    for m, path in _modules().items():
+        if m.startswith(f"{PKG}.cli"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                texts = [OTHER_TOOLS.sub("", n.value) for n in ast.walk(node.exc)
+                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                flags = sorted({f for t in texts for f in FLAG.findall(t)})
+                if flags:
+                    offenders.append(f"{m}:{node.lineno} {flags}")
+    assert offenders == []
+
+
+def test_cli_adds_the_flags_of_the_keys(capsys):
+    from scalinglab.cli.common import error_line, flag
+    from scalinglab.errors import ConfigError
+
+    e = ConfigError("a run needs exactly one of steps, tokens, budget_flops (got none)", hint="give one",
+                    keys=("steps", "tokens", "budget_flops"))
+    assert str(e) == "a run needs exactly one of steps, tokens, budget_flops (got none); give one"
+    assert error_line(e) == str(e) + " (--steps, --tokens, --budget)"
+    assert [flag(k) for k in ("n_layers", "schedule.warmup_steps", "max_bytes")] == ["--layers", "--warmup-steps", "--max-bytes"]
 
 
 FOLDER_FILES = ("record.json", "metrics.jsonl", "meta.json", "study.toml", "study.db", "checkpoint.pt", "config.toml",

@@ -102,17 +102,17 @@ def test_bad_shapes_are_user_errors():
 
 
 def test_load_run_model_roundtrip(tiny_data, tmp_path):
-    from scalinglab.records import RunSpec
+    from scalinglab.records import LoggingConfig, RunSpec
     from scalinglab.train import run_training
 
     shape = ModelShape(d_model=16, n_layers=1, vocab=262, seq_len=16, n_heads=1)
-    spec = RunSpec(shape=shape, data=str(tiny_data), steps=3, batch_size=2, extra={"tensorboard": False})
+    spec = RunSpec(shape=shape, data=str(tiny_data), steps=3, batch_size=2, logging=LoggingConfig(tensorboard=False))
     rec = run_training(spec, tmp_path / "RUN", progress=False)
     model, spec2 = load_run_model(tmp_path / "RUN")
     assert spec2 == spec and not model.training
     from scalinglab.data.loader import TokenData
 
-    w = torch.from_numpy(TokenData(tiny_data).val_windows(16, spec.eval_batches * spec.batch_size))
+    w = torch.from_numpy(TokenData(tiny_data).val_windows(16, spec.logging.eval_batches * spec.batch_size))
     with torch.no_grad():
         loss = model(w[:, :-1], w[:, 1:])[1].item()
     assert loss == pytest.approx(rec.final_val_loss, rel=1e-6)

@@ -1,4 +1,4 @@
-"""The Perceiver AR article's Tables 1-5 (seeds/001) to the printed digits, plan optimal, and the CLI."""
+"""The Perceiver AR article's Tables 1-5 (Krasser 2023) to the printed digits, plan optimal, and the CLI."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def test_json_keys(folder, tmp_path, capsys):
     (["NOPE", "--out", "D"], "does not exist"),
     (["EMPTY", "--out", "D"], "no text found"),
     (["FOLDER", "--tokenizer", "bpe:64", "--out", "D"], "too small"),
-    (["FOLDER", "--tokenizer", "nope", "--out", "D"], "unknown --tokenizer"),
+    (["FOLDER", "--tokenizer", "nope", "--out", "D"], "unknown tokenizer 'nope'"),
     (["FOLDER", "--max-bytes", "lots", "--out", "D"], "not a size"),
     (["FOLDER", "--val-fraction", "1.5", "--out", "D"], "between 0 and 1"),
     (["FOLDER", "--out", "FOLDER"], "not a scalinglab data folder"),

@@ -62,12 +62,12 @@ def main() -> int:
             time.sleep(dt)
             line = {"step": step, "tokens": step * tps, "flops": step * tps * 6.0, "lr": 1e-3,
                     "train_loss": 5.0 / (1 + step / 100), "time_s": step * dt}
-            if step % max(1, spec.get("eval_every", 0) or steps) == 0 or step == steps:
+            if step % max(1, spec["logging"]["eval_every"] or steps) == 0 or step == steps:
                 m.write(json.dumps(line) + "\n")
                 line["val_loss"] = line["train_loss"] + 0.1
             m.write(json.dumps(line) + "\n")
             m.flush()
-            if spec.get("checkpoint_every") and step % spec["checkpoint_every"] == 0:
+            if spec["logging"]["checkpoint_every"] and step % spec["logging"]["checkpoint_every"] == 0:
                 atomic(ck, json.dumps({"step": step}))
     rec = {"spec": spec, "status": "done", "final_val_loss": 5.0 / (1 + steps / 100) + 0.1,
            "min_val_loss": 5.0 / (1 + steps / 100) + 0.1, "final_train_loss": 5.0 / (1 + steps / 100),

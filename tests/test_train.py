@@ -16,19 +16,20 @@ import torch
 
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
-from scalinglab.records import RunRecord, RunSpec
+from scalinglab.records import LoggingConfig, RunRecord, RunSpec, ScheduleConfig
 from scalinglab.train import run_training
 from scalinglab.train.metrics import read_metrics
 
 
-
-
-def spec_for(data, **kw) -> RunSpec:
+def spec_for(data, schedule: dict | None = None, logging: dict | None = None, **kw) -> RunSpec:
     shape = kw.pop("shape", None) or ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2)
-    base = dict(data=str(data), steps=60, batch_size=4, eval_every=20, checkpoint_every=20, eval_batches=4, seed=1,
-                extra={"tensorboard": False})
+    base = dict(data=str(data), steps=60, batch_size=4, seed=1)
     base.update(kw)
-    return RunSpec(shape=shape, **base)
+    log = {"eval_every": 20, "checkpoint_every": 20, "eval_batches": 4, "tensorboard": False, **(logging or {})}
+    return RunSpec(shape=shape, schedule=ScheduleConfig(**(schedule or {})), logging=LoggingConfig(**log), **base)
+
+
+NO_EVAL = {"eval_every": 0, "checkpoint_every": 0}
 
 
 def unigram_entropy_nats(data: Path) -> float:
@@ -39,7 +40,7 @@ def unigram_entropy_nats(data: Path) -> float:
 
 
 def test_tiny_gpt_learns_below_unigram_entropy(tiny_data, tmp_path):
-    spec = spec_for(tiny_data, steps=300, batch_size=8, lr=3e-3, eval_every=0, checkpoint_every=0)
+    spec = spec_for(tiny_data, steps=300, batch_size=8, lr=3e-3, logging=NO_EVAL)
     rec = run_training(spec, tmp_path / "RUN", progress=False)
     h1 = unigram_entropy_nats(tiny_data)
     assert 2.8 < h1 < 3.6  # bytes of Python source
@@ -49,7 +50,7 @@ def test_tiny_gpt_learns_below_unigram_entropy(tiny_data, tmp_path):
 
 
 def test_run_folder_contract(tiny_data, tmp_path):
-    spec = spec_for(tiny_data, steps=40, extra={"log_every": 10})
+    spec = spec_for(tiny_data, steps=40, logging={"log_every": 10})
     rec = run_training(spec, tmp_path / "RUN", progress=False)
     run = tmp_path / "RUN"
     assert RunSpec.from_toml((run / "config.toml").read_text()) == spec
@@ -67,10 +68,10 @@ def test_run_folder_contract(tiny_data, tmp_path):
 def test_stop_exactly_at_budget_and_tokens(tiny_data, tmp_path):
     shape = ModelShape(d_model=16, n_layers=1, vocab=262, seq_len=16, n_heads=1)
     fps = shape.flops_per_token("chinchilla") * 2 * 16  # batch 2
-    spec = spec_for(tiny_data, shape=shape, steps=0, budget_flops=7.5 * fps, batch_size=2, eval_every=0, checkpoint_every=0)
+    spec = spec_for(tiny_data, shape=shape, steps=0, budget_flops=7.5 * fps, batch_size=2, logging=NO_EVAL)
     rec = run_training(spec, tmp_path / "A", progress=False)
     assert rec.steps_done == 8 and rec.flops == 8 * fps  # the smallest step count that reaches the budget
-    spec = spec_for(tiny_data, shape=shape, steps=0, tokens=5 * 32, batch_size=2, eval_every=0, checkpoint_every=0)
+    spec = spec_for(tiny_data, shape=shape, steps=0, tokens=5 * 32, batch_size=2, logging=NO_EVAL)
     rec = run_training(spec, tmp_path / "B", progress=False)
     assert rec.steps_done == 5 and rec.tokens == 160
     with pytest.raises(UserError, match="exactly one of"):
@@ -82,7 +83,7 @@ def test_resume_is_bit_exact(tiny_data, tmp_path, arch):
     shape = None
     if arch == "perceiver-ar":  # prefix dropout draws random numbers every step: its RNG must resume too
         shape = ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=48, arch=arch, latents=16, n_heads=2, prefix_dropout=0.5)
-    spec = spec_for(tiny_data, shape=shape, steps=60, extra={"tensorboard": False, "log_every": 5})
+    spec = spec_for(tiny_data, shape=shape, steps=60, logging={"log_every": 5})
     a = run_training(spec, tmp_path / "A", progress=False)
     b1 = run_training(spec, tmp_path / "B", progress=False, stop_at_step=25)
     assert b1.status == "pending" and b1.steps_done == 25
@@ -150,7 +151,7 @@ def test_divergence_keeps_last_good_checkpoint(tiny_data, tmp_path, capsys):
 def test_bad_checkpoints_are_one_line_user_errors(tiny_data, tmp_path, capsys):
     from scalinglab.cli import main
 
-    spec = spec_for(tiny_data, steps=5, eval_every=0, checkpoint_every=0)
+    spec = spec_for(tiny_data, steps=5, logging=NO_EVAL)
     run_training(spec, tmp_path / "RUN", progress=False)
     ck = tmp_path / "RUN" / "checkpoint.pt"
     good = ck.read_bytes()
@@ -187,11 +188,27 @@ def test_growth_restart_rewarms_lr(tiny_data, tmp_path, capsys):
     from scalinglab.cli import main
 
     run = tmp_path / "G"
-    spec = spec_for(tiny_data, steps=20, lr=1e-3, schedule="constant", warmup_steps=1, eval_every=0, checkpoint_every=0,
-                    extra={"tensorboard": False, "log_every": 1})
+    spec = spec_for(tiny_data, steps=20, lr=1e-3, schedule={"kind": "constant", "warmup_steps": 1},
+                    logging={**NO_EVAL, "log_every": 1})
     run_training(spec, run, progress=False)
     main(["train", "--resume", str(run), "--steps", "40", "--restart-warmup-steps", "10", "--json", "--no-progress"])
     rec = json.loads(capsys.readouterr().out)
     lrs = {r["step"]: r["lr"] for r in read_metrics(run)}
     assert rec["steps_done"] == 40 and lrs[20] == 1e-3
     assert [lrs[s] for s in (21, 25, 30, 31)] == pytest.approx([1e-4, 5e-4, 1e-3, 1e-3])
+
+
+def test_library_error_gets_its_flags_from_the_cli(tiny_data, tmp_path, capsys):
+    """The trainer raises in its own terms (steps, tokens, budget_flops); the CLI adds the flags, on one line."""
+    from scalinglab.cli import main
+
+    with pytest.raises(UserError) as e:
+        run_training(spec_for(tiny_data, steps=0), tmp_path / "A", progress=False)
+    assert "--" not in str(e.value) and e.value.keys == ("steps", "tokens", "budget_flops")
+    with pytest.raises(SystemExit) as ex:
+        main(["train", "--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--seq-len", "16",
+              "--out", str(tmp_path / "B"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert ex.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: a run needs exactly one of steps, tokens, budget_flops (got none); give one")
+    assert err.rstrip().endswith("(--steps, --tokens, --budget)")

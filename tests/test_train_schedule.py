@@ -1,4 +1,4 @@
-"""LR schedules and the Kaplan LR heuristic against seeds/004's table."""
+"""LR schedules and the Kaplan LR heuristic against the table of Shen et al. 2022's staged-training code."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from scalinglab.train.schedule import Schedule, kaplan_lr, kaplan_n
 
-# seeds/004 "Learning rate" table; GPT2_base = 768x12, GPT2_large = 1536x24 (GPT-3 paper's "Large")
+# The "Learning rate" table of Shen et al. 2022's code; GPT2_base = 768x12, GPT2_large = 1536x24 (GPT-3 paper's "Large")
 SEED_TABLE = [
     ((768, 12), 0.002132892651963921),
     ((768, 6), 0.0021748863363590465),  # GPT2_base_div2_depth

@@ -13,7 +13,7 @@ import pytest
 
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
-from scalinglab.records import RunSpec
+from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
 from scalinglab.train.wsd import read_branches
 
 SHAPE = ModelShape(d_model=32, n_layers=1, vocab=262, seq_len=32)
@@ -31,9 +31,10 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def _spec(data, steps, **extra) -> RunSpec:
-    return RunSpec(shape=SHAPE, data=str(data), steps=steps, batch_size=4, schedule="wsd", warmup_steps=4,
-                   decay_frac=0.2, lr=3e-3, device="cpu", eval_batches=2, extra={"tensorboard": False, "log_every": 1, **extra})
+def _spec(data, steps, **branches) -> RunSpec:
+    return RunSpec(shape=SHAPE, data=str(data), steps=steps, batch_size=4, lr=3e-3,
+                   schedule=ScheduleConfig(kind="wsd", warmup_steps=4, decay_frac=0.2, **branches),
+                   runtime=RuntimeConfig(device="cpu"), logging=LoggingConfig(eval_batches=2, tensorboard=False, log_every=1))
 
 
 def _curve(run):
@@ -85,7 +86,7 @@ def test_resume_replays_branches(runs, tiny_data):
 
     tmp, r = runs
     spec = _spec(tiny_data, 40, branches=[15 * TPS, 25 * TPS, 40 * TPS], branch_budgets=[1.0, 2.0, 3.0])
-    spec.checkpoint_every = 18
+    spec.logging = replace(spec.logging, checkpoint_every=18)
     a = run_training(spec, tmp / "resumed", progress=False, stop_at_step=18)
     assert a.status == "pending" and len(read_branches(tmp / "resumed")) == 1
     b = run_training(spec, tmp / "resumed", resume=True, progress=False)
@@ -104,8 +105,9 @@ def test_bad_branches(tiny_data, tmp_path):
         run_training(_spec(tiny_data, 10, branches=[20 * TPS]), tmp_path / "a", progress=False)
     with pytest.raises(UserError, match="inside the warmup"):
         run_training(_spec(tiny_data, 40, branches=[4 * TPS, 40 * TPS]), tmp_path / "b", progress=False)
-    with pytest.raises(UserError, match="needs schedule 'wsd'"):
-        run_training(replace(_spec(tiny_data, 40, branches=[40 * TPS]), schedule="cosine"), tmp_path / "c", progress=False)
+    with pytest.raises(UserError, match="need schedule 'wsd'"):
+        spec = _spec(tiny_data, 40, branches=[40 * TPS])
+        run_training(replace(spec, schedule=replace(spec.schedule, kind="cosine")), tmp_path / "c", progress=False)
 
 
 def test_plan_wsd_regroups_grid_and_saving():
@@ -114,15 +116,15 @@ def test_plan_wsd_regroups_grid_and_saving():
 
     shapes = [ModelShape(d_model=d, n_layers=2, vocab=262, seq_len=64) for d in (64, 128)]
     budgets = [1e12, 2e12, 4e12]
-    kw = dict(data="DATA", train_tokens=10**12, batch_size=8, min_steps=10, base=RunSpec(shape=shapes[0], schedule="wsd"))
+    kw = dict(data="DATA", train_tokens=10**12, batch_size=8, min_steps=10, base=RunSpec(shape=shapes[0], schedule=ScheduleConfig(kind="wsd")))
     grid = plan_isoflop(budgets, shapes, **kw)
     plan = plan_wsd(budgets, shapes, **kw)
     assert len(plan.runs) == 2 and len(grid.runs) == 6
     for run in plan.runs:
         pts = sorted((p for p in grid.runs if p.spec.shape == run.spec.shape), key=lambda p: p.budget)
-        assert run.spec.extra["branches"] == [p.tokens for p in pts]
-        assert run.spec.extra["branch_budgets"] == budgets
-        assert run.spec.steps == pts[-1].spec.steps and run.spec.schedule == "wsd"
+        assert run.spec.schedule.branches == tuple(p.tokens for p in pts)
+        assert run.spec.schedule.branch_budgets == tuple(budgets)
+        assert run.spec.steps == pts[-1].spec.steps and run.spec.schedule.kind == "wsd"
     # budgets 1:2:4 -> S = 1.75; saving (1 - 0.2)(1 - 1/1.75) = 0.342857...
     assert saving_bound(budgets, 0.2) == pytest.approx(0.8 * 0.75 / 1.75)
     cost = flop_cost(plan)
@@ -148,8 +150,8 @@ def test_cli_plan_wsd_and_frame_rows(tiny_data, tmp_path):
     assert len(df) == 2
     run_dir = Path(df.run_dir[0])
     spec = RunSpec.from_toml((run_dir / "config.toml").read_text())
-    toks, budgets = spec.extra["branches"], spec.extra["branch_budgets"]
-    assert budgets == [1e10, 2e10, 4e10] and len(toks) == 3
+    toks, budgets = spec.schedule.branches, spec.schedule.branch_budgets
+    assert budgets == (1e10, 2e10, 4e10) and len(toks) == 3
     (run_dir / "branches.jsonl").write_text(json.dumps({"steps": toks[0] // TPS, "tokens": toks[0], "budget": budgets[0],
                                                         "flops_at_point": 1e10, "val_loss": 3.5, "branch_flops": 2e9,
                                                         "end": False}) + "\n")

@@ -1,3 +1,83 @@
-"""scalinglab: plan, run and fit compute-optimal scaling-law studies for transformer LMs."""
+"""scalinglab: plan, run and fit compute-optimal scaling-law studies for transformer LMs.
+
+The public Python API is importable from here (`scalinglab.load_law`, `scalinglab.ModelShape`, ...). Each name is
+imported on first use, so `import scalinglab` stays light: no torch, numpy or matplotlib until a name needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it (imported lazily by __getattr__)
+_EXPORTS: dict[str, str] = {
+    # accounting and records
+    "ModelShape": "scalinglab.accounting.shape",
+    "RunSpec": "scalinglab.records",
+    "RunRecord": "scalinglab.records",
+    # laws: fitted from runs, published, or read back from a file
+    "Approach1": "scalinglab.laws.approach1",
+    "Approach2": "scalinglab.laws.approach2",
+    "Approach3": "scalinglab.laws.approach3",
+    "load_law": "scalinglab.laws.base",
+    "get_law": "scalinglab.laws.published",
+    "load_estimates": "scalinglab.laws.estimates",
+    "fit_estimates": "scalinglab.laws.estimates",
+    # planning
+    "plan_isoflop": "scalinglab.plan.isoflop",
+    "plan_optimal": "scalinglab.plan.optimal",
+    # studies, data, training (these import torch when used)
+    "load_runs_frame": "scalinglab.sweep.store",
+    "prepare": "scalinglab.data.prep",
+    "run_training": "scalinglab.train",
+}
+
+__all__ = [  # the names of _EXPORTS (tests/test_cli_interface.py holds the two lists equal)
+    "Approach1",
+    "Approach2",
+    "Approach3",
+    "ModelShape",
+    "RunRecord",
+    "RunSpec",
+    "__version__",
+    "fit_estimates",
+    "get_law",
+    "load_estimates",
+    "load_law",
+    "load_runs_frame",
+    "plan_isoflop",
+    "plan_optimal",
+    "prepare",
+    "run_training",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scalinglab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from scalinglab.accounting.shape import ModelShape
+    from scalinglab.data.prep import prepare
+    from scalinglab.laws.approach1 import Approach1
+    from scalinglab.laws.approach2 import Approach2
+    from scalinglab.laws.approach3 import Approach3
+    from scalinglab.laws.base import load_law
+    from scalinglab.laws.estimates import fit_estimates, load_estimates
+    from scalinglab.laws.published import get_law
+    from scalinglab.plan.isoflop import plan_isoflop
+    from scalinglab.plan.optimal import plan_optimal
+    from scalinglab.records import RunRecord, RunSpec
+    from scalinglab.sweep.store import load_runs_frame
+    from scalinglab.train import run_training

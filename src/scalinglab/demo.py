@@ -43,14 +43,15 @@ class Demo:
     def __init__(self, out: str | os.PathLike, scale: str = "cpu", workers: int = 0, max_minutes: float | None = None,
                  console: Any = None):
         if scale not in PRESETS:
-            raise UserError(f"unknown --scale {scale!r}: use cpu or gpu")
+            raise UserError(f"unknown scale {scale!r}", hint="use cpu or gpu", keys=("scale",))
         out = Path(out)
         if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} is a file: give a folder for the demo's outputs (default demo-out)")
+            raise UserError(f"output {out} is a file", hint="give a folder for the demo's outputs (default demo-out)", keys=("out",))
         if workers < 0:
-            raise UserError(f"bad --workers {workers}: give how many CPU runs to train at once (0: all cores)")
+            raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once (0: all cores)",
+                            keys=("workers",))
         if max_minutes is not None and not max_minutes > 0:
-            raise UserError(f"bad --max-minutes {max_minutes}: give a positive number of minutes")
+            raise UserError(f"bad time limit {max_minutes}", hint="give a positive number of minutes", keys=("max_minutes",))
         self.out, self.scale, self.preset = out.resolve(), scale, PRESETS[scale]
         self.data, self.study = self.out / "data", self.out / "study"
         self.law_path, self.report_path, self.figures = self.out / "law.json", self.out / "report.html", self.out / "figures"
@@ -80,7 +81,8 @@ class Demo:
         from scalinglab.sweep.store import is_study
 
         if not DataDir(self.data).is_data():
-            raise UserError(f"no prepared data in {self.data}: run `scalinglab demo --stage prep --out {self.out}` first")
+            raise UserError(f"no prepared data in {self.data}", hint=f"run the demo's prep stage into {self.out} first",
+                            keys=("stage", "out"))
         args = plan_args(self.preset, self.data, self.study)
         stamp = self.out / "demo.json"
         if is_study(self.study):
@@ -88,7 +90,8 @@ class Demo:
             if old.get("plan_args") == args:
                 self._say(f"== plan: {self.study} exists with the same plan (reused)")
                 return
-            raise UserError(f"{self.study} holds a study planned with other settings; delete it or choose another --out")
+            raise UserError(f"{self.study} holds a study planned with other settings", hint="delete it or choose another folder",
+                            keys=("out",))
         self._say("== plan: " + " ".join(["scalinglab", *args]))
         app(args=args, standalone_mode=False)
         from scalinglab.fileio import atomic_write_json
@@ -148,7 +151,7 @@ class Demo:
     def run(self, stage: str = "all") -> dict[str, Any]:
         """Run one stage or all of them; returns the summary (complete=False when the sweep ran out of time)."""
         if stage not in (*STAGES, "all"):
-            raise UserError(f"unknown --stage {stage!r}: use one of {', '.join(STAGES)} or all")
+            raise UserError(f"unknown stage {stage!r}", hint=f"use one of {', '.join(STAGES)} or all", keys=("stage",))
         todo = STAGES if stage == "all" else (stage,)
         if todo[0] in ("prep", "plan"):
             self.out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +200,8 @@ class Demo:
         from scalinglab.sweep.store import is_study
 
         if not is_study(self.study):
-            raise UserError(f"no study in {self.study}: run `scalinglab demo --stage plan --out {self.out}` first")
+            raise UserError(f"no study in {self.study}", hint=f"run the demo's plan stage into {self.out} first",
+                            keys=("stage", "out"))
 
     def _counts(self) -> dict[str, int]:
         from scalinglab.sweep.store import Store, is_study

@@ -32,7 +32,8 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
 
 class RunDir:
     """RUN/: config.toml (the RunSpec), checkpoint.pt (latest, atomic), record.json (the RunRecord),
-    metrics.jsonl (one line per logged step), branches.jsonl (WSD cooldown points), train.log, tb/."""
+    metrics.jsonl (one line per logged step), branches.jsonl (WSD cooldown points), train.log, tb/, and
+    tracker.json (only with an experiment tracker)."""
 
     CONFIG = "config.toml"
     CHECKPOINT = "checkpoint.pt"
@@ -42,6 +43,7 @@ class RunDir:
     LOG = "train.log"
     TENSORBOARD = "tb"
     LAUNCH_SPEC = ".ddp-spec.toml"  # the spec handed to the ranks of a multi-process run, gone when it ends
+    TRACKER = "tracker.json"  # which experiment-tracker run (MLflow) this run logs to, so a resume continues it
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -60,6 +62,7 @@ class RunDir:
     log = property(lambda self: self.path / self.LOG)
     tensorboard = property(lambda self: self.path / self.TENSORBOARD)
     launch_spec = property(lambda self: self.path / self.LAUNCH_SPEC)
+    tracker = property(lambda self: self.path / self.TRACKER)
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint.is_file()

@@ -76,7 +76,7 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty: choose a new --out folder")
+        raise UserError(f"{out} exists and is not empty", hint="choose a new folder", keys=("out",))
     model, spec = load_run_model(run)
     model = model.float().eval()
     config = gpt2_config(spec.shape)

@@ -1,4 +1,5 @@
-"""RunSpec (what to train) and RunRecord (what happened): the records every stage reads and writes."""
+"""RunSpec (what to train, with its schedule, runtime, logging and origin sections) and RunRecord (what
+happened): the records every stage reads and writes; `upgrade` reads the forms earlier versions wrote."""
 
 from __future__ import annotations
 
@@ -11,11 +12,70 @@ from scalinglab.accounting.shape import ModelShape
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 
 
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The learning-rate schedule (scalinglab.train.schedule.Schedule is built from it)."""
+
+    kind: str = "cosine"  # cosine | wsd | constant
+    warmup_steps: int = 0  # 0: min(200, steps // 10)
+    min_lr_ratio: float = 0.1  # cosine floor, as in Krasser (2023)'s Perceiver AR runs
+    decay_frac: float = 0.2  # wsd: share of steps spent in the final decay
+    restart_steps: int = -1  # growth: the step a restart begins at; -1: no restart
+    restart_warmup_steps: int = 0  # growth: re-warm the LR over this many steps after restart_steps
+    reset: bool = False  # restart the whole schedule at restart_steps
+    branches: tuple[int, ...] = ()  # wsd: token counts of the cooldown points (Hägele et al. 2024); last = the run's end
+    branch_budgets: tuple[float, ...] = ()  # their planned C, when the planner gave them
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "branches", tuple(int(t) for t in self.branches))
+        object.__setattr__(self, "branch_budgets", tuple(float(c) for c in self.branch_budgets))
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and how the run executes; none of it changes what is learned (up to floating point)."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False
+    compile_mode: str = ""  # "": reduce-overhead on CUDA, torch's default elsewhere
+    activation_checkpointing: bool = False
+    threads: int = 0  # CPU threads; 0: 1 below 1M parameters, else torch's
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """What the run writes and when: metric lines, evaluations, checkpoints."""
+
+    log_every: int = 10  # steps between metric lines
+    eval_every: int = 0  # 0: only at the end
+    eval_batches: int = 8
+    checkpoint_every: int = 0  # 0: only at the end
+    tensorboard: bool = True
+    tracker: str = "none"  # none | mlflow: also log to an experiment tracker (train/trackers.py)
+    tracker_uri: str = ""  # its tracking URI, absolute (e.g. file:/abs/STUDY/mlruns)
+    tracker_experiment: str = "scalinglab"  # the experiment the run is filed under
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a run came from: kept with it, never read by the trainer."""
+
+    planned_budget: float = 0.0  # the planner's C for this run (0: none)
+    grown_from: str = ""  # the run folder a growth operator started from
+    growth: dict[str, Any] = field(default_factory=dict)  # its settings: width, depth, mode, noise, at_step, from_shape
+    tune: dict[str, Any] = field(default_factory=dict)  # a tuning grid's point: lr, batch_size, beta2, warmup as given
+
+
+SECTIONS: dict[str, type] = {"schedule": ScheduleConfig, "runtime": RuntimeConfig, "logging": LoggingConfig,
+                             "origin": Origin}
+
+
 @dataclass
 class RunSpec:
     """One training run. Exactly one of steps/tokens/budget_flops decides when it stops; steps
     is derived from it (tokens per step = batch_size * grad_accum * seq_len, or latents for
-    perceiver-ar)."""
+    perceiver-ar). Settings are grouped in frozen sections: change one with dataclasses.replace."""
 
     shape: ModelShape
     data: str = ""
@@ -26,25 +86,17 @@ class RunSpec:
     batch_size: int = 8
     grad_accum: int = 1
     lr: float = 0.0  # 0: Kaplan heuristic LR(N) = 0.003239 - 0.0001395 * log(N)
-    schedule: str = "cosine"  # cosine | wsd | constant
-    warmup_steps: int = 0  # 0: min(200, steps // 10)
-    min_lr_ratio: float = 0.1  # cosine floor, as in seeds/001
-    decay_frac: float = 0.2  # wsd: share of steps spent in the final decay
     optimizer: str = "adamw"  # adamw | adam
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0
     seed: int = 0
-    eval_every: int = 0  # 0: only at the end
-    eval_batches: int = 8
-    checkpoint_every: int = 0  # 0: only at the end
-    device: str = "auto"
-    dtype: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    compile: bool = False
-    activation_checkpointing: bool = False
     run_id: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    origin: Origin = field(default_factory=Origin)
 
     @property
     def tokens_per_step(self) -> int:
@@ -53,13 +105,21 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = self.shape.to_dict()
+        for k in ("branches", "branch_budgets"):
+            d["schedule"][k] = list(d["schedule"][k])
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunSpec":
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        """From to_dict()'s form, or an older one (flat settings, an `extra` table, flat shape keys): see upgrade."""
+        d = upgrade(d)
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["shape"] = ModelShape.from_dict(d["shape"])
+        for name, kind in SECTIONS.items():
+            sub = d.get(name) or {}
+            names = {f.name for f in fields(kind)}
+            d[name] = kind(**{k: v for k, v in sub.items() if k in names})
         return cls(**d)
 
     def to_toml(self) -> str:
@@ -68,8 +128,74 @@ class RunSpec:
         return tomli_w.dumps(_drop_none(self.to_dict()))
 
     @classmethod
-    def from_toml(cls, text: str) -> "RunSpec":
+    def from_toml(cls, text: str) -> RunSpec:
         return cls.from_dict(tomllib.loads(text))
+
+
+# Names of settings before they were grouped (records, checkpoints, study stores and config files written by
+# earlier versions): old name -> (section, field). `extra` was an untyped table; its keys are mapped the same way.
+LEGACY = {
+    "warmup_steps": ("schedule", "warmup_steps"), "min_lr_ratio": ("schedule", "min_lr_ratio"),
+    "decay_frac": ("schedule", "decay_frac"), "restart_steps": ("schedule", "restart_steps"),
+    "restart_warmup_steps": ("schedule", "restart_warmup_steps"), "reset_schedule": ("schedule", "reset"),
+    "branches": ("schedule", "branches"), "branch_budgets": ("schedule", "branch_budgets"),
+    "device": ("runtime", "device"), "dtype": ("runtime", "dtype"), "compile": ("runtime", "compile"),
+    "compile_mode": ("runtime", "compile_mode"), "activation_checkpointing": ("runtime", "activation_checkpointing"),
+    "threads": ("runtime", "threads"),
+    "log_every": ("logging", "log_every"), "eval_every": ("logging", "eval_every"),
+    "eval_batches": ("logging", "eval_batches"), "checkpoint_every": ("logging", "checkpoint_every"),
+    "tensorboard": ("logging", "tensorboard"),
+    "isoflop_budget": ("origin", "planned_budget"), "grown_from": ("origin", "grown_from"), "growth": ("origin", "growth"),
+    "tune": ("origin", "tune"),
+}
+# Shape fields written flat in hand-made config files, and their short names there.
+LEGACY_SHAPE = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads",
+                "heads": "n_heads", "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio",
+                "bias": "bias", "pos": "pos", "tied": "tied", "latents": "latents", "prefix_dropout": "prefix_dropout"}
+
+
+def upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    """A RunSpec dict in today's form from any earlier one: flat settings move into their sections, `extra`'s
+    keys too, `schedule = "wsd"` becomes schedule.kind, `budget` becomes budget_flops, and flat shape keys
+    (d_model, layers, heads, ...) move into shape. Keys it does not know are kept for the caller to judge.
+    A setting given both ways keeps the sectioned value."""
+    d = dict(d)
+    shape = dict(d.get("shape") or {})
+    for k in [k for k in d if k in LEGACY_SHAPE]:
+        shape.setdefault(LEGACY_SHAPE[k], d.pop(k))
+    d["shape"] = shape
+    if "budget" in d:
+        d.setdefault("budget_flops", d.pop("budget"))
+    sections = {name: dict(d.get(name) or {}) if isinstance(d.get(name), dict) else {} for name in SECTIONS}
+    if isinstance(d.get("schedule"), str):
+        sections["schedule"].setdefault("kind", d["schedule"])
+    old = {k: d.pop(k) for k in list(d) if k in LEGACY}
+    extra = d.pop("extra", None) or {}
+    unknown_extra = {}
+    for k, v in {**extra, **old}.items():
+        if k in LEGACY:
+            section, name = LEGACY[k]
+            sections[section].setdefault(name, v)
+        else:
+            unknown_extra[k] = v
+    if unknown_extra:
+        d["extra"] = unknown_extra
+    d.update(sections)
+    return d
+
+
+def unknown_keys(d: dict[str, Any]) -> list[str]:
+    """Keys of an upgraded RunSpec dict that no field takes (dotted within sections), for a config file's check."""
+    known = {f.name for f in fields(RunSpec)}
+    bad = [k for k in d if k not in known]
+    bad += [f"extra.{k}" for k in (d.get("extra") or {})]
+    bad = [k for k in bad if k != "extra"]
+    for name, kind in SECTIONS.items():
+        names = {f.name for f in fields(kind)}
+        bad += [f"{name}.{k}" for k in (d.get(name) or {}) if k not in names]
+    shape_names = {f.name for f in fields(ModelShape)}
+    bad += [f"shape.{k}" for k in (d.get("shape") or {}) if k not in shape_names]
+    return bad
 
 
 @dataclass
@@ -98,7 +224,7 @@ class RunRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
+    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["spec"] = RunSpec.from_dict(d["spec"])

@@ -21,7 +21,7 @@ class ModelShape:
 
     gpt: decoder-only, GPT-2 layout by default (learned positions, pre-LN, GELU MLP x mlp_ratio,
     biases, tied embeddings). perceiver-ar: `latents` = n latent tokens, prefix m = seq_len - latents,
-    a hybrid cross/self first layer and n_layers - 1 self-attention layers (seeds/001).
+    a hybrid cross/self first layer and n_layers - 1 self-attention layers (Krasser 2023).
     """
 
     d_model: int
@@ -72,7 +72,7 @@ class ModelShape:
     def flops_per_token(self, convention: str = "chinchilla") -> float:
         return flops_per_token(self, convention=convention)
 
-    # Perceiver AR's split (seeds/001): the self part is a decoder-only transformer over the latents, the cross
+    # Perceiver AR's split (Krasser 2023): the self part is a decoder-only transformer over the latents, the cross
     # part the prefix position embedding and prefix cross-attention. A gpt is all self part.
     def params_self(self) -> int:
         return perceiver_ar.params_self(self) if self.arch == "perceiver-ar" else params(self)

@@ -2,6 +2,8 @@
 
 import typer
 
+from scalinglab import __version__
+
 app = typer.Typer(
     name="scalinglab",
     help="Plan, run and fit compute-optimal scaling-law studies for transformer language models.",
@@ -13,3 +15,17 @@ plan_app = typer.Typer(help="Plan experiments: iso-compute tables, optimal shape
 eval_app = typer.Typer(help="Evaluate a model: perplexity, LAMBADA last-word accuracy.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
 app.add_typer(eval_app, name="eval")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"scalinglab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Plan, run and fit compute-optimal scaling-law studies for transformer language models."""

@@ -58,7 +58,7 @@ def flops(
     heads: int = typer.Option(0, "--heads", help="attention heads (0: d_model // 64)"),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens"),
     prefix_dropout: float = typer.Option(0.5, "--prefix-dropout", help="perceiver-ar: share of prefix dropped"),
-    mlp_ratio: int = typer.Option(4, "--mlp-ratio"),
+    mlp_ratio: int = typer.Option(4, "--mlp-ratio", help="MLP hidden width as a multiple of d_model."),
     bias: bool = typer.Option(True, "--bias/--no-bias", help="gpt: biases in linears and LayerNorms"),
     pos: str = typer.Option("learned", "--pos", help="gpt: learned or rotary positions"),
     tied: bool = typer.Option(True, "--tied/--untied", help="gpt: output head tied to the token embedding"),

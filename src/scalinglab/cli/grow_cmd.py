@@ -21,9 +21,9 @@ def grow(
     depth: int = typer.Option(1, "--depth", help="multiply the number of layers by this (2: double)"),
     mode: str = typer.Option("alternate", "--mode", help="depth: alternate (new identity block after each) or append"),
     noise: float = typer.Option(0.0, "--symmetry-noise", help="width: function-preserving perturbation (x weight std) "
-                                "that lets the copied units diverge; 0 = the seed's exact copies"),
+                                "that lets the copied units diverge; 0 = exact copies, as Shen et al. 2022"),
     seed: int = typer.Option(0, "--seed", help="seed of the symmetry noise"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Grow RUN into OUT with the same function and mapped Adam state; continue with `train --resume OUT`."""
     from scalinglab.growth.run import grow_run
@@ -49,11 +49,11 @@ def staged(
     op: str = typer.Option("width", "--op", help="growth operator: width, depth or width+depth (each x2)"),
     law: str = typer.Option("chinchilla-approach-3", "--law", help="published law with predict_loss"),
     law_json: Path = typer.Option(None, "--law-json", help="a fitted law.json (overrides --law)"),
-    vocab: int = typer.Option(50257, "--vocab"),
-    seq_len: int = typer.Option(1024, "--seq-len"),
+    vocab: int = typer.Option(50257, "--vocab", help="Vocabulary size of the target model (GPT-2's by default)."),
+    seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length of the target model."),
     heads: int = typer.Option(0, "--heads", help="attention heads of the target (0: d_model/64)"),
     tokens_per_step: int = typer.Option(0, "--tokens-per-step", help="batch x seq_len: also print steps"),
-    json_out: bool = typer.Option(False, "--json"),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """When to grow a half-size model into SHAPE (equal loss-vs-compute slopes) and the compute it saves."""
     from scalinglab.cli.flops_cmd import build_shape
@@ -92,9 +92,9 @@ def staged(
         ("staged compute", f"{p.staged_flops:.3e}"),
         ("compute saved", f"{p.saving_pct:.1f} %"),
         ("dL/dC small = target at growth", f"{p.slope_small:.3e} = {p.slope_target:.3e}"),
-        ("d lnL/d lnC at growth (seed threshold)", f"{p.loglog_slope_small:.4f} ({p.seed_threshold})"),
-        ("d lnL/d lnC at end of direct run (seed optimality)", f"{p.loglog_slope_target_end:.4f} (-0.052)"),
-        ("seed operator constant", f"{p.seed_constant}"),
+        ("d lnL/d lnC at growth (Shen et al. threshold)", f"{p.loglog_slope_small:.4f} ({p.seed_threshold})"),
+        ("d lnL/d lnC at end of direct run (Shen et al. optimality)", f"{p.loglog_slope_target_end:.4f} (-0.052)"),
+        ("Shen et al. operator constant", f"{p.seed_constant}"),
         ("Kaplan LR small / target", f"{p.lr_small:.6f} / {p.lr_target:.6f}"),
     ]
     if p.grow_step is not None:

@@ -1,4 +1,5 @@
-"""Commands `export`, `finetune-budget`, `eval perplexity` and `eval lambada` (transformers interop, seeds/003-004)."""
+"""Commands `export`, `finetune-budget`, `eval perplexity` and `eval lambada` (transformers interop, the fine-tuning
+study, and the WikiText / LAMBADA evaluations of Shen et al. 2022's staged-training code)."""
 
 from __future__ import annotations
 
@@ -40,17 +41,20 @@ def finetune_budget(
     data: Path = typer.Option(..., "--data", help="Prepared DATA folder (samples: consecutive --seq-len chunks)."),
     steps: int = typer.Option(100, "--steps", help="Step budget (with --models: the budget of the first model)."),
     data_sizes: str = typer.Option("100,50,20,10,5", "--data-sizes", help="Comma-separated numbers of training samples d; each trains steps*batch/d epochs."),
-    batch_size: int = typer.Option(1, "--batch-size"),
+    batch_size: int = typer.Option(1, "--batch-size", help="Training samples per step (the exercise uses 1)."),
     seq_len: int = typer.Option(64, "--seq-len", help="Tokens per sample."),
-    eval_samples: int = typer.Option(10, "--eval-samples", help="Validation samples evaluated after every step."),
+    eval_samples: int = typer.Option(10, "--eval-samples", help="Validation samples (the first ones of the val split)."),
+    eval_every: int = typer.Option(0, "--eval-every", help="Validate every N steps (0: about 10 times per run; 1: after "
+                                   "every step, as the exercise does). Always before the first and after the last step."),
     lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (linear decay to 0, AdamW: the HF Trainer's defaults)."),
     budget_flops: float = typer.Option(0.0, "--budget-flops", help="Compute budget C (6N x tokens); each model gets C/(6 N B L) steps."),
     seed: int = typer.Option(0, "--seed", help="Seeds the per-epoch shuffles."),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     out: Path = typer.Option(..., "--out", help="Folder for results.json, curves.csv and the PNG plots."),
     json_out: bool = typer.Option(False, "--json", help="Print rows (no curves) as JSON."),
 ) -> None:
-    """Seeds/003: spend a fixed step budget as budget/d epochs on d samples, for each d; val loss every step."""
+    """Spend a fixed step budget as budget/d epochs on d samples, for each d (the fine-tuning study of Cerisara's
+    exercise "Make your scaling law"); with several models, the isoFLOP curve of fine-tuning."""
     from scalinglab.finetune import Protocol, finetune_budget as run_study, write_outputs
 
     paths = [m.strip() for m in (models or "").split(",") if m.strip()] + ([model] if model else [])
@@ -58,27 +62,32 @@ def finetune_budget(
         sizes = [int(s) for s in data_sizes.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"bad --data-sizes {data_sizes!r}: give comma-separated sample counts, e.g. 100,50,20") from None
-    p = Protocol(steps=steps, batch_size=batch_size, seq_len=seq_len, eval_samples=eval_samples, lr=lr, seed=seed)
+    p = Protocol(steps=steps, batch_size=batch_size, seq_len=seq_len, eval_samples=eval_samples, lr=lr, seed=seed,
+                 eval_every=eval_every)
     res = run_study(paths, data, sizes, p, budget_flops=budget_flops, device=device, progress=not json_out)
     files = write_outputs(res, out)
     summary = {k: v for k, v in res.items() if k != "curves"} | {"files": [str(f) for f in files]}
     if json_out:
         emit_json(summary)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from scalinglab.fmt import si
+    from scalinglab.sweep.table import make_console
 
     t = Table(title=f"fine-tuning budget ({res['budget_flops']:.3g} FLOPs, 6N)")
     for c in ("model", "params", "steps", "d", "epochs", "val before", "val final", "val best (step)"):
-        t.add_column(c)
+        t.add_column(c, no_wrap=c != "model", overflow="fold")
     for r in res["rows"]:
-        t.add_row(Path(r["model"]).name, f"{r['params']:,}", str(r["steps"]), str(r["data_size"]), f"{r['epochs']:.2f}",
+        t.add_row(Path(r["model"]).name, si(r["params"]), str(r["steps"]), str(r["data_size"]), f"{r['epochs']:.2f}",
                   f"{r['initial_val_loss']:.4f}", f"{r['final_val_loss']:.4f}", f"{r['best_val_loss']:.4f} ({r['best_step']})")
-    Console().print(t)
+    make_console().print(t)
     if "isoflop" in res:
         iso = res["isoflop"]
-        fit = f"; parabola in log N: N_opt = {iso['fit']['params_opt']:.3g}, loss {iso['fit']['loss_opt']:.4f}" if iso["fit"] else ""
-        typer.echo(f"compute-optimal model: {iso['optimal_model']} ({iso['optimal_params']:,} params){fit}")
+        fit = f"; parabola in log N: N_opt = {si(iso['fit']['params_opt'])}, loss {iso['fit']['loss_opt']:.4f}" if iso["fit"] else ""
+        typer.echo(f"compute-optimal model: {iso['optimal_model']} ({si(iso['optimal_params'])} params){fit}")
+        if iso.get("note"):
+            typer.echo(f"note: {iso['note']}")
     typer.echo(f"wrote {', '.join(f.name for f in files)} to {out}")
 
 
@@ -91,11 +100,11 @@ def perplexity(
     seq_len: int = typer.Option(0, "--seq-len", help="Window length (0: the model's context)."),
     stride: int = typer.Option(0, "--stride", help="Window step (0 = --seq-len: non-overlapping; smaller: sliding, scoring only new tokens)."),
     max_tokens: int = typer.Option(0, "--max-tokens", help="Evaluate only the first N tokens (0: all)."),
-    batch_size: int = typer.Option(8, "--batch-size"),
-    device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(8, "--batch-size", help="Windows per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (loss, perplexity, bits_per_byte, ...)."),
 ) -> None:
-    """Token-level loss, perplexity and bits per byte (seeds/004's WikiText evaluation)."""
+    """Token-level loss, perplexity and bits per byte (the WikiText evaluation of Shen et al. 2022's code)."""
     from scalinglab.evaluate.lm import data_tokenizer, load_lm
     from scalinglab.evaluate.perplexity import perplexity as ppl, utf8_bytes
 
@@ -137,8 +146,8 @@ def lambada(
     model: str = typer.Option(..., "--model", help="A run folder or a local transformers causal-LM folder."),
     jsonl: Path = typer.Option(..., "--jsonl", help="LAMBADA-style JSONL: one {\"text\": ...} per line; the last word is the target."),
     max_examples: int = typer.Option(0, "--max-examples", help="Score only the first N examples (0: all)."),
-    batch_size: int = typer.Option(16, "--batch-size"),
-    device: str = typer.Option("auto", "--device"),
+    batch_size: int = typer.Option(16, "--batch-size", help="Examples per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     details: bool = typer.Option(False, "--details", help="With --json: include per-example results."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (accuracy, last_token_accuracy, ...)."),
 ) -> None:

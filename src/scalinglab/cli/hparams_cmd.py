@@ -26,17 +26,17 @@ def plan_tune_cmd(
     warmups: str | None = typer.Option(None, "--warmups", help="Warmup steps to sweep too (default: N tokens, at most a tenth of the run)."),
     seq_len: int = typer.Option(..., "--seq-len", help="Sequence length T."),
     out: Path = typer.Option(..., "--out", help="Tuning study folder to create (sweep it with `scalinglab sweep`)."),
-    convention: str = typer.Option("chinchilla", "--convention"),
+    convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     min_steps: int = typer.Option(50, "--min-steps", help="Drop runs with fewer optimizer steps."),
     max_epochs: float = typer.Option(1.0, "--max-epochs", help="Drop runs that would read the train split more often."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(4, "--evals", help="Validation points per run's curve."),
-    checkpoints: int = typer.Option(4, "--checkpoints"),
-    eval_batches: int = typer.Option(8, "--eval-batches"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
-    compile: bool = typer.Option(False, "--compile/--no-compile"),
+    checkpoints: int = typer.Option(4, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
+    eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
+    compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Plan a tuning study: each budget x shape trained at every lr x batch size (x beta2 x warmup) of the grid."""
@@ -44,7 +44,7 @@ def plan_tune_cmd(
     from scalinglab.cli.study_cmd import _show
     from scalinglab.data.loader import TokenData
     from scalinglab.plan.tune import plan_tune
-    from scalinglab.records import RunSpec
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
     from scalinglab.study import create_study
 
     if schedule not in ("cosine", "constant"):
@@ -60,8 +60,9 @@ def plan_tune_cmd(
         wus = [int(x) for x in warmups.split(",") if x.strip()] if warmups else None
     except ValueError:
         raise UserError("--batch-sizes and --warmups take whole numbers, e.g. --batch-sizes 16,32,64") from None
-    base = RunSpec(shape=model_shapes[0], schedule=schedule, seed=seed, eval_batches=eval_batches, device=device,
-                   dtype=dtype, compile=compile)
+    base = RunSpec(shape=model_shapes[0], seed=seed, schedule=ScheduleConfig(kind=schedule),
+                   runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
+                   logging=LoggingConfig(eval_batches=eval_batches))
     plan = plan_tune(parse_floats(budgets, "--budgets"), model_shapes, lrs=parse_floats(lrs, "--lrs"), batch_sizes=bss,
                      beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None, warmups=wus,
                      data=str(td.path.resolve()), train_tokens=td.tokens("train"), convention=convention,
@@ -92,7 +93,7 @@ def tune_runs(study: str | Path) -> list[dict[str, Any]]:
         if r["status"] not in ("done", "diverged"):
             continue
         spec = RunSpec.from_dict(json.loads(r["spec"]))
-        t = spec.extra.get("tune", {})
+        t = spec.origin.tune
         loss = r["final_val_loss"] if r["status"] == "done" and r["final_val_loss"] is not None else math.inf
         out.append({"id": r["id"], "budget": float(r["budget"]), "shape": spec.shape.name, "params": int(r["params"]),
                     "seq": spec.shape.trained_per_sequence, "lr": float(t.get("lr", spec.lr)),

@@ -16,17 +16,17 @@ _E = "{:.2e}".format
 @plan_app.command("experiment")
 def experiment(
     arch: str = typer.Option("perceiver-ar", "--arch", help="gpt or perceiver-ar"),
-    vocab: int = typer.Option(..., "--vocab"),
-    seq_len: int = typer.Option(..., "--seq-len"),
+    vocab: int = typer.Option(..., "--vocab", help="Vocabulary size (e.g. 262 for bytes, 32000, 50257)."),
+    seq_len: int = typer.Option(..., "--seq-len", help="Sequence length (prefix + latents for perceiver-ar)."),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens"),
     batch_size: int = typer.Option(80, "--batch-size", help="sequences per step"),
     ref: str = typer.Option(..., "--ref", help="reference model D_MODELxLAYERS, e.g. 512x9"),
     ref_steps: int = typer.Option(..., "--ref-steps", help="training steps of the reference model"),
     models: str = typer.Option(..., "--models", help="comma-separated shapes, e.g. 512x9,624x11,728x13"),
     prefix_dropout: float = typer.Option(0.5, "--prefix-dropout", help="perceiver-ar: share of prefix dropped"),
-    heads: int = typer.Option(0, "--heads"),
-    convention: str = typer.Option("chinchilla", "--convention"),
-    json_out: bool = typer.Option(False, "--json"),
+    heads: int = typer.Option(0, "--heads", help="Attention heads (0: d_model // 64, at least 1)."),
+    convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention: chinchilla, 6n, kaplan, palm, ... (see `scalinglab flops`)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Train every model with the reference model's self-part budget: steps, D_iso, N and C parts, ratios."""
     from scalinglab.plan.experiment import plan_experiment
@@ -47,16 +47,23 @@ def experiment(
     from rich.table import Table
 
     con = Console()
-    con.width = max(con.width, 150)  # the article's 12-column layout; never squash the numbers
     con.print(f"C_ref = {_E(c_ref)} FLOPs ({ref}, {ref_steps} steps, batch {batch_size})")
-    t = Table(title="iso-compute setup")
-    for col in ("", "d_model", "layers", "num_steps", "D_iso", "N", "N_cross", "N_self", "C", "C_cross", "C_self",
-                "Ĉ_self"):
-        t.add_column(col, justify="right")
-    for i, r in enumerate(rows, 1):
-        t.add_row(str(i), str(r.d_model), str(r.layers), str(r.num_steps), *(_E(x) for x in (
-            r.D_iso, r.N, r.N_cross, r.N_self, r.C, r.C_cross, r.C_self, r.C_self_approx)))
-    con.print(t)
+    setup = ("d_model", "layers", "num_steps", "D_iso", "N", "N_cross", "N_self")
+    compute = ("C", "C_cross", "C_self", "Ĉ_self")
+    values = [[str(r.d_model), str(r.layers), str(r.num_steps),
+               *(_E(x) for x in (r.D_iso, r.N, r.N_cross, r.N_self, r.C, r.C_cross, r.C_self, r.C_self_approx))]
+              for r in rows]
+    # the article's one 12-column table where it fits (124 columns), else its two halves: numbers are never cut
+    parts = [("iso-compute setup", setup + compute)] if con.width >= 124 else [
+        ("iso-compute setup", setup), ("compute (FLOPs)", compute)]
+    for title, cols in parts:
+        t = Table(title=title, show_edge=con.width >= 124)
+        for col in ("", *cols):
+            t.add_column(col, justify="right", no_wrap=True)
+        idx = [(*setup, *compute).index(c) for c in cols]
+        for i, v in enumerate(values, 1):
+            t.add_row(str(i), *(v[j] for j in idx))
+        con.print(t)
     t2 = Table(title="ratios")
     for col in ("", "N_cross/N", "C_cross/C", "C_self/Ĉ_self"):
         t2.add_column(col, justify="right")
@@ -70,18 +77,18 @@ def optimal(
     budget: float = typer.Option(..., "--budget", help="compute budget C in FLOPs (perceiver-ar: the self part)"),
     law: str = typer.Option("chinchilla-approach-2", "--law", help="published law name"),
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar"),
-    vocab: int = typer.Option(..., "--vocab"),
-    seq_len: int = typer.Option(..., "--seq-len"),
-    latents: int = typer.Option(0, "--latents"),
-    prefix_dropout: float = typer.Option(0.5, "--prefix-dropout"),
-    heads: int = typer.Option(0, "--heads"),
+    vocab: int = typer.Option(..., "--vocab", help="Vocabulary size (e.g. 262 for bytes, 32000, 50257)."),
+    seq_len: int = typer.Option(..., "--seq-len", help="Sequence length (prefix + latents for perceiver-ar)."),
+    latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens (0 for gpt)."),
+    prefix_dropout: float = typer.Option(0.5, "--prefix-dropout", help="perceiver-ar: share of the prefix dropped in training (the article uses 0.5)."),
+    heads: int = typer.Option(0, "--heads", help="Attention heads (0: d_model // 64, at least 1)."),
     aspect: float = typer.Option(56.0, "--aspect", help="target d_model / n_layers (the article's models: 56-57)"),
     aspect_weight: float = typer.Option(1.0, "--aspect-weight", help="weight of |ln aspect/target| in the score"),
     multiple: int = typer.Option(8, "--multiple", help="d_model is a multiple of this"),
     top: int = typer.Option(5, "--top", help="candidates to show"),
     batch_size: int = typer.Option(0, "--batch-size", help="if given, also the training steps per candidate"),
-    convention: str = typer.Option("chinchilla", "--convention"),
-    json_out: bool = typer.Option(False, "--json"),
+    convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention: chinchilla, 6n, kaplan, palm, ... (see `scalinglab flops`)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """N_opt and D_opt from a law at budget C, and the shapes nearest N_opt at the chosen aspect ratio."""
     import math

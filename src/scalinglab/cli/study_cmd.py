@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,15 +13,15 @@ from scalinglab.errors import UserError
 
 @plan_app.command("isoflop")
 def plan_isoflop_cmd(
-    data: Optional[Path] = typer.Option(None, "--data", help="Prepared DATA folder (scalinglab prep)."),
+    data: Path | None = typer.Option(None, "--data", help="Prepared DATA folder (scalinglab prep)."),
     budgets: str = typer.Option(..., "--budgets", help="Compute budgets C in FLOPs, comma-separated, e.g. 1e15,3e15."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Study folder to create."),
-    shapes: Optional[str] = typer.Option(None, "--shapes", help="Explicit shapes D_MODELxLAYERS, e.g. 32x2,48x2."),
-    d_models: Optional[str] = typer.Option(None, "--d-models", help="Widths START:STOP:STEP (inclusive) or a list; depth from --rule."),
-    rule: Optional[str] = typer.Option(None, "--rule", help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
+    out: Path | None = typer.Option(None, "--out", help="Study folder to create."),
+    shapes: str | None = typer.Option(None, "--shapes", help="Explicit shapes D_MODELxLAYERS, e.g. 32x2,48x2."),
+    d_models: str | None = typer.Option(None, "--d-models", help="Widths START:STOP:STEP (inclusive) or a list; depth from --rule."),
+    rule: str | None = typer.Option(None, "--rule", help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Sequence length T."),
     batch_size: int = typer.Option(0, "--batch-size", help="Sequences per optimizer step (per micro-batch with --grad-accum); 0: by budget (--hparams law, else DeepSeek LLM's B_opt(C))."),
-    grad_accum: int = typer.Option(1, "--grad-accum"),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Micro-batches per optimizer step (--batch-size each)."),
     convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar."),
     latents: int = typer.Option(0, "--latents", help="perceiver-ar: latent tokens."),
@@ -30,19 +29,23 @@ def plan_isoflop_cmd(
     max_epochs: float = typer.Option(1.0, "--max-epochs", help="Drop runs that would read the train split more often."),
     lr: float = typer.Option(0.0, "--lr", help="Peak learning rate for every run (0: --hparams law, else the literature default by model size)."),
     beta2: float = typer.Option(0.0, "--beta2", help="AdamW beta2 for every run (0: by batch size, 0.95 at 0.5M tokens up to 0.999)."),
-    hparams: Optional[Path] = typer.Option(None, "--hparams", help="hparams.json from `scalinglab fit hparams`: lr and batch size per run follow its laws."),
+    hparams: Path | None = typer.Option(None, "--hparams", help="hparams.json from `scalinglab fit hparams`: lr and batch size per run follow its laws."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant | wsd (one run per shape, cooldowns branched at each budget)."),
     warmup_steps: int = typer.Option(0, "--warmup-steps", help="0: as many tokens as the model has parameters, at most a tenth of the run."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
-    eval_batches: int = typer.Option(8, "--eval-batches"),
-    device: str = typer.Option("auto", "--device"),
-    dtype: str = typer.Option("auto", "--dtype"),
+    eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
-    extend: Optional[Path] = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
-    around: Optional[Path] = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
-    approach: Optional[str] = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
+    logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
+                               "(needs the track extra), one tracker run per run, in an experiment named after the study."),
+    logger_uri: str | None = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                          "(default: STUDY/mlruns)."),
+    extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
+    around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
+    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
     spread: float = typer.Option(3.0, "--spread", help="With --around: shapes from N_opt/spread to spread*N_opt."),
     width_step: int = typer.Option(0, "--width-step", help="With --around: widths are multiples of this (0: the gcd of the study's widths)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
@@ -66,7 +69,7 @@ def plan_isoflop_cmd(
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.data.loader import TokenData
     from scalinglab.plan.recipe import Resolver
-    from scalinglab.records import RunSpec
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
 
     rule = rule or "minchilla"
     td = TokenData(data)
@@ -75,8 +78,13 @@ def plan_isoflop_cmd(
                                latents=latents) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
         raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
-    base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, schedule=schedule, warmup_steps=warmup_steps,
-                   seed=seed, eval_batches=eval_batches, device=device, dtype=dtype, compile=compile)
+    from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+    track = TrackerConfig(logger, resolve_uri(logger, logger_uri, Path(out)), Path(out).name)
+    base = RunSpec(shape=model_shapes[0], grad_accum=grad_accum, lr=lr, seed=seed,
+                   schedule=ScheduleConfig(kind=schedule, warmup_steps=warmup_steps),
+                   runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
+                   logging=LoggingConfig(eval_batches=eval_batches, **track.to_logging()))
     hp = Resolver(lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, beta2=beta2,
                   law=_load_hparams(hparams) if hparams else None)
     settings = {"data": str(td.path.resolve()), "shapes": shapes or "", "d_models": d_models or "",
@@ -120,7 +128,7 @@ def _load_hparams(path: Path):
 def _run_rows(plan) -> list[dict]:
     return [{"id": r.spec.run_id, "budget": r.budget, "d_model": r.spec.shape.d_model, "n_layers": r.spec.shape.n_layers,
              "n_heads": r.spec.shape.n_heads, "params": r.params, "tokens": r.tokens, "steps": r.spec.steps,
-             "batch_size": r.spec.batch_size, "lr": r.spec.lr, "warmup_steps": r.spec.warmup_steps,
+             "batch_size": r.spec.batch_size, "lr": r.spec.lr, "warmup_steps": r.spec.schedule.warmup_steps,
              "beta2": r.spec.beta2, "flops_per_token": r.flops_per_token, "epochs": r.epochs} for r in plan.runs]
 
 
@@ -137,10 +145,11 @@ def _show(study: Path, plan, json_out: bool, extra: dict | None = None) -> None:
         make_console().print(f"already in the study (left as they are): {', '.join(extra['skipped'])}", soft_wrap=True)
 
 
-def _extend(study: Path, budgets: str, shapes: Optional[str], d_models: Optional[str], rule: Optional[str],
-            around: Optional[Path], approach: Optional[str], spread: float, step: int, json_out: bool) -> None:
+def _extend(study: Path, budgets: str, shapes: str | None, d_models: str | None, rule: str | None,
+            around: Path | None, approach: str | None, spread: float, step: int, json_out: bool) -> None:
     """`plan isoflop --extend STUDY`: the study's own settings, new budgets x (shapes | shapes around a law)."""
     import json
+    from dataclasses import replace
 
     from scalinglab.data.loader import TokenData
     from scalinglab.plan.around import shapes_around, width_step
@@ -161,14 +170,15 @@ def _extend(study: Path, budgets: str, shapes: Optional[str], d_models: Optional
     if not rows:
         raise UserError(f"{study} has no runs to take settings from; plan a new study with --out")
     first = RunSpec.from_dict(json.loads(rows[0]["spec"]))
-    extra = {k: v for k, v in first.extra.items() if k not in ("isoflop_budget", "branches", "branch_budgets")}
-    base = RunSpec(**{**first.__dict__, "eval_every": 0, "checkpoint_every": 0, "extra": extra})
+    base = replace(first, schedule=replace(first.schedule, branches=(), branch_budgets=()),
+                   logging=replace(first.logging, eval_every=0, checkpoint_every=0),
+                   origin=replace(first.origin, planned_budget=0.0))
     legacy = "recipe" not in st  # planned before the recipe: keep the trainer-resolved meaning of 0
     hp = Resolver(lr=float(st.get("lr", 0.0)), batch_size=int(st.get("batch_size", first.batch_size)),
                   warmup_steps=int(st.get("warmup_steps", 0)), beta2=float(st.get("beta2", 0.0 if not legacy else first.beta2)),
                   law=_hparams_from(st.get("hparams")), legacy=legacy)
     td = TokenData(st.get("data") or first.data)
-    settings = {"schedule": st.get("schedule", first.schedule), "convention": st.get("convention", first.convention),
+    settings = {"schedule": st.get("schedule", first.schedule.kind), "convention": st.get("convention", first.convention),
                 "min_steps": st.get("min_steps", 50), "max_epochs": st.get("max_epochs", 1.0),
                 "evals": st.get("evals", 10), "checkpoints": st.get("checkpoints", 10)}
     cs = parse_floats(budgets, "--budgets")
@@ -204,7 +214,7 @@ def _extend(study: Path, budgets: str, shapes: Optional[str], d_models: Optional
     _show(Path(study).resolve(), plan, json_out, out)
 
 
-def _hparams_from(d: Optional[dict]):
+def _hparams_from(d: dict | None):
     if not d:
         return None
     from scalinglab.laws.hparams import HparamsLaw
@@ -212,7 +222,7 @@ def _hparams_from(d: Optional[dict]):
     return HparamsLaw.from_dict(d)
 
 
-def _allocation_law(path: Path, approach: Optional[str]):
+def _allocation_law(path: Path, approach: str | None):
     """The law of LAW.json that allocates compute (N_opt, D_opt): the --approach one of a multi-law file."""
     import json
 
@@ -242,17 +252,21 @@ def _allocation_law(path: Path, approach: Optional[str]):
 def _print_plan(study: Path, plan, runs: list[dict]) -> None:
     from rich.table import Table
 
+    from scalinglab.fmt import sig
     from scalinglab.plan.isoflop import fmt_budget
     from scalinglab.sweep.table import human, make_console
 
     con = make_console()
-    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold")
-    for col in ("run", "C", "shape", "N", "D (tokens)", "steps", "batch", "lr", "warmup", "beta2", "epochs"):
-        t.add_column(col, justify="left" if col == "run" else "right")
+    t = Table(title=f"IsoFLOP study {study} ({len(runs)} runs)", show_edge=False, header_style="bold", pad_edge=False)
+    # planned run ids say their budget and shape (C1e15_256x4): those columns only for other ids (WSD trunks)
+    with_c = not all(r["id"] == f"C{fmt_budget(r['budget'])}_{r['d_model']}x{r['n_layers']}" for r in runs)
+    cols = ["run", *(["C", "shape"] if with_c else []), "N", "D", "steps", "batch", "lr", "warmup", "beta2", "epochs"]
+    for col in cols:  # numbers never cut at 80 columns: only the run id may wrap
+        t.add_column(col, justify="left" if col == "run" else "right", no_wrap=col != "run", overflow="fold")
     for r in runs:
-        t.add_row(r["id"], fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}", human(r["params"]),
-                  human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), f"{r['lr']:.3g}", str(r["warmup_steps"]),
-                  f"{r['beta2']:.4g}", f"{r['epochs']:.2f}")
+        t.add_row(r["id"], *([fmt_budget(r["budget"]), f"{r['d_model']}x{r['n_layers']}"] if with_c else []),
+                  human(r["params"]), human(r["tokens"]), str(r["steps"]), str(r["batch_size"]), sig(r["lr"]),
+                  str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
         con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)
@@ -275,13 +289,13 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
 def sweep_cmd(
     study: Path = typer.Argument(..., help="Study folder (scalinglab plan isoflop --out STUDY)."),
     backend: str = typer.Option("local", "--backend", help="local (subprocesses here) or ray (a Ray cluster)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: auto)."),
-    gpus: Optional[str] = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 (default: all visible)."),
-    per_gpu: Optional[int] = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once, whatever their size; default: packed per run from its size and memory (many small runs, few large ones)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: auto)."),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 (default: all visible)."),
+    per_gpu: int | None = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once, whatever their size; default: packed per run from its size and memory (many small runs, few large ones)."),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (when there is no GPU, or to force CPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     json_out: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
-    train_cmd: Optional[str] = typer.Option(None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."),
+    train_cmd: str | None = typer.Option(None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
     from scalinglab.study import load_study_toml
@@ -328,17 +342,59 @@ def _status(study: Path) -> dict:
             "runs": [{"id": r["id"], **{k: r[k] for k in keys}} for r in rows]}
 
 
+CSV_COLUMNS = ("run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget", "flops",
+               "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps", "attempts",
+               "wall_time_s", "device")
+
+
+def _write_csv(study: Path, dest: str) -> int:
+    """One row per run (the columns `fit` and `report` read: params, tokens, flops, final_val_loss); '-' = stdout."""
+    import csv
+    import io
+    import sys
+
+    from scalinglab.fileio import atomic_write_text
+
+    rows = _status(study)["runs"]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in CSV_COLUMNS])
+    if dest == "-":
+        sys.stdout.write(buf.getvalue())
+    else:
+        if Path(dest).is_dir():
+            raise UserError(f"--csv {dest} is a folder: give a file name, e.g. {Path(dest) / 'runs.csv'}")
+        try:
+            atomic_write_text(dest, buf.getvalue())
+        except OSError as e:
+            raise UserError(f"cannot write --csv {dest} ({e.strerror}): choose a writable path") from None
+    return len(rows)
+
+
 @app.command("status")
 def status_cmd(
     study: Path = typer.Argument(..., help="Study folder."),
     json_out: bool = typer.Option(False, "--json", help="Print {counts, runs} as JSON."),
+    csv_out: str | None = typer.Option(None, "--csv", metavar="FILE",
+                                          help="Write the runs as CSV (one row per run: run_id, status, params, "
+                                               "tokens, budget, flops, final_val_loss, ...) to FILE, or '-' for "
+                                               "stdout. `fit` and `report` read it."),
 ) -> None:
-    """Print a study's runs once: status, step, losses, ETA of running runs."""
+    """Print a study's runs once: status, step, losses, ETA of running runs; or export them as CSV."""
     from scalinglab.study import load_study_toml
     from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
+    if csv_out is not None:
+        n = _write_csv(study, csv_out)
+        if csv_out != "-":
+            import sys
+
+            sys.stderr.write(f"wrote {n} runs to {csv_out}\n")
+        return
     if json_out:
         emit_json(_status(study))
         return

@@ -12,42 +12,42 @@ from scalinglab.cli.app import app
 from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
-SHAPE_KEYS = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads", "heads": "n_heads",
-              "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio", "bias": "bias", "pos": "pos",
-              "tied": "tied", "latents": "latents", "prefix_dropout": "prefix_dropout"}
 STOP_KEYS = ("steps", "tokens", "budget_flops")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    """RunSpec fields; the shape as a [shape] table or as flat keys (d_model, layers, ...)."""
+    """RunSpec fields in today's form (records.upgrade also reads older files: flat settings, [extra], flat shape keys)."""
+    from scalinglab.records import upgrade
+
     if not path.is_file():
         raise UserError(f"config file {path} not found: give a TOML file with RunSpec fields (e.g. RUN/{RunDir.CONFIG})")
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{path} is not valid TOML ({e}); fix the file") from None
-    shape = dict(d.pop("shape", {}) or {})
-    for k in list(d):
-        if k in SHAPE_KEYS:
-            shape[SHAPE_KEYS[k]] = d.pop(k)
-    if "budget" in d:
-        d["budget_flops"] = d.pop("budget")
-    d["shape"] = shape
-    return d
+    return upgrade(d)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """base with over's values; sections (dicts) merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = {**dict(out.get(k) or {}), **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str, Any]):
     from dataclasses import fields
 
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.records import RunSpec
+    from scalinglab.records import SECTIONS, RunSpec, unknown_keys
 
     d = dict(base)
     shape = {**dict(d.get("shape") or {}), **shape_over}
     if any(over.get(k) for k in STOP_KEYS):  # a stop criterion from the flags replaces the file's
         for k in STOP_KEYS:
             d[k] = 0
-    d.update(over)
+    d = _merge(d, over)
     if d.get("data"):
         p = Path(d["data"]).expanduser()
         d["data"] = str(p.resolve()) if p.exists() else str(p)
@@ -63,12 +63,15 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     bad = [k for k in shape if k not in known]
     if bad:
         raise UserError(f"unknown shape key(s) {', '.join(bad)}: use {', '.join(sorted(known))}")
-    known_spec = {f.name for f in fields(RunSpec)}
-    bad = [k for k in d if k not in known_spec]
+    bad = unknown_keys({**d, "shape": shape})
     if bad:
-        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({', '.join(sorted(known_spec))})")
+        known_spec = sorted({f.name for f in fields(RunSpec)} - set(SECTIONS)) + [
+            f"[{name}] {', '.join(f.name for f in fields(kind))}" for name, kind in SECTIONS.items()]
+        raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({'; '.join(known_spec)})")
     try:
         d["shape"] = ModelShape(**shape)
+        for name, kind in SECTIONS.items():
+            d[name] = kind(**dict(d.get(name) or {}))
         return RunSpec(**d)
     except TypeError as e:
         raise UserError(f"bad run config: {e}") from None
@@ -80,43 +83,48 @@ def train(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML RunSpec; flags override it"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder to write"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the run in this folder (starts it if it has only its spec)"),
-    arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar"),
-    d_model: Optional[int] = typer.Option(None, "--d-model"),
-    layers: Optional[int] = typer.Option(None, "--layers"),
+    arch: Optional[str] = typer.Option(None, "--arch", help="gpt | perceiver-ar (default gpt)"),
+    d_model: Optional[int] = typer.Option(None, "--d-model", help="model width (required unless --config gives the shape)"),
+    layers: Optional[int] = typer.Option(None, "--layers", help="transformer blocks (required unless --config gives the shape)"),
     heads: Optional[int] = typer.Option(None, "--heads", help="default d_model // 64 (at least 1)"),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="context length (prefix + latents for perceiver-ar)"),
     vocab: Optional[int] = typer.Option(None, "--vocab", help="default: the data's vocabulary size"),
     latents: Optional[int] = typer.Option(None, "--latents", help="perceiver-ar: latent tokens n"),
-    prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training"),
-    pos: Optional[str] = typer.Option(None, "--pos", help="learned | rotary (gpt)"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum"),
+    prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training (default 0)"),
+    pos: Optional[str] = typer.Option(None, "--pos", help="positions: learned | rotary (gpt; default learned)"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="sequences per optimizer step, per micro-batch with --grad-accum (default 8)"),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="micro-batches per optimizer step (default 1)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="stop after this many optimizer steps (total)"),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="stop at this many (latent) training tokens"),
     budget: Optional[float] = typer.Option(None, "--budget", help="stop at this many training FLOPs"),
     convention: Optional[str] = typer.Option(None, "--convention", help="FLOP accounting convention (default chinchilla)"),
-    lr: Optional[float] = typer.Option(None, "--lr", help="peak LR; 0: Kaplan heuristic from N"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="cosine | wsd | constant"),
-    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps"),
-    min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | adam"),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay"),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="0: off"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every"),
-    eval_batches: Optional[int] = typer.Option(None, "--eval-batches"),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="peak LR (default 0: Kaplan et al. 2020's LR(N) heuristic)"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="LR schedule: cosine | wsd | constant (default cosine)"),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="linear LR warmup steps (default 0: min(200, steps/10))"),
+    min_lr_ratio: Optional[float] = typer.Option(None, "--min-lr-ratio", help="cosine floor as a share of the peak LR (default 0.1)"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw | adam (no weight decay) (default adamw)"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW decoupled weight decay on matrices (default 0.1)"),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="clip the gradient norm at this value; 0: off (default 1.0)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="seeds the initialisation and the batch order (default 0)"),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="steps between validations (default 0: only at the end)"),
+    eval_batches: Optional[int] = typer.Option(None, "--eval-batches", help="validation batches of --batch-size sequences each (default 8)"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="steps between checkpoints (default 0: only at the end)"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="steps between metric lines (default 10)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads (default: 1 below 1M params, else torch's)"),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N"),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16"),
-    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default auto: a GPU when there is one)"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto | fp32 | bf16 (default auto: bf16 autocast on CUDA, fp32 on CPU)"),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default off)"),
     compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="reduce-overhead (CUDA default: CUDA graphs) | max-autotune-no-cudagraphs | default"),
-    activation_checkpointing: Optional[bool] = typer.Option(None, "--activation-checkpointing/--no-activation-checkpointing"),
+    activation_checkpointing: Optional[bool] = typer.Option(None, "--activation-checkpointing/--no-activation-checkpointing",
+                                                             help="recompute activations in the backward pass: less memory, ~30% more compute (default off)"),
     restart_warmup_steps: Optional[int] = typer.Option(None, "--restart-warmup-steps", help="after growth: re-warm the LR over this many steps"),
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
+    logger: Optional[str] = typer.Option(None, "--logger", help="also log to an experiment tracker: none (default) | "
+                                         "mlflow (needs the track extra)"),
+    logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
+                                             "(the default: ./mlruns)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar on stderr"),
     json_out: bool = typer.Option(False, "--json", help="print the RunRecord as JSON on stdout"),
 ) -> None:
@@ -129,14 +137,23 @@ def train(
 
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
-    over = {k: v for k, v in dict(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
-                                  tokens=int(tokens) if tokens is not None else None, budget_flops=budget, convention=convention,
-                                  lr=lr, schedule=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio,
-                                  optimizer=optimizer, weight_decay=weight_decay, grad_clip=grad_clip, seed=seed,
-                                  eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
-                                  device=device, dtype=dtype, compile=compile,
-                                  activation_checkpointing=activation_checkpointing).items() if v is not None}
-    extra_over = {k: v for k, v in dict(log_every=log_every, compile_mode=compile_mode, threads=threads).items() if v is not None}
+    def given(**kw: Any) -> dict[str, Any]:
+        return {k: v for k, v in kw.items() if v is not None}
+
+    over: dict[str, Any] = given(data=data, batch_size=batch_size, grad_accum=grad_accum, steps=steps,
+                                 tokens=int(tokens) if tokens is not None else None, budget_flops=budget,
+                                 convention=convention, lr=lr, optimizer=optimizer, weight_decay=weight_decay,
+                                 grad_clip=grad_clip, seed=seed)
+    over["schedule"] = given(kind=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
+    over["runtime"] = given(device=device, dtype=dtype, compile=compile, compile_mode=compile_mode,
+                            activation_checkpointing=activation_checkpointing, threads=threads)
+    over["logging"] = given(eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
+                            log_every=log_every)
+    if logger is not None or logger_uri is not None:
+        from scalinglab.train.trackers import TrackerConfig, resolve_uri
+
+        kind = logger if logger is not None else "mlflow"
+        over["logging"].update(TrackerConfig(kind, resolve_uri(kind, logger_uri, Path.cwd())).to_logging())
 
     ckpt_step = 0
     if resume is not None:
@@ -155,19 +172,15 @@ def train(
         else:
             raise UserError(f"{resume} has neither {RunDir.CHECKPOINT} nor {RunDir.CONFIG}: start the run with --config/--data and --out {resume}")
         if config is not None:
-            base = {**base, **{k: v for k, v in _read_toml(config).items() if k != "shape"}}
+            base = _merge(base, {k: v for k, v in _read_toml(config).items() if k != "shape"})
     else:
         if out is None:
             raise UserError("no run folder given: pass --out RUN (or --resume RUN to continue one)")
         run_dir = out
         base = _read_toml(config) if config is not None else {}
-    extra = dict(base.get("extra") or {})
-    extra.update(extra_over)
     if restart_warmup_steps is not None or reset_schedule or restart_steps is not None:
-        extra["restart_steps"] = restart_steps if restart_steps is not None else ckpt_step
-        extra["restart_warmup_steps"] = restart_warmup_steps or 0
-        extra["reset_schedule"] = reset_schedule
-    over["extra"] = extra
+        over["schedule"].update(restart_steps=restart_steps if restart_steps is not None else ckpt_step,
+                                restart_warmup_steps=restart_warmup_steps or 0, reset=reset_schedule)
     spec = _build_spec(base, shape_over, over)
 
     # The sweep relaunches with --config RUN/<spec> --out RUN: continue if the checkpoint is this spec's.

@@ -115,7 +115,7 @@ def epoch_check(train_tokens: int, tokens: float, seq_len: int, latents: int = 0
 def epochs(train_tokens: int, tokens: float, seq_len: int, latents: int = 0) -> float:
     """Epochs of `train_tokens` a run reading `tokens` (latent) tokens covers.
 
-    Perceiver AR (seeds/000 'Approximations'): reading all non-overlapping latent sequences
+    Perceiver AR (the 'Approximations' note of Krasser's scaling experiments): reading all non-overlapping latent sequences
     takes seq_len / latents passes, so one 'epoch' of latent tokens is train_tokens * seq_len / latents.
     """
     per_epoch = train_tokens * seq_len / latents if latents else train_tokens

@@ -142,9 +142,9 @@ def parse_size(text: str | int | None) -> int | None:
         try:
             n = int(float(s[:-1] if mult > 1 else s) * mult)
         except ValueError:
-            raise UserError(f"--max-bytes {text!r} is not a size; write e.g. 20M or 400000000") from None
+            raise UserError(f"maximum size {text!r} is not a size", hint="write e.g. 20M or 400000000", keys=("max_bytes",)) from None
     if n <= 0:
-        raise UserError(f"--max-bytes {text!r} must be positive; write e.g. 20M")
+        raise UserError(f"maximum size {text!r} must be positive", hint="write e.g. 20M", keys=("max_bytes",))
     return n
 
 
@@ -165,12 +165,12 @@ def _settings(descs, tokenizer, val_fraction, seed, field, max_bytes) -> dict:
 def _check_out(out: Path) -> dict | None:
     """The existing description of the data folder `out`, None if `out` is free; refuses folders that are not data folders."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; choose a folder path for the shards")
+        raise UserError(f"output {out} is a file", hint="choose a folder path for the shards", keys=("out",))
     if not out.is_dir() or not any(out.iterdir()):
         return None
     meta = DataDir(out).read_meta_or_none()
     if meta is None:
-        raise UserError(f"--out {out} exists and is not a scalinglab data folder; choose a new or empty --out folder")
+        raise UserError(f"output {out} exists and is not a scalinglab data folder", hint="choose a new or empty folder", keys=("out",))
     return meta
 
 
@@ -189,7 +189,7 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     """Tokenize `sources` into the DataDir `out` (description, token shards, tokenizer); returns a summary dict."""
     t0 = time.time()
     if not 0.0 < val_fraction < 1.0:
-        raise UserError(f"--val-fraction {val_fraction} must be between 0 and 1; use e.g. 0.01")
+        raise UserError(f"validation fraction {val_fraction} must be between 0 and 1", hint="use e.g. 0.01", keys=("val_fraction",))
     max_bytes = parse_size(max_bytes)
     workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
     kind, _ = T.parse_spec(tokenizer)
@@ -199,13 +199,15 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     # never read our own output (prep . --out DATA): it would change the corpus on every run
     refs = [r for r in refs if not Path(r.path).is_relative_to(out)]
     if not refs:
-        raise UserError(f"the only files in {' '.join(sources)} are inside --out {out}; choose sources outside the output folder")
+        raise UserError(f"the only files in {' '.join(sources)} are inside the output folder {out}",
+                        hint="choose sources outside the output folder")
     for j, d in enumerate(descs):
         d["files"] = sum(r.source == j for r in refs)
     settings = _settings(descs, tokenizer, val_fraction, seed, field, max_bytes)
     if old is not None and old.get("settings") != settings and not force:
         diff = sorted(k for k in settings if (old.get("settings") or {}).get(k) != settings[k])
-        raise UserError(f"--out {out} holds shards made with other settings ({', '.join(diff)}); pass --force to replace them or choose another --out")
+        raise UserError(f"output {out} holds shards made with other settings ({', '.join(diff)})",
+                        hint="force a rebuild to replace them or choose another folder", keys=("force", "out"))
 
     sizes = [_size(r.path) for r in refs]
     size = min(sum(sizes), max_bytes or sum(sizes))
@@ -217,7 +219,8 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
             if old.get("content_sha256") == content and _intact(out, old):
                 return _summary(old, out, True, time.time() - t0)
             if not force:
-                raise UserError(f"--out {out} was made from sources that have changed since; pass --force to rebuild it or choose another --out")
+                raise UserError(f"output {out} was made from sources that have changed since",
+                                hint="force a rebuild or choose another folder", keys=("force", "out"))
         _split(docs, seed, val_fraction)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.prep-", dir=out.parent))
@@ -272,8 +275,9 @@ def _scan_all(runner, sizes, total, descs, max_bytes, bar, parallel):
     names = " ".join(d["source"] for d in descs)
     if not docs:
         why = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in skipped.items() if v) or "nothing readable"
-        hint = "; for .jsonl/.parquet pass --field NAME" if skipped["no_field"] else ""
-        raise UserError(f"no text found in {names} ({why}); give files of UTF-8 text{hint}")
+        field_hint = skipped["no_field"] > 0
+        raise UserError(f"no text found in {names} ({why})", keys=("field",) if field_hint else (),
+                        hint="give files of UTF-8 text" + ("; for .jsonl/.parquet name the text field" if field_hint else ""))
     if len(docs) < 2:
         raise UserError(f"{names} holds only 1 document; the train/val split is by document, so give at least 2 files or records")
     return docs, skipped, descs

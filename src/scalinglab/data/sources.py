@@ -141,7 +141,8 @@ def _parquet_file(path: str, field: str) -> Iterator[tuple[int, str | None, str]
     pf = pq.ParquetFile(path)
     names = pf.schema_arrow.names
     if field not in names:
-        raise UserError(f"{path} has no column {field!r} (columns: {', '.join(names[:10])}); pass --field COLUMN")
+        raise UserError(f"{path} has no column {field!r} (columns: {', '.join(names[:10])})", hint="name the text column",
+                        keys=("field",))
     i = 0
     for batch in pf.iter_batches(columns=[field], batch_size=4096):
         for text in batch.column(0).to_pylist():

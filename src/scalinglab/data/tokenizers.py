@@ -309,20 +309,24 @@ def parse_spec(spec: str) -> tuple[str, int | str | None]:
         return kind, None
     if kind == "hf" and arg:
         if not (Path(arg) / "tokenizer.json").is_file():
-            raise UserError(f"--tokenizer {spec}: no {Path(arg) / 'tokenizer.json'}; point hf: at a folder holding tokenizer.json")
+            raise UserError(f"tokenizer {spec}: no {Path(arg) / 'tokenizer.json'}", hint="point hf: at a folder holding tokenizer.json",
+                            keys=("tokenizer",))
         return kind, str(Path(arg).resolve())
     if kind in ("bpe", "sentencepiece", "spm") and arg:
         try:
             v = int(float(arg))
         except ValueError:
-            raise UserError(f"--tokenizer {spec}: vocabulary size {arg!r} is not a number; write e.g. {kind}:8192") from None
+            raise UserError(f"tokenizer {spec}: vocabulary size {arg!r} is not a number", hint=f"write e.g. {kind}:8192",
+                            keys=("tokenizer",)) from None
         least = 257 if kind == "bpe" else 260  # 256 bytes + end-of-text (+ unk and newline for sentencepiece)
         if v < least:
-            raise UserError(f"--tokenizer {spec}: vocabulary {v} is too small (byte-level needs at least {least}); use e.g. {kind}:4096")
+            raise UserError(f"tokenizer {spec}: vocabulary {v} is too small (byte-level needs at least {least})",
+                            hint=f"use e.g. {kind}:4096", keys=("tokenizer",))
         if v > 1 << 32:
-            raise UserError(f"--tokenizer {spec}: vocabulary {v} is too large; use at most 4294967296")
+            raise UserError(f"tokenizer {spec}: vocabulary {v} is too large", hint="use at most 4294967296", keys=("tokenizer",))
         return ("sentencepiece" if kind == "spm" else kind), v
-    raise UserError(f"unknown --tokenizer {spec!r}; use bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR")
+    raise UserError(f"unknown tokenizer {spec!r}", hint="use bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR",
+                    keys=("tokenizer",))
 
 
 def needs_training(spec: str) -> bool:

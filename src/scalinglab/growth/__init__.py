@@ -1,2 +1,2 @@
-"""Staged training (seeds/004): function-preserving width/depth growth of GPT runs (operators, run) and the
+"""Staged training (Shen et al. 2022): function-preserving width/depth growth of GPT runs (operators, run) and the
 compute-optimal growth schedule from a loss law (schedule: numpy only, no torch)."""

@@ -1,4 +1,4 @@
-"""Function-preserving growth operators for the GPT model (staged training, seeds/004): width x k and depth x k,
+"""Function-preserving growth operators for the GPT model (staged training, Shen et al. 2022): width x k and depth x k,
 on model state dicts and on Adam moments keyed by parameter name.
 
 Width x k keeps the function exactly: every hidden unit, head and MLP unit is copied k times and the weight
@@ -34,7 +34,7 @@ def check_growable(shape: ModelShape, width: int = 1, depth: int = 1, mode: str 
         if int(k) != k or k < 1:
             raise UserError(f"--{name} must be a whole number >= 1, got {k}: use 2 to double")
     if width == 1 and depth == 1:
-        raise UserError("nothing to grow: give --width 2 and/or --depth 2")
+        raise UserError("nothing to grow", hint="grow the width and/or the depth by 2", keys=("width", "depth"))
     if mode not in MODES:
         raise UserError(f"unknown depth mode {mode!r}: use alternate or append")
 

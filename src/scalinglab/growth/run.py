@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,14 @@ def grow_run(
 
     shape, sd, moments = grow_state(ckpt["model"], moments, spec.shape, width, depth, mode, noise, seed)
     step = int(ckpt.get("step", 0))
-    # an earlier restart's flags do not carry over: `train --resume GROWN --restart-warmup-steps K` sets this one's
-    extra = {k: v for k, v in spec.extra.items() if k not in ("restart_warmup_steps", "reset_schedule")}
-    extra.update(
-        grown_from=str(run),
-        growth={"width": width, "depth": depth, "mode": mode, "noise": noise, "at_step": step, "from_shape": spec.shape.name},
-        restart_steps=step,  # the LR re-warmup (train --restart-warmup-steps K) starts where growth happened
-    )
-    new_spec = RunSpec.from_dict({**spec.to_dict(), "shape": shape.to_dict(), "extra": extra,
-                                  "run_id": f"{spec.run_id or run.name}-grown"})
+    # an earlier restart's warmup and reset do not carry over (`train --resume GROWN --restart-warmup-steps K` sets
+    # this one's); the restart itself begins where growth happened
+    sched = replace(spec.schedule, restart_steps=step, restart_warmup_steps=0,
+                    reset=False)
+    origin = replace(spec.origin, grown_from=str(run), growth={"width": width, "depth": depth, "mode": mode,
+                                                               "noise": noise, "at_step": step,
+                                                               "from_shape": spec.shape.name})
+    new_spec = replace(spec, shape=shape, schedule=sched, origin=origin, run_id=f"{spec.run_id or run.name}-grown")
     new_model = build_model(shape)
     new_model.load_state_dict(sd)
     opt_state = None

@@ -1,4 +1,4 @@
-"""When to grow (staged training, seeds/004): the compute-optimal single growth point for a target shape and
+"""When to grow (staged training, Shen et al. 2022): the compute-optimal single growth point for a target shape and
 budget under a loss law L(N, D), and the compute it saves. Pure numpy/scipy: no torch.
 
 Model: the small model follows its law curve l_s(C) = L(N_s, C/6N_s); a loss-preserving growth operator puts it on
@@ -20,7 +20,8 @@ from scalinglab.errors import UserError
 
 OPS = ("width", "depth", "width+depth")
 
-# seeds/004 "Constants and hyperparameters" (fitted by the staged-training authors; slopes are d ln L / d ln C).
+# The "Constants and hyperparameters" of Shen et al. 2022's code (github.com/allenai/staged-training), fitted by
+# its authors; slopes are d ln L / d ln C.
 SEED_CONSTANTS = {
     "threshold_optimality": -0.052,
     "threshold_depth_growth": -0.0575,
@@ -56,7 +57,7 @@ class StagedPlan:
     saving_pct: float
     slope_small: float  # dL/dC of the small model at growth (equal to the target's at equal loss)
     slope_target: float
-    loglog_slope_small: float  # d ln L / d ln C at growth, comparable to the seed's thresholds
+    loglog_slope_small: float  # d ln L / d ln C at growth, comparable to the paper's thresholds
     loglog_slope_target_end: float  # at the end of the direct run (seed: threshold_optimality)
     small_suffices: bool  # the small model reaches the target loss before its growth point
     lr_small: float
@@ -133,7 +134,8 @@ def plan_staged(law, target: ModelShape, budget_flops: float, op: str = "width",
     if not hasattr(law, "predict_loss"):
         raise UserError(f"law {law_name or law.kind!r} has no predict_loss(N, D): use a parametric law such as chinchilla-approach-3 or a fitted approach-3 law.json")
     if not budget_flops > 0 or not math.isfinite(budget_flops):
-        raise UserError(f"budget must be a positive number of FLOPs, got {budget_flops}: give e.g. --budget 1e19")
+        raise UserError(f"budget must be a positive number of FLOPs, got {budget_flops}", hint="give e.g. 1e19",
+                        keys=("budget",))
     small = small_shape(target, op, factor)
     emb = getattr(law, "kind", "") != "kaplan"  # Kaplan's law counts non-embedding parameters
     n_s, n_l = float(small.params(embeddings=emb)), float(target.params(embeddings=emb))

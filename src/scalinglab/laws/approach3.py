@@ -3,8 +3,9 @@ L-BFGS from a grid of starts, seeded bootstrap confidence intervals. Hoffmann et
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import product
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -123,7 +124,7 @@ class Approach3(ParametricLaw):
         self.objective_ = None
         self.notes_: list[str] = []
 
-    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None) -> "Approach3":
+    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None) -> Approach3:
         N, D, L = (np.asarray(x, dtype=float).ravel() for x in (N, D, loss))
         if not (len(N) == len(D) == len(L)):
             raise UserError("N, D and loss have different lengths: give one value of each per run")
@@ -132,7 +133,8 @@ class Approach3(ParametricLaw):
                 raise UserError(f"{name} has a non-finite or non-positive value: remove that run")
         if self.drop_highest:
             if self.drop_highest >= len(L):
-                raise UserError(f"--drop-highest {self.drop_highest} leaves no points of {len(L)}: use a smaller K")
+                raise UserError(f"dropping the {self.drop_highest} highest losses leaves no points of {len(L)}",
+                                hint="drop fewer", keys=("drop_highest",))
             keep = np.sort(np.argsort(L, kind="stable")[: len(L) - self.drop_highest])
             self.notes_.append(f"dropped the {self.drop_highest} highest losses ({', '.join(f'{x:.3f}' for x in np.sort(L)[-self.drop_highest:])})")
             N, D, L = N[keep], D[keep], L[keep]

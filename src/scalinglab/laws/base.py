@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
+from scalinglab.fmt import power_law
 
 PF_DAY = 1e15 * 86400.0  # FLOPs in one petaflop/s-day (Kaplan's compute unit)
 
@@ -70,7 +71,7 @@ class Law:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Law":
+    def from_dict(cls, d: dict[str, Any]) -> Law:
         vals = {f: d.get(f) for f in cls._fields}
         law = cls(citation=d.get("citation", ""), name=d.get("name", ""), **vals)
         law._load_extra(d)
@@ -80,7 +81,7 @@ class Law:
         pass
 
     @classmethod
-    def from_json(cls, text: str | dict) -> "Law":
+    def from_json(cls, text: str | dict) -> Law:
         d = json.loads(text) if isinstance(text, str) else dict(text)
         return cls.from_dict(d)
 
@@ -101,7 +102,7 @@ class PowerLawAllocation(Law):
         return self.k_n_ * np.power(C, self.a_), self.k_d_ * np.power(C, self.b_)
 
     def __str__(self) -> str:
-        return f"N_opt = {self.k_n_:.4f} * C ** {self.a_:.2f}\nD_opt = {self.k_d_:.4f} * C ** {self.b_:.2f}"
+        return f"{power_law('N_opt', self.k_n_, self.a_)}\n{power_law('D_opt', self.k_d_, self.b_)}"
 
 
 class ParametricLaw(Law):
@@ -189,9 +190,9 @@ def load_law(path) -> Law:
     try:
         d = read_json(p)
     except FileNotFoundError:
-        raise UserError(f"no law file at {p}: run `scalinglab fit ... --out {p}` first") from None
+        raise UserError(f"no law file at {p}", hint="write one with `scalinglab fit` first") from None
     except json.JSONDecodeError as e:
-        raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno}): rewrite it with `scalinglab fit --out`") from None
+        raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint="rewrite it with `scalinglab fit`") from None
     if "laws" in d and "kind" not in d:  # a multi-approach law.json: take the first law
         d = next(iter(d["laws"].values()))
     return law_from_dict(d)

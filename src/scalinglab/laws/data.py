@@ -3,7 +3,6 @@ curves (run folders' metric lines or per-step CSV rows), validated so bad input 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +38,7 @@ class Points:
     def __len__(self) -> int:
         return len(self.N)
 
-    def subset(self, mask) -> "Points":
+    def subset(self, mask) -> Points:
         m = np.asarray(mask)
         return Points(self.N[m], self.D[m], self.C[m], self.loss[m], self.budget[m], self.lines[m],
                       list(self.notes), self.source)
@@ -136,7 +135,7 @@ def points_from_frame(df, src: str, *, n_col=None, d_col=None, c_col=None, loss_
     dc = _pick(df, d_col, "d", "tokens (D)", src, required=False)
     cc = _pick(df, c_col, "c", "compute (C)", src, required=False)
     if dc is None and cc is None:
-        raise UserError(f"{src} has neither a tokens (D) nor a compute (C) column: name one with --d-col or --c-col")
+        raise UserError(f"{src} has neither a tokens (D) nor a compute (C) column", hint="name one", keys=("d_col", "c_col"))
     N = _numeric(df, nc, src, line_of)
     loss = _numeric(df, lc, src, line_of)
     D = _numeric(df, dc, src, line_of) if dc else None

@@ -1,4 +1,4 @@
-"""Perceiver AR (Hawthorne et al. 2022) as the article trains it (seeds/001), built from a ModelShape.
+"""Perceiver AR (Hawthorne et al. 2022) as the article trains it (Krasser 2023, Training compute-optimal Perceiver AR language models), built from a ModelShape.
 
 Layout follows perceiver-io 0.8's CausalLanguageModel so that the parameter count equals
 scalinglab.accounting.perceiver_ar exactly: N_cross = prefix position embedding (m*d), N_self = the rest.

@@ -6,7 +6,7 @@ Pure planning (no torch, no files): D = C / flops_per_token, steps = round(D / t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scalinglab.accounting.shape import ModelShape
@@ -38,7 +38,8 @@ def parse_range(text: str) -> list[int]:
             return list(range(start, stop + 1, step))
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise UserError(f"bad --d-models {text!r}: write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320") from None
+        raise UserError(f"bad widths {text!r}", hint="write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320",
+                        keys=("d_models",)) from None
 
 
 def layers_for(d_model: int, rule: str) -> int:
@@ -52,9 +53,10 @@ def layers_for(d_model: int, rule: str) -> int:
         except ValueError:
             r = 0.0
         if r <= 0:
-            raise UserError(f"bad --rule {rule!r}: the aspect ratio must be a positive number, e.g. aspect:64")
+            raise UserError(f"bad depth rule {rule!r}: the aspect ratio must be a positive number", hint="e.g. aspect:64",
+                            keys=("rule",))
         return max(1, round(d_model / r))
-    raise UserError(f"unknown --rule {rule!r}: use minchilla or aspect:R (e.g. aspect:64)")
+    raise UserError(f"unknown depth rule {rule!r}", hint="use minchilla or aspect:R (e.g. aspect:64)", keys=("rule",))
 
 
 @dataclass
@@ -119,11 +121,12 @@ def plan_isoflop(
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
     if batch_size < 0:
-        raise UserError(f"bad --batch-size {batch_size}: give a positive number of sequences per step (0: by budget)")
+        raise UserError(f"bad batch size {batch_size}", hint="give a positive number of sequences per step (0: by budget)",
+                        keys=("batch_size",))
     if not shapes:
-        raise UserError("no model shapes: give --shapes 512x9,... or --d-models 256:1024:64")
+        raise UserError("no model shapes", hint="give shapes such as 512x9 or widths such as 256:1024:64", keys=("shapes", "d_models"))
     base = base or RunSpec(shape=shapes[0])
-    hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.warmup_steps)
+    hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.schedule.warmup_steps)
     runs: list[PlannedRun] = []
     dropped: list[Dropped] = []
     for c in sorted(budgets):
@@ -131,8 +134,8 @@ def plan_isoflop(
             rid = run_id(c, shape)
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
-            spec = RunSpec(**{**base.__dict__, "shape": shape, "data": data, "batch_size": hp.batch_for(shape, c),
-                              "convention": convention, "run_id": rid, "extra": dict(base.extra)})
+            spec = replace(base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention,
+                           run_id=rid)
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
             tokens = steps * tps
@@ -150,16 +153,18 @@ def plan_isoflop(
                 dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, n, steps, reason, kind))
                 continue
             # The trainer stops on exactly one criterion: steps. The planned C lives in the study store
-            # (and in extra, for a run folder read on its own).
+            # (and in the spec's origin, for a run folder read on its own).
             spec.steps, spec.tokens, spec.budget_flops = steps, 0, 0.0
             spec.lr = hp.lr_for(shape, c)
-            spec.warmup_steps = hp.warmup_for(shape, tps, steps)
+            spec.schedule = replace(spec.schedule, warmup_steps=hp.warmup_for(shape, tps, steps))
             spec.beta2 = hp.beta2_for(tps)
-            spec.extra["isoflop_budget"] = float(c)
-            if evals > 0 and spec.eval_every == 0:
-                spec.eval_every = max(1, steps // evals)
-            if checkpoints > 0 and spec.checkpoint_every == 0:
-                spec.checkpoint_every = max(1, steps // checkpoints)
+            spec.origin = replace(spec.origin, planned_budget=float(c))
+            log = spec.logging
+            if evals > 0 and log.eval_every == 0:
+                log = replace(log, eval_every=max(1, steps // evals))
+            if checkpoints > 0 and log.checkpoint_every == 0:
+                log = replace(log, checkpoint_every=max(1, steps // checkpoints))
+            spec.logging = log
             runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)

@@ -58,7 +58,7 @@ def law_n(shape: ModelShape, law_name: str) -> int:
 
 def _bracket(base: ModelShape, n_layers: int, n_opt: float, law_name: str, multiple: int) -> list[int]:
     """The multiples of `multiple` for d_model just below and just above N_opt (N grows with d_model)."""
-    n_of = lambda d: law_n(base.with_(d_model=d, n_layers=n_layers), law_name)  # noqa: E731
+    n_of = lambda d: law_n(base.with_(d_model=d, n_layers=n_layers), law_name)
     lo, hi = 1, MAX_D_MODEL // multiple
     if n_of(hi * multiple) < n_opt:
         return [hi * multiple]
@@ -103,7 +103,7 @@ def plan_optimal(budget: float, law_name: str, base: ModelShape, aspect: float =
     from scalinglab.laws.published import get_law
 
     if not (budget > 0 and math.isfinite(budget)):
-        raise UserError(f"budget must be a positive number of FLOPs, got {budget}: e.g. --budget 5.78e17")
+        raise UserError(f"budget must be a positive number of FLOPs, got {budget}", hint="e.g. 5.78e17", keys=("budget",))
     validate(base)
     law = get_law(law_name)  # unknown names: UserError listing the known ones
     if canonical_name(law_name) is not None:

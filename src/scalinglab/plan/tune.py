@@ -48,8 +48,8 @@ def plan_tune(budgets: list[float], shapes: list, *, lrs: list[float], batch_siz
         suf = setting_suffix(lr, bs, b2, w)
         for r in p.runs:
             # the grid's own values (0: the recipe's rule, resolved per run in the spec), so runs group by setting
-            spec = replace(r.spec, run_id=r.spec.run_id + suf, extra={**r.spec.extra, "tune": {
-                "lr": lr, "batch_size": bs, "beta2": b2, "warmup": w}})
+            origin = replace(r.spec.origin, tune={"lr": lr, "batch_size": bs, "beta2": b2, "warmup": w})
+            spec = replace(r.spec, run_id=r.spec.run_id + suf, origin=origin)
             runs.append(replace(r, spec=spec))
         dropped += [replace(d, run_id=d.run_id + suf) for d in p.dropped]
         law_report, law_name, law_note = p.law_report, p.law_name, p.law_note

@@ -19,8 +19,8 @@ def run_id(shape) -> str:
 
 def plan_wsd(budgets: list[float], shapes: list, **kw: Any) -> IsoflopPlan:
     """Same arguments as plan_isoflop. Each shape's kept points become one run of the largest D with
-    extra.branches = the token counts of all its points (the last is the run's own end) and
-    extra.branch_budgets = their C. A point whose cooldown would start inside the trunk's warmup is dropped."""
+    schedule.branches = the token counts of all its points (the last is the run's own end) and
+    schedule.branch_budgets = their C. A point whose cooldown would start inside the trunk's warmup is dropped."""
     grid = plan_isoflop(budgets, shapes, **kw)
     by_shape: dict[Any, list[PlannedRun]] = {}
     for r in grid.runs:
@@ -30,20 +30,21 @@ def plan_wsd(budgets: list[float], shapes: list, **kw: Any) -> IsoflopPlan:
         pts.sort(key=lambda r: r.budget)
         last = pts[-1]
         total = last.spec.steps
-        warmup = last.spec.warmup_steps if last.spec.warmup_steps > 0 else default_warmup(total)  # as the trainer
+        w = last.spec.schedule.warmup_steps
+        warmup = w if w > 0 else default_warmup(total)  # as the trainer
         keep = []
         for p in pts:
             s = p.spec.steps
-            if s < total and cooldown_start(s, p.spec.decay_frac) < warmup:
+            if s < total and cooldown_start(s, p.spec.schedule.decay_frac) < warmup:
                 dropped.append(Dropped(p.spec.run_id, p.budget, shape.d_model, shape.n_layers, p.params, s,
                                        f"its cooldown would start inside the trunk's warmup ({warmup} steps)", "steps"))
                 continue
             if keep and s == keep[-1].spec.steps:
                 continue  # two budgets rounding to one step count: one point
             keep.append(p)
-        spec = replace(last.spec, schedule="wsd", run_id=run_id(shape), extra=dict(last.spec.extra))
-        spec.extra["branches"] = [p.tokens for p in keep]
-        spec.extra["branch_budgets"] = [p.budget for p in keep]
+        sched = replace(last.spec.schedule, kind="wsd", branches=[p.tokens for p in keep],
+                        branch_budgets=[p.budget for p in keep])
+        spec = replace(last.spec, schedule=sched, run_id=run_id(shape))
         runs.append(PlannedRun(spec, last.budget, last.tokens, last.params, last.flops_per_token, last.epochs))
     return IsoflopPlan(runs, dropped, grid.budgets, {**grid.settings, "schedule": "wsd"}, grid.law_name,
                        grid.law_report, grid.law_note)
@@ -57,10 +58,10 @@ def flop_cost(plan: IsoflopPlan) -> dict[str, float]:
     for r in plan.runs:
         per_step = r.spec.tokens_per_step * r.flops_per_token
         tps = r.spec.tokens_per_step
-        steps = [round(t / tps) for t in r.spec.extra.get("branches") or [r.tokens]]
+        steps = [round(t / tps) for t in r.spec.schedule.branches or [r.tokens]]
         total = r.spec.steps
         separate += sum(steps) * per_step
-        wsd += (total + sum(s - cooldown_start(s, r.spec.decay_frac) for s in steps if s < total)) * per_step
+        wsd += (total + sum(s - cooldown_start(s, r.spec.schedule.decay_frac) for s in steps if s < total)) * per_step
         points += len(steps)
     return {"separate_flops": separate, "wsd_flops": wsd, "saving": 1 - wsd / separate if separate else 0.0,
             "runs": len(plan.runs), "points": points}

@@ -3,8 +3,8 @@ IsoFLOP, allocation, loss-vs-compute, contour and residual figures, tables, pred
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -13,8 +13,14 @@ from scalinglab.folders import StudyDir
 from scalinglab.report import fits as F
 from scalinglab.report.figures import render
 from scalinglab.report.html import Report, Section, Table, fmt
-from scalinglab.report.plots import (allocation_figure, contour_figure, envelope_figure, isoflop_figure,
-                                     loss_compute_figure, residuals_figure)
+from scalinglab.report.plots import (
+    allocation_figure,
+    contour_figure,
+    envelope_figure,
+    isoflop_figure,
+    loss_compute_figure,
+    residuals_figure,
+)
 from scalinglab.report.runs import run_curves, study_epochs, study_frame
 
 PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
@@ -63,8 +69,8 @@ def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_l
                      f"{np.nanmax(np.asarray(epochs, float)):.2f}); scaling laws assume fresh tokens: " + _runs_named(df, over))
     df = df.assign(used=usable, epochs=epochs if epochs is not None else np.nan)
     if usable.sum() < 3:
-        raise UserError(f"only {int(usable.sum())} finished runs with a finite loss in {source}: a report needs at "
-                        "least 3 (finish the sweep or loosen --max-loss)")
+        raise UserError(f"only {int(usable.sum())} finished runs with a finite loss in {source}: a report needs at least 3",
+                        hint="finish the sweep or loosen the loss cut", keys=("max_loss",))
 
     curves = None
     if is_study:  # approach 1 needs loss curves: the metric lines of the runs that count
@@ -89,7 +95,7 @@ def _runs_named(df, mask, most: int = 8) -> str:
     return ", ".join(names) + (f" and {len(sub) - most} more" if len(sub) > most else "")
 
 
-def _sections(df, fit: "F.Fits", at: Sequence[float]) -> list[Section]:
+def _sections(df, fit: F.Fits, at: Sequence[float]) -> list[Section]:
     out = []
     used_all = df["used"].to_numpy(bool)
     if fit.parabolas:
@@ -160,7 +166,7 @@ def _budget_row(r: dict) -> dict:
     return row
 
 
-def _laws_table(fit: "F.Fits", pub: dict) -> Table:
+def _laws_table(fit: F.Fits, pub: dict) -> Table:
     rows = [dict(r) for r in fit.law_rows]
     for name, law in pub.items():
         a = getattr(law, "a_", None)
@@ -171,7 +177,7 @@ def _laws_table(fit: "F.Fits", pub: dict) -> Table:
     return Table.from_records(rows, "Fitted and published laws", left=("law", "source"))
 
 
-def _predictions_table(fit: "F.Fits", at: Sequence[float]) -> Table:
+def _predictions_table(fit: F.Fits, at: Sequence[float]) -> Table:
     rows = []
     laws = list(fit.laws.items()) + [(k, F.published(k)) for k in PUBLISHED_SHOWN]
     for c in at:

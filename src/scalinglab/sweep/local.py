@@ -29,7 +29,7 @@ def make_devices(gpus: str | None, per_gpu: int | None, workers: int) -> list[De
     """--gpus 0,1 (default: all visible) -> one Device per GPU, packed by each run's size, or --per-gpu K runs each;
     --workers N (or no GPU) -> a CPU pool of N runs at once."""
     if per_gpu is not None and per_gpu < 1:
-        raise UserError(f"bad --per-gpu {per_gpu}: give how many runs share one GPU, 1 or more")
+        raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
     if gpus is None and workers < 1:
         n = gpu_count()
         gpus = ",".join(map(str, range(n))) if n else None
@@ -38,10 +38,10 @@ def make_devices(gpus: str | None, per_gpu: int | None, workers: int) -> list[De
         try:
             ids = [int(g) for g in gpus.split(",") if g.strip()]
         except ValueError:
-            raise UserError(f"bad --gpus {gpus!r}: give GPU indices, e.g. 0,1") from None
+            raise UserError(f"bad GPUs {gpus!r}", hint="give GPU indices, e.g. 0,1", keys=("gpus",)) from None
         return gpu_devices(ids, gpu_memory_bytes() if per_gpu is None else 0, per_gpu)
     if workers < 1:
-        raise UserError(f"bad --workers {workers}: give how many CPU runs to train at once, 1 or more")
+        raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",))
     threads = max(1, (os.cpu_count() or 1) // workers)
     # CPU workers must not grab a GPU, and share the cores instead of each taking all of them.
     env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

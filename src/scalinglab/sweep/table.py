@@ -8,6 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from scalinglab.fmt import si
 from scalinglab.plan.isoflop import fmt_budget
 
 STYLE = {"done": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "dim"}
@@ -24,13 +25,12 @@ def _f(x: Any, fmt: str = "{:.4f}") -> str:
 
 
 def human(n: float | None) -> str:
-    """34880 -> '34.9k', 2.02e8 -> '202M'."""
-    if n is None:
-        return ""
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:.3g}"
+    """34880 -> '34.9k', 2.02e8 -> '202M' (scalinglab.fmt.si)."""
+    return si(n)
+
+
+def _steps(n: int | None) -> str:
+    return "" if n is None else (str(n) if n < 10_000 else si(n))
 
 
 def _eta(s: float | None) -> str:
@@ -47,15 +47,22 @@ def summary(counts: dict[str, int]) -> Text:
 
 
 def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    t = Table(title=title or None, show_edge=False, header_style="bold")
-    for col in ("run", "budget", "N", "status", "step", "train loss", "val loss", "ETA", "device"):
-        t.add_column(col, justify="left" if col in ("run", "status", "device") else "right", no_wrap=True)
+    """Fits 80 columns: numbers are SI-abbreviated and never cut; only a long run id wraps onto a second line."""
+    t = Table(title=title or None, show_edge=False, header_style="bold", pad_edge=False)
+    # planned run ids already say their budget (C1e15_256x4): the C column only for others (WSD trunks)
+    with_c = not all(r.get("budget") and r["id"].startswith(f"C{fmt_budget(r['budget'])}_") for r in rows)
+    cols = ("run", "C", "N", "status", "step", "train", "val", "ETA", "device")
+    for col in cols if with_c else [c for c in cols if c != "C"]:
+        t.add_column(col, justify="left" if col in ("run", "status", "device") else "right",
+                     overflow="fold", no_wrap=col != "run", min_width=len(col))
     for r in rows:
         st = r["status"]
         done = st in ("done", "diverged")
         val = r.get("final_val_loss") if done else r.get("last_val_loss")
-        step = f"{r.get('last_step') or 0}/{r['steps']}" if st == "running" else (f"{r['steps']}" if done else "")
-        t.add_row(r["id"], fmt_budget(r["budget"]), human(r["params"]), Text(st, style=STYLE.get(st, "")),
+        step = (f"{_steps(r.get('last_step') or 0)}/{_steps(r['steps'])}" if st == "running"
+                else (_steps(r["steps"]) if done else ""))
+        t.add_row(r["id"], *([fmt_budget(r["budget"]) if r.get("budget") else ""] if with_c else []), human(r["params"]),
+                  Text(st, style=STYLE.get(st, "")),
                   step, _f(r.get("final_train_loss") if done else r.get("last_train_loss")), _f(val),
                   _eta(r.get("eta_s")) if st == "running" else "", r.get("device") or r.get("worker") or "")
     return t

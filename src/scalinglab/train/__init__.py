@@ -20,4 +20,4 @@ def load_run_model(run, device: str = "cpu"):
     return _load(run, device=device)
 
 
-__all__ = ["run_training", "load_run_model"]
+__all__ = ["load_run_model", "run_training"]

@@ -17,7 +17,6 @@ from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
 
-
 def in_worker() -> bool:
     """True inside a process started by torch.distributed.run with more than one rank."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ
@@ -30,10 +29,12 @@ def rank() -> int:
 def launch(spec, run_dir: Path, nproc: int, resume: bool, progress: bool) -> int:
     """Start `nproc` ranks of `scalinglab train` on this spec; returns torchrun's exit code."""
     if nproc < 1:
-        raise UserError(f"bad --nproc {nproc}: give the number of processes (GPUs) for this run, 1 or more")
+        raise UserError(f"bad process count {nproc}", hint="give the number of processes (GPUs) for this run, 1 or more",
+                        keys=("nproc",))
     if spec.batch_size % nproc:
-        raise UserError(f"--batch-size {spec.batch_size} is not divisible by --nproc {nproc}: each rank takes an equal "
-                        "slice of the global batch, so pick a multiple")
+        raise UserError(f"batch size {spec.batch_size} is not divisible by {nproc} processes",
+                        hint="each rank takes an equal slice of the global batch, so pick a multiple",
+                        keys=("batch_size", "nproc"))
     from scalinglab.fileio import atomic_write_text
 
     run_dir = Path(run_dir)
@@ -64,7 +65,7 @@ class Dist:
             raise UserError(f"batch size {spec.batch_size} is not divisible by {self.world} ranks: pick a multiple")
         per = spec.batch_size // self.world
         self.rows = slice(self.rank * per, (self.rank + 1) * per)  # this rank's rows of every global micro-batch
-        want_cuda = spec.device != "cpu" and torch.cuda.is_available()
+        want_cuda = spec.runtime.device != "cpu" and torch.cuda.is_available()
         if want_cuda:
             self.device = torch.device("cuda", self.local)
             torch.cuda.set_device(self.device)

@@ -1,4 +1,5 @@
-"""The training loop: composes model, optimizer, schedule, batches, checkpoint and metrics into one run.
+"""The trainer (torchtitan style): a small object composing model, optimizer, schedule, batches, checkpoint and
+metrics into one run through setup, step, evaluate, checkpoint and run; hooks (WSD branches) act between steps.
 
 Hot path: batches prefetched to the device (pinned, non_blocking), loss summed on the device and read
 only at log/eval/checkpoint steps, so a GPU step issues no host sync.
@@ -7,24 +8,26 @@ only at log/eval/checkpoint steps, so a GPU step issues no host sync.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import sys
 import time
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
 from scalinglab.data.loader import TokenData
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError, FolderError, UserError
 from scalinglab.folders import RunDir
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec
-from scalinglab.train import distributed, wsd
+from scalinglab.train import distributed, trackers, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.schedule import Schedule, default_warmup, kaplan_lr, kaplan_n
-from scalinglab.train.step import Batches, evaluate, train_step
+from scalinglab.train.step import Accum, Batches, Micro, Stepper, evaluate
 
 
 class Diverged(Exception):
@@ -36,7 +39,8 @@ def resolve_steps(spec: RunSpec) -> int:
     given = [k for k in ("steps", "tokens", "budget_flops") if getattr(spec, k)]
     if len(given) != 1:
         what = "none" if not given else ", ".join(given)
-        raise UserError(f"a run needs exactly one of steps, tokens, budget_flops (got {what}): give one of --steps, --tokens, --budget")
+        raise ConfigError(f"a run needs exactly one of steps, tokens, budget_flops (got {what})", hint="give one",
+                          keys=("steps", "tokens", "budget_flops"))
     if spec.steps:
         return int(spec.steps)
     if spec.tokens:
@@ -53,37 +57,33 @@ def peak_lr(spec: RunSpec) -> float:
 
 
 def make_schedule(spec: RunSpec, total: int) -> Schedule:
-    x = spec.extra
-    return Schedule(
-        peak=peak_lr(spec), total=total, kind=spec.schedule,
-        warmup=spec.warmup_steps if spec.warmup_steps > 0 else default_warmup(total),
-        min_ratio=spec.min_lr_ratio, decay_frac=spec.decay_frac,
-        restart_at=int(x.get("restart_steps", -1)), restart_warmup=int(x.get("restart_warmup_steps", 0)),
-        reset=bool(x.get("reset_schedule", False)),
-    )
+    s = spec.schedule
+    try:
+        return Schedule(peak=peak_lr(spec), total=total, kind=s.kind,
+                        warmup=s.warmup_steps if s.warmup_steps > 0 else default_warmup(total),
+                        min_ratio=s.min_lr_ratio, decay_frac=s.decay_frac, restart_at=s.restart_steps,
+                        restart_warmup=s.restart_warmup_steps, reset=s.reset)
+    except ValueError as e:
+        raise ConfigError(str(e), keys=("schedule.kind",)) from None
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} asked for but CUDA is not available: use --device cpu or auto")
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available", hint="use cpu or auto", keys=("device",))
     return torch.device(name)
 
 
 def autocast_ctx(spec: RunSpec, device: torch.device):
-    dt = spec.dtype
+    dt = spec.runtime.dtype
     if dt == "auto":
         dt = "bf16" if device.type == "cuda" else "fp32"
     if dt == "fp32":
         return contextlib.nullcontext()
     if dt == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise UserError(f"unknown dtype {spec.dtype!r}: use auto, fp32 or bf16")
-
-
-def _write_record(out: Path, rec: RunRecord) -> None:
-    RunDir(out).write_record(rec)
+    raise ConfigError(f"unknown dtype {spec.runtime.dtype!r}", hint="use auto, fp32 or bf16", keys=("dtype",))
 
 
 def _progress(enabled: bool, total: int, start: int):
@@ -106,190 +106,274 @@ def _progress(enabled: bool, total: int, start: int):
     return p
 
 
+class Hook(Protocol):
+    """Acts on the trainer between steps (scalinglab.train.wsd.WsdBranches is one)."""
+
+    def before_step(self, trainer: Trainer, step: int) -> None: ...
+
+    def close(self, trainer: Trainer, rec: RunRecord) -> None: ...
+
+
+class Trainer:
+    """One run of `spec` into the run folder `out_dir`: `Trainer(...).setup().run() -> RunRecord`.
+
+    resume=True continues from the folder's checkpoint if present; stop_at_step stops early (status pending).
+    `step`, `evaluate`, `snapshot`/`restore` are what hooks use; fields are set by `setup`.
+    """
+
+    def __init__(self, spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True,
+                 stop_at_step: int | None = None):
+        self.spec, self.run_dir, self.resume = spec, RunDir(out_dir), resume
+        self.progress, self.stop_at_step = progress, stop_at_step
+
+    # -- setup ------------------------------------------------------------------------------------
+    def setup(self) -> Trainer:
+        spec, shape = self.spec, self.spec.shape
+        ckpt = self._load_checkpoint()
+        if not spec.data:
+            raise ConfigError("no training data given", hint="give a folder made by `scalinglab prep`", keys=("data",))
+        self.data = TokenData(spec.data)
+        if self.data.vocab_size > shape.vocab:
+            raise ConfigError(f"data vocabulary {self.data.vocab_size} exceeds the model's vocab {shape.vocab}",
+                              hint=f"leave vocab unset or give at least {self.data.vocab_size}", keys=("vocab",))
+        for k in ("batch_size", "grad_accum"):
+            if getattr(spec, k) <= 0:
+                raise ConfigError(f"{k} must be positive, got {getattr(spec, k)}", keys=(k,))
+        self.total = resolve_steps(spec)
+        self.sched = make_schedule(spec, self.total)
+        self.fpt = flops_per_token(spec)
+        self.dist = distributed.from_env(spec)  # None unless started by `scalinglab train --nproc N`
+        if self.dist is not None:  # only rank 0 writes the run folder
+            self.run_dir = RunDir(self.dist.out_dir(self.run_dir.path))
+            self.progress = self.progress and self.dist.is_main
+        self.device = self.dist.device if self.dist is not None else pick_device(spec.runtime.device)
+        self.amp = autocast_ctx(spec, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
+        self.log_every = spec.logging.log_every or 10
+        self._build_model(ckpt)
+        self._start_record(ckpt)
+        main = self.dist is None or self.dist.is_main  # one tracker run per run, from rank 0
+        tracker = trackers.make_tracker(
+            trackers.TrackerConfig.from_logging(spec.logging) if main else trackers.TrackerConfig(),
+            self.run_dir.path, spec.run_id or self.run_dir.path.name,
+            {**trackers.flat_params(spec.to_dict()), "params": shape.params(), "flops_per_token": self.fpt})
+        self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard,
+                                  tracker=tracker)
+        val = self.data.val_windows(shape.seq_len, spec.logging.eval_batches * spec.batch_size)
+        self.val = torch.from_numpy(val).to(self.device)
+        self.batches = Batches(self.data, spec, self.device, rows=self.dist.rows if self.dist is not None else slice(None))
+        branches = wsd.WsdBranches.from_spec(spec, self.run_dir.path, self.total, self.sched, self.fpt, fresh=ckpt is None)
+        self.hooks: list[Hook] = [branches] if branches is not None else []
+        self.bar = _progress(self.progress, self.total, self.step_done)
+        self.t0, self.elapsed0 = time.perf_counter(), self.rec.wall_time_s
+        self.last_ckpt = self.step_done if ckpt is not None else -1
+        self.window = Accum.zeros(self.device)  # the losses since the last sync point
+        return self
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        path = self.run_dir.checkpoint
+        if not self.resume and path.exists():
+            raise FolderError(f"{self.run_dir.path} already holds a trained run ({path.name})",
+                              hint="continue it or pick a fresh run folder", keys=("resume", "out"))
+        return load_checkpoint(path) if self.resume and path.exists() else None
+
+    def _build_model(self, ckpt: dict[str, Any] | None) -> None:
+        spec, shape = self.spec, self.spec.shape
+        torch.manual_seed(spec.seed)
+        raw = build_model(shape)
+        self.dropout_rng = getattr(raw, "dropout_rng", None)
+        if self.dropout_rng is not None:
+            self.dropout_rng.manual_seed(spec.seed + 1)
+        self.step_done, self.state = 0, {}
+        if ckpt is not None:
+            try:
+                raw.load_state_dict(ckpt["model"])
+            except RuntimeError as e:
+                raise FolderError(f"{self.run_dir.checkpoint} does not fit shape {shape.name} of the run's spec "
+                                  f"({str(e).splitlines()[0][:100]})", hint="resume with the spec it was trained with") from None
+            self.step_done, self.state = int(ckpt["step"]), dict(ckpt.get("state") or {})
+            if self.step_done > self.total:
+                raise ConfigError(f"{self.run_dir.checkpoint} is at step {self.step_done}, past this spec's {self.total} steps",
+                                  hint="give a larger stop criterion", keys=("steps", "tokens", "budget_flops"))
+        raw.to(self.device)
+        raw.activation_checkpointing = spec.runtime.activation_checkpointing
+        model = self.dist.wrap(raw) if self.dist is not None else raw
+        if spec.runtime.compile:
+            # reduce-overhead (CUDA graphs) measured fastest for small models (bench/results/throughput-*.json)
+            mode = spec.runtime.compile_mode or ("reduce-overhead" if self.device.type == "cuda" else "default")
+            model = torch.compile(model, mode=None if mode == "default" else mode)
+        self.raw, self.model = raw, model
+        self.opt = build_optimizer(raw, spec, self.sched(self.step_done), self.device.type)
+        if ckpt is not None and ckpt.get("optimizer") is not None:
+            self.opt.load_state_dict(ckpt["optimizer"])
+        if ckpt is not None and ckpt.get("rng"):
+            set_rng_state(ckpt["rng"], self.dropout_rng)
+        self.params = [p for p in raw.parameters() if p.requires_grad]
+        self.stepper = Stepper(model, self.opt, self.params, self.amp, spec.grad_clip)
+
+    def _start_record(self, ckpt: dict[str, Any] | None) -> None:
+        spec, step, state = self.spec, self.step_done, self.state
+        # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
+        self.step0, self.flops0 = step, float(state.get("flops", step * spec.tokens_per_step * self.fpt))
+        self.run_dir.path.mkdir(parents=True, exist_ok=True)
+        self.run_dir.write_spec(spec)
+        dev = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        self.rec = RunRecord(spec=spec, status="running", curve=RunDir.METRICS, convention=spec.convention,
+                             params=spec.shape.params(), steps_done=step, tokens=step * spec.tokens_per_step,
+                             flops=self.flops0, device=dev, min_val_loss=state.get("min_val_loss"),
+                             final_val_loss=state.get("last_val_loss"), final_train_loss=state.get("last_train_loss"),
+                             wall_time_s=float(state.get("elapsed_s", 0.0)))
+        self.run_dir.write_record(self.rec)
+
+    # -- what hooks use ---------------------------------------------------------------------------
+    def step(self, micro: Micro, lr: float, acc: Accum, prefetch: int | None = None) -> Micro | None:
+        """One optimizer step over the micro-batches (Stepper: no host sync, losses summed into acc on the device).
+        Returns the batches of step `prefetch` (if given), fetched while the backward kernels run."""
+        return self.stepper(micro, lr, acc, (lambda: self.batches.get(prefetch)) if prefetch is not None else None)
+
+    def evaluate(self) -> float:
+        """Mean validation loss over the run's fixed windows (one host sync)."""
+        # the uncompiled model: a compiled one would compile (and graph) a second, no-grad program per run,
+        # which costs a sweep of small runs more than their few eager evaluation batches
+        return evaluate(self.raw, self.val, self.spec.batch_size, self.amp)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Model, optimizer and RNG state, to come back to after a detour (a WSD cooldown branch)."""
+        return {"model": {k: v.detach().clone() for k, v in self.raw.state_dict().items()},
+                "optimizer": copy.deepcopy(self.opt.state_dict()), "rng": rng_state(self.dropout_rng)}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.raw.load_state_dict(snap["model"])
+        self.opt.load_state_dict(snap["optimizer"])
+        set_rng_state(snap["rng"], self.dropout_rng)
+
+    # -- checkpoint and record --------------------------------------------------------------------
+    def checkpoint(self, step: int) -> None:
+        # an update can leave non-finite weights before any loss shows it: never store those
+        if not bool(torch.stack([p.detach().isfinite().all() for p in self.params]).all()):
+            raise Diverged(f"weights became non-finite at step {step}")
+        rec = self.rec
+        st = {"elapsed_s": self.elapsed0 + time.perf_counter() - self.t0, "min_val_loss": rec.min_val_loss,
+              "last_val_loss": rec.final_val_loss, "last_train_loss": rec.final_train_loss,
+              "tokens": rec.tokens, "flops": rec.flops}
+        save_checkpoint(self.run_dir.checkpoint, {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(),
+                                                  "step": step, "spec": self.spec.to_dict(),
+                                                  "rng": rng_state(self.dropout_rng), "state": st})
+        self.last_ckpt = step
+
+    def _sync_point(self, step: int, n_steps: int, lr: float, do_eval: bool) -> tuple[dict[str, Any], float]:
+        """The window's mean loss, the divergence check, the record's counters and the metric line; returns the
+        line and the time the step's work was done (after the sync, before the evaluation)."""
+        spec, rec, acc = self.spec, self.rec, self.window
+        if self.dist is not None:
+            self.dist.mean_(acc.loss_sum)
+        train_loss = (acc.loss_sum / n_steps).item()
+        if not math.isfinite(train_loss) or acc.bad.item() > 0:
+            raise Diverged(f"loss became {train_loss} (or a gradient norm non-finite) between steps {step - n_steps + 1} and {step}")
+        acc.loss_sum.zero_()
+        rec.steps_done, rec.tokens = step, step * spec.tokens_per_step
+        rec.flops = self.flops0 + (step - self.step0) * spec.tokens_per_step * self.fpt
+        rec.final_train_loss = train_loss
+        now = time.perf_counter()
+        row = {"step": step, "tokens": rec.tokens, "flops": rec.flops, "lr": lr, "train_loss": train_loss,
+               "time_s": round(self.elapsed0 + now - self.t0, 3)}
+        if do_eval:
+            v = self.evaluate()
+            if not math.isfinite(v):
+                raise Diverged(f"validation loss became {v} at step {step}")
+            row["val_loss"] = v
+            rec.final_val_loss = v
+            rec.min_val_loss = v if rec.min_val_loss is None else min(rec.min_val_loss, v)
+        self.metrics.log(row)
+        return row, now
+
+    # -- run --------------------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        """Train to the end (or stop_at_step); returns the RunRecord also written to the run folder."""
+        spec, total, rec, stop_at = self.spec, self.total, self.rec, self.stop_at_step
+        step = self.step_done
+        n_sum, t_win, step_win = 0, time.perf_counter(), step
+        try:
+            self.model.train()
+            micro = self.batches.get(step) if step < total else None
+            while step < total:
+                for hook in self.hooks:
+                    hook.before_step(self, step)
+                lr = self.sched(step)
+                micro = self.step(micro, lr, self.window, prefetch=step + 1 if step + 1 < total else None)
+                step += 1
+                n_sum += 1
+                do_eval = step == total or (spec.logging.eval_every > 0 and step % spec.logging.eval_every == 0)
+                do_ckpt = (step == total or (spec.logging.checkpoint_every > 0 and step % spec.logging.checkpoint_every == 0)
+                           or step == stop_at)
+                if not (do_eval or do_ckpt or step % self.log_every == 0):
+                    continue
+                row, now = self._sync_point(step, n_sum, lr, do_eval)
+                n_sum = 0
+                if self.bar is not None:
+                    tps = (step - step_win) * spec.tokens_per_step / max(1e-9, now - t_win)
+                    info = (f"loss {row['train_loss']:.4f}" + (f" val {row['val_loss']:.4f}" if do_eval else "")
+                            + f"  {tps:,.0f} tok/s")
+                    self.bar.update(self.bar.task_ids[0], completed=step, info=info)
+                t_win, step_win = now, step
+                if do_ckpt:
+                    self.checkpoint(step)
+                if stop_at is not None and step >= stop_at and step < total:
+                    rec.status = "pending"
+                    rec.message = f"stopped at step {step} of {total}; resume the run in {self.run_dir.path}"
+                    break
+            else:
+                rec.status, rec.message = "done", ""
+        except Diverged as e:
+            rec.status = "diverged"
+            kept = f"last good checkpoint: step {self.last_ckpt}" if self.last_ckpt >= 0 else "no checkpoint was written"
+            rec.message = f"{e}; {kept}. Lower the peak LR, lengthen the warmup or clip gradients"
+        except KeyboardInterrupt:
+            rec.status = "failed"
+            rec.message = f"interrupted at step {step}; resume the run in {self.run_dir.path}"
+            raise
+        except UserError:
+            rec.status = "failed"
+            raise
+        except Exception as e:
+            rec.status, rec.message = "failed", f"{type(e).__name__}: {e}"[:500]
+            raise
+        finally:
+            self._close()
+        return rec
+
+    def _close(self) -> None:
+        rec = self.rec
+        if self.bar is not None:
+            self.bar.stop()
+        self.metrics.close(rec.status)
+        for hook in self.hooks:
+            hook.close(self, rec)
+        rec.wall_time_s = self.elapsed0 + time.perf_counter() - self.t0
+        rec.model_flops_per_s = rec.flops / rec.wall_time_s if rec.wall_time_s > 0 else 0.0
+        self.run_dir.write_record(rec)
+        if self.dist is not None:
+            self.dist.close()
+
+
 def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True,
                  stop_at_step: int | None = None) -> RunRecord:
     """Train `spec` into the run folder `out_dir`; resume=True continues from its checkpoint if present.
 
     Returns the RunRecord also written to the run folder (status done, diverged, or pending when
     stopped early by stop_at_step). Raises UserError for bad input.
-    CPU threads: spec.extra["threads"], else 1 for models under 1M parameters (more threads only add sync
+    CPU threads: spec.runtime.threads, else 1 for models under 1M parameters (more threads only add sync
     overhead there: 5x slower on 2 busy cores). Bit-exact resume on CPU needs the same thread count.
     """
     threads0 = torch.get_num_threads()
-    n = int(spec.extra.get("threads", 0))
-    on_cpu = spec.device == "cpu" or (spec.device == "auto" and not torch.cuda.is_available())
+    n, device = spec.runtime.threads, spec.runtime.device
+    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     if n == 0 and on_cpu and spec.shape.params() < 1_000_000:
         n = 1
     if n > 0:
         torch.set_num_threads(n)
     try:
-        return _run_training(spec, out_dir, resume, progress, stop_at_step)
+        return Trainer(spec, out_dir, resume, progress, stop_at_step).setup().run()
     finally:
         torch.set_num_threads(threads0)
-
-
-def _run_training(spec: RunSpec, out_dir: str | Path, resume: bool, progress: bool, stop_at_step: int | None) -> RunRecord:
-    out = Path(out_dir)
-    ckpt_path = RunDir(out).checkpoint
-    ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
-    if not resume and ckpt_path.exists():
-        raise UserError(f"{out} already holds a trained run ({ckpt_path.name}): continue it with `scalinglab train --resume {out}` or pick a fresh --out")
-    if not spec.data:
-        raise UserError("no training data given: pass --data DATA (a folder made by `scalinglab prep`)")
-    data = TokenData(spec.data)
-    shape = spec.shape
-    if data.vocab_size > shape.vocab:
-        raise UserError(f"data vocabulary {data.vocab_size} exceeds the model's vocab {shape.vocab}: leave --vocab unset or give at least {data.vocab_size}")
-    for k in ("batch_size", "grad_accum"):
-        if getattr(spec, k) <= 0:
-            raise UserError(f"{k} must be positive, got {getattr(spec, k)}")
-    total = resolve_steps(spec)
-    sched = make_schedule(spec, total)
-    fpt = flops_per_token(spec)
-    dist = distributed.from_env(spec)  # None unless started by `scalinglab train --nproc N`
-    if dist is not None:  # only rank 0 writes the run folder
-        out, progress = dist.out_dir(out), progress and dist.is_main
-        ckpt_path = RunDir(out).checkpoint
-    device = dist.device if dist is not None else pick_device(spec.device)
-    amp = autocast_ctx(spec, device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
-    log_every = int(spec.extra.get("log_every", 10)) or 10
-
-    torch.manual_seed(spec.seed)
-    raw = build_model(shape)
-    dropout_rng = getattr(raw, "dropout_rng", None)
-    if dropout_rng is not None:
-        dropout_rng.manual_seed(spec.seed + 1)
-    step, state = 0, {}
-    if ckpt is not None:
-        try:
-            raw.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            raise UserError(f"{ckpt_path} does not fit shape {shape.name} of the run's spec ({str(e).splitlines()[0][:100]}); resume with the spec it was trained with") from None
-        step, state = int(ckpt["step"]), dict(ckpt.get("state") or {})
-        if step > total:
-            raise UserError(f"{ckpt_path} is at step {step}, past this spec's {total} steps: give a larger --steps/--tokens/--budget")
-    raw.to(device)
-    raw.activation_checkpointing = spec.activation_checkpointing
-    model = dist.wrap(raw) if dist is not None else raw
-    if spec.compile:
-        # reduce-overhead (CUDA graphs) measured fastest for small models (bench/results/throughput-*.json)
-        mode = spec.extra.get("compile_mode", "reduce-overhead" if device.type == "cuda" else "default")
-        model = torch.compile(model, mode=None if mode == "default" else mode)
-    opt = build_optimizer(raw, spec, sched(step), device.type)
-    if ckpt is not None and ckpt.get("optimizer") is not None:
-        opt.load_state_dict(ckpt["optimizer"])
-    if ckpt is not None and ckpt.get("rng"):
-        set_rng_state(ckpt["rng"], dropout_rng)
-
-    # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
-    step0, flops0 = step, float(state.get("flops", step * spec.tokens_per_step * fpt))
-    out.mkdir(parents=True, exist_ok=True)
-    RunDir(out).write_spec(spec)
-    rec = RunRecord(spec=spec, status="running", curve=RunDir.METRICS, convention=spec.convention, params=shape.params(),
-                    steps_done=step, tokens=step * spec.tokens_per_step, flops=flops0,
-                    device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                    min_val_loss=state.get("min_val_loss"), final_val_loss=state.get("last_val_loss"),
-                    final_train_loss=state.get("last_train_loss"), wall_time_s=float(state.get("elapsed_s", 0.0)))
-    _write_record(out, rec)
-    metrics = MetricsLog(out, step, tensorboard=bool(spec.extra.get("tensorboard", True)))
-    val = torch.from_numpy(data.val_windows(shape.seq_len, spec.eval_batches * spec.batch_size)).to(device)
-    batches = Batches(data, spec, device, rows=dist.rows if dist is not None else slice(None))
-    brs = wsd.WsdBranches.from_spec(spec, out, total, sched, fpt, fresh=ckpt is None)  # None unless extra.branches
-    params = [p for p in raw.parameters() if p.requires_grad]
-    bar = _progress(progress, total, step)
-    t0, elapsed0 = time.perf_counter(), rec.wall_time_s
-    last_ckpt = step if ckpt is not None else -1
-    loss_sum = torch.zeros((), device=device)
-    bad = torch.zeros((), device=device)  # counts non-finite grad norms since the last check
-    n_sum, t_win, step_win = 0, time.perf_counter(), step
-
-    def checkpoint() -> None:
-        nonlocal last_ckpt
-        # an update can leave non-finite weights before any loss shows it: never store those
-        if not bool(torch.stack([p.detach().isfinite().all() for p in params]).all()):
-            raise Diverged(f"weights became non-finite at step {step}")
-        st = {"elapsed_s": elapsed0 + time.perf_counter() - t0, "min_val_loss": rec.min_val_loss,
-              "last_val_loss": rec.final_val_loss, "last_train_loss": rec.final_train_loss,
-              "tokens": rec.tokens, "flops": rec.flops}
-        save_checkpoint(ckpt_path, {"model": raw.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                    "spec": spec.to_dict(), "rng": rng_state(dropout_rng), "state": st})
-        last_ckpt = step
-
-    try:
-        model.train()
-        slot = [batches.get(step) if step < total else None]  # this step's batches; train_step puts the next's there
-        while step < total:
-            if brs is not None:
-                brs.maybe_branch(step, model, raw, opt, batches, val, amp, params)
-            lr = sched(step)
-            train_step(model, opt, slot[0], amp, lr, params, spec.grad_clip, loss_sum, bad,
-                       prefetch=(lambda s=step + 1: batches.get(s)) if step + 1 < total else None, out=slot)
-            step += 1
-            n_sum += 1
-            do_eval = step == total or (spec.eval_every > 0 and step % spec.eval_every == 0)
-            do_ckpt = step == total or (spec.checkpoint_every > 0 and step % spec.checkpoint_every == 0) or step == stop_at_step
-            if not (do_eval or do_ckpt or step % log_every == 0):
-                continue
-            # sync point: the window's mean loss, divergence check, log line
-            if dist is not None:
-                dist.mean_(loss_sum)
-            train_loss = (loss_sum / n_sum).item()
-            if not math.isfinite(train_loss) or bad.item() > 0:
-                raise Diverged(f"loss became {train_loss} (or a gradient norm non-finite) between steps {step - n_sum + 1} and {step}")
-            loss_sum.zero_()
-            n_sum = 0
-            rec.steps_done, rec.tokens = step, step * spec.tokens_per_step
-            rec.flops = flops0 + (step - step0) * spec.tokens_per_step * fpt
-            rec.final_train_loss = train_loss
-            now = time.perf_counter()
-            row = {"step": step, "tokens": rec.tokens, "flops": rec.flops, "lr": lr, "train_loss": train_loss,
-                   "time_s": round(elapsed0 + now - t0, 3)}
-            if do_eval:
-                # the uncompiled model: a compiled one would compile (and graph) a second, no-grad program per
-                # run, which costs a sweep of small runs more than their few eager eval batches
-                v = evaluate(raw, val, spec.batch_size, amp)
-                if not math.isfinite(v):
-                    raise Diverged(f"validation loss became {v} at step {step}")
-                row["val_loss"] = v
-                rec.final_val_loss = v
-                rec.min_val_loss = v if rec.min_val_loss is None else min(rec.min_val_loss, v)
-            metrics.log(row)
-            if bar is not None:
-                tps = (step - step_win) * spec.tokens_per_step / max(1e-9, now - t_win)
-                info = f"loss {train_loss:.4f}" + (f" val {row['val_loss']:.4f}" if do_eval else "") + f"  {tps:,.0f} tok/s"
-                bar.update(bar.task_ids[0], completed=step, info=info)
-            t_win, step_win = now, step
-            if do_ckpt:
-                checkpoint()
-            if stop_at_step is not None and step >= stop_at_step and step < total:
-                rec.status, rec.message = "pending", f"stopped at step {step} of {total}; resume with scalinglab train --resume {out}"
-                break
-        else:
-            rec.status, rec.message = "done", ""
-    except Diverged as e:
-        rec.status = "diverged"
-        kept = f"last good checkpoint: step {last_ckpt}" if last_ckpt >= 0 else "no checkpoint was written"
-        rec.message = f"{e}; {kept}. Lower --lr, raise --warmup-steps or set --grad-clip"
-    except KeyboardInterrupt:
-        rec.status, rec.message = "failed", f"interrupted at step {step}; continue with scalinglab train --resume {out}"
-        raise
-    except UserError:
-        rec.status = "failed"
-        raise
-    except Exception as e:
-        rec.status, rec.message = "failed", f"{type(e).__name__}: {e}"[:500]
-        raise
-    finally:
-        if bar is not None:
-            bar.stop()
-        metrics.close()
-        if brs is not None:
-            brs.close(rec)
-        rec.wall_time_s = elapsed0 + time.perf_counter() - t0
-        rec.model_flops_per_s = rec.flops / rec.wall_time_s if rec.wall_time_s > 0 else 0.0
-        _write_record(out, rec)
-        if dist is not None:
-            dist.close()
-    return rec

@@ -1,4 +1,5 @@
-"""Run metrics: the run folder's metric lines (one JSON object per logged step) and its TensorBoard scalars."""
+"""Run metrics: the run folder's metric lines (one JSON object per logged step), its TensorBoard scalars, and an
+optional experiment tracker (train/trackers.py) that gets the same lines."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from scalinglab.folders import RunDir
 class MetricsLog:
     """Appends lines; on resume first drops every line past the checkpoint step so no step repeats."""
 
-    def __init__(self, run_dir: Path, start_step: int, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, start_step: int, tensorboard: bool = True, tracker: Any = None):
         run = RunDir(run_dir)
         self.path = run.metrics
         keep = []
@@ -26,6 +27,7 @@ class MetricsLog:
                     keep.append(json.dumps(row))
         atomic_write_text(self.path, "".join(l + "\n" for l in keep))
         self._f = open(self.path, "a", encoding="utf-8")
+        self.tracker = tracker  # has log(row) and close(status)
         self.tb = None
         if tensorboard:
             try:
@@ -44,11 +46,15 @@ class MetricsLog:
                 v = row.get(k)
                 if v is not None and math.isfinite(v):
                     self.tb.add_scalar(k, v, row["step"])
+        if self.tracker is not None:
+            self.tracker.log(clean)
 
-    def close(self) -> None:
+    def close(self, status: str = "done") -> None:
         self._f.close()
         if self.tb is not None:
             self.tb.close()
+        if self.tracker is not None:
+            self.tracker.close(status)
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

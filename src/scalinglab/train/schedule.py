@@ -10,9 +10,9 @@ KINDS = ("cosine", "wsd", "constant")
 
 
 def kaplan_lr(n: float) -> float:
-    """Kaplan et al. 2020 App. D.6, LR(N) = 0.003239 - 0.0001395 log(N), as seeds/004 evaluates it.
+    """Kaplan et al. 2020 App. D.6, LR(N) = 0.003239 - 0.0001395 log(N), as Shen et al. 2022's staged-training code evaluates it.
 
-    The seed's table (GPT2_base 0.0021329 ... GPT2_large 0.0020069) comes out with log base 10 and
+    That code's table (GPT2_base 0.0021329 ... GPT2_large 0.0020069) comes out with log base 10 and
     N = 12 * n_layers * d_model^2 (non-embedding); see `kaplan_n`.
     """
     return 0.003239 - 0.0001395 * math.log10(n)
@@ -35,7 +35,7 @@ def cooldown_start(steps: int, decay_frac: float) -> int:
 class Schedule:
     """lr(step) for the 0-based optimizer step about to be taken.
 
-    restart_at >= 0 marks a restart (after a growth operator, seeds/004): restart_warmup re-warms linearly
+    restart_at >= 0 marks a restart (after a growth operator, Shen et al. 2022): restart_warmup re-warms linearly
     from 0 to the schedule's LR over that many steps; reset restarts the whole schedule at restart_at
     (fresh warmup — restart_warmup if given — and decay over the remaining steps).
     """

@@ -1,9 +1,14 @@
-"""One optimizer step and one evaluation, with no host sync: the pieces the trainer and its hooks share.
+"""The pieces of a step the trainer, its hooks and the benchmarks share: device batches, on-device loss sums,
+the optimizer step (Stepper) and evaluation.
 
 Batches are prefetched to the device (pinned, non_blocking); losses stay on the device until a caller reads them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -32,6 +37,53 @@ class Batches:
                 for i in range(ga)]
 
 
+@dataclass
+class Accum:
+    """Sums kept on the device between host syncs: the steps' mean losses and the non-finite gradient norms."""
+
+    loss_sum: torch.Tensor
+    bad: torch.Tensor
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> Accum:
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device))
+
+
+Micro = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Stepper:
+    """One optimizer step over a step's micro-batches, with no host sync. `model` is what runs forward (maybe
+    compiled or DDP-wrapped); `params` are the plain module's, for gradient clipping (grad_clip 0: off)."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    params: list[torch.Tensor]
+    amp: Any  # autocast context (or contextlib.nullcontext)
+    grad_clip: float
+
+    def __call__(self, micro: Micro, lr: float, acc: Accum, prefetch: Callable[[], Micro] | None = None) -> Micro | None:
+        """The mean loss is added to acc.loss_sum and a non-finite gradient norm counted in acc.bad, both on the
+        device. Returns prefetch() (the next step's batches), called after the backward kernels are queued so
+        host work overlaps them."""
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        ga = len(micro)
+        for x, y in micro:
+            with self.amp:
+                _, loss = self.model(x, y)
+            (loss / ga).backward()
+            acc.loss_sum += loss.detach().float() / ga
+        nxt = prefetch() if prefetch is not None else None
+        if self.grad_clip > 0:
+            gn = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            acc.bad += (~torch.isfinite(gn)).float()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return nxt
+
+
 @torch.no_grad()
 def evaluate(model, windows: torch.Tensor, batch_size: int, amp) -> float:
     """Mean loss over fixed validation windows (one host sync)."""
@@ -45,25 +97,3 @@ def evaluate(model, windows: torch.Tensor, batch_size: int, amp) -> float:
         total += loss.float() * len(w)
     model.train(was)
     return (total / len(windows)).item()
-
-
-def train_step(model, opt, micro, amp, lr: float, params, grad_clip: float, loss_sum: torch.Tensor, bad: torch.Tensor,
-               prefetch=None, out: list | None = None) -> None:
-    """One optimizer step over the micro-batches, with no host sync: the mean loss is added to loss_sum
-    and non-finite gradient norms counted in bad, both on the device. prefetch() (the next step's batches,
-    stored in out[0]) runs after the backward kernels are queued, so host work overlaps them."""
-    for g in opt.param_groups:
-        g["lr"] = lr
-    ga = len(micro)
-    for x, y in micro:
-        with amp:
-            _, loss = model(x, y)
-        (loss / ga).backward()
-        loss_sum += loss.detach().float() / ga
-    if prefetch is not None:
-        out[0] = prefetch()
-    if grad_clip > 0:
-        gn = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        bad += (~torch.isfinite(gn)).float()
-    opt.step()
-    opt.zero_grad(set_to_none=True)

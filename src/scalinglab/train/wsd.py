@@ -7,7 +7,6 @@ LR equals the branch's until the branch's cooldown starts, and batches are a pur
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -15,14 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError
 from scalinglab.fileio import atomic_write_text
 from scalinglab.folders import RunDir
-from scalinglab.train.checkpoint import rng_state, set_rng_state
 from scalinglab.train.schedule import cooldown_start
-from scalinglab.train.step import evaluate, train_step
+from scalinglab.train.step import Accum
 
 
 @dataclass(frozen=True)
@@ -38,26 +34,28 @@ def read_branches(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 class WsdBranches:
-    """Built by the trainer for a spec with schedule 'wsd' and extra['branches'] (token counts)."""
+    """A trainer hook (scalinglab.train.loop.Hook), built for a spec with schedule kind 'wsd' and branches."""
 
     def __init__(self, spec, out: Path, total: int, sched, fpt: float, fresh: bool):
         self.spec, self.out, self.total, self.sched, self.fpt = spec, Path(out), total, sched, fpt
         self.file = RunDir(out).branches
         self.tps = spec.tokens_per_step
-        budgets = list(spec.extra.get("branch_budgets") or [])
-        toks = [int(t) for t in spec.extra["branches"]]
+        budgets = list(spec.schedule.branch_budgets)
+        toks = list(spec.schedule.branches)
         if toks != sorted(set(toks)) or toks[0] <= 0:
-            raise UserError(f"extra.branches must be increasing positive token counts, got {toks}: fix the run's spec")
+            raise ConfigError(f"WSD branches must be increasing positive token counts, got {toks}",
+                              hint="fix the run's spec", keys=("schedule.branches",))
         self.branches: list[Branch] = []
         for i, d in enumerate(toks):
             s = math.ceil(d / self.tps - 1e-9)
             if s > total:
-                raise UserError(f"branch at {d:,} tokens lies past the run's end ({total * self.tps:,} tokens): "
-                                "make the last extra.branches entry the run's own token count")
+                raise ConfigError(f"branch at {d:,} tokens lies past the run's end ({total * self.tps:,} tokens)",
+                                  hint="make the last branch the run's own token count", keys=("schedule.branches",))
             start = cooldown_start(s, sched.decay_frac)
             if s < total and start < sched.warmup:
-                raise UserError(f"branch at {d:,} tokens would start its cooldown (step {start}) inside the warmup "
-                                f"({sched.warmup} steps): drop that branch or lower --warmup-steps")
+                raise ConfigError(f"branch at {d:,} tokens would start its cooldown (step {start}) inside the warmup "
+                                  f"({sched.warmup} steps)", hint="drop that branch or shorten the warmup",
+                                  keys=("schedule.branches", "schedule.warmup_steps"))
             self.branches.append(Branch(s, start, float(budgets[i]) if i < len(budgets) else None))
         if fresh:  # a fresh start: lines from an earlier attempt may belong to another spec
             atomic_write_text(self.file, "")
@@ -65,36 +63,32 @@ class WsdBranches:
 
     @classmethod
     def from_spec(cls, spec, out: Path, total: int, sched, fpt: float, fresh: bool) -> WsdBranches | None:
-        if not spec.extra.get("branches"):
+        if not spec.schedule.branches:
             return None
-        if spec.schedule != "wsd":
-            raise UserError(f"extra.branches needs schedule 'wsd' (got {spec.schedule!r}): set schedule = \"wsd\"")
+        if spec.schedule.kind != "wsd":
+            raise ConfigError(f"WSD branches need schedule 'wsd' (got {spec.schedule.kind!r})", hint="set the schedule to wsd",
+                              keys=("schedule.kind",))
         return cls(spec, out, total, sched, fpt, fresh)
 
-    def maybe_branch(self, step: int, model, raw, opt, batches, val, amp, params) -> None:
+    def before_step(self, trainer, step: int) -> None:
         """At a branch's cooldown start (before the trunk's step `step`): run the branch, then put the trunk back."""
         for b in self.branches:
             if b.start == step and b.steps < self.total and b.steps not in self.done:
-                self._run(b, model, raw, opt, batches, val, amp, params)
+                self._run(b, trainer)
 
-    def _run(self, b: Branch, model, raw, opt, batches, val, amp, params) -> None:
+    def _run(self, b: Branch, trainer) -> None:
         t0 = time.perf_counter()
-        dropout_rng = getattr(raw, "dropout_rng", None)
-        saved_model = {k: v.detach().clone() for k, v in raw.state_dict().items()}
-        saved_opt = copy.deepcopy(opt.state_dict())
-        saved_rng = rng_state(dropout_rng)
+        saved = trainer.snapshot()
         sched = replace(self.sched, total=b.steps)  # same warmup and peak: the trunk is this run's stable phase
-        loss_sum, bad = torch.zeros((), device=val.device), torch.zeros((), device=val.device)
+        acc = Accum.zeros(trainer.device)
         try:
             for s in range(b.start, b.steps):
-                loss_sum.zero_()
-                train_step(model, opt, batches.get(s), amp, sched(s), params, self.spec.grad_clip, loss_sum, bad)
-            v = evaluate(raw, val, self.spec.batch_size, amp)  # uncompiled, as the trunk's evaluations
-            train_loss = loss_sum.item()
+                acc.loss_sum.zero_()
+                trainer.step(trainer.batches.get(s), sched(s), acc)
+            v = trainer.evaluate()
+            train_loss = acc.loss_sum.item()
         finally:
-            raw.load_state_dict(saved_model)
-            opt.load_state_dict(saved_opt)
-            set_rng_state(saved_rng, dropout_rng)
+            trainer.restore(saved)
         self._write(b, v if math.isfinite(v) else None, train_loss if math.isfinite(train_loss) else None, end=False,
                     branch_time_s=round(time.perf_counter() - t0, 3))
 
@@ -113,7 +107,7 @@ class WsdBranches:
         """FLOPs of the cooldowns branched off the trunk (the trunk's own decay is in its steps)."""
         return sum(float(r["branch_flops"]) for r in read_branches(self.out) if not r.get("end"))
 
-    def close(self, rec) -> None:
+    def close(self, trainer, rec) -> None:
         """End of the run: the last point is the run itself; the record's FLOPs include every cooldown."""
         if rec.status == "done" and self.total not in self.done:
             last = self.branches[-1]

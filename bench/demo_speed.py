@@ -46,13 +46,16 @@ def main() -> int:
     import torch
     from throughput import matmul_peak
 
+    from scalinglab.demo import Demo
+    from scalinglab.folders import StudyDir
+
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     peak = matmul_peak(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
     result = Path(a.result) if a.result else ROOT / "bench" / "results" / f"demo-{slug}.json"
     out = Path(a.out)
     study = out / "study"
-    before = study_progress(study) if (study / "study.db").exists() else {"flops_trained": 0.0}
+    before = study_progress(study) if StudyDir(study).store.exists() else {"flops_trained": 0.0}
     cmd = [sys.executable, "-m", "scalinglab", "demo", "--scale", "gpu", "--out", str(out)]
     if a.max_minutes:
         cmd += ["--max-minutes", f"{a.max_minutes:g}"]
@@ -61,7 +64,7 @@ def main() -> int:
     rc = subprocess.run(cmd, env=env, check=False).returncode
     wall = time.perf_counter() - t
     now = study_progress(study)
-    done = now["counts"].get("done", 0) == now["runs"] and (out / "report.html").exists()
+    done = now["counts"].get("done", 0) == now["runs"] and Demo(out, scale="gpu").report_path.exists()
     doc = json.loads(result.read_text()) if result.exists() else {"device": dev, "preset": "gpu", "calls": []}
     doc["calls"].append({"command": " ".join(["python", "bench/demo_speed.py", *sys.argv[1:]]), "exit_code": rc,
                          "wall_s": wall, "matmul_peak_flops": peak,

@@ -99,7 +99,7 @@ def index_page(commands) -> str:
              "`scalinglab COMMAND --help`. `scalinglab --version` prints the version.")
     lines = ["# CLI reference", "", intro, "", "| command | what it does |", "|---|---|"]
     for path, cmd in commands:
-        first = (cmd.help or "").strip().split("\n")[0]
+        first = getattr(cmd, "short_help", None) or (cmd.help or "").strip().split("\n")[0]
         lines.append(f"| [`scalinglab {' '.join(path)}`]({'-'.join(path)}.md) | {_md(first)} |")
     return "\n".join(lines) + "\n"
 

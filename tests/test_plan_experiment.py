@@ -158,7 +158,7 @@ def test_cli_plan_optimal(capsys):
 
 @pytest.mark.parametrize("args,word", [
     (["flops", "--arch", "rnn", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "arch"),
-    (["flops", "--d-model", "-8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "d_model"),
+    (["flops", "--d-model", "-8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "--d-model"),
     (["flops", "--arch", "perceiver-ar", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8",
       "--latents", "8"], "latents"),
     (["flops", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8", "--convention", "x"], "convention"),

@@ -17,6 +17,14 @@ _EXPORTS: dict[str, str] = {
     "ModelShape": "scalinglab.accounting.shape",
     "RunSpec": "scalinglab.records",
     "RunRecord": "scalinglab.records",
+    "ScheduleConfig": "scalinglab.records",
+    "RuntimeConfig": "scalinglab.records",
+    "LoggingConfig": "scalinglab.records",
+    # folders: each kind owns its file names and their parsing
+    "RunDir": "scalinglab.folders",
+    "StudyDir": "scalinglab.folders",
+    "DataDir": "scalinglab.folders",
+    "UserError": "scalinglab.errors",
     # laws: fitted from runs, published, or read back from a file
     "Approach1": "scalinglab.laws.approach1",
     "Approach2": "scalinglab.laws.approach2",
@@ -32,15 +40,24 @@ _EXPORTS: dict[str, str] = {
     "load_runs_frame": "scalinglab.sweep.store",
     "prepare": "scalinglab.data.prep",
     "run_training": "scalinglab.train",
+    "Trainer": "scalinglab.train.loop",
 }
 
 __all__ = [  # the names of _EXPORTS (tests/test_cli_interface.py holds the two lists equal)
     "Approach1",
     "Approach2",
     "Approach3",
+    "DataDir",
+    "LoggingConfig",
     "ModelShape",
+    "RunDir",
     "RunRecord",
     "RunSpec",
+    "RuntimeConfig",
+    "ScheduleConfig",
+    "StudyDir",
+    "Trainer",
+    "UserError",
     "__version__",
     "fit_estimates",
     "get_law",
@@ -70,6 +87,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.data.prep import prepare
+    from scalinglab.errors import UserError
+    from scalinglab.folders import DataDir, RunDir, StudyDir
     from scalinglab.laws.approach1 import Approach1
     from scalinglab.laws.approach2 import Approach2
     from scalinglab.laws.approach3 import Approach3
@@ -78,6 +97,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from scalinglab.laws.published import get_law
     from scalinglab.plan.isoflop import plan_isoflop
     from scalinglab.plan.optimal import plan_optimal
-    from scalinglab.records import RunRecord, RunSpec
+    from scalinglab.records import LoggingConfig, RunRecord, RunSpec, RuntimeConfig, ScheduleConfig
     from scalinglab.sweep.store import load_runs_frame
     from scalinglab.train import run_training
+    from scalinglab.train.loop import Trainer

@@ -161,7 +161,7 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     """The study. One model: `p.steps` steps per data size. Several models: one compute budget C
     (budget_flops, or 6 N steps B L of the first model), each model gets C / (6 N B L) steps."""
     from scalinglab.data.loader import TokenData
-    from scalinglab.evaluate.lm import load_lm
+    from scalinglab.evaluate.lm import check_same_tokenizer, load_lm
 
     if not models:
         raise UserError("no model given", hint="give one or more model folders", keys=("model", "models"))
@@ -177,6 +177,7 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     tokens_per_step = p.batch_size * p.seq_len
     lms = [load_lm(m, device) for m in models]
     for lm in lms:
+        check_same_tokenizer(lm, data)
         if p.seq_len > lm.max_len:
             raise UserError(f"sequence length {p.seq_len} is longer than the context {lm.max_len} of {lm.source}",
                             hint=f"use {lm.max_len} or less", keys=("seq_len",))

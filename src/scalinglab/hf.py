@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import pickle
 from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.fileio import staged_dir
 
 INSTALL_HINT = "pip install 'scalinglab[hf]'"
 EXPORT_INFO = "scalinglab.json"  # provenance + the data's tokenizer description, beside config.json
@@ -75,14 +75,13 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
     from scalinglab.train.checkpoint import load_run_model
 
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out} exists and is not empty", hint="choose a new folder", keys=("out",))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} exists and is not empty (or is a file)", hint="choose a new folder", keys=("out",))
     model, spec = load_run_model(run)
     model = model.float().eval()
     config = gpt2_config(spec.shape)
     data = RunDir(run).data_path(spec)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent if out.parent.exists() else None, prefix=f".{out.name}."))
-    try:
+    with staged_dir(out, "export") as tmp:  # the folder appears whole or not at all
         tok_obj = data_tokenizer(data) if data else None
         if tok_obj is not None and tok_obj.eot_id < spec.shape.vocab:
             config.eos_token_id = tok_obj.eot_id  # lets generate() stop at end of text
@@ -92,13 +91,6 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
         info = {"source_run": str(Path(run).resolve()), "shape": spec.shape.to_dict(), "data": str(data) if data else None,
                 "tokenizer": DataDir(data).tokenizer_info() if data else None, "hf_tokenizer": tok}
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)  # the folder appears whole or not at all
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"out": str(out), "params": sum(p.numel() for p in model.parameters()), "tokenizer": tok, "files": sorted(p.name for p in out.iterdir())}
 
 
@@ -153,12 +145,20 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def load_hf_model(path: str | Path, device: str = "cpu"):
     """A local transformers causal LM in float32, eval mode (local files only)."""
+    import warnings
+
+    from scalinglab.train.checkpoint import load_failure
+
     transformers = require_hf()
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
-    except (OSError, ValueError, KeyError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}): give a folder with config.json and weights") from None
+        with warnings.catch_warnings():  # torch's pickle warnings would print before the one error line
+            warnings.simplefilter("ignore")
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
+    except pickle.UnpicklingError as e:  # a pytorch_model.bin refused by torch.load(weights_only=True)
+        raise UserError(f"the weights file in {path} {load_failure(e)}; use a model saved as safetensors, or re-export it") from None
+    except Exception as e:  # noqa: BLE001 - missing/corrupt files, unknown architectures: the folder is not usable
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}); give a folder with config.json and weights") from None
     return model.float().to(device).eval()  # .float(): older transformers ignore dtype=
 
 

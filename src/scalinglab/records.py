@@ -3,11 +3,14 @@ happened): the records every stage reads and writes; `upgrade` reads the forms e
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from scalinglab.accounting.shape import ModelShape
+from scalinglab.errors import ConfigError
 
 STATUSES = ("pending", "running", "done", "diverged", "failed")
 
@@ -41,6 +44,7 @@ class RuntimeConfig:
     compile_mode: str = ""  # "": reduce-overhead on CUDA, torch's default elsewhere
     activation_checkpointing: bool = False
     threads: int = 0  # CPU threads; 0: 1 below 1M parameters, else torch's
+    allow_long: bool = False  # train even a run past train.guard's bounds (over 30 days at peak speed, 100 epochs)
 
 
 @dataclass(frozen=True)
@@ -235,3 +239,111 @@ def _drop_none(d: Any) -> Any:
     if isinstance(d, dict):
         return {k: _drop_none(v) for k, v in d.items() if v is not None}
     return d
+
+
+# ---- checking a spec before anything is planned or trained (from flags, a TOML file or a study) ----
+
+DTYPES = ("auto", "fp32", "bf16")
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("cosine", "wsd", "constant")
+
+
+class SpecError(ConfigError):
+    """One bad RunSpec setting: `key` (dotted within sections; shape fields by their bare name), its `value`
+    and what it should be (`want`). The CLI names the flag or the config file key it came from."""
+
+    def __init__(self, key: str, value: Any, want: str):
+        self.key, self.value, self.want = key, value, want
+        super().__init__(f"run setting {key} = {value!r} is not {want}", hint="fix it where it is set", keys=(key,))
+
+    def __reduce__(self):
+        return (self.__class__, (self.key, self.value, self.want))
+
+
+def _num(v: Any, integer: bool) -> bool:
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (not integer and isinstance(v, float) and math.isfinite(v))
+
+
+# setting -> (whole number?, test, words); every number must also be finite. Shape fields live under "shape".
+_INT, _NUM = True, False
+_RULES: dict[str, tuple[bool, Any, str]] = {
+    "steps": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "tokens": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "budget_flops": (_NUM, lambda v: v >= 0, "a finite number >= 0"),
+    "batch_size": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "grad_accum": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "lr": (_NUM, lambda v: v >= 0, "a finite number >= 0 (0: Kaplan's heuristic)"),
+    "weight_decay": (_NUM, lambda v: v >= 0, "a finite number >= 0"),
+    "beta1": (_NUM, lambda v: 0 <= v < 1, "a number from 0 up to 1 (excluded)"),
+    "beta2": (_NUM, lambda v: 0 <= v < 1, "a number from 0 up to 1 (excluded)"),
+    "grad_clip": (_NUM, lambda v: v >= 0, "a finite number >= 0 (0: off)"),
+    "seed": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "schedule.warmup_steps": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "schedule.min_lr_ratio": (_NUM, lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+    "schedule.decay_frac": (_NUM, lambda v: 0 < v <= 1, "a number above 0, at most 1"),
+    "schedule.restart_steps": (_INT, lambda v: v >= -1, "a whole number >= 0 (-1: no restart)"),
+    "schedule.restart_warmup_steps": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "runtime.threads": (_INT, lambda v: v >= 0, "a whole number >= 0 (0: automatic)"),
+    "logging.log_every": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "logging.eval_every": (_INT, lambda v: v >= 0, "a whole number >= 0 (0: only at the end)"),
+    "logging.eval_batches": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "logging.checkpoint_every": (_INT, lambda v: v >= 0, "a whole number >= 0 (0: only at the end)"),
+    "shape.d_model": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "shape.n_layers": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "shape.vocab": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "shape.seq_len": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "shape.n_heads": (_INT, lambda v: v >= 0, "a whole number > 0 (0: d_model // 64)"),
+    "shape.mlp_ratio": (_INT, lambda v: v > 0, "a whole number > 0"),
+    "shape.latents": (_INT, lambda v: v >= 0, "a whole number >= 0"),
+    "shape.prefix_dropout": (_NUM, lambda v: 0 <= v < 1, "a number from 0 up to 1 (excluded)"),
+}
+_CHOICES = {"optimizer": OPTIMIZERS, "schedule.kind": SCHEDULES, "runtime.dtype": DTYPES}
+_BOOLS = ("schedule.reset", "runtime.compile", "runtime.activation_checkpointing", "runtime.allow_long",
+          "logging.tensorboard")
+
+
+def _get(d: dict[str, Any], key: str) -> tuple[bool, Any]:
+    """(present, value) of a dotted key in a RunSpec dict."""
+    section, _, name = key.rpartition(".")
+    sub = d.get(section) if section else d
+    if not isinstance(sub, dict) or name not in sub:
+        return False, None
+    return True, sub[name]
+
+
+def _name(key: str) -> str:
+    return key.removeprefix("shape.")  # shape fields go by their own names (d_model, n_layers, ...)
+
+
+def check_fields(d: dict[str, Any]) -> None:
+    """Check the settings present in a RunSpec dict (to_dict()'s form) before a spec is built from it: a TOML
+    `d_model = "64"` must name its key, not fail later as arithmetic on a string."""
+    for key, (integer, ok, words) in _RULES.items():
+        present, v = _get(d, key)
+        if present and not (_num(v, integer) and ok(v)):
+            raise SpecError(_name(key), v, words)
+    for key, choices in _CHOICES.items():
+        present, v = _get(d, key)
+        if present and v not in choices:
+            raise SpecError(key, v, "one of " + ", ".join(choices))
+    for key in _BOOLS:
+        present, v = _get(d, key)
+        if present and not isinstance(v, bool):
+            raise SpecError(key, v, "true or false")
+    present, dev = _get(d, "runtime.device")
+    if present and not (isinstance(dev, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", dev)):
+        raise SpecError("runtime.device", dev, "auto, cpu, cuda or cuda:N")
+    for key in ("data", "convention", "run_id"):
+        present, v = _get(d, key)
+        if present and not isinstance(v, str):
+            raise SpecError(key, v, "a string")
+
+
+def validate_spec(spec: RunSpec) -> RunSpec:
+    """Raise SpecError for the first setting of `spec` with a wrong type or an impossible value: negative steps,
+    NaN lr, an unknown schedule, dtype or optimizer, a non-numeric TOML value, ... Checked when a run is planned
+    and before it trains, so a study never holds runs that all fail."""
+    check_fields(spec.to_dict())
+    return spec

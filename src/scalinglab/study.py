@@ -1,17 +1,16 @@
 """Creating a study folder (StudyDir: plan settings, run store, one run folder with its spec per planned run).
 
-Created whole in a temp folder and renamed into place, so a failed plan leaves nothing behind.
+Created whole in a temp folder and renamed into place (fileio.staged_dir), so a failed plan leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import ConfigError, FolderError
+from scalinglab.fileio import staged_dir
 from scalinglab.folders import StudyDir
 from scalinglab.sweep.store import Store
 
@@ -28,9 +27,7 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
         raise ConfigError(f"no runs left to plan: all {len(plan.dropped)} were dropped ({drop_summary(plan.dropped)})",
                           hint="raise the budgets, lower the minimum steps or the batch size, or use more data",
                           keys=("min_steps", "batch_size"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with staged_dir(out, "plan") as tmp:
         doc = {"study": {"kind": "isoflop", **settings, "n_runs": len(plan.runs), "n_dropped": len(plan.dropped)},
                "law": [{k: v for k, v in row.items() if v is not None} for row in plan.law_report],
                "dropped": [d.to_dict() for d in plan.dropped]}
@@ -39,12 +36,6 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
         with Store(tmp, create=True) as st:
             st.add_runs(rows)
         folder.write_settings(doc)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

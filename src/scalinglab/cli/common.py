@@ -1,4 +1,4 @@
-"""Helpers shared by command modules: JSON output, shape parsing."""
+"""Helpers shared by command modules: JSON output, shape and number parsing, checks of numeric options."""
 
 from __future__ import annotations
 
@@ -63,10 +63,44 @@ def parse_shapes(text: str) -> list[tuple[int, int]]:
 
 
 def parse_floats(text: str, what: str) -> list[float]:
+    """'1e15,3e15' -> [1e15, 3e15]: positive, finite numbers (budgets, FLOPs, token counts)."""
     try:
         vals = [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"bad {what} {text!r}: give comma-separated numbers, e.g. 1e15,3e15") from None
     if not vals:
         raise UserError(f"no {what} given: give comma-separated numbers, e.g. 1e15,3e15")
+    bad = [v for v in vals if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise UserError(f"bad {what} {text!r}: {bad[0]:g} is not a positive finite number; give e.g. 1e15,3e15")
     return vals
+
+
+# What a numeric option may hold: (words for the message, test). Every value must also be finite.
+RULES: dict[str, tuple[str, Any]] = {
+    ">0": ("a positive number", lambda v: v > 0),
+    ">=0": ("0 or more", lambda v: v >= 0),
+    "-1|>0": ("-1 (all) or a positive number", lambda v: v == -1 or v > 0),
+    "(0,1)": ("between 0 and 1, both excluded", lambda v: 0 < v < 1),
+    "[0,1)": ("from 0 up to but excluding 1", lambda v: 0 <= v < 1),
+    "[0,1]": ("between 0 and 1", lambda v: 0 <= v <= 1),
+    "any": ("a finite number", lambda v: True),
+}
+
+
+def check_numbers(*checks: tuple[str, Any, str]) -> None:
+    """(flag, value, rule) for each numeric option, rule a key of RULES; None values (not given) pass.
+    Raises the one-line UserError for the first bad value: NaN, infinity, or outside the rule."""
+    for flag, value, rule in checks:
+        if value is None or isinstance(value, bool):
+            continue
+        words, ok = RULES[rule]
+        v = float(value)
+        if not math.isfinite(v):
+            raise UserError(f"{flag} {_show(value)} is not a finite number; give {words}")
+        if not ok(v):
+            raise UserError(f"{flag} {_show(value)} is out of range; give {words}")
+
+
+def _show(v: Any) -> str:
+    return format(v, "g") if isinstance(v, float) else str(v)

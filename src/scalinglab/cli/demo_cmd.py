@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json
+from scalinglab.cli.common import check_numbers, emit_json
 
 
 @app.command("demo")
@@ -29,6 +29,7 @@ def demo_cmd(
     from scalinglab.demo import Demo, format_summary
     from scalinglab.sweep.table import make_console
 
+    check_numbers(("--max-minutes", max_minutes, ">0"), ("--workers", workers, ">=0"))
     con = make_console(stderr=json_out)
     demo = Demo(out, scale=scale, workers=workers, max_minutes=max_minutes, console=con)
     # --json: everything the stages print goes to stderr, so stdout holds only the JSON

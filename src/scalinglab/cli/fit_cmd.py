@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json, parse_floats
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats
 from scalinglab.errors import UserError
 
 
@@ -220,9 +220,14 @@ def fit(
     published: Optional[str] = typer.Option(None, "--published", help="fit estimates: a packaged table, e.g. chinchilla-approach-1."),
 ) -> None:
     """Fit scaling laws (Chinchilla approaches 1, 2, 3) to runs; print, --json, or --out law.json."""
+    check_numbers(("--max-loss", max_loss, ">0"), ("--budget-tol", budget_tol, ">=0"), ("--drop-highest", drop_highest, ">=0"),
+                  ("--bootstrap", bootstrap, ">=0"), ("--delta", delta, ">0"), ("--ci", ci, "(0,1)"), ("--seed", seed, ">=0"),
+                  ("--jobs", jobs, "-1|>0"), ("--a", a, ">0"), ("--b", b, ">0"))
     budgets = parse_floats(at, "--at budgets") if at else None
-    if budgets and any(not (c > 0) for c in budgets):
-        raise UserError(f"--at budgets must be positive FLOPs, got {at}")
+    if out:
+        from scalinglab.fileio import check_output
+
+        check_output(out, "file", "--out")
     if source == "estimates":
         _estimates(path, published, a, b, as_json, out, budgets)
         return

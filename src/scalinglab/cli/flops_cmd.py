@@ -7,7 +7,7 @@ import typer
 from scalinglab.accounting import CONVENTIONS, flops_parts, validate
 from scalinglab.accounting.shape import ARCHS, ModelShape
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json
+from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 
 
@@ -15,10 +15,11 @@ def build_shape(arch: str, d_model: int, layers: int, vocab: int, seq_len: int, 
                 prefix_dropout: float = 0.5, mlp_ratio: int = 4, bias: bool = True, pos: str = "learned",
                 tied: bool = True) -> ModelShape:
     """A validated ModelShape from CLI flags (UserError, one line, for anything impossible)."""
+    check_numbers(("--d-model", d_model, ">0"), ("--layers", layers, ">0"), ("--vocab", vocab, ">0"),
+                  ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--latents", latents, ">=0"),
+                  ("--prefix-dropout", prefix_dropout, "[0,1)"), ("--mlp-ratio", mlp_ratio, ">0"))
     if arch not in ARCHS:
         raise UserError(f"unknown arch {arch!r}: use --arch {' or --arch '.join(ARCHS)}")
-    if heads < 0:
-        raise UserError(f"--heads must be positive, got {heads}")
     if arch == "gpt" and latents:
         raise UserError("--latents is for --arch perceiver-ar only: drop it or switch the arch")
     if arch == "perceiver-ar" and latents <= 0:
@@ -28,6 +29,14 @@ def build_shape(arch: str, d_model: int, layers: int, vocab: int, seq_len: int, 
                        latents=latents if arch == "perceiver-ar" else 0,
                        prefix_dropout=prefix_dropout if arch == "perceiver-ar" else 0.0)
     return validate(shape)
+
+
+def check_heads(shape: ModelShape, heads: int) -> None:
+    """The attention heads must divide d_model, as `train` requires (FLOP accounting alone does not need it)."""
+    if shape.d_model % shape.n_heads:
+        what = f"--heads {heads}" if heads else f"the default heads (d_model // 64 = {shape.n_heads})"
+        raise UserError(f"--d-model {shape.d_model} is not divisible by {what}; give a --heads that divides it, "
+                        "e.g. a power of two (each head is d_model / heads wide)")
 
 
 def check_convention(arch: str, convention: str) -> None:
@@ -67,6 +76,7 @@ def flops(
 ) -> None:
     """Parameters and training FLOPs per token (per latent token for perceiver-ar)."""
     shape = build_shape(arch, d_model, layers, vocab, seq_len, heads, latents, prefix_dropout, mlp_ratio, bias, pos, tied)
+    check_heads(shape, heads)
     check_convention(arch, convention)
     rep = flops_report(shape, convention)
     if json_out:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import emit_json, parse_shape
+from scalinglab.cli.common import check_numbers, emit_json, parse_shape
 from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
@@ -26,10 +26,11 @@ def grow(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Grow RUN into OUT with the same function and mapped Adam state; continue with `train --resume OUT`."""
+    from scalinglab.fileio import check_output
     from scalinglab.growth.run import grow_run
 
-    if noise < 0:
-        raise UserError(f"--symmetry-noise must be >= 0, got {noise}: use 0 for exact copies or e.g. 0.01")
+    check_numbers(("--width", width, ">0"), ("--depth", depth, ">0"), ("--symmetry-noise", noise, ">=0"), ("--seed", seed, ">=0"))
+    check_output(out, "dir", "--out")
     res = grow_run(run, out, width=width, depth=depth, mode=mode, noise=noise, seed=seed)
     if json_out:
         emit_json(res)
@@ -59,11 +60,15 @@ def staged(
     from scalinglab.cli.flops_cmd import build_shape
     from scalinglab.growth.schedule import plan_staged
 
+    check_numbers(("--budget", budget, ">=0"), ("--tokens", tokens, ">=0"), ("--vocab", vocab, ">0"),
+                  ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--tokens-per-step", tokens_per_step, ">=0"))
     d, n_layers = parse_shape(shape)
     target = build_shape("gpt", d, n_layers, vocab, seq_len, heads)
     if law_json is not None:
         from scalinglab.laws.base import load_law
 
+        if law_json.is_dir():
+            raise UserError(f"--law-json {law_json} is a folder; give the law.json file written by `scalinglab fit --out`")
         law_obj, law_name = load_law(law_json), str(law_json)
     else:
         from scalinglab.laws.published import get_law

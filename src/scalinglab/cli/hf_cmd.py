@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from scalinglab.cli.app import app, eval_app
-from scalinglab.cli.common import emit_json
+from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 from scalinglab.folders import RunDir
 
@@ -24,8 +24,10 @@ def export(
     """Export a trained run as a transformers GPT-2 folder (loads with AutoModelForCausalLM, same logits)."""
     if format != "hf":
         raise UserError(f"unknown --format {format!r}: only 'hf' is supported")
+    from scalinglab.fileio import check_output
     from scalinglab.hf import export_hf
 
+    check_output(out, "dir", "--out")
     res = export_hf(run, out)
     if json_out:
         emit_json(res)
@@ -57,6 +59,13 @@ def finetune_budget(
     exercise "Make your scaling law"); with several models, the isoFLOP curve of fine-tuning."""
     from scalinglab.finetune import Protocol, finetune_budget as run_study, write_outputs
 
+    from scalinglab.evaluate.lm import TokenizerMismatch
+    from scalinglab.fileio import check_output
+
+    check_numbers(("--steps", steps, ">0"), ("--batch-size", batch_size, ">0"), ("--seq-len", seq_len, ">0"),
+                  ("--eval-samples", eval_samples, ">0"), ("--lr", lr, ">0"), ("--budget-flops", budget_flops, ">=0"),
+                  ("--seed", seed, ">=0"), ("--eval-every", eval_every, ">=0"))
+    check_output(out, "dir", "--out")
     paths = [m.strip() for m in (models or "").split(",") if m.strip()] + ([model] if model else [])
     try:
         sizes = [int(s) for s in data_sizes.split(",") if s.strip()]
@@ -64,7 +73,10 @@ def finetune_budget(
         raise UserError(f"bad --data-sizes {data_sizes!r}: give comma-separated sample counts, e.g. 100,50,20") from None
     p = Protocol(steps=steps, batch_size=batch_size, seq_len=seq_len, eval_samples=eval_samples, lr=lr, seed=seed,
                  eval_every=eval_every)
-    res = run_study(paths, data, sizes, p, budget_flops=budget_flops, device=device, progress=not json_out)
+    try:
+        res = run_study(paths, data, sizes, p, budget_flops=budget_flops, device=device, progress=not json_out)
+    except TokenizerMismatch as e:
+        raise UserError(e.problem, hint=f"{e.hint}: {_retokenize(paths[0] if len(paths) == 1 else 'MODEL')}, then --data DATA2") from None
     files = write_outputs(res, out)
     summary = {k: v for k, v in res.items() if k != "curves"} | {"files": [str(f) for f in files]}
     if json_out:
@@ -105,18 +117,24 @@ def perplexity(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (loss, perplexity, bits_per_byte, ...)."),
 ) -> None:
     """Token-level loss, perplexity and bits per byte (the WikiText evaluation of Shen et al. 2022's code)."""
-    from scalinglab.evaluate.lm import data_tokenizer, load_lm
+    from scalinglab.evaluate.lm import TokenizerMismatch, check_same_tokenizer, data_tokenizer, load_lm
     from scalinglab.evaluate.perplexity import perplexity as ppl, utf8_bytes
 
+    check_numbers(("--seq-len", seq_len, ">=0"), ("--stride", stride, ">=0"), ("--max-tokens", max_tokens, ">=0"),
+                  ("--batch-size", batch_size, ">0"))
     if (data is None) == (text is None):
         raise UserError("give exactly one of --data DATA or --text FILE")
+    if text is not None and not text.is_file():
+        raise UserError(f"no file {text}: give a UTF-8 text file")
     lm = load_lm(model, device)
     if text is not None:
-        if not text.is_file():
-            raise UserError(f"no file {text}: give a UTF-8 text file")
         if lm.tokenizer is None:
             raise UserError(f"model {model} has no tokenizer to read --text with: use --data with a DATA folder made by its tokenizer")
-        raw = text.read_text(encoding="utf-8")
+        try:
+            raw = text.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"--text {text} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                            "give a UTF-8 text file, or tokenize binary data with `scalinglab prep` and use --data") from None
         import numpy as np
 
         ids = np.asarray(lm.tokenizer.encode(raw), dtype=np.int64)
@@ -127,6 +145,10 @@ def perplexity(
     else:
         from scalinglab.data.loader import TokenData
 
+        try:
+            check_same_tokenizer(lm, data)
+        except TokenizerMismatch as e:
+            raise UserError(e.problem, hint=f"{e.hint}: {_retokenize(model)}, or pass --text FILE") from None
         ids = TokenData(data).split(split)
         ids = ids[:max_tokens] if max_tokens else ids
         n_bytes = utf8_bytes(data_tokenizer(data), ids)
@@ -155,6 +177,7 @@ def lambada(
     from scalinglab.evaluate.lambada import lambada as score, read_jsonl
     from scalinglab.evaluate.lm import load_lm
 
+    check_numbers(("--max-examples", max_examples, ">=0"), ("--batch-size", batch_size, ">0"))
     texts = read_jsonl(jsonl)
     texts = texts[:max_examples] if max_examples else texts
     res = score(load_lm(model, device), texts, batch_size=batch_size)
@@ -166,3 +189,12 @@ def lambada(
         return
     typer.echo(f"{jsonl}: last-word accuracy {res['accuracy']:.4f} over {res['n']} examples "
                f"(last token only: {res['last_token_accuracy']:.4f}; {res['mean_word_tokens']:.2f} tokens per word, target loss {res['target_loss']:.4f})")
+
+
+def _retokenize(model: str) -> str:
+    """How to make a DATA folder with a model's own tokenizer."""
+    from scalinglab.hf import is_hf_folder
+
+    if model != "MODEL" and not is_hf_folder(model):
+        return "`scalinglab prep TEXT --tokenizer SPEC --out DATA2` with the --tokenizer the run's data was made with"
+    return f"`scalinglab prep TEXT --tokenizer hf:{model} --out DATA2`"

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from scalinglab.cli.app import plan_app
-from scalinglab.cli.common import emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -43,10 +43,15 @@ def plan_tune_cmd(
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.cli.study_cmd import _show
     from scalinglab.data.loader import TokenData
+    from scalinglab.fileio import check_output
     from scalinglab.plan.tune import plan_tune
-    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig, SpecError, validate_spec
     from scalinglab.study import create_study
 
+    check_numbers(("--seq-len", seq_len, ">0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
+                  ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"))
+    check_output(out, "dir", "--out")
     if schedule not in ("cosine", "constant"):
         raise UserError(f"--schedule {schedule!r}: a tuning grid trains cosine or constant runs")
     if seq_len <= 0:
@@ -63,6 +68,12 @@ def plan_tune_cmd(
     base = RunSpec(shape=model_shapes[0], seed=seed, schedule=ScheduleConfig(kind=schedule),
                    runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
                    logging=LoggingConfig(eval_batches=eval_batches))
+    try:  # no tuning study whose every run would fail on an unknown dtype or device
+        validate_spec(base)
+    except SpecError as e:
+        from scalinglab.cli.common import flag
+
+        raise UserError(f"bad {flag(e.key)} {e.value!r}; give {e.want}") from None
     plan = plan_tune(parse_floats(budgets, "--budgets"), model_shapes, lrs=parse_floats(lrs, "--lrs"), batch_sizes=bss,
                      beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None, warmups=wus,
                      data=str(td.path.resolve()), train_tokens=td.tokens("train"), convention=convention,

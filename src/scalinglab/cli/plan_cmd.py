@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from scalinglab.cli.app import plan_app
-from scalinglab.cli.common import emit_json, parse_shape, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, parse_shape, parse_shapes
 from scalinglab.cli.flops_cmd import build_shape, check_convention
 from scalinglab.errors import UserError
 
@@ -31,6 +31,7 @@ def experiment(
     """Train every model with the reference model's self-part budget: steps, D_iso, N and C parts, ratios."""
     from scalinglab.plan.experiment import plan_experiment
 
+    check_numbers(("--batch-size", batch_size, ">0"), ("--ref-steps", ref_steps, ">0"), ("--prefix-dropout", prefix_dropout, "[0,1)"))
     ref_dl = parse_shape(ref)
     shapes = parse_shapes(models)
     if not shapes:
@@ -96,6 +97,9 @@ def optimal(
     from scalinglab.plan.experiment import tokens_per_step
     from scalinglab.plan.optimal import plan_optimal
 
+    check_numbers(("--budget", budget, ">0"), ("--prefix-dropout", prefix_dropout, "[0,1)"), ("--aspect", aspect, ">0"),
+                  ("--aspect-weight", aspect_weight, ">=0"), ("--multiple", multiple, ">0"), ("--top", top, ">0"),
+                  ("--batch-size", batch_size, ">=0"))
     base = build_shape(arch, 512, 8, vocab, seq_len, heads, latents, prefix_dropout)
     check_convention(arch, convention)
     if batch_size < 0:

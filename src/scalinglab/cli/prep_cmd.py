@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json
+from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.folders import DataDir
 
 
@@ -28,6 +28,7 @@ def prep(
     """Tokenize text into shards for training: deduplicated, document-level train/val split."""
     from scalinglab.data.prep import prepare
 
+    check_numbers(("--val-fraction", val_fraction, "(0,1)"), ("--seed", seed, "any"), ("--workers", workers, ">0"))
     s = prepare(sources, out, tokenizer=tokenizer, val_fraction=val_fraction, seed=seed, field=field,
                 max_bytes=max_bytes, workers=workers, force=force, progress=not quiet)
     if json_out:

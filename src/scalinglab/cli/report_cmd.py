@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json, parse_floats
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats
 from scalinglab.errors import UserError
 
 
@@ -36,13 +36,19 @@ def report_cmd(
     """Plots and tables of a scaling-law study in one HTML page: IsoFLOP curves, N_opt/D_opt vs C against
     published laws, approach 1 envelope, loss vs compute, approach 3 contours and residuals, predictions at
     --at budgets."""
+    from scalinglab.fileio import check_output
+
+    check_numbers(("--max-loss", max_loss, ">0"), ("--data-tokens", data_tokens, ">0"))
     if inline not in ("png", "svg"):
         raise UserError(f"bad --inline {inline!r}: use png or svg")
     if (source is None) == (curves is None):
         raise UserError("give a STUDY folder or RUNS.csv, or --curves DIR (exactly one of them)")
     if out.exists() and out.is_dir():
-        raise UserError(f"--out {out} is a folder: give a file name such as {out / 'report.html'}")
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
     budgets = parse_floats(at, "--at budgets") if at else []
+    check_output(out, "file", "--out")
+    if figures is not None:
+        check_output(figures, "dir", "--figures")
     if curves is not None:
         from scalinglab.report.experiment import curves_report
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -55,6 +55,11 @@ def plan_isoflop_cmd(
     With --extend STUDY, add budgets and shapes (or --around LAW.json) to an existing study instead."""
     from scalinglab.plan.isoflop import layers_for, parse_range
 
+    check_numbers(("--seq-len", seq_len, ">=0"), ("--batch-size", batch_size, ">=0"), ("--grad-accum", grad_accum, ">0"),
+                  ("--latents", latents, ">=0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
+                  ("--lr", lr, ">=0"), ("--beta2", beta2, "[0,1)"), ("--warmup-steps", warmup_steps, ">=0"),
+                  ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"), ("--spread", spread, ">0"), ("--width-step", width_step, ">=0"))
     if extend is not None:
         _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, json_out)
         return
@@ -64,16 +69,17 @@ def plan_isoflop_cmd(
         raise UserError("a new study needs --data DATA, --out STUDY and --seq-len T (or --extend STUDY to add to one)")
     if bool(shapes) == bool(d_models):
         raise UserError("give exactly one of --shapes 32x2,48x2 or --d-models 256:1024:64")
-    if seq_len <= 0:
-        raise UserError(f"bad --seq-len {seq_len}: give a positive sequence length")
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.data.loader import TokenData
+    from scalinglab.fileio import check_output
     from scalinglab.plan.recipe import Resolver
-    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig
+    from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig, SpecError, validate_spec
 
+    check_output(out, "dir", "--out")
     rule = rule or "minchilla"
     td = TokenData(data)
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+    _check_depths(dims, rule)
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
                                latents=latents) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
@@ -85,6 +91,12 @@ def plan_isoflop_cmd(
                    schedule=ScheduleConfig(kind=schedule, warmup_steps=warmup_steps),
                    runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
                    logging=LoggingConfig(eval_batches=eval_batches, **track.to_logging()))
+    try:  # a study whose every run would fail on an unknown schedule or dtype is never created
+        validate_spec(base)
+    except SpecError as e:
+        from scalinglab.cli.common import flag
+
+        raise UserError(f"bad {flag(e.key)} {e.value!r}; give {e.want}") from None
     hp = Resolver(lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, beta2=beta2,
                   law=_load_hparams(hparams) if hparams else None)
     settings = {"data": str(td.path.resolve()), "shapes": shapes or "", "d_models": d_models or "",
@@ -98,6 +110,14 @@ def plan_isoflop_cmd(
     settings.update(budgets=plan.budgets, law=plan.law_name)
     study = create_study(out, plan, settings)
     _show(study, plan, json_out)
+
+
+def _check_depths(dims: list[tuple[int, int]], rule: str) -> None:
+    shallow = [d for d, n in dims if n < 1]
+    if shallow:
+        raise UserError(f"--rule {rule} gives 0 layers for d_model {', '.join(map(str, shallow))} (minchilla: layers = "
+                        "d_model // 64, so widths below 64 have none); start --d-models at 64, use --rule aspect:R "
+                        "(layers = d_model / R, e.g. aspect:16), or give depths yourself with --shapes 32x2,48x2")
 
 
 def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings: dict):
@@ -187,6 +207,7 @@ def _extend(study: Path, budgets: str, shapes: str | None, d_models: str | None,
     note: dict = {"budgets": cs}
     if around is None:
         dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+        _check_depths(dims, rule)
         plan = _make_plan(td, cs, [template.with_(d_model=d, n_layers=n, n_heads=0) for d, n in dims], base, hp, settings)
         note["shapes"] = shapes or d_models
     else:
@@ -235,6 +256,10 @@ def _allocation_law(path: Path, approach: str | None):
         raise UserError(f"no law file at {path}: write one with `scalinglab fit STUDY --out {path}`") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e.msg}); rewrite it with `scalinglab fit --out`") from None
+    except (IsADirectoryError, RecursionError, UnicodeDecodeError) as e:  # a folder, a 100k-deep array, a binary
+        raise UserError(f"{path} is not a law file ({type(e).__name__}); rewrite it with `scalinglab fit --out`") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path} holds a JSON {type(d).__name__}, not a law; rewrite it with `scalinglab fit --out`")
     if "laws" in d and "kind" not in d:
         laws = d["laws"]
         key = f"approach{approach}" if approach and f"approach{approach}" in laws else approach
@@ -298,15 +323,20 @@ def sweep_cmd(
     train_cmd: str | None = typer.Option(None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
+    import os
+
     from scalinglab.study import load_study_toml
+    from scalinglab.sweep.runs import TRAIN_CMD_ENV
     from scalinglab.sweep.scheduler import sweep
     from scalinglab.sweep.table import make_console
 
+    check_numbers(("--per-gpu", per_gpu, ">0"), ("--workers", workers, ">=0"))
     load_study_toml(study)
     if backend == "local":
         from scalinglab.sweep.local import LocalExecutor, make_devices
 
-        ex = LocalExecutor(make_devices(gpus, per_gpu, workers))
+        stand_in = bool(train_cmd or os.environ.get(TRAIN_CMD_ENV))  # tests' fake trainer uses no GPU
+        ex = LocalExecutor(make_devices(gpus, per_gpu, workers, check_gpus=not stand_in))
     elif backend == "ray":
         from scalinglab.sweep.ray_backend import RayExecutor
 
@@ -331,10 +361,7 @@ def sweep_cmd(
 
 
 def _status(study: Path) -> dict:
-    from scalinglab.sweep.store import Store
-
-    with Store(study) as st:
-        rows, counts = st.runs(), st.counts()
+    rows, counts = _shown_runs(study)
     keys = ("status", "attempts", "budget", "arch", "d_model", "n_layers", "n_heads", "params", "planned_tokens", "steps",
             "final_val_loss", "min_val_loss", "final_train_loss", "tokens", "flops", "wall_time_s", "device",
             "last_step", "last_train_loss", "last_val_loss", "eta_s", "message", "run_dir")
@@ -384,7 +411,6 @@ def status_cmd(
 ) -> None:
     """Print a study's runs once: status, step, losses, ETA of running runs; or export them as CSV."""
     from scalinglab.study import load_study_toml
-    from scalinglab.sweep.store import Store
     from scalinglab.sweep.table import make_console, status_view
 
     load_study_toml(study)
@@ -398,5 +424,23 @@ def status_cmd(
     if json_out:
         emit_json(_status(study))
         return
-    with Store(study) as st:
-        make_console().print(status_view(st.runs(), st.counts()))
+    rows, counts = _shown_runs(study)
+    make_console().print(status_view(rows, counts))
+
+
+def _shown_runs(study: Path) -> tuple[list[dict], dict[str, int]]:
+    """Rows and counts as shown: a 'running' run whose sweep and trainer are gone shows as 'interrupted'
+    ('stale' for another machine's run not updated for a while), read without writing to the store."""
+    from scalinglab.sweep.store import Store
+
+    with Store(study, readonly=True) as st:
+        rows = st.runs()
+        for r in rows:
+            shown = st.shown_status(r)
+            if shown != r["status"]:
+                r["status"] = shown
+                r["message"] = r.get("message") or "its sweep and trainer are gone; rerun `scalinglab sweep` to resume it"
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return rows, counts

@@ -40,7 +40,7 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
     from dataclasses import fields
 
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.records import SECTIONS, RunSpec, unknown_keys
+    from scalinglab.records import SECTIONS, RunSpec, check_fields, unknown_keys, validate_spec
 
     d = dict(base)
     shape = {**dict(d.get("shape") or {}), **shape_over}
@@ -68,11 +68,12 @@ def _build_spec(base: dict[str, Any], shape_over: dict[str, Any], over: dict[str
         known_spec = sorted({f.name for f in fields(RunSpec)} - set(SECTIONS)) + [
             f"[{name}] {', '.join(f.name for f in fields(kind))}" for name, kind in SECTIONS.items()]
         raise UserError(f"unknown config key(s) {', '.join(bad)}: use RunSpec fields ({'; '.join(known_spec)})")
+    check_fields({**d, "shape": shape})  # a wrong-typed value names its key, not the arithmetic it breaks
     try:
         d["shape"] = ModelShape(**shape)
         for name, kind in SECTIONS.items():
             d[name] = kind(**dict(d.get(name) or {}))
-        return RunSpec(**d)
+        return validate_spec(RunSpec(**d))
     except TypeError as e:
         raise UserError(f"bad run config: {e}") from None
 
@@ -121,6 +122,8 @@ def train(
     restart_steps: Optional[int] = typer.Option(None, "--restart-steps", help="step the restart begins at (default: the checkpoint's step)"),
     reset_schedule: bool = typer.Option(False, "--reset-schedule", help="restart the LR schedule at the restart step"),
     nproc: int = typer.Option(1, "--nproc", help="processes (GPUs) for this one run, via torch.distributed.run (DDP)"),
+    allow_long: bool = typer.Option(False, "--allow-long", help="train even a run that would take over 30 days at peak "
+                                    "speed or repeat its data over 100 times (refused otherwise)"),
     logger: Optional[str] = typer.Option(None, "--logger", help="also log to an experiment tracker: none (default) | "
                                          "mlflow (needs the track extra)"),
     logger_uri: Optional[str] = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
@@ -132,9 +135,21 @@ def train(
 
     Stops exactly at --steps, --tokens or --budget (FLOPs). Exit code 0 done, 3 diverged, 2 bad input.
     """
-    from scalinglab.cli.common import emit_json
-    from scalinglab.records import RunSpec
+    from scalinglab.cli.common import check_numbers, emit_json
+    from scalinglab.records import RunSpec, SpecError
+    from scalinglab.train.guard import RunTooLong
 
+    check_numbers(("--d-model", d_model, ">0"), ("--layers", layers, ">0"), ("--heads", heads, ">=0"),
+                  ("--seq-len", seq_len, ">0"), ("--vocab", vocab, ">0"), ("--latents", latents, ">=0"),
+                  ("--prefix-dropout", prefix_dropout, "[0,1)"), ("--batch-size", batch_size, ">0"),
+                  ("--grad-accum", grad_accum, ">0"), ("--steps", steps, ">0"), ("--tokens", tokens, ">0"),
+                  ("--budget", budget, ">0"), ("--lr", lr, ">=0"), ("--warmup-steps", warmup_steps, ">=0"),
+                  ("--min-lr-ratio", min_lr_ratio, "[0,1]"), ("--weight-decay", weight_decay, ">=0"),
+                  ("--grad-clip", grad_clip, ">=0"), ("--seed", seed, ">=0"), ("--eval-every", eval_every, ">=0"),
+                  ("--eval-batches", eval_batches, ">0"), ("--checkpoint-every", checkpoint_every, ">=0"),
+                  ("--log-every", log_every, ">=0"), ("--threads", threads, ">=0"),
+                  ("--restart-warmup-steps", restart_warmup_steps, ">=0"), ("--restart-steps", restart_steps, ">=0"),
+                  ("--nproc", nproc, ">0"))
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
     def given(**kw: Any) -> dict[str, Any]:
@@ -146,7 +161,8 @@ def train(
                                  grad_clip=grad_clip, seed=seed)
     over["schedule"] = given(kind=schedule, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
     over["runtime"] = given(device=device, dtype=dtype, compile=compile, compile_mode=compile_mode,
-                            activation_checkpointing=activation_checkpointing, threads=threads)
+                            activation_checkpointing=activation_checkpointing, threads=threads,
+                            allow_long=True if allow_long else None)
     over["logging"] = given(eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every,
                             log_every=log_every)
     if logger is not None or logger_uri is not None:
@@ -181,7 +197,16 @@ def train(
     if restart_warmup_steps is not None or reset_schedule or restart_steps is not None:
         over["schedule"].update(restart_steps=restart_steps if restart_steps is not None else ckpt_step,
                                 restart_warmup_steps=restart_warmup_steps or 0, reset=reset_schedule)
-    spec = _build_spec(base, shape_over, over)
+    from_flags = {*shape_over, *(k for k, v in over.items() if not isinstance(v, dict)),
+                  *(f"{k}.{n}" for k, v in over.items() if isinstance(v, dict) for n in v)}
+    try:
+        spec = _build_spec(base, shape_over, over)
+    except SpecError as e:
+        raise UserError(_where(e, from_flags, config if config is not None else resume)) from None
+    if not run_dir.joinpath(RunDir.CHECKPOINT).exists():  # a fresh run: its folder must be writable before it starts
+        from scalinglab.fileio import check_output
+
+        check_output(run_dir, "dir", "--out" if resume is None else "--resume", need_bytes=12 * spec.shape.params())
 
     # The sweep relaunches with --config RUN/<spec> --out RUN: continue if the checkpoint is this spec's.
     do_resume = resume is not None
@@ -203,7 +228,12 @@ def train(
         if rc not in (0, 3) and rec.status not in ("done", "diverged"):
             raise SystemExit(2 if rc == 2 else 1)
     else:
-        rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+        try:
+            rec = run_training(spec, run_dir, resume=do_resume, progress=progress)
+        except RunTooLong as e:
+            raise UserError(f"{e.problem}; lower --budget/--steps/--tokens, or pass --allow-long to train anyway") from None
+        except SpecError as e:
+            raise UserError(_where(e, from_flags, config if config is not None else resume)) from None
     if json_out:
         emit_json(rec.to_dict())
     elif not distributed.in_worker() or distributed.rank() == 0:  # one line per run, not per rank
@@ -215,3 +245,13 @@ def train(
 
         sys.stderr.write(f"error: run diverged: {rec.message}\n")
         sys.exit(3)  # SystemExit passes through cli.main (typer.Exit would be swallowed without standalone mode)
+
+
+def _where(e, from_flags: set[str], source: Path | None) -> str:
+    """A bad setting named as the user gave it: the flag, or the key of the config file (or checkpoint)."""
+    from scalinglab.cli.common import flag
+
+    if e.key in from_flags:
+        return f"bad {flag(e.key)} {e.value!r}; give {e.want}"
+    where = f"key {e.key} in {source}" if source is not None else f"run setting {e.key}"
+    return f"{where} is {e.value!r}, not {e.want}; fix that key"

@@ -10,8 +10,7 @@ import collections
 import hashlib
 import multiprocessing as mp
 import os
-import shutil
-import tempfile
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from scalinglab.data import sources as S
 from scalinglab.data import tokenizers as T
 from scalinglab.errors import UserError
+from scalinglab.fileio import check_output, recover_dir, staged_dir
 from scalinglab.folders import DataDir
 
 FORMAT_VERSION = 1
@@ -191,9 +191,14 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     if not 0.0 < val_fraction < 1.0:
         raise UserError(f"validation fraction {val_fraction} must be between 0 and 1", hint="use e.g. 0.01", keys=("val_fraction",))
     max_bytes = parse_size(max_bytes)
-    workers = max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
+    if workers is not None and workers < 1:
+        raise UserError(f"{workers} worker processes asked for; give 1 or more (or leave it unset for all cores)")
+    workers = int(workers if workers is not None else (os.cpu_count() or 1))
     kind, _ = T.parse_spec(tokenizer)
     out = Path(out).resolve()
+    for note in recover_dir(out):  # a killed earlier prep: its old data back in place, its temp folders gone
+        if progress:
+            sys.stderr.write(f"note: {note}\n")
     old = _check_out(out)
     descs, refs = S.resolve(sources)
     # never read our own output (prep . --out DATA): it would change the corpus on every run
@@ -211,6 +216,8 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
 
     sizes = [_size(r.path) for r in refs]
     size = min(sum(sizes), max_bytes or sum(sizes))
+    # bytes and char shards hold 2+ bytes per byte of text; subword ids at least a quarter of that
+    check_output(out, "dir", "the output folder", need_bytes=2 * size if kind in ("bytes", "char") else size // 4)
     runner = _Runner(min(workers, len(refs)), refs, field)
     with _progress(progress) as bar, runner:
         docs, skipped, descs = _scan_all(runner, sizes, size, descs, max_bytes, bar, parallel=size >= SCAN_PARALLEL)
@@ -222,18 +229,12 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
                 raise UserError(f"output {out} was made from sources that have changed since",
                                 hint="force a rebuild or choose another folder", keys=("force", "out"))
         _split(docs, seed, val_fraction)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.prep-", dir=out.parent))
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the data folder should not be
-        try:
+        # built beside `out` and renamed in; old shards are replaced only once the new ones are whole
+        with staged_dir(out, "prep", replace=True) as tmp:
             # bytes "encoding" is a copy: shipping ids between processes would cost more than it saves
             meta = _build(docs, runner, tokenizer, kind, tmp, bar, parallel=kind != "bytes" and size >= SMALL_CORPUS)
             meta.update(version=FORMAT_VERSION, settings=settings, content_sha256=content, sources=descs, skipped=skipped)
             DataDir(tmp).write_meta(meta)  # readable by all but the umask, like every stored file
-            _swap(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return _summary(meta, out, False, time.time() - t0)
 
 
@@ -360,12 +361,6 @@ def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
             "bytes_per_token": {s: (c["bytes"] / c["tokens"] if c["tokens"] else None) for s, c in counts.items()}}
 
 
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
@@ -379,14 +374,3 @@ def _intact(out: Path, meta: dict) -> bool:
         return all((out / s["file"]).stat().st_size == s["tokens"] * dt.itemsize for s in meta["splits"].values())
     except (OSError, KeyError, TypeError):
         return False
-
-
-def _swap(tmp: Path, out: Path) -> None:
-    """Move the finished folder into place; an old one is moved aside first and deleted after."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / "data")
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

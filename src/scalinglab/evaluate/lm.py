@@ -46,6 +46,30 @@ class CausalLM:
             raise UserError(f"{what} has token id {max_id} but the model's vocabulary is {self.vocab_size}: evaluate with data made by the model's own tokenizer")
 
 
+# Text on which two tokenizers that differ almost surely disagree: words, digits, punctuation, non-ASCII.
+PROBE = "Hello world! The quick brown fox, 1234 ünïcödé ✓\n\tdef f(x): return x  # end"
+
+
+class TokenizerMismatch(UserError):
+    """A model and a DATA folder made with different tokenizers: its ids would mean other text to the model."""
+
+
+def check_same_tokenizer(lm: CausalLM, data: str | Path) -> None:
+    """Refuse DATA whose tokenizer (the one its shards were made with) encodes a probe text differently from the model's.
+    Nothing to compare when either is unknown; token ids past the vocabulary are still refused by check_ids."""
+    data_tok = data_tokenizer(data)
+    if lm.tokenizer is None or data_tok is None:
+        return
+    a, b = list(map(int, lm.tokenizer.encode(PROBE))), list(map(int, data_tok.encode(PROBE)))
+    if a != b:
+        info = DataDir(data).tokenizer_info() or {}
+        kind = info.get("kind") or info.get("spec") or type(data_tok).__name__
+        raise TokenizerMismatch(
+            f"model {lm.source} and data {data} use different tokenizers (data: {kind}, vocab {data_tok.vocab_size}; "
+            f"'Hello world' is {a[:4]}... for the model, {b[:4]}... for the data)",
+            hint="tokenize the text with the model's own tokenizer")
+
+
 def pick_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"

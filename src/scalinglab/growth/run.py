@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from scalinglab.errors import FolderError
+from scalinglab.fileio import staged_dir
 from scalinglab.folders import RunDir
 from scalinglab.growth.operators import check_growable, grow_state
 from scalinglab.records import RunRecord, RunSpec
@@ -39,8 +39,8 @@ def grow_run(
     src = RunDir(run)
     if not src.has_checkpoint():
         raise FolderError(f"{run} has no {RunDir.CHECKPOINT}", hint="give a run folder trained by `scalinglab train`")
-    if out.exists() and any(out.iterdir()):
-        raise FolderError(f"{out} already exists and is not empty", hint="pick a fresh folder", keys=("out",))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FolderError(f"{out} already exists and is not empty (or is a file)", hint="pick a fresh folder", keys=("out",))
     ckpt = load_checkpoint(src.checkpoint)
     spec = RunSpec.from_dict(ckpt["spec"])
     check_growable(spec.shape, width, depth, mode)
@@ -83,21 +83,13 @@ def grow_run(
                     final_train_loss=rec_old.get("final_train_loss"), wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
                     message=f"grown from {run} ({spec.shape.name} -> {shape.name}) at step {step}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with staged_dir(out, "grow") as tmp:  # nothing is left in OUT if anything fails
         dst = RunDir(tmp)
         save_checkpoint(dst.checkpoint, new_ckpt)
         dst.write_spec(new_spec)
         dst.write_record(rec)
         if src.metrics.is_file():
             shutil.copyfile(src.metrics, dst.metrics)
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"run": str(run), "out": str(out), "from_shape": spec.shape.name, "to_shape": shape.name,
             "params_before": spec.shape.params(), "params_after": shape.params(), "step": step,
             "width": width, "depth": depth, "mode": mode, "noise": noise, "optimizer_state": moments is not None}

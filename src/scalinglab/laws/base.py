@@ -187,12 +187,21 @@ def load_law(path) -> Law:
     from scalinglab.fileio import read_json
 
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{p} is a folder, not a law file", hint="give the law file that `scalinglab fit` writes")
     try:
         d = read_json(p)
     except FileNotFoundError:
         raise UserError(f"no law file at {p}", hint="write one with `scalinglab fit` first") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{p} is not valid JSON ({e.msg}, line {e.lineno})", hint="rewrite it with `scalinglab fit`") from None
-    if "laws" in d and "kind" not in d:  # a multi-approach law.json: take the first law
-        d = next(iter(d["laws"].values()))
-    return law_from_dict(d)
+    except (RecursionError, UnicodeDecodeError) as e:  # a 100k-deep array, a binary file
+        raise UserError(f"{p} is not a law file ({type(e).__name__})", hint="rewrite it with `scalinglab fit`") from None
+    if isinstance(d, dict) and "laws" in d and "kind" not in d and isinstance(d["laws"], dict) and d["laws"]:
+        d = next(iter(d["laws"].values()))  # a multi-approach law.json: take the first law
+    if not isinstance(d, dict):
+        raise UserError(f"{p} holds a JSON {type(d).__name__}, not a law object", hint="give the law file `scalinglab fit` writes")
+    try:
+        return law_from_dict(d)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise UserError(f"{p} is not a valid law ({type(e).__name__}: {e})", hint="rewrite it with `scalinglab fit`") from None

@@ -77,14 +77,15 @@ def _numeric(df, col: str, src: str, line_of, positive: bool = True) -> np.ndarr
     if bad.size:
         i = bad[0]
         cell = raw.iloc[i]
-        why = "is empty" if (cell is None or (isinstance(cell, float) and np.isnan(cell)) or str(cell).strip() == "") \
-            else f"is {cell!r}, not a finite number"
-        raise UserError(f"{src} {line_of(i)}, column {col!r} {why}: fix or remove that row")
+        empty = cell is None or (isinstance(cell, float) and np.isnan(cell)) or str(cell).strip() == ""
+        shown = format(float(cell), "g") if isinstance(cell, (int, float, np.number)) else repr(str(cell))
+        why = "is empty" if empty else f"is {shown}, not a finite number"
+        raise UserError(f"{src} {line_of(i)}, column {col!r} {why}; fix or remove that row")
     if positive:
         bad = np.flatnonzero(vals <= 0)
         if bad.size:
             i = bad[0]
-            raise UserError(f"{src} {line_of(i)}, column {col!r} is {vals[i]:g}, must be > 0: fix or remove that row")
+            raise UserError(f"{src} {line_of(i)}, column {col!r} is {vals[i]:g}, must be > 0; fix or remove that row")
     return vals
 
 
@@ -94,7 +95,8 @@ def _read_csv(path: Path):
     if not path.exists():
         raise UserError(f"no such file or study folder: {path}")
     try:
-        return pd.read_csv(path, skipinitialspace=True)
+        # only empty cells are missing: a literal "nan" stays text, so it is reported as what it is
+        return pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty: give a CSV with a header row and one row per run") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:

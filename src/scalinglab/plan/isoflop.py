@@ -132,6 +132,11 @@ def plan_isoflop(
     for c in sorted(budgets):
         for shape in shapes:
             rid = run_id(c, shape)
+            if shape.n_layers < 1 or shape.d_model % shape.n_heads:  # dropped below; no N or C to count
+                reason = (f"no layers (d_model {shape.d_model} too small for the depth rule)" if shape.n_layers < 1 else
+                          f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}")
+                dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, 0, 0, reason, "shape"))
+                continue
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
             spec = replace(base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention,
@@ -141,11 +146,7 @@ def plan_isoflop(
             tokens = steps * tps
             epochs = epochs_fn(tokens, shape) if epochs_fn else tokens / max(1, train_tokens)
             reason, kind = "", ""
-            if shape.n_layers < 1:
-                reason, kind = f"no layers (d_model {shape.d_model} too small for the depth rule)", "shape"
-            elif shape.d_model % shape.n_heads:
-                reason, kind = f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}", "shape"
-            elif steps < min_steps:
+            if steps < min_steps:
                 reason, kind = f"too few steps ({steps} < --min-steps {min_steps})", "steps"
             elif epochs > max_epochs:
                 reason, kind = f"{epochs:.2f} epochs of the data (> --max-epochs {max_epochs:g})", "epochs"

@@ -10,6 +10,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.folders import StudyDir
+from scalinglab.laws.approach2 import group_budgets
 from scalinglab.report import fits as F
 from scalinglab.report.figures import render
 from scalinglab.report.html import Report, Section, Table, fmt
@@ -39,6 +40,11 @@ def load_frame(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=
         raise UserError(f"no study or runs CSV at {p}: give a STUDY folder or a RUNS.csv")
     df = F.read_runs_csv(p, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col)
     return df, f"runs CSV {p}", False
+
+
+def budget_count(c) -> int:
+    """Budgets among the runs' C, counted as approach 2 groups them (C = 6ND of a CSV scatters around each plan)."""
+    return len(np.unique(group_budgets(np.asarray(c, float))))
 
 
 def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_loss=None,
@@ -82,7 +88,7 @@ def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_l
     a2[np.flatnonzero(done)] = fit.inlier
     df = df.assign(a2=a2 & usable, done=done)
     w += fit.warnings
-    rep.summary.append(("runs", f"{len(df)} ({int(usable.sum())} fitted, {len(np.unique(df.c))} budgets)"))
+    rep.summary.append(("runs", f"{len(df)} ({int(usable.sum())} fitted, {budget_count(df.c)} budgets)"))
     rep.summary += fit.summary
     rep.sections += _sections(df, fit, at)
     return rep

@@ -25,9 +25,10 @@ def gpu_count() -> int:
     return min(n, len([v for v in vis.split(",") if v.strip()])) if vis is not None else n
 
 
-def make_devices(gpus: str | None, per_gpu: int | None, workers: int) -> list[Device]:
+def make_devices(gpus: str | None, per_gpu: int | None, workers: int, check_gpus: bool = False) -> list[Device]:
     """--gpus 0,1 (default: all visible) -> one Device per GPU, packed by each run's size, or --per-gpu K runs each;
-    --workers N (or no GPU) -> a CPU pool of N runs at once."""
+    --workers N (or no GPU) -> a CPU pool of N runs at once. check_gpus: refuse GPU indices this machine does not
+    have (off for a stand-in trainer in tests)."""
     if per_gpu is not None and per_gpu < 1:
         raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
     if gpus is None and workers < 1:
@@ -39,6 +40,16 @@ def make_devices(gpus: str | None, per_gpu: int | None, workers: int) -> list[De
             ids = [int(g) for g in gpus.split(",") if g.strip()]
         except ValueError:
             raise UserError(f"bad GPUs {gpus!r}", hint="give GPU indices, e.g. 0,1", keys=("gpus",)) from None
+        if not ids or min(ids) < 0:
+            raise UserError(f"bad GPUs {gpus!r}", hint="give GPU indices 0 or more, e.g. 0,1", keys=("gpus",))
+        if check_gpus:
+            n = gpu_count()
+            if n == 0:
+                raise UserError(f"GPUs {gpus} asked for, but this machine has none visible (nvidia-smi lists none)",
+                                hint="leave the GPUs unset to train on CPU workers", keys=("gpus", "workers"))
+            if max(ids) >= n:
+                raise UserError(f"GPU {max(ids)} does not exist: this machine has {n} (0..{n - 1})",
+                                hint=f"give indices below {n}", keys=("gpus",))
         return gpu_devices(ids, gpu_memory_bytes() if per_gpu is None else 0, per_gpu)
     if workers < 1:
         raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",))

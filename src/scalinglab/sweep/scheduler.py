@@ -5,6 +5,7 @@ Executors (local subprocesses, Ray tasks) only start and poll commands; all stor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from scalinglab.errors import Interrupted
 from scalinglab.sweep import runs as R
 from scalinglab.sweep.packing import Device, choose, run_need
 from scalinglab.sweep.store import Store
@@ -68,6 +70,7 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
 
     study_dir = Path(study_dir).resolve()
     st = Store(study_dir)
+    st.check_run_dirs()  # a tampered store must not make the sweep write outside the study
     if retry_failed:
         st.retry_failed()
     devices = executor.devices
@@ -113,7 +116,7 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                 row = st.claim(pick=pick)
                 if row is None:
                     break
-                run_dir = study_dir / row["run_dir"]
+                run_dir = st.run_path(row)
                 adopted = R.prepare(run_dir, json.loads(row["spec"]))
                 if adopted:
                     record(row["id"], adopted["status"], adopted, None, "adopted a finished record")
@@ -152,17 +155,32 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                 if view:
                     view.update(live_view(st.runs(), st.counts()), refresh=True)
             time.sleep(poll_s)
-    except (KeyboardInterrupt, _Stop):
+    except (KeyboardInterrupt, _Stop) as e:
+        n = len(inflight)
         hand_back("interrupted; resumes from its checkpoint on the next sweep")
-        raise KeyboardInterrupt from None
+        signum = signal.SIGTERM if isinstance(e, _Stop) else signal.SIGINT
+        raise Interrupted(f"interrupted: {n} run(s) in flight stopped and handed back; "
+                          f"rerun `scalinglab sweep {study_dir}` to resume them", signum) from None
+    except BaseException:
+        # A store error (disk full) or a bug: stop the trainers rather than leave them running without a sweep,
+        # and keep the first error (the hand-back may fail the same way).
+        with contextlib.suppress(Exception):
+            executor.stop_all()
+        for rid in inflight:
+            with contextlib.suppress(Exception):
+                st.release(rid, "the sweep stopped on an error; resumes from its checkpoint on the next sweep")
+        raise
     finally:
         if main:
             signal.signal(signal.SIGTERM, old_term)
-        counts = st.counts()
+        counts = {}
+        with contextlib.suppress(Exception):  # never hide the error that ended the sweep
+            counts = st.counts()
+            if view:
+                view.update(live_view(st.runs(), counts), refresh=True)
+            elif console is not None and live:
+                console.print(summary(counts))
         if view:
-            view.update(live_view(st.runs(), counts), refresh=True)
             view.stop()
-        elif console is not None and live:
-            console.print(summary(counts))
         st.close()
     return counts

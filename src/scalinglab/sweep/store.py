@@ -72,21 +72,48 @@ def pid_alive(pid: int | None, start: str | None) -> bool:
 
 
 HOST = socket.gethostname()
+STALE_S = 600  # a 'running' row of another machine not updated for this long is shown as stale
+
+
+class StoreError(FolderError):
+    """A write to the study store failed (disk full, read-only, locked): the first SQLite error, kept."""
+
+    def __init__(self, path: Path, err: sqlite3.Error | str):
+        self.path, self.err = path, str(err)
+        msg = str(err)
+        fix = ("free some disk space" if "full" in msg else
+               "make the study folder writable" if "readonly" in msg or "read-only" in msg else
+               "check the disk and that no other program holds the file")
+        super().__init__(f"the study store {path} failed: {msg}", hint=f"{fix}, then rerun the command (runs resume)")
+
+    def __reduce__(self):
+        return (self.__class__, (self.path, self.err))
 
 
 class Store:
     """One connection to the study's SQLite store. Every write is a short transaction."""
 
-    def __init__(self, study_dir: str | os.PathLike, create: bool = False):
+    def __init__(self, study_dir: str | os.PathLike, create: bool = False, readonly: bool = False):
+        """readonly=True for commands that only read (status, fit, report): they never write to the file,
+        not even the header SQLite would put into an empty one."""
         self.dir = Path(study_dir)
         path = StudyDir(self.dir).store
         if not create and not path.is_file():
             raise FolderError(f"{self.dir} is not a study (no {path.name})", hint="plan one first (`scalinglab plan isoflop`)")
-        self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        if not create and path.stat().st_size == 0:
+            raise FolderError(f"{path} is empty (0 bytes)", hint="restore it from a backup or re-plan the study")
+        try:
+            if readonly:
+                self.con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
+            else:
+                self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        except sqlite3.Error as e:
+            raise FolderError(f"{path} cannot be opened ({e})", hint="check the folder's permissions") from None
         self.con.row_factory = sqlite3.Row
         try:
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=NORMAL")
+            if not readonly:
+                self.con.execute("PRAGMA journal_mode=WAL")
+                self.con.execute("PRAGMA synchronous=NORMAL")
             self.con.execute("PRAGMA busy_timeout=60000")
             if create:
                 self.con.executescript(SCHEMA)
@@ -106,13 +133,22 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        self.con.execute("BEGIN IMMEDIATE")
+        """One write transaction. A failed statement or COMMIT ("database or disk is full") may already
+        have ended it: roll back only if one is still open, so the first error is the one reported."""
         try:
-            yield self.con
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+            self.con.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.con
+                self.con.execute("COMMIT")
+            except BaseException:
+                if self.con.in_transaction:
+                    try:
+                        self.con.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+        except sqlite3.OperationalError as e:
+            raise StoreError(StudyDir(self.dir).store, e) from None
 
     def add_runs(self, rows: list[dict[str, Any]]) -> None:
         """Append runs after the ones already stored (a study extended later keeps its first runs' order)."""
@@ -128,6 +164,23 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.con.execute("SELECT * FROM runs ORDER BY idx")]
+
+    def run_path(self, row: dict[str, Any]) -> Path:
+        """A run's folder, refused unless it lies inside the study folder (StudyDir.run)."""
+        return StudyDir(self.dir).run(row["run_dir"]).path
+
+    def check_run_dirs(self) -> None:
+        for r in self.con.execute("SELECT id, run_dir FROM runs"):
+            self.run_path(dict(r))
+
+    def shown_status(self, r: dict[str, Any]) -> str:
+        """The status to show: a 'running' row whose sweep and trainer are gone is 'interrupted' (this machine)
+        or, on another machine, 'stale' when not updated for STALE_S seconds."""
+        if r["status"] != "running":
+            return r["status"]
+        if r.get("owner_host") == HOST:
+            return "interrupted" if self._orphaned(r) else "running"
+        return "stale" if r.get("updated_at") and time.time() - r["updated_at"] > STALE_S else "running"
 
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}
@@ -219,14 +272,15 @@ def load_runs_frame(study_dir: str | os.PathLike):
     plus one row per cooldown branch of a WSD run (run_id RUN_ID@TOKENS; RunDir.read_branches)."""
     import pandas as pd
 
-    with Store(study_dir) as st:
+    with Store(study_dir, readonly=True) as st:
         rows = st.runs()
+        paths = [st.run_path(r) for r in rows]
     out = []
-    for r in rows:
+    for r, path in zip(rows, paths):
         d = {k: r.get(k) for k in FRAME_COLUMNS if k in r}
         d["run_id"] = r["id"]
         d["tokens"] = r["tokens"] if r["tokens"] is not None else r["planned_tokens"]
-        d["run_dir"] = str(StudyDir(study_dir).run(r["run_dir"]).path.resolve())
+        d["run_dir"] = str(path)
         out.append(d)
         out.extend(branch_rows(d))  # a WSD run's cooldown branches are points of their own
     return pd.DataFrame(out, columns=FRAME_COLUMNS)

@@ -11,7 +11,8 @@ from rich.text import Text
 from scalinglab.fmt import si
 from scalinglab.plan.isoflop import fmt_budget
 
-STYLE = {"done": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "dim"}
+STYLE = {"done": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "dim",
+         "interrupted": "magenta", "stale": "magenta"}
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -42,7 +43,8 @@ def _eta(s: float | None) -> str:
 
 def summary(counts: dict[str, int]) -> Text:
     total = sum(counts.values())
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("running", "pending", "failed", "diverged") if counts.get(k)]
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("running", "interrupted", "stale", "pending", "failed", "diverged")
+             if counts.get(k)]
     return Text(f"{counts.get('done', 0)}/{total} done" + (" | " + ", ".join(parts) if parts else ""), style="bold")
 
 
@@ -59,7 +61,7 @@ def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
         st = r["status"]
         done = st in ("done", "diverged")
         val = r.get("final_val_loss") if done else r.get("last_val_loss")
-        step = (f"{_steps(r.get('last_step') or 0)}/{_steps(r['steps'])}" if st == "running"
+        step = (f"{_steps(r.get('last_step') or 0)}/{_steps(r['steps'])}" if st in ("running", "interrupted", "stale")
                 else (_steps(r["steps"]) if done else ""))
         t.add_row(r["id"], *([fmt_budget(r["budget"]) if r.get("budget") else ""] if with_c else []), human(r["params"]),
                   Text(st, style=STYLE.get(st, "")),

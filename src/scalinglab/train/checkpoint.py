@@ -15,7 +15,9 @@ Keys of the checkpoint dict (the growth operators write the same format):
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +56,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FolderError(f"no checkpoint at {path}", hint="train the run first (`scalinglab train`)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing: the error line says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle of arbitrary objects, not a torch file at all
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise FolderError(f"{path} is truncated or not a scalinglab checkpoint ({reason})",
-                          hint=f"delete it to restart the run from {RunDir.CONFIG}") from None
+        raise FolderError(f"{path} {load_failure(e)}", hint=f"delete it to restart the run from {RunDir.CONFIG}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt or "spec" not in ckpt:
         raise FolderError(f"{path} is not a scalinglab checkpoint (no format/model/spec keys)",
                           hint="resume a run folder written by `scalinglab train`", keys=("resume",))
     return ckpt
+
+
+def load_failure(e: Exception) -> str:
+    """Why torch.load(weights_only=True) refused a file, in a few words (no ANSI codes, one line)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+    if "unsupported global" in text.lower():
+        return "holds Python objects besides tensors and was refused (loading it could run code)"
+    text = text.split("WeightsUnpickler error:", 1)[-1].strip()  # torch's own words come after its preamble
+    reason = text.splitlines()[0][:120] if text else type(e).__name__
+    return f"is truncated or not a scalinglab checkpoint ({reason})"
 
 
 def load_run_model(run: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, RunSpec]:

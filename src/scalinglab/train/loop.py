@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,12 +20,14 @@ from typing import Any, Protocol
 import torch
 
 from scalinglab.data.loader import TokenData
-from scalinglab.errors import ConfigError, FolderError, UserError
+from scalinglab.errors import ConfigError, FolderError, Interrupted, UserError
+from scalinglab.fileio import os_error_message
 from scalinglab.folders import RunDir
 from scalinglab.models import build_model
-from scalinglab.records import RunRecord, RunSpec
+from scalinglab.records import RunRecord, RunSpec, validate_spec
 from scalinglab.train import distributed, trackers, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.metrics import MetricsLog
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.schedule import Schedule, default_warmup, kaplan_lr, kaplan_n
@@ -132,6 +136,7 @@ class Trainer:
         ckpt = self._load_checkpoint()
         if not spec.data:
             raise ConfigError("no training data given", hint="give a folder made by `scalinglab prep`", keys=("data",))
+        validate_spec(spec)
         self.data = TokenData(spec.data)
         if self.data.vocab_size > shape.vocab:
             raise ConfigError(f"data vocabulary {self.data.vocab_size} exceeds the model's vocab {shape.vocab}",
@@ -139,6 +144,9 @@ class Trainer:
         for k in ("batch_size", "grad_accum"):
             if getattr(spec, k) <= 0:
                 raise ConfigError(f"{k} must be positive, got {getattr(spec, k)}", keys=(k,))
+        # windows longer than the data fail here, before the run folder exists (not after it says "running")
+        self.data.train_batch(0, 1, shape.seq_len, spec.seed)
+        val = self.data.val_windows(shape.seq_len, spec.logging.eval_batches * spec.batch_size)
         self.total = resolve_steps(spec)
         self.sched = make_schedule(spec, self.total)
         self.fpt = flops_per_token(spec)
@@ -151,8 +159,28 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
         self.log_every = spec.logging.log_every or 10
+        done = int(ckpt["step"]) if ckpt is not None else 0
+        latents = shape.latents if shape.arch == "perceiver-ar" else 0
+        check_duration((self.total - min(done, self.total)) * spec.tokens_per_step * self.fpt,
+                       self.data.epochs(self.total * spec.tokens_per_step, shape.seq_len, latents), self.device.type,
+                       self.dist.world if self.dist is not None else 1, allow=spec.runtime.allow_long)
         self._build_model(ckpt)
-        self._start_record(ckpt)
+        self.metrics = self.bar = None
+        self.hooks: list[Hook] = []
+        self.created = not self.run_dir.path.exists()  # a folder made here goes again if the run fails before a checkpoint
+        try:
+            self._start_record(ckpt)
+            self._setup_outputs(ckpt, val)
+        except BaseException as e:
+            self._fail(e)
+            self._close()
+            if isinstance(e, OSError):
+                raise self._as_user_error(e) from None
+            raise
+        return self
+
+    def _setup_outputs(self, ckpt: dict[str, Any] | None, val) -> None:
+        spec, shape = self.spec, self.spec.shape
         main = self.dist is None or self.dist.is_main  # one tracker run per run, from rank 0
         tracker = trackers.make_tracker(
             trackers.TrackerConfig.from_logging(spec.logging) if main else trackers.TrackerConfig(),
@@ -160,16 +188,12 @@ class Trainer:
             {**trackers.flat_params(spec.to_dict()), "params": shape.params(), "flops_per_token": self.fpt})
         self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard,
                                   tracker=tracker)
-        val = self.data.val_windows(shape.seq_len, spec.logging.eval_batches * spec.batch_size)
         self.val = torch.from_numpy(val).to(self.device)
         self.batches = Batches(self.data, spec, self.device, rows=self.dist.rows if self.dist is not None else slice(None))
         branches = wsd.WsdBranches.from_spec(spec, self.run_dir.path, self.total, self.sched, self.fpt, fresh=ckpt is None)
-        self.hooks: list[Hook] = [branches] if branches is not None else []
+        self.hooks = [branches] if branches is not None else []
         self.bar = _progress(self.progress, self.total, self.step_done)
-        self.t0, self.elapsed0 = time.perf_counter(), self.rec.wall_time_s
-        self.last_ckpt = self.step_done if ckpt is not None else -1
         self.window = Accum.zeros(self.device)  # the losses since the last sync point
-        return self
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         path = self.run_dir.checkpoint
@@ -214,16 +238,19 @@ class Trainer:
 
     def _start_record(self, ckpt: dict[str, Any] | None) -> None:
         spec, step, state = self.spec, self.step_done, self.state
+        self.t0 = time.perf_counter()
+        self.last_ckpt = step if ckpt is not None else -1
         # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
         self.step0, self.flops0 = step, float(state.get("flops", step * spec.tokens_per_step * self.fpt))
-        self.run_dir.path.mkdir(parents=True, exist_ok=True)
-        self.run_dir.write_spec(spec)
         dev = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         self.rec = RunRecord(spec=spec, status="running", curve=RunDir.METRICS, convention=spec.convention,
                              params=spec.shape.params(), steps_done=step, tokens=step * spec.tokens_per_step,
                              flops=self.flops0, device=dev, min_val_loss=state.get("min_val_loss"),
                              final_val_loss=state.get("last_val_loss"), final_train_loss=state.get("last_train_loss"),
                              wall_time_s=float(state.get("elapsed_s", 0.0)))
+        self.elapsed0 = self.rec.wall_time_s
+        self.run_dir.path.mkdir(parents=True, exist_ok=True)
+        self.run_dir.write_spec(spec)
         self.run_dir.write_record(self.rec)
 
     # -- what hooks use ---------------------------------------------------------------------------
@@ -294,10 +321,15 @@ class Trainer:
         spec, total, rec, stop_at = self.spec, self.total, self.rec, self.stop_at_step
         step = self.step_done
         n_sum, t_win, step_win = 0, time.perf_counter(), step
+        stop = StopSignals() if self.dist is None else None  # DDP ranks must stop at the same step: not here
         try:
+            if stop is not None:
+                stop.__enter__()
             self.model.train()
             micro = self.batches.get(step) if step < total else None
             while step < total:
+                if stop is not None and stop.signum:  # SIGTERM or Ctrl-C: keep the work, then stop
+                    self._stop(step, stop.signum)
                 for hook in self.hooks:
                     hook.before_step(self, step)
                 lr = self.sched(step)
@@ -329,30 +361,64 @@ class Trainer:
             rec.status = "diverged"
             kept = f"last good checkpoint: step {self.last_ckpt}" if self.last_ckpt >= 0 else "no checkpoint was written"
             rec.message = f"{e}; {kept}. Lower the peak LR, lengthen the warmup or clip gradients"
+        except Interrupted:
+            raise
         except KeyboardInterrupt:
             rec.status = "failed"
             rec.message = f"interrupted at step {step}; resume the run in {self.run_dir.path}"
             raise
-        except UserError:
-            rec.status = "failed"
+        except (UserError, OSError) as e:
+            self._fail(e)
+            if isinstance(e, OSError):
+                raise self._as_user_error(e) from None
             raise
         except Exception as e:
             rec.status, rec.message = "failed", f"{type(e).__name__}: {e}"[:500]
             raise
         finally:
+            if stop is not None:
+                stop.__exit__()
             self._close()
         return rec
+
+    def _stop(self, step: int, signum: int) -> None:
+        """Checkpoint the steps done so far and stop (raises Interrupted; the record says pending)."""
+        spec, rec = self.spec, self.rec
+        rec.steps_done, rec.tokens = step, step * spec.tokens_per_step
+        rec.flops = self.flops0 + (step - self.step0) * spec.tokens_per_step * self.fpt
+        self.checkpoint(step)
+        rec.status = "pending"
+        rec.message = (f"stopped by {signal.Signals(signum).name} at step {step} of {self.total}, checkpoint written; "
+                       f"continue with scalinglab train --resume {self.run_dir.path}")
+        raise Interrupted(f"interrupted: {rec.message}", signum)
+
+    def _fail(self, e: BaseException) -> None:
+        """A failure before training or on a full disk: a run folder this trainer made and that holds no
+        checkpoint is removed (nothing trained is lost); any other keeps a record saying failed."""
+        self.rec.status, self.rec.message = "failed", str(e)[:500] or type(e).__name__
+        if self.created and not self.run_dir.has_checkpoint() and (self.dist is None or self.dist.is_main):
+            shutil.rmtree(self.run_dir.path, ignore_errors=True)
+
+    def _as_user_error(self, e: OSError) -> FolderError:
+        """Disk full, read-only: say which run could not be written."""
+        return FolderError(f"cannot write run folder {self.run_dir.path}: {os_error_message(e)}")
 
     def _close(self) -> None:
         rec = self.rec
         if self.bar is not None:
             self.bar.stop()
-        self.metrics.close(rec.status)
+        if self.metrics is not None:
+            self.metrics.close(rec.status)
         for hook in self.hooks:
             hook.close(self, rec)
         rec.wall_time_s = self.elapsed0 + time.perf_counter() - self.t0
         rec.model_flops_per_s = rec.flops / rec.wall_time_s if rec.wall_time_s > 0 else 0.0
-        self.run_dir.write_record(rec)
+        if self.run_dir.path.is_dir():
+            try:
+                self.run_dir.write_record(rec)
+            except OSError:  # the disk is full: no record rather than one that says "running"
+                with contextlib.suppress(OSError):
+                    self.run_dir.record.unlink()
         if self.dist is not None:
             self.dist.close()
 

@@ -47,7 +47,7 @@ def plan_isoflop_cmd(
                                           "(default: STUDY/mlruns)."),
     extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
-    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
+    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-law LAW.json (1, 2, 3); required when it holds several."),
     spread: float = typer.Option(3.0, "--spread", help="With --around: shapes from N_opt/spread to spread*N_opt."),
     width_step: int = typer.Option(0, "--width-step", help="With --around: widths are multiples of this (0: the gcd of the study's widths)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
@@ -267,32 +267,13 @@ def _hparams_from(d: dict | None):
 
 def _allocation_law(path: Path, approach: str | None):
     """The law of LAW.json that allocates compute (N_opt, D_opt): the --approach one of a multi-law file."""
-    import json
+    from scalinglab.cli.fit_options import read_law
 
-    from scalinglab.laws import approach1, approach2, approach3  # noqa: F401  (register their kinds)
-    from scalinglab.laws.base import law_from_dict
-
-    try:
-        d = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"no law file at {path}: write one with `scalinglab fit STUDY --out {path}`") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e.msg}); rewrite it with `scalinglab fit --out`") from None
-    except (IsADirectoryError, RecursionError, UnicodeDecodeError) as e:  # a folder, a 100k-deep array, a binary
-        raise UserError(f"{path} is not a law file ({type(e).__name__}); rewrite it with `scalinglab fit --out`") from None
-    if not isinstance(d, dict):
-        raise UserError(f"{path} holds a JSON {type(d).__name__}, not a law; rewrite it with `scalinglab fit --out`")
-    if "laws" in d and "kind" not in d:
-        laws = d["laws"]
-        key = f"approach{approach}" if approach and f"approach{approach}" in laws else approach
-        if approach and key not in laws:
-            raise UserError(f"{path} has no approach {approach!r} (it has {', '.join(laws)}): pick one with --approach")
-        d = laws[key] if approach else next(iter(laws.values()))
-    law = law_from_dict(d)
+    law, label = read_law(path, approach)
     try:
         law.allocate(1e18)
     except (AttributeError, NotImplementedError, TypeError, ValueError, UserError) as e:  # a law with no optimum
-        raise UserError(f"the law in {path} cannot allocate compute ({e}); use an approach 1, 2 or 3 law (--approach)") from None
+        raise UserError(f"the law {label} cannot allocate compute ({e}); use an approach 1, 2 or 3 law (--approach)") from None
     return law
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from scalinglab.errors import FolderError
 from scalinglab.folders import RunDir, StudyDir
 
@@ -284,3 +286,29 @@ def load_runs_frame(study_dir: str | os.PathLike):
         out.append(d)
         out.extend(branch_rows(d))  # a WSD run's cooldown branches are points of their own
     return pd.DataFrame(out, columns=FRAME_COLUMNS)
+
+
+def load_runs(study_dir: str | os.PathLike):
+    """The study's runs as the analysis layer's table (scalinglab.analysis.Runs): N = params, D = tokens,
+    C = flops spent (planned budget while not done), budget, final val loss, status; each done run's loss curve
+    from its metric lines (val_loss points if 3 or more, else train_loss)."""
+    from scalinglab.analysis.runs import Columns, Curve, Runs
+
+    p = Path(study_dir)
+    df = load_runs_frame(p)
+    curves: dict[str, Curve] = {}
+    for rid, run_dir, status in zip(df["run_id"], df["run_dir"], df["status"]):
+        if status != "done":
+            continue
+        rows = RunDir(run_dir).read_metrics()
+        val = [(m.get("flops"), m["val_loss"]) for m in rows if m.get("val_loss") is not None]
+        pts = val if len(val) >= 3 else [(m.get("flops"), m["train_loss"]) for m in rows
+                                          if m.get("val_loss") is None and m.get("train_loss") is not None]
+        c, l = (np.array([x[i] for x in pts], float) if pts else np.array([]) for i in (0, 1))
+        ok = np.isfinite(c) & np.isfinite(l) & (c > 0) & (l > 0)
+        if ok.sum() >= 2:
+            order = np.argsort(c[ok], kind="stable")
+            curves[str(rid)] = Curve(c[ok][order], l[ok][order])
+    cols = Columns(n="params", d="tokens", c="flops", loss="final_val_loss", budget="budget", run="run_id")
+    runs = Runs.from_frame(df, f"study {p}", cols, curves=curves, is_study=True)
+    return runs.with_notes(f"loss curves of {len(curves)} runs from study {p}" if curves else "")

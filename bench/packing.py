@@ -6,7 +6,7 @@
 
 Throughput is measured in the window where all K runs are past their warmup steps and none has finished:
 each run's metrics.jsonl lines are timestamped by polling, and the tokens they add in that window count.
-Model FLOPs per token = 6N + 12*L*d*T (N all params), as in ANCHORS.md's throughput table.
+Model FLOPs per token = 6N + 12*L*d*T (N all params), as nanoGPT's estimate_mfu counts them.
 Writes bench/results/packing-<device>.json.
 """
 
@@ -126,7 +126,7 @@ def aggregate(procs: list[Proc], warm_frac: float) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="256x4:256,128x2:50304,384x6:256",
-                    help="D_MODELxLAYERS:VOCAB,... (ANCHORS rows of 3.5M, 7.0M, 11.1M params)")
+                    help="D_MODELxLAYERS:VOCAB,... (default: nanoGPT-style models of 3.5M, 7.0M, 11.1M params)")
     ap.add_argument("--ks", default="1,2,4,8", help="runs per GPU to try")
     ap.add_argument("--seconds", type=float, default=10.0, help="target length of the K=1 run")
     ap.add_argument("--seq-len", type=int, default=1024)

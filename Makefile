@@ -20,6 +20,7 @@ demo: install
 	$(BIN)/scalinglab demo
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The documentation site, into site/ (warnings are errors). The CLI reference is generated from the program.

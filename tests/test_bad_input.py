@@ -293,10 +293,10 @@ def test_sweep_gpus_without_gpus_is_refused(study, capsys, monkeypatch):
 
 
 def test_report_counts_budgets_and_names_bad_cells(tmp_path, runs_csv, capsys):
-    from scalinglab.report.fits import read_runs_csv
+    from scalinglab.analysis import Runs
     from scalinglab.report.study import budget_count
 
-    c = read_runs_csv(runs_csv).c  # C = 6ND from the CSV's rounded D: more distinct values than budgets
+    c = Runs.from_csv(runs_csv).budget  # C = 6ND from the CSV's rounded D: more distinct values than budgets
     assert len(set(c)) > 3 and budget_count(c) == 3
     lines = runs_csv.read_text().splitlines()
     for cell, words in (("nan", "'nan', not a finite number"), ("inf", "is inf, not a finite number"), ("", "is empty")):

@@ -56,7 +56,7 @@ def test_demo_tiny_stops_resumes_and_fits(tmp_path):
     (["--out", "FILE"], "is a file"),
     (["--scale", "huge"], "unknown scale 'huge'; use cpu or gpu (--scale)"),
     (["--stage", "train"], "unknown stage 'train'"),
-    (["--max-minutes", "0"], "--max-minutes 0"),
+    (["--max-minutes", "0"], "--max-minutes 0 is out of range"),
 ])
 def test_demo_bad_input_one_line(tmp_path, args, needle):
     f = tmp_path / "f.txt"

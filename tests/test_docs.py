@@ -69,6 +69,31 @@ def test_site_builds_strict_with_a_page_per_command(tmp_path):
     assert (site / "examples" / "python-code-gpu" / "figures" / "isoflop.png").is_file()
 
 
+def test_every_page_is_in_the_nav():
+    yaml = pytest.importorskip("yaml", reason="PyYAML comes with mkdocs (pip install -e '.[docs]')")
+
+    class Loader(yaml.SafeLoader):  # mkdocs.yml may hold !!python tags; they are not pages
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    nav = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)["nav"]
+
+    def pages(item):
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):
+            for x in item:
+                yield from pages(x)
+        elif isinstance(item, dict):
+            for v in item.values():
+                yield from pages(v)
+
+    listed = set(pages(nav))
+    on_disk = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
+    assert on_disk - listed == set(), "pages missing from mkdocs.yml's nav"
+    assert listed - on_disk == set(), "nav entries without a page"
+
+
 def test_readme_links_point_into_the_docs():
     readme = (ROOT / "README.md").read_text()
     for target in re.findall(r"\]\(((?:docs|examples)/[^)#]+)", readme):

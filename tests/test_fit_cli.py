@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scalinglab.cli import main
-from scalinglab.laws.base import load_law
+from scalinglab.laws.registry import load_law
 from conftest import SHARED_DATA, needs_shared
 
 DATA = SHARED_DATA
@@ -30,8 +30,8 @@ def test_minchilla_approach2_json(capsys, tmp_path):
                          "--c-col", "budget_flops", "--loss-col", "final_loss", "--max-loss", "2", "--json",
                          "--out", str(tmp_path / "law.json"))
     assert code == 0, err
-    d = json.loads(out)
-    assert {"a", "b", "k_n", "k_d", "per_budget"} <= set(d)
+    d = json.loads(out)["laws"]["approach2"]
+    assert {"a", "b", "k_n", "k_d", "per_budget", "intervals", "residuals"} <= set(d)
     assert round(d["a"], 3) == 0.478 and len(d["per_budget"]) == 5
     law = load_law(tmp_path / "law.json")
     assert law.a_ == pytest.approx(d["a"])
@@ -90,8 +90,9 @@ def test_approach3_json_keys_and_d_from_c(capsys, tmp_path):
     code, out, err = run(capsys, "fit", _write(tmp_path, "\n".join(rows) + "\n"), "--approach", "3", "--json",
                          "--at", "1e18,1e19", "--jobs", "1")
     assert code == 0, err
-    d = json.loads(out)
+    top = json.loads(out)
+    d = top["laws"]["approach3"]
     assert {"E", "A", "B", "alpha", "beta", "a", "b", "at"} <= set(d)
-    assert any("D computed as C/(6N)" in n for n in d["notes"])
+    assert any("D computed as C/(6N)" in n for n in top["notes"])
     assert abs(d["alpha"] - 0.35) < 0.02 and abs(d["beta"] - 0.37) < 0.02
     assert len(d["at"]) == 2 and d["at"][0]["loss"] > d["at"][1]["loss"]

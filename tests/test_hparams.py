@@ -3,6 +3,7 @@ point, power laws with intervals) and `plan isoflop --hparams` following the fit
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -25,7 +26,7 @@ def test_recipe_lr_is_deepseeks_eta_opt_where_the_model_is_compute_optimal():
         assert 0.1715 * c**0.5243 == pytest.approx(deepseek_m(s), rel=1e-12)
         assert r.lr(s) == pytest.approx(min(1e-2, 0.3118 * c**-0.125), rel=1e-12)
     lrs = [r.lr(ModelShape(d, d // 64, 262, 512)) for d in range(128, 577, 64)]
-    assert all(a > b for a, b in zip(lrs, lrs[1:]))  # smaller LR for larger models, unlike Kaplan's ~constant
+    assert all(a > b for a, b in itertools.pairwise(lrs))  # smaller LR for larger models, unlike Kaplan's ~constant
     assert 1e-3 < lrs[-1] < lrs[0] < 1e-2
     # DeepSeek's B_opt = 0.2920 C^0.3271 tokens, as a power of two sequences
     assert r.batch_tokens(1e15) == pytest.approx(0.2920 * 1e15**0.3271, rel=1e-12)
@@ -87,12 +88,12 @@ def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed
 
 
 def test_fit_hparams_recovers_known_laws():
-    lr_law = lambda n: 0.05 * n**-0.3  # noqa: E731
-    b_law = lambda c: 2.0 * c**0.3  # noqa: E731
+    lr_law = lambda n: 0.05 * n**-0.3
+    b_law = lambda c: 2.0 * c**0.3
     shapes = [("a", 1e5), ("b", 4e5), ("c", 1.6e6), ("d", 6.4e6)]
     budgets = [1e12, 1e13, 1e14]
     lrs = [1e-4 * 2**k for k in range(10)]
-    batches = [2**k for k in range(0, 12)]
+    batches = [2**k for k in range(12)]
     rows = synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches)
     pts = [best_point([r for r in rows if r["budget"] == c and r["shape"] == s], 32) for c in budgets for s, _ in shapes]
     for p in pts:

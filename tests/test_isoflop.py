@@ -48,7 +48,7 @@ def test_drops_runs_with_too_few_steps_or_repeated_data():
     # 32x2 at 1e11 reads 365,952 tokens; 64x2 at 3e10 takes 279 steps
     plan = plan_isoflop([3e10, 1e11], shapes, data="D", train_tokens=300_000, batch_size=4, min_steps=300)
     dropped = {d.run_id: d for d in plan.dropped}
-    assert dropped["C3e10_64x2"].kind == "steps" and "279 < --min-steps 300" in dropped["C3e10_64x2"].reason
+    assert dropped["C3e10_64x2"].kind == "steps" and "279 < min_steps 300" in dropped["C3e10_64x2"].reason
     assert dropped["C1e11_32x2"].kind == "epochs" and "1.22 epochs" in dropped["C1e11_32x2"].reason
     assert {r.spec.run_id for r in plan.runs} == {"C3e10_32x2", "C1e11_64x2"}
 
@@ -115,7 +115,7 @@ def test_cli_plan_d_models_range(tmp_path):
     p = cli("plan", "isoflop", "--data", str(data), "--budgets", "1e15,3e15,1e16,3e16", "--d-models", "256:1024:64",
             "--seq-len", "128", "--batch-size", "128", "--out", str(out))
     assert p.returncode == 0, p.stderr
-    assert "dropped C1e15_1024x16: too few steps (49 < --min-steps 50)" in p.stdout
+    assert "dropped C1e15_1024x16: too few steps (49 < min_steps 50) (--min-steps)" in p.stdout
     assert p.stdout.count("bracketed by the grid") == 4
     from scalinglab.sweep.store import load_runs_frame
 

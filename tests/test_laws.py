@@ -13,7 +13,8 @@ from scalinglab.errors import UserError
 from scalinglab.laws.approach1 import Approach1
 from scalinglab.laws.approach2 import Approach2
 from scalinglab.laws.approach3 import Approach3, hoffmann_grid
-from scalinglab.laws.base import ParametricLaw, law_from_dict
+from scalinglab.laws.base import ParametricLaw
+from scalinglab.laws.registry import law_from_dict
 from scalinglab.laws.published import PUBLISHED, get_law
 from conftest import SHARED_DATA, needs_shared, shared
 
@@ -74,7 +75,7 @@ def _minchilla():
 def test_minchilla_approach2_ransac_and_lsq():
     law = Approach2(robust="ransac", max_loss=2, seed=42).fit(*_minchilla())
     assert round(law.a_, 3) == 0.478 and round(law.b_, 2) == 0.52
-    assert [r.get("outliers_n") for r in law.per_budget_] == [0, 0, 1, 1, 0]  # d640 at 6 and 10 PF
+    assert [r.outliers_n for r in law.per_budget_] == [0, 0, 1, 1, 0]  # d640 at 6 and 10 PF
     assert round(Approach2(robust="lsq", max_loss=2).fit(*_minchilla()).a_, 3) == 0.432
 
 

@@ -183,32 +183,36 @@ def three_point_budgets():
 
 
 def test_isoflop_minima_warnings_and_outliers_drawn_from_the_approach2_fitter():
-    from scalinglab.report.fits import fit_all
+    from scalinglab.analysis import FitOptions, Runs, fit_study
 
-    fit = fit_all(three_point_budgets(), approaches="2")
-    assert fit.allocation.a_ == pytest.approx(1.5, abs=1e-9)
-    assert [p.n_opt for p in fit.parabolas] == pytest.approx([1e7, 10**8.5], rel=1e-9)
-    assert [p.loss_opt for p in fit.parabolas] == pytest.approx([2.0, 1.5], abs=1e-9)
+    df = three_point_budgets()
+    fit = fit_study(Runs.from_arrays(df.n, df.d, df.c, df.loss), FitOptions(approaches=("2",)))
+    law = fit.approaches["2"].law
+    assert law.a_ == pytest.approx(1.5, abs=1e-9)
+    assert [r.n_opt for r in law.per_budget_ if r.ok] == pytest.approx([1e7, 10**8.5], rel=1e-9)
+    assert [r.loss_opt_n for r in law.per_budget_ if r.ok] == pytest.approx([2.0, 1.5], abs=1e-9)
     warn = " | ".join(fit.warnings)
     assert "1e+16: the N minimum 3.16e+08 lies outside the sampled range" in warn
     assert "1e+17: only 2 usable runs, need 3" in warn
-    assert fit.band is None and "only 2 budgets" in warn  # a line through 2 points has no band
+    assert fit.approaches["2"].draws is None and "only 2 budgets" in warn  # a line through 2 points: no interval
 
 
 @needs_shared
-def test_minchilla_inliers_and_seeded_bootstrap_band():
+def test_minchilla_inliers_and_seeded_bootstrap_interval():
     """ANCHORS: with loss > 2 dropped, RANSAC leaves out d640 at 6 and 10 PF: 32 - 2 inliers of 61 runs."""
     import pandas as pd
 
-    from scalinglab.report.fits import fit_all
+    from scalinglab.analysis import FitOptions, Runs, fit_study
 
     raw = pd.read_csv(MINCHILLA)
-    df = pd.DataFrame({"n": raw.params, "d": raw.tokens, "c": raw.budget_flops, "loss": raw.final_loss})
-    fit = fit_all(df, max_loss=2, approaches="2")
-    assert int(fit.inlier.sum()) == 30 and not fit.inlier[(raw.final_loss > 2).to_numpy()].any()
-    assert sorted(raw.params[~fit.inlier & (raw.final_loss <= 2).to_numpy()].tolist()) == [49458094, 49458094]
-    grid, n_lo, n_hi, d_lo, d_hi = fit.band
-    n_fit, d_fit = fit.allocation.allocate(grid)
-    assert np.all((n_lo < n_fit) & (n_fit < n_hi) & (d_lo < d_fit) & (d_fit < d_hi))
-    again = fit_all(df, max_loss=2, approaches="2")
-    assert np.array_equal(again.band[1], n_lo)  # seeded
+    runs = Runs.from_arrays(raw.params, raw.tokens, budget=raw.budget_flops, C=raw.budget_flops, loss=raw.final_loss)
+    opts = FitOptions(approaches=("2",), max_loss=2, at=(1e18, 1e20))
+    f = fit_study(runs, opts).approaches["2"]
+    assert int(f.used.sum()) == 30 and not f.used[(raw.final_loss > 2).to_numpy()].any()
+    assert sorted(raw.params[~f.used & (raw.final_loss <= 2).to_numpy()].tolist()) == [49458094, 49458094]
+    lo, hi = f.intervals["a"]
+    assert lo < f.law.a_ < hi and hi - lo < 0.2 and f.draws.n == 400 and f.draws.method == "runs (bayesian)"
+    for r in f.at:  # the fitted allocation lies inside its own bootstrap interval
+        assert r.n_opt_ci[0] < r.n_opt < r.n_opt_ci[1] and r.d_opt_ci[0] < r.d_opt < r.d_opt_ci[1]
+    again = fit_study(runs, opts).approaches["2"]
+    assert np.array_equal(again.draws.values["a"], f.draws.values["a"])  # seeded

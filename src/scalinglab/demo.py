@@ -60,6 +60,7 @@ class Demo:
         self.console = console
         self.counts: dict[str, int] = {}
         self.laws: dict[str, Any] = {}
+        self.fitted: Any = None  # the StudyFit of the fit stage, rendered by the report stage
 
     def _say(self, text: str) -> None:
         if self.console is not None:
@@ -99,50 +100,53 @@ class Demo:
         atomic_write_json(stamp, {"scale": self.scale, "plan_args": args})
 
     def sweep(self) -> dict[str, int]:
-        from scalinglab.sweep.local import LocalExecutor, gpu_count, make_slots
+        from scalinglab.sweep.local import LocalExecutor, gpu_count, make_devices
         from scalinglab.sweep.scheduler import sweep
         from scalinglab.sweep.table import make_console
 
         self._need_study()
         if gpu_count() and not self.workers:
-            from scalinglab.sweep.packing import per_gpu_for_study
-
-            slots = make_slots(None, per_gpu_for_study(self.study), 0)
+            devices = make_devices(None, None, 0)  # packed per run: many small runs to a GPU, few large ones
         else:
-            slots = make_slots(None, 1, self.workers or os.cpu_count() or 1)
-        self._say(f"== sweep: {len(slots)} slot(s) ({', '.join(s.name for s in slots)})"
+            devices = make_devices(None, None, self.workers or os.cpu_count() or 1)
+        where = ", ".join(f"{d.name} (up to {d.max_runs} runs)" for d in devices)
+        self._say(f"== sweep: {where}"
                   + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else ""))
-        self.counts = sweep(self.study, LocalExecutor(slots), console=make_console(stderr=True), deadline=self.deadline)
+        self.counts = sweep(self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline)
         if self.counts.get("failed"):  # the fit goes on with the runs that finished
             sys.stderr.write(f"warning: {self.counts['failed']} run(s) failed (see {StudyDir(self.study).run_rel('<id>')}/{RunDir.LOG}); "
                              f"`scalinglab sweep {self.study} --retry-failed` runs them again\n")
         return self.counts
 
     def fit(self) -> dict[str, Any]:
-        from scalinglab.cli.fit_cmd import _fit_all, _print_warnings, _progress_cb
+        """fit_study on the study (approaches 2 and 3, `fit`'s defaults); writes law.json as `fit --out` does."""
+        from scalinglab.analysis import FitOptions, fit_study
+        from scalinglab.cli.fit_options import progress_bars
         from scalinglab.fileio import atomic_write_json
+        from scalinglab.sweep.store import load_runs
 
         self._need_study()
         self._say("== fit: approaches 2 (IsoFLOP parabolas) and 3 (L = E + A/N^α + B/D^β)")
-        opts = dict(robust="ransac", max_loss=None, seed=42, budget_tol=0.05, delta=1e-3, drop_highest=0, bootstrap=0,
-                    jobs=-1, ci=0.95)
-        cols = dict(n_col=None, d_col=None, c_col=None, loss_col=None, budget_col=None, run_col=None)
-        prog, cb = _progress_cb(self.console is not None and sys.stderr.isatty())
+        prog, cb = progress_bars(self.console is not None and sys.stderr.isatty())
         with prog or contextlib.nullcontext():
-            res = _fit_all(str(self.study), ["2", "3"], cols, opts, cb)
-        self.laws = res["laws"]
-        _print_warnings(self.laws)
-        for ap, err in res["errors"].items():
+            self.fitted = fit_study(load_runs(self.study), FitOptions(approaches=("2", "3"), at=(self.target_budget(),)),
+                                    progress=cb)
+        self.laws = self.fitted.laws
+        for w in self.fitted.warnings:
+            sys.stderr.write(f"warning: {w}\n")
+        for ap, err in self.fitted.skipped.items():
             sys.stderr.write(f"warning: approach {ap} skipped: {err}\n")
-        atomic_write_json(self.law_path, {"laws": {f"approach{k}": v.to_dict() for k, v in self.laws.items()}})
+        atomic_write_json(self.law_path, _json_safe(self.fitted.to_dict()))
         return self.laws
 
     def report(self) -> Path:
-        from scalinglab.report.study import runs_report
+        from scalinglab.report.study import study_report
 
         self._need_study()
+        if self.fitted is None:
+            self.fit()
         self._say(f"== report: {self.report_path}")
-        rep = runs_report(self.study, at=[self.target_budget()])
+        rep = study_report(self.fitted, f"Scaling-law report: {self.study.name}")
         rep.write(self.report_path, figures_dir=self.figures)
         for w in rep.warnings:
             sys.stderr.write(f"warning: report: {w}\n")
@@ -159,8 +163,6 @@ class Demo:
         for s in todo:
             if s in ("fit", "report") and stage == "all" and not self._sweep_complete():
                 return self.summary(complete=False)
-            if s == "report" and not self.laws and not self.law_path.is_file():
-                self.fit()
             getattr(self, s)()
         return self.summary(complete=self._sweep_complete() if stage in ("sweep", "all") else True)
 
@@ -220,12 +222,24 @@ class Demo:
         return max(0.0, (self.deadline or 0) - time.time())
 
     def _load_laws(self) -> dict[str, Any]:
-        from scalinglab.laws.base import law_from_dict
+        from scalinglab.laws.registry import law_from_dict, read_law_file
 
         if not self.law_path.is_file():
             return {}
-        d = json.loads(self.law_path.read_text())
-        return {k.removeprefix("approach"): law_from_dict(v) for k, v in d.get("laws", {}).items()}
+        return {k.removeprefix("approach"): law_from_dict(v) for k, v in read_law_file(self.law_path).items()}
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN/inf -> None, numpy scalars -> Python, as `fit --out` writes."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):
+        return _json_safe(x.item())
+    return x
 
 
 def format_summary(d: dict[str, Any]) -> list[str]:

@@ -54,15 +54,41 @@ class RunDir:
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
-    config = property(lambda self: self.path / self.CONFIG)
-    checkpoint = property(lambda self: self.path / self.CHECKPOINT)
-    record = property(lambda self: self.path / self.RECORD)
-    metrics = property(lambda self: self.path / self.METRICS)
-    branches = property(lambda self: self.path / self.BRANCHES)
-    log = property(lambda self: self.path / self.LOG)
-    tensorboard = property(lambda self: self.path / self.TENSORBOARD)
-    launch_spec = property(lambda self: self.path / self.LAUNCH_SPEC)
-    tracker = property(lambda self: self.path / self.TRACKER)
+    @property
+    def config(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def record(self) -> Path:
+        return self.path / self.RECORD
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def branches(self) -> Path:
+        return self.path / self.BRANCHES
+
+    @property
+    def log(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / self.TENSORBOARD
+
+    @property
+    def launch_spec(self) -> Path:
+        return self.path / self.LAUNCH_SPEC
+
+    @property
+    def tracker(self) -> Path:
+        return self.path / self.TRACKER
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint.is_file()
@@ -101,13 +127,6 @@ class RunDir:
             return RunSpec.from_toml(self.config.read_text(encoding="utf-8"))
         except OSError:
             raise FolderError(f"{self.path} has no {self.CONFIG}", hint="give a run folder with a spec") from None
-        except tomllib.TOMLDecodeError as e:
-            raise FolderError(f"{self.config} is not valid TOML ({e})", hint="fix the file") from None
-
-    def read_config_dict(self) -> dict[str, Any]:
-        """config.toml as written (possibly by hand: legacy keys not yet mapped)."""
-        try:
-            return tomllib.loads(self.config.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise FolderError(f"{self.config} is not valid TOML ({e})", hint="fix the file") from None
 
@@ -154,8 +173,13 @@ class StudyDir:
     def __repr__(self) -> str:
         return f"StudyDir({str(self.path)!r})"
 
-    settings_file = property(lambda self: self.path / self.SETTINGS)
-    store = property(lambda self: self.path / self.STORE)
+    @property
+    def settings_file(self) -> Path:
+        return self.path / self.SETTINGS
+
+    @property
+    def store(self) -> Path:
+        return self.path / self.STORE
 
     def is_study(self) -> bool:
         return self.path.is_dir() and self.store.is_file() and self.settings_file.is_file()
@@ -204,7 +228,9 @@ class DataDir:
     def __repr__(self) -> str:
         return f"DataDir({str(self.path)!r})"
 
-    meta_file = property(lambda self: self.path / self.META)
+    @property
+    def meta_file(self) -> Path:
+        return self.path / self.META
 
     @staticmethod
     def split_file(name: str) -> str:

@@ -6,6 +6,7 @@ transformers/safetensors are the optional `hf` extra: imported lazily; nothing i
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 from pathlib import Path
@@ -58,8 +59,15 @@ def gpt_to_hf_state(model) -> dict:
     """Our GPT's state dict under HF GPT-2 names: nn.Linear [out, in] -> Conv1D [in, out]."""
     conv1d = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
     out = {}
+    s = model.shape
     for k, v in model.state_dict().items():
         v = v.detach().float().cpu()
+        if s.mup_base:  # fold muP's constants into weights GPT-2 has: same logits, standard attention and readout
+            if k.startswith("transformer.ln_f."):
+                v = v / s.width_mult  # logits / width_mult: ln_f feeds only the (bias-free) readout
+            elif k.endswith(("attn.c_attn.weight", "attn.c_attn.bias")):
+                v = v.clone()
+                v[: s.d_model] /= math.sqrt(s.d_model // s.n_heads)  # q / sqrt(d_head): 1/d_head under 1/sqrt(d_head)
         out[k] = (v.t() if k.endswith(conv1d) else v).contiguous()
     if model.shape.tied:  # safetensors stores a tensor once; transformers re-ties lm_head on load
         out.pop("lm_head.weight", None)

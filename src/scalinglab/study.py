@@ -26,7 +26,7 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
 
         raise ConfigError(f"no runs left to plan: all {len(plan.dropped)} were dropped ({drop_summary(plan.dropped)})",
                           hint="raise the budgets, lower the minimum steps or the batch size, or use more data",
-                          keys=("min_steps", "batch_size"))
+                          keys=("min_steps", "max_epochs", "batch_size"))
     with staged_dir(out, "plan") as tmp:
         doc = {"study": {"kind": "isoflop", **settings, "n_runs": len(plan.runs), "n_dropped": len(plan.dropped)},
                "law": [{k: v for k, v in row.items() if v is not None} for row in plan.law_report],

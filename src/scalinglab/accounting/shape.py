@@ -36,6 +36,12 @@ class ModelShape:
     tied: bool = True
     latents: int = 0  # perceiver-ar only
     prefix_dropout: float = 0.0  # perceiver-ar only: share of prefix tokens dropped in training
+    mup_base: int = 0  # gpt: muP (Yang et al. 2022) relative to this base width; 0: standard parametrization
+
+    @property
+    def width_mult(self) -> float:
+        """d_model / base width under muP (1 under the standard parametrization)."""
+        return self.d_model / self.mup_base if self.mup_base else 1.0
 
     def __post_init__(self) -> None:
         if self.n_heads == 0:
@@ -103,6 +109,10 @@ def validate(shape: ModelShape) -> ModelShape:
             raise UserError(f"{name} must be positive, got {getattr(shape, name)}: give a positive integer")
     if shape.pos not in ("learned", "rotary"):
         raise UserError(f"unknown pos {shape.pos!r}: use learned or rotary")
+    if shape.mup_base < 0 or (shape.mup_base and shape.arch != "gpt"):
+        raise UserError(f"muP base width {shape.mup_base} on arch {shape.arch!r}",
+                        hint="muP is for gpt models, with a positive base width (0: standard parametrization)",
+                        keys=("mup_base",))
     if shape.arch == "perceiver-ar":
         if not 0 < shape.latents < shape.seq_len:
             raise UserError(

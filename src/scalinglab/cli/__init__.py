@@ -49,7 +49,10 @@ def command():
     import typer.main
 
     cmd = typer.main.get_command(app)
-    _tidy(cmd)
+    try:
+        _tidy(cmd)
+    except (AttributeError, ImportError):  # typer/click releases without these internals: plain help, same CLI
+        pass
     first = [n for n in PATH_COMMANDS if n in cmd.commands]
     cmd.commands = {n: cmd.commands[n] for n in [*first, *(n for n in cmd.commands if n not in first)]}
     for name, sub in cmd.commands.items():

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
+from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app, plan_app
 from scalinglab.cli.common import check_numbers, emit_json, parse_shape
 from scalinglab.errors import UserError
@@ -49,7 +51,8 @@ def staged(
     tokens: float = typer.Option(0.0, "--tokens", help="or: tokens D of the direct run (C = 6 N D)"),
     op: str = typer.Option("width", "--op", help="growth operator: width, depth or width+depth (each x2)"),
     law: str = typer.Option("chinchilla-approach-3", "--law", help="published law with predict_loss"),
-    law_json: Path = typer.Option(None, "--law-json", help="a fitted law.json (overrides --law)"),
+    law_json: Optional[Path] = O.LAW_JSON,
+    approach: Optional[str] = O.LAW_APPROACH,
     vocab: int = typer.Option(50257, "--vocab", help="Vocabulary size of the target model (GPT-2's by default)."),
     seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length of the target model."),
     heads: int = typer.Option(0, "--heads", help="attention heads of the target (0: d_model/64)"),
@@ -63,14 +66,17 @@ def staged(
     check_numbers(("--budget", budget, ">=0"), ("--tokens", tokens, ">=0"), ("--vocab", vocab, ">0"),
                   ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--tokens-per-step", tokens_per_step, ">=0"))
     d, n_layers = parse_shape(shape)
+    if heads == 0 and "width" in op and d < 128 and d % 2 == 0:
+        heads = 2  # d_model/64 would give 1 head, which width growth cannot halve
     target = build_shape("gpt", d, n_layers, vocab, seq_len, heads)
     if law_json is not None:
-        from scalinglab.laws.base import load_law
-
-        if law_json.is_dir():
-            raise UserError(f"--law-json {law_json} is a folder; give the law.json file written by `scalinglab fit --out`")
-        law_obj, law_name = load_law(law_json), str(law_json)
+        law_obj, law_name = O.read_law(law_json, approach)
+        if not hasattr(law_obj, "predict_loss"):
+            raise UserError(f"{law_name} is a {law_obj.kind} law without a loss L(N, D): plan staged needs one "
+                            "(fit approach 3, --approach 3)")
     else:
+        if approach is not None:
+            raise UserError("--approach picks a law of a --law-json file: give --law-json LAW.json too")
         from scalinglab.laws.published import get_law
 
         law_obj, law_name = get_law(law), law

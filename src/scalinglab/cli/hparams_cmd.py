@@ -37,11 +37,13 @@ def plan_tune_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    parametrization: str = typer.Option("sp", "--parametrization", help="sp (standard) or mup (Yang et al. 2022: an LR tuned at the base width transfers across widths)."),
+    mup_base_width: int = typer.Option(0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Plan a tuning study: each budget x shape trained at every lr x batch size (x beta2 x warmup) of the grid."""
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.cli.study_cmd import _show
+    from scalinglab.cli.study_cmd import _show, mup_base
     from scalinglab.data.loader import TokenData
     from scalinglab.fileio import check_output
     from scalinglab.plan.tune import plan_tune
@@ -57,7 +59,9 @@ def plan_tune_cmd(
     if seq_len <= 0:
         raise UserError(f"bad --seq-len {seq_len}: give a positive sequence length")
     td = TokenData(data)
-    model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len) for d, n in parse_shapes(shapes)]
+    dims = parse_shapes(shapes)
+    mup = mup_base(parametrization, mup_base_width, [d for d, _ in dims])
+    model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, mup_base=mup) for d, n in dims]
     if not model_shapes:
         raise UserError("no --shapes given: write e.g. --shapes 128x2,256x4")
     try:
@@ -82,7 +86,8 @@ def plan_tune_cmd(
     settings = {"kind": "tune", "data": str(td.path.resolve()), "shapes": shapes, "seq_len": seq_len,
                 "budgets": plan.budgets, "lrs": lrs, "batch_sizes": batch_sizes, "beta2s": beta2s or "",
                 "warmups": warmups or "", "convention": convention, "min_steps": min_steps, "max_epochs": max_epochs,
-                "schedule": schedule, "seed": seed, "evals": evals, "checkpoints": checkpoints, "law": plan.law_name}
+                "schedule": schedule, "seed": seed, "evals": evals, "checkpoints": checkpoints, "law": plan.law_name,
+                "parametrization": parametrization, "mup_base_width": mup}
     study = create_study(out, plan, settings)
     _show(study, plan, json_out)
 

@@ -3,8 +3,12 @@ law, then the nearest shapes)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
+from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import plan_app
 from scalinglab.cli.common import check_numbers, emit_json, parse_shape, parse_shapes
 from scalinglab.cli.flops_cmd import build_shape, check_convention
@@ -77,6 +81,8 @@ def experiment(
 def optimal(
     budget: float = typer.Option(..., "--budget", help="compute budget C in FLOPs (perceiver-ar: the self part)"),
     law: str = typer.Option("chinchilla-approach-2", "--law", help="published law name"),
+    law_json: Optional[Path] = O.LAW_JSON,
+    approach: Optional[str] = O.LAW_APPROACH,
     arch: str = typer.Option("gpt", "--arch", help="gpt or perceiver-ar"),
     vocab: int = typer.Option(..., "--vocab", help="Vocabulary size (e.g. 262 for bytes, 32000, 50257)."),
     seq_len: int = typer.Option(..., "--seq-len", help="Sequence length (prefix + latents for perceiver-ar)."),
@@ -104,7 +110,12 @@ def optimal(
     check_convention(arch, convention)
     if batch_size < 0:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
-    plan = plan_optimal(budget, law, base, aspect, aspect_weight, multiple, top, convention)
+    law_obj = None
+    if law_json is not None:
+        law_obj, law = O.read_law(law_json, approach)
+    elif approach is not None:
+        raise UserError("--approach picks a law of a --law-json file: give --law-json LAW.json too")
+    plan = plan_optimal(budget, law, base, aspect, aspect_weight, multiple, top, convention, law=law_obj)
     out = plan.to_dict()
     if batch_size:
         per_step = tokens_per_step(base, batch_size)

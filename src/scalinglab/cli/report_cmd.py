@@ -1,5 +1,5 @@
-"""Command `report`: a study, a runs CSV or external loss-curve CSVs -> one self-contained HTML page
-(figures inline), with `--figures DIR` also writing every figure as PNG and SVG."""
+"""Command `report`: a study or a runs CSV, fitted by scalinglab.analysis.fit_study with the same options as `fit`,
+or external loss-curve CSVs -> one self-contained HTML page (figures inline); `--figures DIR` adds PNG and SVG."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import List, Optional
 
 import typer
 
+from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app
-from scalinglab.cli.common import check_numbers, emit_json, parse_floats
+from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 
 
@@ -21,21 +22,34 @@ def report_cmd(
                                           "*_<experiment>_version_<i>-tag-val_loss.csv), e.g. the Perceiver AR article's."),
     experiment: Optional[List[str]] = typer.Option(None, "--experiment", help="With --curves: scaling-1, scaling-2a or "
                                                    "scaling-2b (repeatable; default: every one found)."),
-    n_col: Optional[str] = typer.Option(None, "--n-col", help="CSV column with parameters N (default: params, N, ...)."),
-    d_col: Optional[str] = typer.Option(None, "--d-col", help="CSV column with training tokens D (default: tokens, D, ...)."),
-    c_col: Optional[str] = typer.Option(None, "--c-col", help="CSV column with compute C (default: flops, C, ...; else 6ND)."),
-    loss_col: Optional[str] = typer.Option(None, "--loss-col", help="CSV column with the final loss (default: loss, ...)."),
-    max_loss: Optional[float] = typer.Option(None, "--max-loss", help="Drop runs with a higher loss (did not converge)."),
-    at: Optional[str] = typer.Option(None, "--at", help="Budgets to predict N_opt, D_opt and loss at, e.g. 1e18,1e19."),
+    approach: str = O.APPROACH,
+    at: Optional[str] = O.AT,
+    n_col: Optional[str] = O.N_COL,
+    d_col: Optional[str] = O.D_COL,
+    c_col: Optional[str] = O.C_COL,
+    loss_col: Optional[str] = O.LOSS_COL,
+    budget_col: Optional[str] = O.BUDGET_COL,
+    run_col: Optional[str] = O.RUN_COL,
+    max_loss: Optional[float] = O.MAX_LOSS,
+    robust: str = O.ROBUST,
+    budget_tol: float = O.BUDGET_TOL,
+    drop_highest: int = O.DROP_HIGHEST,
+    bootstrap: int = O.BOOTSTRAP,
+    runs_bootstrap: int = O.RUNS_BOOTSTRAP,
+    delta: float = O.DELTA,
+    ci: float = O.CI,
+    seed: int = O.SEED,
+    jobs: int = O.JOBS,
     data_tokens: Optional[float] = typer.Option(None, "--data-tokens", help="Training-set size in tokens, to flag "
                                                 "CSV runs over one epoch (a study knows its data)."),
     figures: Optional[Path] = typer.Option(None, "--figures", help="Also write each figure as PNG and SVG here."),
     inline: str = typer.Option("png", "--inline", help="How figures sit in the page: png or svg (base64 data URIs)."),
-    json_out: bool = typer.Option(False, "--json", help="Print what was written, the summary and warnings as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the StudyFit rendered (the schema of `fit --json`) "
+                                  "with the report's files under 'report'."),
 ) -> None:
     """Plots and tables of a scaling-law study in one HTML page: IsoFLOP curves, N_opt/D_opt vs C against
     published laws, approach 1 envelope, loss vs compute, approach 3 contours and residuals, predictions at
-    --at budgets."""
+    --at budgets. Takes the same fit options as `fit` and shows the same numbers."""
     from scalinglab.fileio import check_output
 
     check_numbers(("--max-loss", max_loss, ">0"), ("--data-tokens", data_tokens, ">0"))
@@ -45,30 +59,29 @@ def report_cmd(
         raise UserError("give a STUDY folder or RUNS.csv, or --curves DIR (exactly one of them)")
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
-    budgets = parse_floats(at, "--at budgets") if at else []
     check_output(out, "file", "--out")
     if figures is not None:
         check_output(figures, "dir", "--figures")
+    fit = None
+    options = None if curves is not None else O.build_options(
+        approach, at, max_loss, robust, budget_tol, drop_highest, bootstrap, runs_bootstrap, delta, ci, seed, jobs)
     if curves is not None:
         from scalinglab.report.experiment import curves_report
 
         rep = curves_report(curves, experiment or None)
     else:
-        import contextlib
-        import sys
+        from scalinglab.report.study import check_reportable, study_report
 
-        from scalinglab.cli.fit_cmd import _progress_cb
-        from scalinglab.report.study import runs_report
-
-        prog, cb = _progress_cb(sys.stderr.isatty())  # approach 3's grid search takes seconds: show it
-        with prog or contextlib.nullcontext():
-            rep = runs_report(source, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col, max_loss=max_loss,
-                              at=budgets, data_tokens=data_tokens, progress=cb)
+        runs = O.load_runs(source, n_col, d_col, c_col, loss_col, budget_col, run_col)
+        check_reportable(runs, max_loss)
+        fit = O.run_fit(runs, options)
+        rep = study_report(fit, f"Scaling-law report: {Path(source).name}", data_tokens=data_tokens)
     rep.write(out, figures_dir=figures, inline=inline)
     figs = [f.name for f in rep.figures()]
     if json_out:
-        emit_json({"out": str(out), "figures": figs, "figures_dir": str(figures) if figures else None,
-                   "summary": dict(rep.summary), "warnings": rep.warnings})
+        info = {"out": str(out), "figures": figs, "figures_dir": str(figures) if figures else None,
+                "summary": dict(rep.summary), "warnings": rep.warnings}
+        emit_json({**fit.to_dict(), "report": info} if fit is not None else info)
         return
     from rich.console import Console
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.cli.app import app, plan_app
-from scalinglab.cli.common import check_numbers, emit_json, parse_floats, parse_shapes
+from scalinglab.cli.common import check_numbers, emit_json, flag, parse_floats, parse_shapes
 from scalinglab.errors import UserError
 
 
@@ -39,13 +39,15 @@ def plan_isoflop_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
+    parametrization: str = typer.Option("sp", "--parametrization", help="sp (standard) or mup (Yang et al. 2022: an LR tuned at the base width transfers across widths)."),
+    mup_base_width: int = typer.Option(0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."),
     logger: str = typer.Option("none", "--logger", help="Every run also logs to an experiment tracker: none | mlflow "
                                "(needs the track extra), one tracker run per run, in an experiment named after the study."),
     logger_uri: str | None = typer.Option(None, "--logger-uri", help="MLflow tracking URI, e.g. file:./mlruns "
                                           "(default: STUDY/mlruns)."),
     extend: Path | None = typer.Option(None, "--extend", help="Add runs to this existing STUDY (its settings and store); finished runs are never touched."),
     around: Path | None = typer.Option(None, "--around", help="With --extend: shapes around this law's N_opt at each new budget (LAW.json from `scalinglab fit --out`)."),
-    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-approach LAW.json (1, 2, 3; default: the first)."),
+    approach: str | None = typer.Option(None, "--approach", help="With --around: which law of a multi-law LAW.json (1, 2, 3); required when it holds several."),
     spread: float = typer.Option(3.0, "--spread", help="With --around: shapes from N_opt/spread to spread*N_opt."),
     width_step: int = typer.Option(0, "--width-step", help="With --around: widths are multiples of this (0: the gcd of the study's widths)."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
@@ -80,8 +82,9 @@ def plan_isoflop_cmd(
     td = TokenData(data)
     dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
     _check_depths(dims, rule)
+    mup = mup_base(parametrization, mup_base_width, [d for d, _ in dims])
     model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, arch=arch,
-                               latents=latents) for d, n in dims]
+                               latents=latents, mup_base=mup) for d, n in dims]
     if lr < 0 or beta2 < 0 or beta2 >= 1 or warmup_steps < 0:
         raise UserError("--lr and --warmup-steps must be >= 0 and --beta2 in [0, 1) (0: the default rule)")
     from scalinglab.train.trackers import TrackerConfig, resolve_uri
@@ -103,7 +106,8 @@ def plan_isoflop_cmd(
                 "rule": rule, "seq_len": seq_len, "grad_accum": grad_accum,
                 "convention": convention, "arch": arch, "latents": latents, "min_steps": min_steps,
                 "max_epochs": max_epochs, "schedule": schedule, "seed": seed, "evals": evals,
-                "checkpoints": checkpoints, **hp.settings()}
+                "checkpoints": checkpoints, "parametrization": parametrization, "mup_base_width": mup,
+                **hp.settings()}
     plan = _make_plan(td, parse_floats(budgets, "--budgets"), model_shapes, base, hp, settings)
     from scalinglab.study import create_study
 
@@ -118,6 +122,17 @@ def _check_depths(dims: list[tuple[int, int]], rule: str) -> None:
         raise UserError(f"--rule {rule} gives 0 layers for d_model {', '.join(map(str, shallow))} (minchilla: layers = "
                         "d_model // 64, so widths below 64 have none); start --d-models at 64, use --rule aspect:R "
                         "(layers = d_model / R, e.g. aspect:16), or give depths yourself with --shapes 32x2,48x2")
+def mup_base(parametrization: str, base_width: int, widths: list[int]) -> int:
+    """The shapes' mup_base: 0 for sp; for mup the base width given, else the smallest width."""
+    if parametrization not in ("sp", "mup"):
+        raise UserError(f"unknown --parametrization {parametrization!r}: use sp or mup")
+    if base_width < 0:
+        raise UserError(f"bad --mup-base-width {base_width}: give a positive width (0: the smallest width planned)")
+    if parametrization == "sp":
+        if base_width:
+            raise UserError("--mup-base-width applies to --parametrization mup only; add --parametrization mup")
+        return 0
+    return base_width or min(widths)
 
 
 def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings: dict):
@@ -217,9 +232,16 @@ def _extend(study: Path, budgets: str, shapes: str | None, d_models: str | None,
         for c in cs:
             n_opt = float(law.allocate(c)[0])
             plans.append((c, n_opt, _make_plan(td, [c], shapes_around(n_opt, template, rule, step, spread), base, hp, settings)))
+        # the bracket report against the law the shapes were placed around, not the published one
+        report = []
+        for c, n_opt, p in plans:
+            for row in p.law_report:
+                ns = [r.params for r in p.runs]
+                report.append({**row, "n_opt": n_opt, "d_opt": float(law.allocate(c)[1]),
+                               "brackets": bool(ns and min(ns) <= n_opt <= max(ns)) if ns else None})
+        name = Path(around).name + (f" (approach {approach})" if approach else "")
         plan = IsoflopPlan([r for _, _, p in plans for r in p.runs], [d for _, _, p in plans for d in p.dropped], cs,
-                           law_name=plans[0][2].law_name, law_report=[row for _, _, p in plans for row in p.law_report],
-                           law_note=plans[0][2].law_note)
+                           law_name=name, law_report=report)
         note.update(around=str(Path(around).resolve()), approach=approach or "", spread=spread, width_step=step,
                     n_opt={f"{c:.6g}": n for c, n, _ in plans})
     added, skipped = extend_study(study, plan, note)
@@ -245,32 +267,13 @@ def _hparams_from(d: dict | None):
 
 def _allocation_law(path: Path, approach: str | None):
     """The law of LAW.json that allocates compute (N_opt, D_opt): the --approach one of a multi-law file."""
-    import json
+    from scalinglab.cli.fit_options import read_law
 
-    from scalinglab.laws import approach1, approach2, approach3  # noqa: F401  (register their kinds)
-    from scalinglab.laws.base import law_from_dict
-
-    try:
-        d = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"no law file at {path}: write one with `scalinglab fit STUDY --out {path}`") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON ({e.msg}); rewrite it with `scalinglab fit --out`") from None
-    except (IsADirectoryError, RecursionError, UnicodeDecodeError) as e:  # a folder, a 100k-deep array, a binary
-        raise UserError(f"{path} is not a law file ({type(e).__name__}); rewrite it with `scalinglab fit --out`") from None
-    if not isinstance(d, dict):
-        raise UserError(f"{path} holds a JSON {type(d).__name__}, not a law; rewrite it with `scalinglab fit --out`")
-    if "laws" in d and "kind" not in d:
-        laws = d["laws"]
-        key = f"approach{approach}" if approach and f"approach{approach}" in laws else approach
-        if approach and key not in laws:
-            raise UserError(f"{path} has no approach {approach!r} (it has {', '.join(laws)}): pick one with --approach")
-        d = laws[key] if approach else next(iter(laws.values()))
-    law = law_from_dict(d)
+    law, label = read_law(path, approach)
     try:
         law.allocate(1e18)
-    except Exception as e:
-        raise UserError(f"the law in {path} cannot allocate compute ({e}); use an approach 1, 2 or 3 law (--approach)") from None
+    except (AttributeError, NotImplementedError, TypeError, ValueError, UserError) as e:  # a law with no optimum
+        raise UserError(f"the law {label} cannot allocate compute ({e}); use an approach 1, 2 or 3 law (--approach)") from None
     return law
 
 
@@ -294,7 +297,7 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
                   str(r["warmup_steps"]), sig(r["beta2"], 4), f"{r['epochs']:.2f}")
     con.print(t)
     for d in plan.dropped:
-        con.print(f"dropped {d.run_id}: {d.reason}", soft_wrap=True)
+        con.print(f"dropped {d.run_id}: {d.reason}" + (f" ({flag(d.key)})" if d.key else ""), soft_wrap=True)
     if plan.law_note:
         con.print(plan.law_note, soft_wrap=True, markup=False)
     for row in plan.law_report:
@@ -316,7 +319,7 @@ def sweep_cmd(
     backend: str = typer.Option("local", "--backend", help="local (subprocesses here) or ray (a Ray cluster)."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: auto)."),
     gpus: str | None = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 (default: all visible)."),
-    per_gpu: int | None = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once (small models leave it idle); default: from model size and GPU memory."),
+    per_gpu: int | None = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once, whatever their size; default: packed per run from its size and memory (many small runs, few large ones)."),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (when there is no GPU, or to force CPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     json_out: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
@@ -332,15 +335,11 @@ def sweep_cmd(
 
     check_numbers(("--per-gpu", per_gpu, ">0"), ("--workers", workers, ">=0"))
     load_study_toml(study)
-    if per_gpu is None:
-        from scalinglab.sweep.packing import per_gpu_for_study
-
-        per_gpu = per_gpu_for_study(study)  # pack small runs (bench/packing.py measures the gain)
     if backend == "local":
-        from scalinglab.sweep.local import LocalExecutor, make_slots
+        from scalinglab.sweep.local import LocalExecutor, make_devices
 
         stand_in = bool(train_cmd or os.environ.get(TRAIN_CMD_ENV))  # tests' fake trainer uses no GPU
-        ex = LocalExecutor(make_slots(gpus, per_gpu, workers, check_gpus=not stand_in))
+        ex = LocalExecutor(make_devices(gpus, per_gpu, workers, check_gpus=not stand_in))
     elif backend == "ray":
         from scalinglab.sweep.ray_backend import RayExecutor
 

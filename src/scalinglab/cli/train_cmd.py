@@ -93,6 +93,7 @@ def train(
     latents: Optional[int] = typer.Option(None, "--latents", help="perceiver-ar: latent tokens n"),
     prefix_dropout: Optional[float] = typer.Option(None, "--prefix-dropout", help="perceiver-ar: share of prefix dropped in training (default 0)"),
     pos: Optional[str] = typer.Option(None, "--pos", help="positions: learned | rotary (gpt; default learned)"),
+    mup_base_width: Optional[int] = typer.Option(None, "--mup-base-width", help="gpt: train with muP relative to this base width (default 0: standard parametrization)"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="sequences per optimizer step, per micro-batch with --grad-accum (default 8)"),
     grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="micro-batches per optimizer step (default 1)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="stop after this many optimizer steps (total)"),
@@ -151,7 +152,8 @@ def train(
                   ("--restart-warmup-steps", restart_warmup_steps, ">=0"), ("--restart-steps", restart_steps, ">=0"),
                   ("--nproc", nproc, ">0"))
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
-                                        latents=latents, prefix_dropout=prefix_dropout, pos=pos).items() if v is not None}
+                                        latents=latents, prefix_dropout=prefix_dropout, pos=pos,
+                                        mup_base=mup_base_width).items() if v is not None}
     def given(**kw: Any) -> dict[str, Any]:
         return {k: v for k, v in kw.items() if v is not None}
 

@@ -30,6 +30,9 @@ _READERS = ("attn.c_attn.weight", "mlp.c_fc.weight")  # linears reading the (cop
 def check_growable(shape: ModelShape, width: int = 1, depth: int = 1, mode: str = "alternate") -> None:
     if shape.arch != "gpt":
         raise UserError(f"growth works on gpt models, not {shape.arch!r}: grow a gpt run")
+    if shape.mup_base:  # widening changes muP's width multipliers, so the grown model would compute another function
+        raise UserError("growth keeps the function of standard-parametrization models only, not muP ones",
+                        hint="grow a run trained without muP")
     for name, k in (("width", width), ("depth", depth)):
         if int(k) != k or k < 1:
             raise UserError(f"--{name} must be a whole number >= 1, got {k}: use 2 to double")

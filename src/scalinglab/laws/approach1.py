@@ -9,7 +9,7 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.laws.approach2 import fit_line
-from scalinglab.laws.base import PowerLawAllocation, register_kind
+from scalinglab.laws.base import PowerLawAllocation
 
 
 def envelope(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray], n_grid: int = 200):
@@ -39,7 +39,6 @@ def envelope(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray], n_grid: in
     return grid[ok], best[ok], who[ok]
 
 
-@register_kind
 class Approach1(PowerLawAllocation):
     """fit_curves(N, C_list, loss_list) or fit_points(N, D, C, loss) -> self with k_n_, a_, k_d_, b_,
     frontier_ (rows C, N, D, loss on the envelope)."""
@@ -49,11 +48,17 @@ class Approach1(PowerLawAllocation):
     def __init__(self, n_grid: int = 200, **kw):
         super().__init__(**kw)
         self.n_grid = n_grid
+        self._reset()
+
+    def _reset(self) -> None:
         self.frontier_: list[dict[str, float]] = []
         self.notes_: list[str] = []
+        self.n_sizes_ = 0
 
     def fit_curves(self, N, C: list, L: list) -> "Approach1":
         N = np.asarray(N, dtype=float)
+        if not (len(N) == len(C) == len(L)):
+            raise UserError("approach 1 needs one curve (C and loss arrays) per model size N")
         if len(N) < 2:
             raise UserError(f"approach 1 needs curves of 2 or more model sizes, got {len(N)}: add runs")
         c, l, who = envelope(N, [np.asarray(x, float) for x in C], [np.asarray(x, float) for x in L], self.n_grid)
@@ -63,6 +68,8 @@ class Approach1(PowerLawAllocation):
     def fit_points(self, N, D, C, loss) -> "Approach1":
         """Without curves: the runs on the Pareto frontier (lower loss than every run of smaller C)."""
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
+        if not (len(N) == len(D) == len(C) == len(L)) or len(N) < 2:
+            raise UserError("approach 1 needs N, D, C and loss of equal length, for 2 or more runs")
         order = np.lexsort((L, C))
         front, best = [], np.inf
         for i in order:
@@ -73,6 +80,9 @@ class Approach1(PowerLawAllocation):
         return self._fit(C[f], N[f], D[f], L[f], "no curves: Pareto frontier of final (C, loss) points")
 
     def _fit(self, c, n, d, l, note) -> "Approach1":
+        self._reset()
+        for f in self._fields:
+            setattr(self, f + "_", None)
         self.notes_.append(note)
         self.frontier_ = [{"C": float(a), "N": float(b), "D": float(x), "loss": float(y)} for a, b, x, y in zip(c, n, d, l)]
         if len(np.unique(n)) < 2:
@@ -86,7 +96,8 @@ class Approach1(PowerLawAllocation):
         return self
 
     def _extra_dict(self) -> dict[str, Any]:
-        return {"frontier": self.frontier_, "notes": self.notes_}
+        return {"n_sizes": self.n_sizes_, "frontier": self.frontier_, "notes": self.notes_}
 
     def _load_extra(self, d: dict[str, Any]) -> None:
-        self.frontier_, self.notes_ = d.get("frontier", []), d.get("notes", [])
+        self.frontier_, self.notes_ = list(d.get("frontier", [])), list(d.get("notes", []))
+        self.n_sizes_ = int(d.get("n_sizes", len({r["N"] for r in self.frontier_})))

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from scalinglab.errors import UserError
-from scalinglab.laws.base import ParametricLaw, register_kind
+from scalinglab.laws.base import ParametricLaw
 from scalinglab.laws.optim import lbfgs_batch
 
 PARAMS = ("E", "A", "B", "alpha", "beta")
@@ -106,7 +106,6 @@ def _boot_chunk(theta0, jitter, weights, lN, lD, lL, delta):
     return X[np.arange(R), best]
 
 
-@register_kind
 class Approach3(ParametricLaw):
     """Fitter for the parametric law. fit(N, D, loss) -> self with E_, A_, B_, alpha_, beta_,
     and after a bootstrap ci_ {name: (lo, hi)} and boot_ (resamples x 5 array)."""
@@ -118,14 +117,23 @@ class Approach3(ParametricLaw):
         super().__init__(**kw)
         self.delta, self.grid, self.drop_highest = delta, grid, drop_highest
         self.bootstrap, self.seed, self.n_jobs, self.ci = bootstrap, seed, n_jobs, ci
+        self._reset()
+
+    def _reset(self) -> None:
         self.ci_: dict[str, tuple[float, float]] | None = None
         self.boot_: np.ndarray | None = None
         self.n_points_ = 0
-        self.objective_ = None
+        self.objective_: float | None = None
         self.notes_: list[str] = []
 
     def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None) -> Approach3:
+        if not (self.delta > 0) or not (0 < self.ci < 1) or self.drop_highest < 0 or self.bootstrap < 0:
+            raise UserError(f"approach 3 settings out of range (delta {self.delta}, ci {self.ci}, drop_highest "
+                            f"{self.drop_highest}, bootstrap {self.bootstrap}): delta > 0, 0 < ci < 1, counts >= 0")
         N, D, L = (np.asarray(x, dtype=float).ravel() for x in (N, D, loss))
+        self._reset()
+        for f in self._fields:
+            setattr(self, f + "_", None)
         if not (len(N) == len(D) == len(L)):
             raise UserError("N, D and loss have different lengths: give one value of each per run")
         for name, v in (("N", N), ("D", D), ("loss", L)):

@@ -4,7 +4,6 @@ N_opt = k_N C^a, D_opt = k_D C^b to them (fixed exponents: linear least squares,
 from __future__ import annotations
 
 import csv
-import importlib.resources
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,11 +12,12 @@ import numpy as np
 
 from scalinglab.errors import UserError
 from scalinglab.laws.base import PowerLawAllocation
+from scalinglab.laws.chinchilla_tables import TABLE_3_APPROACH_1, TABLE_A3_APPROACH_2
 
-# name -> (resource file, exponents a, b the paper reports for that approach)
+# name -> (the paper's table, exponents a, b the paper reports for that approach)
 ESTIMATES = {
-    "approach-1": ("approach_1.csv", 0.50, 0.50),
-    "approach-2": ("approach_2.csv", 0.49, 0.51),
+    "approach-1": (TABLE_3_APPROACH_1, 0.50, 0.50),
+    "approach-2": (TABLE_A3_APPROACH_2, 0.49, 0.51),
 }
 _ALIASES = {"1": "approach-1", "2": "approach-2", "approach_1": "approach-1", "approach_2": "approach-2",
             "chinchilla-approach-1": "approach-1", "chinchilla-approach-2": "approach-2"}
@@ -53,9 +53,9 @@ def load_estimates(name_or_csv: str | Path) -> Estimates:
     FLOPs, Parameters, Tokens (all positive)."""
     name = canonical_name(str(name_or_csv))
     if name is not None:
-        fname, a, b = ESTIMATES[name]
-        text = importlib.resources.files("scalinglab.resources").joinpath("estimates").joinpath(fname).read_text()
-        return _parse(text, source=name, a=a, b=b)
+        table, a, b = ESTIMATES[name]
+        C, N, D = (np.array(col, dtype=float) for col in zip(*table))
+        return Estimates(C, N, D, source=name, a=a, b=b)
     path = Path(name_or_csv)
     if not path.is_file():
         raise UserError(

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglab.accounting.shape import ModelShape
+from scalinglab.models.losses import linear_cross_entropy
 
 
 class LayerNorm(nn.Module):
@@ -43,6 +44,21 @@ def init_weights(model: nn.Module, n_layers: int, residual: tuple[str, ...]) -> 
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layers))
 
 
+def mup_hidden(name: str, p: torch.Tensor) -> bool:
+    """muP's hidden weights (matrices with both dimensions growing with width): the blocks' linear layers."""
+    return p.dim() >= 2 and name.startswith("transformer.h.")
+
+
+def mup_rescale(model: nn.Module) -> None:
+    """muP init (Yang et al. 2022, Table 3): hidden weights' std times 1/sqrt(width_mult), i.e. variance ~ 1/fan_in
+    relative to the base width; embeddings, LayerNorms and biases keep the standard init."""
+    m = model.shape.width_mult
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if mup_hidden(name, p):
+                p.mul_(1.0 / math.sqrt(m))
+
+
 def rotary_tables(seq_len: int, head_dim: int, device=None, base: float = 10000.0):
     inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim))
     t = torch.arange(seq_len, device=device, dtype=torch.float32)
@@ -63,6 +79,8 @@ class CausalSelfAttention(nn.Module):
         if s.d_model % s.n_heads:
             raise ValueError(f"d_model {s.d_model} is not divisible by n_heads {s.n_heads}")
         self.n_heads = s.n_heads
+        # muP: attention logits q.k / d_head (Yang et al. 2022), not / sqrt(d_head); None: SDPA's 1/sqrt(d_head)
+        self.scale = (s.n_heads / s.d_model) if s.mup_base else None
         self.c_attn = nn.Linear(s.d_model, 3 * s.d_model, bias=s.bias)
         self.c_proj = nn.Linear(s.d_model, s.d_model, bias=s.bias)
 
@@ -72,7 +90,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -117,16 +135,22 @@ class GPT(nn.Module):
         if s.tied:
             self.lm_head.weight = self.transformer.wte.weight
         self.activation_checkpointing = False
+        # training loss through models/losses.py: None = on CUDA only (on CPU, eager, its extra elementwise passes
+        # cost more than the logits it saves), True = always, False = never (plain lm_head + F.cross_entropy)
+        self.fused_loss: bool | None = None
         if s.pos == "rotary":
             cos, sin = rotary_tables(s.seq_len, s.d_model // s.n_heads)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
         init_weights(self, s.n_layers, residual=("c_proj.weight",))
+        if s.mup_base:
+            mup_rescale(self)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())  # parameters() yields the tied weight once
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """(logits, loss); (None, loss) when training (targets, gradients enabled) through the fused loss."""
         B, T = idx.shape
         if T > self.shape.seq_len:
             raise ValueError(f"sequence of {T} tokens is longer than the model's seq_len {self.shape.seq_len}")
@@ -141,7 +165,18 @@ class GPT(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, use_reentrant=False)
             else:
                 x = block(x, rope)
-        logits = self.lm_head(self.transformer.ln_f(x))
+        x = self.transformer.ln_f(x)
+        # muP readout: logits / width_mult, so the output layer's update stays O(1)
+        scale = 1.0 / self.shape.width_mult if self.shape.mup_base else 1.0
+        fused = self.fused_loss if self.fused_loss is not None else x.is_cuda
+        if targets is not None and fused and torch.is_grad_enabled():
+            # training: loss and its gradient chunk by chunk, no [tokens, vocab] logits kept (models/losses.py);
+            # the muP scale goes on the weight: (h W^T) s = h (s W)^T
+            w = self.lm_head.weight * scale if scale != 1.0 else self.lm_head.weight
+            return None, linear_cross_entropy(x.view(B * T, -1), w, targets.reshape(-1))
+        logits = self.lm_head(x)
+        if scale != 1.0:
+            logits = logits * scale
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

@@ -80,6 +80,11 @@ class Dropped:
     reason: str
     kind: str = ""  # shape | steps | epochs
 
+    @property
+    def key(self) -> str:
+        """The plan setting that dropped the run ("" for a bad shape): the CLI names its flag."""
+        return {"steps": "min_steps", "epochs": "max_epochs"}.get(self.kind, "")
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -147,9 +152,9 @@ def plan_isoflop(
             epochs = epochs_fn(tokens, shape) if epochs_fn else tokens / max(1, train_tokens)
             reason, kind = "", ""
             if steps < min_steps:
-                reason, kind = f"too few steps ({steps} < --min-steps {min_steps})", "steps"
+                reason, kind = f"too few steps ({steps} < min_steps {min_steps})", "steps"
             elif epochs > max_epochs:
-                reason, kind = f"{epochs:.2f} epochs of the data (> --max-epochs {max_epochs:g})", "epochs"
+                reason, kind = f"{epochs:.2f} epochs of the data (> max_epochs {max_epochs:g})", "epochs"
             if reason:
                 dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, n, steps, reason, kind))
                 continue
@@ -173,8 +178,8 @@ def plan_isoflop(
 
 
 def drop_summary(dropped: list[Dropped]) -> str:
-    """'40 repeat data (> --max-epochs), 12 too few steps (< --min-steps)'."""
-    label = {"epochs": "repeat data (> --max-epochs)", "steps": "too few steps (< --min-steps)", "shape": "bad shape"}
+    """'40 repeat data (> max_epochs), 12 too few steps (< min_steps)'."""
+    label = {"epochs": "repeat data (> max_epochs)", "steps": "too few steps (< min_steps)", "shape": "bad shape"}
     kinds = [d.kind for d in dropped]
     return ", ".join(f"{kinds.count(k)} {label[k]}" for k in label if k in kinds)
 

@@ -97,18 +97,21 @@ def candidate_shapes(base: ModelShape, n_opt: float, budget: float, law_name: st
 
 def plan_optimal(budget: float, law_name: str, base: ModelShape, aspect: float = DEFAULT_ASPECT,
                  aspect_weight: float = 1.0, multiple: int = DEFAULT_MULTIPLE, top: int = 5,
-                 convention: str = "chinchilla") -> OptimalPlan:
-    """N_opt, D_opt from the published law `law_name` at budget C (the self-part budget for perceiver-ar)."""
+                 convention: str = "chinchilla", law=None) -> OptimalPlan:
+    """N_opt, D_opt at budget C (the self-part budget for perceiver-ar) from `law` (a law object, e.g. a fitted
+    law.json) or else the published law `law_name`."""
     from scalinglab.laws.estimates import canonical_name, fit_table
     from scalinglab.laws.published import get_law
 
     if not (budget > 0 and math.isfinite(budget)):
         raise UserError(f"budget must be a positive number of FLOPs, got {budget}", hint="e.g. 5.78e17", keys=("budget",))
     validate(base)
-    law = get_law(law_name)  # unknown names: UserError listing the known ones
-    if canonical_name(law_name) is not None:
-        # Chinchilla approaches 1/2: the unrounded fit to Tables 3/A3, as the article computes N_opt.
-        law = fit_table(law_name)
+    if law is None:
+        law = get_law(law_name)  # unknown names: UserError listing the known ones
+        if canonical_name(law_name) is not None:
+            # Chinchilla approaches 1/2: the unrounded fit to Tables 3/A3, as the article computes N_opt.
+            law = fit_table(law_name)
     n_opt, d_opt = (float(x) for x in law.allocate(budget))
-    cands = candidate_shapes(base, n_opt, budget, law_name, aspect, aspect_weight, multiple, top, convention)
+    kind = "kaplan" if getattr(law, "kind", "") == "kaplan" else law_name
+    cands = candidate_shapes(base, n_opt, budget, kind, aspect, aspect_weight, multiple, top, convention)
     return OptimalPlan(budget, law_name, n_opt, d_opt, aspect, cands)

@@ -88,8 +88,11 @@ class Resolver:
         return pow2_batch(self.recipe.batch_tokens(budget), shape.trained_per_sequence)
 
     def lr_for(self, shape: ModelShape, budget: float) -> float:
+        """Under muP the LR is the base-width model's at every width (muP scales the hidden layers' own LR)."""
         if self.lr > 0 or self.legacy:
             return self.lr
+        if shape.mup_base:
+            shape = shape.with_(d_model=shape.mup_base, n_heads=0, mup_base=0)
         if self.law is not None:
             return float(self.law.lr(shape.params(), budget))
         return self.recipe.lr(shape)

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from scalinglab.plan.isoflop import Dropped, IsoflopPlan, PlannedRun, plan_isoflop
-from scalinglab.train.schedule import cooldown_start, default_warmup  # pure python, no torch
+from scalinglab.plan.steps import cooldown_start, default_warmup
 
 
 def run_id(shape) -> str:

@@ -154,24 +154,25 @@ def allocation_figure(
     return fig
 
 
-def envelope_figure(curves, frontier: Sequence[dict], title: str = "Approach 1: lower envelope of the loss curves"):
+def envelope_figure(N, C: Sequence, L: Sequence, frontier: Sequence[dict],
+                    title: str = "Approach 1: lower envelope of the loss curves"):
     """Every run's loss vs FLOPs coloured by its N (log colour scale), the envelope (lowest loss at each
     compute, approach 1) in black."""
     import matplotlib
 
-    Ns = np.asarray(curves.N, float)
+    Ns = np.asarray(N, float)
     norm = matplotlib.colors.LogNorm(Ns.min(), Ns.max() if Ns.max() > Ns.min() else Ns.min() * 1.01)
     cmap = matplotlib.colormaps["viridis"]
     fig = new_figure(7.6, 4.6)
     ax = fig.add_subplot()
-    for n, c, l in zip(Ns, curves.C, curves.loss):
+    for n, c, l in zip(Ns, C, L):
         ax.plot(c, l, color=cmap(norm(n)), lw=0.9, alpha=0.85)
     ec = np.array([r["C"] for r in frontier])
     el = np.array([r["loss"] for r in frontier])
     ax.plot(ec, el, color="black", lw=4.0, alpha=0.3, zorder=1, label="lower envelope (approach 1)")
     ax.set_xscale("log")
     ax.grid(True, which="major", alpha=0.3)
-    allv = np.concatenate([np.asarray(l, float) for l in curves.loss])
+    allv = np.concatenate([np.asarray(l, float) for l in L])
     top = float(np.percentile(allv, 90))
     bottom = float(el.min()) if len(el) else float(allv.min())
     ax.set_ylim(bottom - 0.05 * (top - bottom or 1.0), top)

@@ -1,210 +1,253 @@
-"""The report of a study's runs (a STUDY folder or a runs CSV): fits from scalinglab.laws turned into
-IsoFLOP, allocation, loss-vs-compute, contour and residual figures, tables, predictions and warnings."""
+"""The report of a study's fit: renders a StudyFit (scalinglab.analysis; the report never fits) as IsoFLOP,
+allocation, envelope, loss-vs-compute, contour and residual figures, tables, predictions and warnings."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+import math
 
 import numpy as np
 
+from scalinglab.analysis import StudyFit
 from scalinglab.errors import UserError
-from scalinglab.folders import StudyDir
 from scalinglab.laws.approach2 import group_budgets
-from scalinglab.report import fits as F
+from scalinglab.laws.published import get_law
 from scalinglab.report.figures import render
 from scalinglab.report.html import Report, Section, Table, fmt
-from scalinglab.report.plots import (
-    allocation_figure,
-    contour_figure,
-    envelope_figure,
-    isoflop_figure,
-    loss_compute_figure,
-    residuals_figure,
-)
-from scalinglab.report.runs import run_curves, study_epochs, study_frame
+from scalinglab.report.plots import (Curve, Parabola, allocation_figure, contour_figure, envelope_figure,
+                                     isoflop_figure, loss_compute_figure, residuals_figure)
 
-PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
+PUBLISHED_SHOWN = ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3",
+                   "kaplan")
 
 
-def load_frame(source: str | Path, n_col=None, d_col=None, c_col=None, loss_col=None):
-    """(frame with n, d, c, loss, status[, run_id, run_dir, ...], description, is_study)."""
-    from scalinglab.sweep.store import is_study
-
-    p = Path(source)
-    if p.is_dir():
-        if not is_study(p):
-            raise UserError(f"{p} is a folder but not a study (no {StudyDir.SETTINGS}/{StudyDir.STORE}): give a STUDY or a RUNS.csv")
-        return study_frame(p), f"study {p}", True
-    if not p.is_file():
-        raise UserError(f"no study or runs CSV at {p}: give a STUDY folder or a RUNS.csv")
-    df = F.read_runs_csv(p, n_col=n_col, d_col=d_col, c_col=c_col, loss_col=loss_col)
-    return df, f"runs CSV {p}", False
+def check_reportable(runs, max_loss: float | None) -> None:
+    """A report needs at least 3 finished runs under max_loss (raise before any fitting)."""
+    ok = runs.done & ((runs.loss <= max_loss) if max_loss is not None else True)
+    if ok.sum() < 3:
+        raise UserError(f"only {int(ok.sum())} finished runs with a finite loss in {runs.source}: a report needs at "
+                        "least 3", hint="finish the sweep or loosen the loss cut", keys=("max_loss",))
 
 
-def budget_count(c) -> int:
+def budget_count(c, tol: float = 0.05) -> int:
     """Budgets among the runs' C, counted as approach 2 groups them (C = 6ND of a CSV scatters around each plan)."""
-    return len(np.unique(group_budgets(np.asarray(c, float))))
+    c = np.asarray(c, float)
+    return int(len(np.unique(group_budgets(c, tol)))) if len(c) else 0
 
 
-def runs_report(source, n_col=None, d_col=None, c_col=None, loss_col=None, max_loss=None,
-                at: Sequence[float] = (), data_tokens: float | None = None, progress=None) -> Report:
-    df, desc, is_study = load_frame(source, n_col, d_col, c_col, loss_col)
-    rep = Report(title=f"Scaling-law report: {Path(source).name}", source=desc)
+def study_epochs(runs) -> np.ndarray:
+    """Epochs of its data each run of a study read (NaN where its config or data is gone)."""
+    from scalinglab.data.loader import TokenData
+    from scalinglab.folders import RunDir
+
+    cache: dict[str, object] = {}
+    out = []
+    for run_dir, tokens in zip(runs.info.get("run_dir", []), runs.D):
+        try:
+            spec = RunDir(str(run_dir)).read_spec()
+            if spec.data not in cache:
+                cache[spec.data] = TokenData(spec.data)
+            out.append(float(cache[spec.data].epochs(float(tokens), spec.shape.seq_len, spec.shape.latents)))
+        except Exception:  # noqa: BLE001 - a missing config/data only loses this warning, never the report
+            out.append(math.nan)
+    return np.array(out, float) if out else np.full(len(runs), np.nan)
+
+
+def study_report(fit: StudyFit, title: str, data_tokens: float | None = None) -> Report:
+    """The HTML report of `fit` (its runs, laws, intervals and warnings)."""
+    runs, opts = fit.runs, fit.options
+    rep = Report(title=title, source=runs.source)
     w = rep.warnings
-
-    status = df["status"].astype(str).to_numpy() if "status" in df else np.full(len(df), "done")
-    loss = df["loss"].to_numpy(float)
-    diverged = (status == "diverged") | ((status == "done") & ~np.isfinite(loss))
-    done = (status == "done") & np.isfinite(loss)
-    high = done & (loss > max_loss) if max_loss is not None else np.zeros(len(df), bool)
+    status = runs.status
+    done = runs.done
+    diverged = (status == "diverged") | ((status == "done") & ~done)
+    high = done & (runs.loss > opts.max_loss) if opts.max_loss is not None else np.zeros(len(runs), bool)
     usable = done & ~high
     if diverged.any():
-        w.append(f"{int(diverged.sum())} diverged run(s) left out: " + _runs_named(df, diverged))
+        w.append(f"{int(diverged.sum())} diverged run(s) left out: " + _runs_named(runs, diverged))
     if high.any():
-        w.append(f"{int(high.sum())} run(s) with loss > --max-loss {max_loss:g} left out (did not converge): "
-                 + _runs_named(df, high))
+        w.append(f"{int(high.sum())} run(s) with loss > --max-loss {opts.max_loss:g} left out (did not converge): "
+                 + _runs_named(runs, high))
     pending = ~done & ~diverged
     if pending.any():
         w.append(f"{int(pending.sum())} run(s) not finished (pending/running/failed) are not in the fit")
-    epochs = study_epochs(df) if is_study else (df["d"].to_numpy(float) / data_tokens if data_tokens else None)
+    epochs = study_epochs(runs) if "run_dir" in runs.info else (runs.D / data_tokens if data_tokens else None)
     if epochs is not None:
         over = np.asarray(epochs, float) > 1.0
         if over.any():
             w.append(f"{int(over.sum())} run(s) read more than one epoch of their data (up to "
-                     f"{np.nanmax(np.asarray(epochs, float)):.2f}); scaling laws assume fresh tokens: " + _runs_named(df, over))
-    df = df.assign(used=usable, epochs=epochs if epochs is not None else np.nan)
-    if usable.sum() < 3:
-        raise UserError(f"only {int(usable.sum())} finished runs with a finite loss in {source}: a report needs at least 3",
-                        hint="finish the sweep or loosen the loss cut", keys=("max_loss",))
-
-    curves = None
-    if is_study:  # approach 1 needs loss curves: the metric lines of the runs that count
-        from scalinglab.laws.data import curves_from_study
-
-        curves = curves_from_study(df[usable].rename(columns={"n": "params"}), desc)
-    fit = F.fit_all(df[done], at, max_loss=max_loss, curves=curves, progress=progress)
-    a2 = np.zeros(len(df), bool)
-    a2[np.flatnonzero(done)] = fit.inlier
-    df = df.assign(a2=a2 & usable, done=done)
-    w += fit.warnings
-    rep.summary.append(("runs", f"{len(df)} ({int(usable.sum())} fitted, {budget_count(df.c)} budgets)"))
-    rep.summary += fit.summary
-    rep.sections += _sections(df, fit, at)
+                     f"{np.nanmax(epochs):.2f}); scaling laws assume fresh tokens: " + _runs_named(runs, over))
+    w += list(fit.warnings) + [f"approach {k} not fitted: {v}" for k, v in fit.skipped.items()]
+    rep.summary.append(("runs", f"{len(runs)} ({int(usable.sum())} fitted, "
+                                f"{budget_count(runs.budget, opts.budget_tol)} budgets)"))
+    rep.summary += fit.summary()
+    rep.sections += _sections(fit, usable, np.full(len(runs), np.nan) if epochs is None else np.asarray(epochs, float))
     return rep
 
 
-def _runs_named(df, mask, most: int = 8) -> str:
-    sub = df[mask]
-    names = [str(r["run_id"]) if "run_id" in sub and r.get("run_id") else f"N={float(r['n']):.3g}@C={float(r['c']):.2g}"
-             for _, r in sub.head(most).iterrows()]
-    return ", ".join(names) + (f" and {len(sub) - most} more" if len(sub) > most else "")
+def _runs_named(runs, mask, most: int = 8) -> str:
+    ix = np.flatnonzero(mask)
+    names = [str(runs.run[i]) if not str(runs.run[i]).startswith("row") else
+             f"N={runs.N[i]:.3g}@C={runs.budget[i]:.2g}" for i in ix[:most]]
+    return ", ".join(names) + (f" and {len(ix) - most} more" if len(ix) > most else "")
 
 
-def _sections(df, fit: F.Fits, at: Sequence[float]) -> list[Section]:
-    out = []
-    used_all = df["used"].to_numpy(bool)
-    if fit.parabolas:
-        done = df[df.done]  # the rows approach 2 was given, in order
-        fig = isoflop_figure(done.n, fit.row_budget, done.loss, fit.inlier, fit.parabolas)
+def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Section]:
+    runs, opts, out = fit.runs, fit.options, []
+    at = list(opts.at)
+    a2 = fit.approaches.get("2")
+    minima = ([], [], [])
+    if a2 is not None:
+        law = a2.law
+        ok = [r for r in law.per_budget_ if r.ok]
+        minima = ([r.C for r in ok], [r.n_opt for r in ok], [r.d_opt for r in ok])
+        parabolas = [Parabola(r.C, r.coef_n, r.n_opt, r.loss_opt_n, r.range_n) for r in law.per_budget_
+                     if r.coef_n is not None and r.n_opt is not None]
+        done = runs.done
+        gid = group_budgets(runs.budget[done], opts.budget_tol)
+        row_budget = np.array([law.per_budget_[g].C for g in gid])
+        fig = isoflop_figure(runs.N[done], row_budget, runs.loss[done], a2.used[done], parabolas)
         out.append(Section("IsoFLOP curves (approach 2)",
-                           "Final loss against N for each budget with the parabola fitted in log10 N (RANSAC); stars "
-                           "mark the minima. Hollow points are runs left out: over --max-loss (triangles on the top "
-                           "edge when off the scale) or outliers of the parabola fit. D_opt comes from the same fit "
-                           "in log10 D.",
-                           [Table.from_records([_budget_row(r) for r in fit.budget_rows],
+                           f"Final loss against N for each budget with the parabola fitted in log10 N ({opts.robust}); "
+                           "stars mark the minima. Hollow points are runs left out: over --max-loss (triangles on the "
+                           "top edge when off the scale) or outliers of the parabola fit. D_opt comes from the same "
+                           "fit in log10 D.",
+                           [Table.from_records([_budget_row(r) for r in law.per_budget_],
                                                "Minimum of each IsoFLOP parabola", left=("note",))],
-                           [render(fig, "isoflop", "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
-    fitted = {name.replace("-", " ", 1): law for name, law in fit.laws.items()}
+                           [render(fig, "isoflop",
+                                   "IsoFLOP curves: loss vs N per budget, parabolas and their minima")]))
+    fitted = {f"approach {k} (this study)": f.law for k, f in fit.approaches.items()}
     fitted = dict(sorted(fitted.items(), key=lambda kv: ("approach 2" not in kv[0], kv[0])))
-    if fitted:
-        pub = {k: F.published(k) for k in PUBLISHED_SHOWN}
-        cs = [*df.c, *at]
-        fig = allocation_figure(fit.minima_c, fit.minima_n, fit.minima_d, fitted, fit.band, pub, at=at,
-                                c_range=(min(cs) / 3, max(cs) * 3), band_label=fit.band_label,
-                                envelope=fit.envelope.frontier_ if fit.envelope is not None else ())
-        band = (f" The shaded band is approach 2's {fit.band_label.split(': ', 1)[1]}: per budget, the fitted "
-                "parabola plus resampled residuals, refitted by the same fitter (seed 42).") if fit.band else ""
-        out.append(Section("Compute-optimal N and D vs C",
-                           "The IsoFLOP minima (points), the power laws fitted here (solid) and the published laws "
-                           "(dashed) for comparison with your setting." + band,
-                           [_laws_table(fit, pub)],
-                           [render(fig, "allocation", "N_opt and D_opt vs C (log-log): study, fits and published laws")]))
-    if fit.envelope is not None:
+    pub = {k: get_law(k) for k in PUBLISHED_SHOWN}
+    cs = [*runs.budget, *at]
+    band, band_label = None, ""
+    if a2 is not None and a2.draws is not None and a2.draws.n:
+        q = (1 - opts.ci) / 2 * 100
+        grid = np.logspace(np.log10(min(cs) / 3), np.log10(max(cs) * 3), 60)
+        v = a2.draws.values
+        ln = np.log10(v["k_n"][:, None]) + v["a"][:, None] * np.log10(grid)
+        ld = np.log10(v["k_d"][:, None]) + v["b"][:, None] * np.log10(grid)
+        band = (grid, *(10 ** np.percentile(x, p, axis=0) for x in (ln, ld) for p in (q, 100 - q)))
+        band_label = f"approach 2: bootstrap {100 * opts.ci:g}% band ({a2.draws.n} resamples of whole runs)"
+    a1 = fit.approaches.get("1")
+    fig = allocation_figure(*minima, fitted, band, pub, at=at, c_range=(min(cs) / 3, max(cs) * 3),
+                            band_label=band_label, envelope=a1.law.frontier_ if a1 is not None else ())
+    text = (f" The shaded band is approach 2's {band_label.split(': ', 1)[1]}: whole runs resampled within each "
+            f"budget (Bayesian bootstrap weights) and refitted (seed {opts.seed}).") if band else ""
+    out.append(Section("Compute-optimal N and D vs C",
+                       "The IsoFLOP minima (points), the power laws fitted here (solid) and the published laws "
+                       "(dashed) for comparison with your setting." + text, [_laws_table(fit, pub)],
+                       [render(fig, "allocation", "N_opt and D_opt vs C (log-log): study, fits and published laws")]))
+    with_curve = [i for i in np.flatnonzero(a1.used) if runs.run[i] in runs.curves] if a1 is not None else []
+    if a1 is not None and len(with_curve) >= 2:
+        cv = [runs.curves[runs.run[i]] for i in with_curve]
+        fig = envelope_figure(runs.N[with_curve], [c.C for c in cv], [c.loss for c in cv], a1.law.frontier_)
         out.append(Section("Approach 1: lower envelope of the loss curves",
                            "Each run's validation loss against training FLOPs; the black line is the lowest loss "
                            "reached at each compute. The run on it gives (N, D = C/6N) there, and a line through "
                            "those in log-log gives N_opt ∝ C^a.", [],
-                           [render(envelope_figure(fit.curves, fit.envelope.frontier_), "approach1-envelope",
-                                   "Approach 1: loss curves coloured by N and their lower envelope")]))
-    curves = run_curves(df)
+                           [render(fig, "approach1-envelope", "Approach 1: loss curves coloured by N and their lower "
+                                   "envelope")]))
+    curves = _run_curves(runs)
     if curves:
-        fig = loss_compute_figure(curves)
         out.append(Section("Loss vs compute", "Validation loss of every run against training FLOPs; the dashed line "
                            "is the run's budget.", [],
-                           [render(fig, "loss-vs-compute", "Loss vs compute per run, one panel per budget")]))
-    if fit.parametric is not None:
-        law = fit.parametric
-        sub = df[df.used]
-        pred = law.predict_loss(df.n.to_numpy(float), df.d.to_numpy(float))
-        figs = [render(contour_figure(law, sub.n, sub.d, sub.loss, budgets=sorted(set(df.c))), "approach3-contours",
+                           [render(loss_compute_figure(curves), "loss-vs-compute",
+                                   "Loss vs compute per run, one panel per budget")]))
+    a3 = fit.approaches.get("3")
+    if a3 is not None:
+        law = a3.law
+        pred = law.predict_loss(runs.N, runs.D)
+        figs = [render(contour_figure(law, runs.N[a3.used], runs.D[a3.used], runs.loss[a3.used],
+                                      budgets=sorted(set(runs.budget))), "approach3-contours",
                        "Approach 3: iso-loss contours of the fitted L(N, D), efficient frontier in red"),
-                render(residuals_figure(df.n, df.c, df.loss, pred, used_all), "approach3-residuals",
+                render(residuals_figure(runs.N, runs.budget, runs.loss, pred, a3.used), "approach3-residuals",
                        "Approach 3: observed minus predicted loss")]
-        out.append(Section("Approach 3: parametric loss L(N, D) = E + A/N^α + B/D^β", fit.parametric_text, [], figs))
+        text = (f"Fitted: E = {law.E_:.4g}, A = {law.A_:.4g}, B = {law.B_:.4g}, α = {law.alpha_:.4f}, "
+                f"β = {law.beta_:.4f}; compute-optimal N ∝ C^{law.a_:.4f}, D ∝ C^{law.b_:.4f} "
+                f"(Chinchilla: α = 0.34, β = 0.28; Epoch: α = 0.348, β = 0.366).")
+        out.append(Section("Approach 3: parametric loss L(N, D) = E + A/N^α + B/D^β", text, [], figs))
     if at:
         out.append(Section("Predictions", "N_opt, D_opt and loss at the requested budgets, from each fitted and "
-                           "published law.", [_predictions_table(fit, at)]))
-    out.append(Section("Runs", "", [_runs_table(df)]))
+                           "published law, with bootstrap intervals where the fit has them.",
+                           [_predictions_table(fit, pub)]))
+    out.append(Section("Runs", "", [_runs_table(fit, usable, epochs)]))
     return out
 
 
-def _budget_row(r: dict) -> dict:
-    row = {"budget C": fmt(r["C"]), "runs used": f"{r['n_used']} of {r['n_runs']}",
-           "outliers": r.get("outliers_n", ""), "N_opt": fmt(r["n_opt"]) if "n_opt" in r else "–",
-           "D_opt": fmt(r["d_opt"]) if "d_opt" in r else "–",
-           "loss at N_opt": f"{r['loss_opt_n']:.4f}" if "loss_opt_n" in r else "–",
-           "grid N": f"{fmt(r['range_n'][0])}–{fmt(r['range_n'][1])}" if "range_n" in r else "–"}
-    notes = [r["skipped"]] if "skipped" in r else []
-    off = [v.upper() for v in ("n", "d") if r.get(f"outside_{v}")]
+def _run_curves(runs, max_runs: int = 200) -> list[Curve]:
+    out = []
+    for i, r in enumerate(runs.run[:max_runs]):
+        c = runs.curves.get(r)
+        if c is None:
+            continue
+        label = f"N = {runs.N[i]:.3g}"
+        if "d_model" in runs.info:
+            label += f" ({runs.info['d_model'][i]}x{runs.info['n_layers'][i]})"
+        out.append(Curve(label, np.asarray(c.C), np.asarray(c.loss), budget=float(runs.budget[i])))
+    return out
+
+
+def _budget_row(r) -> dict:
+    row = {"budget C": fmt(r.C), "runs used": f"{r.n_used} of {r.n_runs}",
+           "outliers": "" if r.outliers_n is None else r.outliers_n, "N_opt": fmt(r.n_opt) if r.n_opt else "–",
+           "D_opt": fmt(r.d_opt) if r.d_opt else "–",
+           "loss at N_opt": f"{r.loss_opt_n:.4f}" if r.loss_opt_n is not None else "–",
+           "grid N": f"{fmt(r.range_n[0])}–{fmt(r.range_n[1])}" if r.range_n else "–"}
+    notes = [r.skipped] if r.skipped else []
+    off = [v.upper() for v in ("n", "d") if getattr(r, f"outside_{v}")]
     notes += [f"{' and '.join(off)} minimum off the sampled range"] if off else []
     row["note"] = "; ".join(notes)
     return row
 
 
-def _laws_table(fit: F.Fits, pub: dict) -> Table:
-    rows = [dict(r) for r in fit.law_rows]
+def _laws_table(fit: StudyFit, pub: dict) -> Table:
+    rows = []
+    for k, f in fit.approaches.items():
+        cells = {}
+        for sym in ("a", "b"):
+            ci = f.intervals.get(sym)
+            cells[sym] = f"{getattr(f.law, sym + '_'):.4f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+        rows.append({"law": f"approach {k} (this study)", "a (N_opt ∝ C^a)": cells["a"], "b (D_opt ∝ C^b)": cells["b"],
+                     "source": f"fitted here, {f.title}, {int(f.used.sum())} runs"})
     for name, law in pub.items():
-        a = getattr(law, "a_", None)
-        b = getattr(law, "b_", None)
+        a, b = getattr(law, "a_", None), getattr(law, "b_", None)
         rows.append({"law": name, "a (N_opt ∝ C^a)": f"{a:.3f}" if a is not None else "",
                      "b (D_opt ∝ C^b)": f"{b:.3f}" if b is not None else "0.27 (D = C/6N)" if name == "kaplan" else "",
                      "source": "published"})
-    return Table.from_records(rows, "Fitted and published laws", left=("law", "source"))
+    return Table.from_records(rows, "Fitted and published laws (intervals: bootstrap)", left=("law", "source"))
 
 
-def _predictions_table(fit: F.Fits, at: Sequence[float]) -> Table:
+def _predictions_table(fit: StudyFit, pub: dict) -> Table:
     rows = []
-    laws = list(fit.laws.items()) + [(k, F.published(k)) for k in PUBLISHED_SHOWN]
-    for c in at:
-        for name, law in laws:
+    for i, c in enumerate(fit.options.at):
+        for k, f in fit.approaches.items():
+            r = f.at[i]
+            rows.append({"C": fmt(float(c)), "law": f"approach {k} (this study)", "N_opt": fmt(r.n_opt),
+                         "D_opt": fmt(r.d_opt), "loss": "" if r.loss is None else f"{r.loss:.4f}",
+                         "N_opt interval": "" if r.n_opt_ci is None else f"{fmt(r.n_opt_ci[0])}–{fmt(r.n_opt_ci[1])}",
+                         "loss interval": "" if r.loss_ci is None else f"{r.loss_ci[0]:.4f}–{r.loss_ci[1]:.4f}"})
+        for name, law in pub.items():
             n, d = law.allocate(c)
-            row = {"C": fmt(float(c)), "law": name, "N_opt": fmt(float(n)), "D_opt": fmt(float(d))}
-            if name in fit.laws and hasattr(law, "predict_loss"):
-                row["loss"] = f"{float(law.predict_loss(n, d)):.4f}"
-            rows.append(row)
+            rows.append({"C": fmt(float(c)), "law": name, "N_opt": fmt(float(n)), "D_opt": fmt(float(d))})
     return Table.from_records(rows, "Predicted compute-optimal allocation (loss only from laws fitted here: "
                               "published losses are in other units and data)", left=("law",))
 
 
-def _runs_table(df) -> Table:
-    cols = [c for c in ("run_id", "status", "d_model", "n_layers") if c in df]
+def _runs_table(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> Table:
+    runs = fit.runs
+    a2 = fit.approaches.get("2")
+    in2 = a2.used if a2 is not None else np.zeros(len(runs), bool)
     rows = []
-    for _, r in df.sort_values(["c", "n"]).iterrows():
-        row = {c: r[c] for c in cols}
-        row.update({"N": fmt(float(r["n"])), "D": fmt(float(r["d"])), "C": fmt(float(r["c"])),
-                    "loss": f"{float(r['loss']):.4f}" if np.isfinite(r["loss"]) else "–",
-                    "epochs": f"{r['epochs']:.2f}" if np.isfinite(r["epochs"]) else "",
-                    "in fit": ("approaches 2, 3" if r["a2"] else "approach 3 (outlier in 2)") if r["used"] else "no"})
+    for i in np.lexsort((runs.N, runs.budget)):
+        row = {"run_id": str(runs.run[i]), "status": str(runs.status[i])}
+        for k in ("d_model", "n_layers"):
+            if k in runs.info:
+                row[k] = runs.info[k][i]
+        used_by = [k for k, f in fit.approaches.items() if f.used[i]]
+        row.update({"N": fmt(float(runs.N[i])), "D": fmt(float(runs.D[i])), "C": fmt(float(runs.budget[i])),
+                    "loss": f"{runs.loss[i]:.4f}" if np.isfinite(runs.loss[i]) else "–",
+                    "epochs": f"{epochs[i]:.2f}" if np.isfinite(epochs[i]) else "",
+                    "in fit": ("approaches " + ", ".join(used_by) if used_by else "no") +
+                              (" (outlier in 2)" if a2 is not None and usable[i] and not in2[i] else "")})
         rows.append(row)
     return Table.from_records(rows, "All runs", left=("run_id", "status"))

@@ -10,9 +10,12 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+import numpy as np
 
 from scalinglab.errors import FolderError
 from scalinglab.folders import RunDir, StudyDir
@@ -190,20 +193,30 @@ class Store:
             return False  # another machine's processes cannot be checked from here
         return not pid_alive(r["owner_pid"], r["owner_start"]) and not pid_alive(r["child_pid"], r["child_start"])
 
-    def claim(self, worker: str = "", owner_pid: int | None = None) -> dict[str, Any] | None:
-        """Atomically take the next pending (or orphaned running) run: status -> running, attempts += 1."""
+    def claim(self, worker: str = "", owner_pid: int | None = None,
+              pick: Callable[[list[dict[str, Any]]], tuple[dict[str, Any], str] | None] | None = None
+              ) -> dict[str, Any] | None:
+        """Atomically take a pending (or orphaned running) run: status -> running, attempts += 1. Without `pick`,
+        the first in plan order (orphans first); pick(candidates) -> (row, worker) or None chooses instead."""
         pid = owner_pid or os.getpid()
         with self.tx() as c:
-            for r in c.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
-                               "ORDER BY status = 'running' DESC, idx").fetchall():
-                if r["status"] == "running" and not self._orphaned(r):
-                    continue
-                now = time.time()
-                c.execute("UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
-                          " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
-                          " message='' WHERE id=?", (HOST, pid, proc_start(pid), worker, now, now, r["id"]))
-                return dict(c.execute("SELECT * FROM runs WHERE id=?", (r["id"],)).fetchone())
-        return None
+            rows = [dict(r) for r in c.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
+                                               "ORDER BY status = 'running' DESC, idx").fetchall()]
+            rows = [r for r in rows if r["status"] == "pending" or self._orphaned(r)]
+            if not rows:
+                return None
+            if pick is None:
+                r = rows[0]
+            else:
+                chosen = pick(rows)
+                if chosen is None:
+                    return None
+                r, worker = chosen
+            now = time.time()
+            c.execute("UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
+                      " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
+                      " message='' WHERE id=?", (HOST, pid, proc_start(pid), worker, now, now, r["id"]))
+            return dict(c.execute("SELECT * FROM runs WHERE id=?", (r["id"],)).fetchone())
 
     def set_child(self, run_id: str, pid: int | None) -> None:
         with self.tx() as c:
@@ -273,3 +286,29 @@ def load_runs_frame(study_dir: str | os.PathLike):
         out.append(d)
         out.extend(branch_rows(d))  # a WSD run's cooldown branches are points of their own
     return pd.DataFrame(out, columns=FRAME_COLUMNS)
+
+
+def load_runs(study_dir: str | os.PathLike):
+    """The study's runs as the analysis layer's table (scalinglab.analysis.Runs): N = params, D = tokens,
+    C = flops spent (planned budget while not done), budget, final val loss, status; each done run's loss curve
+    from its metric lines (val_loss points if 3 or more, else train_loss)."""
+    from scalinglab.analysis.runs import Columns, Curve, Runs
+
+    p = Path(study_dir)
+    df = load_runs_frame(p)
+    curves: dict[str, Curve] = {}
+    for rid, run_dir, status in zip(df["run_id"], df["run_dir"], df["status"]):
+        if status != "done":
+            continue
+        rows = RunDir(run_dir).read_metrics()
+        val = [(m.get("flops"), m["val_loss"]) for m in rows if m.get("val_loss") is not None]
+        pts = val if len(val) >= 3 else [(m.get("flops"), m["train_loss"]) for m in rows
+                                          if m.get("val_loss") is None and m.get("train_loss") is not None]
+        c, l = (np.array([x[i] for x in pts], float) if pts else np.array([]) for i in (0, 1))
+        ok = np.isfinite(c) & np.isfinite(l) & (c > 0) & (l > 0)
+        if ok.sum() >= 2:
+            order = np.argsort(c[ok], kind="stable")
+            curves[str(rid)] = Curve(c[ok][order], l[ok][order])
+    cols = Columns(n="params", d="tokens", c="flops", loss="final_val_loss", budget="budget", run="run_id")
+    runs = Runs.from_frame(df, f"study {p}", cols, curves=curves, is_study=True)
+    return runs.with_notes(f"loss curves of {len(curves)} runs from study {p}" if curves else "")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from scalinglab.plan.steps import cooldown_start, default_warmup  # noqa: F401 - the trainer's names for them
+
 KINDS = ("cosine", "wsd", "constant")
 
 
@@ -20,15 +22,6 @@ def kaplan_lr(n: float) -> float:
 
 def kaplan_n(d_model: int, n_layers: int) -> int:
     return 12 * n_layers * d_model * d_model
-
-
-def default_warmup(steps: int) -> int:
-    return min(200, steps // 10)
-
-
-def cooldown_start(steps: int, decay_frac: float) -> int:
-    """First step of the wsd cooldown of a run of `steps` steps (at least one step of decay)."""
-    return steps - max(1, round(steps * decay_frac))
 
 
 @dataclass(frozen=True)

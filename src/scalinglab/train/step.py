@@ -68,7 +68,7 @@ class Stepper:
         device. Returns prefetch() (the next step's batches), called after the backward kernels are queued so
         host work overlaps them."""
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # muP's hidden-weight group trains at lr / width_mult
         ga = len(micro)
         for x, y in micro:
             with self.amp:

@@ -61,7 +61,8 @@ def plan_isoflop_cmd(
                   ("--latents", latents, ">=0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
                   ("--lr", lr, ">=0"), ("--beta2", beta2, "[0,1)"), ("--warmup-steps", warmup_steps, ">=0"),
                   ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
-                  ("--eval-batches", eval_batches, ">0"), ("--spread", spread, ">0"), ("--width-step", width_step, ">=0"))
+                  ("--eval-batches", eval_batches, ">0"), ("--spread", spread, ">0"), ("--width-step", width_step, ">=0"),
+                  ("--mup-base-width", mup_base_width, ">=0"))
     if extend is not None:
         _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, json_out)
         return

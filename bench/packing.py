@@ -6,7 +6,7 @@
 
 Throughput is measured in the window where all K runs are past their warmup steps and none has finished:
 each run's metrics.jsonl lines are timestamped by polling, and the tokens they add in that window count.
-Model FLOPs per token = 6N + 12*L*d*T (N all params), as in ANCHORS.md's throughput table.
+Model FLOPs per token = 6N + 12*L*d*T (N all params), as nanoGPT's estimate_mfu counts them.
 Writes bench/results/packing-<device>.json.
 """
 
@@ -126,7 +126,7 @@ def aggregate(procs: list[Proc], warm_frac: float) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="256x4:256,128x2:50304,384x6:256",
-                    help="D_MODELxLAYERS:VOCAB,... (ANCHORS rows of 3.5M, 7.0M, 11.1M params)")
+                    help="D_MODELxLAYERS:VOCAB,... (default: nanoGPT-style models of 3.5M, 7.0M, 11.1M params)")
     ap.add_argument("--ks", default="1,2,4,8", help="runs per GPU to try")
     ap.add_argument("--seconds", type=float, default=10.0, help="target length of the K=1 run")
     ap.add_argument("--seq-len", type=int, default=1024)
@@ -140,10 +140,9 @@ def main() -> None:
         args.models, args.ks, args.seconds, args.seq_len, args.batch_size, args.device = "32x1:262", "1,2", 3.0, 64, 4, "cpu"
         os.environ["PACKING_CPU"] = "1"
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.sweep.packing import activation_bytes, default_per_gpu, gpu_memory_bytes
+    from scalinglab.sweep.packing import compute_share
 
     dev = device_name(args.device)
-    mem = gpu_memory_bytes() if args.device.startswith("cuda") else 0
     ks = [int(k) for k in args.ks.split(",")]
     rows = []
     print(f"device: {dev}  seq_len {args.seq_len}  batch {args.batch_size}  compile {args.compile}", flush=True)
@@ -179,16 +178,15 @@ def main() -> None:
                 print(f"{row['model']:>12} {n / 1e6:7.1f}M {k:>3} {steps:>9} {tps / 1e6:8.3f} {tps * mfpt / 1e12:8.2f} "
                       f"{ratio:6.2f} {window:8.1f}", flush=True)
             best = max((r for r in rows if r["model"] == f"{d}x{layers}" and r["vocab"] == vocab), key=lambda r: r["tokens_per_s"])
-            act = activation_bytes(d, layers, vocab, args.seq_len, args.batch_size)
-            print(f"{'':>12} best K={best['k']} ({best['ratio_to_single']:.2f}x); default_per_gpu -> "
-                  f"{default_per_gpu(n, mem, act) if mem else 'n/a (no GPU)'}", flush=True)
+            print(f"{'':>12} best K={best['k']} ({best['ratio_to_single']:.2f}x); the sweep packs "
+                  f"{round(1 / compute_share(n))} such runs per GPU (compute share)", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
     path = out / f"packing-{slug}{'-quick' if args.quick else ''}.json"
     import torch
 
-    doc = {"device": dev, "torch": torch.__version__, "gpu_memory_bytes": mem,
+    doc = {"device": dev, "torch": torch.__version__,
            "settings": {k: getattr(args, k) for k in ("models", "ks", "seconds", "seq_len", "batch_size", "compile", "device")},
            "results": rows}
     path.write_text(json.dumps(doc, indent=2))

@@ -576,3 +576,16 @@ def test_real_read_only_folder(ro_dir, tiny_data, runs_csv, texts, capsys):
     refused(cli(capsys, "prep", texts, "--out", ro_dir / "D", "-q"), "read-only")
     refused(cli(capsys, "fit", runs_csv, "--approach", "2", "--out", ro_dir / "law.json"), "read-only")
     refused(cli(capsys, "train", "--data", tiny_data, *TINY, "--steps", "2", "--out", ro_dir / "R"), "read-only")
+
+
+def test_trainer_stopped_by_a_signal_goes_back_to_pending(tmp_path):
+    """A trainer that checkpointed and exited on SIGTERM (exit 143, record pending) is resumed, not failed."""
+    from scalinglab.folders import RunDir
+    from scalinglab.sweep.runs import result
+
+    run = RunDir(tmp_path / "R")
+    run.path.mkdir()
+    msg = "stopped by SIGTERM at step 7 of 100, checkpoint written; continue with scalinglab train --resume R"
+    run.record.write_text(json.dumps({"status": "pending", "message": msg}))
+    assert result(run.path, 143)[0::2] == ("pending", msg)
+    assert result(run.path, 1)[0] == "failed"  # a crash after the same record is still a failure

@@ -1,5 +1,5 @@
 """`scalinglab report`: the Perceiver AR article's experiments from its CSVs (Tables 1-3 numbers, the final
-losses of ANCHORS), minchilla's IsoFLOP report (exponent 0.48), self-contained HTML, bad input -> exit 2."""
+losses its validation curves give), minchilla's IsoFLOP report (exponent 0.48), self-contained HTML, bad input -> exit 2."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_scaling_1_table_shows_the_article_numbers_and_final_losses(tmp_path):
     rows = {r[0]: r for r in table_rows(html) if r and r[0].startswith("Model")}
     header = next(r for r in table_rows(html) if r and r[0] == "model")
     col = {h: i for i, h in enumerate(header)}
-    # ANCHORS: model 2 (predicted optimal) has the lowest loss at the common budget
+    # the article: model 2 (predicted optimal) has the lowest loss at the common budget
     finals = {k: r[col["final loss"]] for k, r in rows.items()}
     assert finals == {"Model 1 (ref)": "3.2629", "Model 2 (opt)": "3.2453", "Model 3": "3.2601"}
     assert "Model 2 (opt): 3.2453" in html
@@ -107,7 +107,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad):
 @needs_shared
 @pytest.mark.slow
 def test_minchilla_report_shows_exponent_and_figures(tmp_path):
-    """ANCHORS: minchilla approach 2 (drop loss > 2, RANSAC parabolas, OLS of log N_opt on log C) gives a = 0.478."""
+    """minchilla (github.com/BenAgro314/CSC2541) approach 2 (drop loss > 2, RANSAC parabolas, OLS of log N_opt on log C) gives a = 0.478."""
     out, figs = tmp_path / "report.html", tmp_path / "figs"
     assert run(["report", str(MINCHILLA), "--n-col", "params", "--d-col", "tokens", "--c-col", "budget_flops",
                 "--loss-col", "final_loss", "--max-loss", "2", "--out", str(out), "--figures", str(figs),
@@ -199,7 +199,7 @@ def test_isoflop_minima_warnings_and_outliers_drawn_from_the_approach2_fitter():
 
 @needs_shared
 def test_minchilla_inliers_and_seeded_bootstrap_interval():
-    """ANCHORS: with loss > 2 dropped, RANSAC leaves out d640 at 6 and 10 PF: 32 - 2 inliers of 61 runs."""
+    """minchilla: with loss > 2 dropped, RANSAC leaves out d640 at 6 and 10 PF: 32 - 2 inliers of 61 runs."""
     import pandas as pd
 
     from scalinglab.analysis import FitOptions, Runs, fit_study

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scalinglab.sweep.local import make_slots
+from scalinglab.sweep.local import make_devices
 from scalinglab.sweep.store import Store, load_runs_frame
 
 PY = sys.executable
@@ -120,12 +120,12 @@ def check_curve(run_dir: Path, steps: int, tokens_per_step: int) -> None:
     assert all(r["tokens"] == r["step"] * tokens_per_step for r in rows)
 
 
-def test_make_slots():
-    slots = make_slots("0,1", 4, 0)
-    assert [s.name for s in slots][:5] == ["gpu0.0", "gpu0.1", "gpu0.2", "gpu0.3", "gpu1.0"] and len(slots) == 8
-    assert {s.env["CUDA_VISIBLE_DEVICES"] for s in slots} == {"0", "1"}
-    cpu = make_slots(None, 1, 2)
-    assert len(cpu) == 2 and all(s.env["CUDA_VISIBLE_DEVICES"] == "" for s in cpu)
+def test_make_devices():
+    gpus = make_devices("0,1", 4, 0)  # --per-gpu 4: four runs each, whatever their size
+    assert [(d.name, d.max_runs, d.mem) for d in gpus] == [("gpu0", 4, 0.0), ("gpu1", 4, 0.0)]
+    assert [d.env["CUDA_VISIBLE_DEVICES"] for d in gpus] == ["0", "1"]
+    cpu = make_devices(None, None, 2)
+    assert len(cpu) == 1 and cpu[0].max_runs == 2 and cpu[0].env["CUDA_VISIBLE_DEVICES"] == ""
 
 
 def test_failure_does_not_stop_sweep_and_retry(tiny_data, tmp_path, fake):

@@ -100,20 +100,19 @@ class Demo:
         atomic_write_json(stamp, {"scale": self.scale, "plan_args": args})
 
     def sweep(self) -> dict[str, int]:
-        from scalinglab.sweep.local import LocalExecutor, gpu_count, make_slots
+        from scalinglab.sweep.local import LocalExecutor, gpu_count, make_devices
         from scalinglab.sweep.scheduler import sweep
         from scalinglab.sweep.table import make_console
 
         self._need_study()
         if gpu_count() and not self.workers:
-            from scalinglab.sweep.packing import per_gpu_for_study
-
-            slots = make_slots(None, per_gpu_for_study(self.study), 0)
+            devices = make_devices(None, None, 0)  # packed per run: many small runs to a GPU, few large ones
         else:
-            slots = make_slots(None, 1, self.workers or os.cpu_count() or 1)
-        self._say(f"== sweep: {len(slots)} slot(s) ({', '.join(s.name for s in slots)})"
+            devices = make_devices(None, None, self.workers or os.cpu_count() or 1)
+        where = ", ".join(f"{d.name} (up to {d.max_runs} runs)" for d in devices)
+        self._say(f"== sweep: {where}"
                   + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else ""))
-        self.counts = sweep(self.study, LocalExecutor(slots), console=make_console(stderr=True), deadline=self.deadline)
+        self.counts = sweep(self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline)
         if self.counts.get("failed"):  # the fit goes on with the runs that finished
             sys.stderr.write(f"warning: {self.counts['failed']} run(s) failed (see {StudyDir(self.study).run_rel('<id>')}/{RunDir.LOG}); "
                              f"`scalinglab sweep {self.study} --retry-failed` runs them again\n")

@@ -91,15 +91,15 @@ RULES: dict[str, tuple[str, Any]] = {
 def check_numbers(*checks: tuple[str, Any, str]) -> None:
     """(flag, value, rule) for each numeric option, rule a key of RULES; None values (not given) pass.
     Raises the one-line UserError for the first bad value: NaN, infinity, or outside the rule."""
-    for flag, value, rule in checks:
+    for opt, value, rule in checks:
         if value is None or isinstance(value, bool):
             continue
         words, ok = RULES[rule]
         v = float(value)
         if not math.isfinite(v):
-            raise UserError(f"{flag} {_show(value)} is not a finite number; give {words}")
+            raise UserError(f"{opt} {_show(value)} is not a finite number; give {words}")
         if not ok(v):
-            raise UserError(f"{flag} {_show(value)} is out of range; give {words}")
+            raise UserError(f"{opt} {_show(value)} is out of range; give {words}")
 
 
 def _show(v: Any) -> str:

@@ -52,7 +52,7 @@ def plan_tune_cmd(
 
     check_numbers(("--seq-len", seq_len, ">0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
                   ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
-                  ("--eval-batches", eval_batches, ">0"))
+                  ("--eval-batches", eval_batches, ">0"), ("--mup-base-width", mup_base_width, ">=0"))
     check_output(out, "dir", "--out")
     if schedule not in ("cosine", "constant"):
         raise UserError(f"--schedule {schedule!r}: a tuning grid trains cosine or constant runs")

@@ -14,10 +14,17 @@ from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 
 
+def default_out(source: Path) -> Path:
+    """Where a report goes without --out: inside a study folder, or beside a runs CSV (named after it)."""
+    return source / "report.html" if source.is_dir() else source.with_name(f"{source.stem}-report.html")
+
+
 @app.command("report")
 def report_cmd(
     source: Optional[Path] = typer.Argument(None, help="A STUDY folder or a RUNS.csv (one row per run)."),
-    out: Path = typer.Option(..., "--out", help="HTML file to write (one self-contained page)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write (one self-contained page). Default: "
+                                       "STUDY/report.html for a study, RUNS-report.html beside a CSV; needed with "
+                                       "--curves."),
     curves: Optional[Path] = typer.Option(None, "--curves", help="Folder of loss-curve CSVs (TensorBoard exports "
                                           "*_<experiment>_version_<i>-tag-val_loss.csv), e.g. the Perceiver AR article's."),
     experiment: Optional[List[str]] = typer.Option(None, "--experiment", help="With --curves: scaling-1, scaling-2a or "
@@ -68,6 +75,10 @@ def report_cmd(
         raise UserError(f"bad --inline {inline!r}: use png or svg")
     if (source is None) == (curves is None):
         raise UserError("give a STUDY folder or RUNS.csv, or --curves DIR (exactly one of them)")
+    if out is None:
+        if source is None:
+            raise UserError("--curves needs --out FILE.html (the curves' folder is input data: nothing is written there)")
+        out = default_out(source)
     if out.exists() and out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
     check_output(out, "file", "--out")
@@ -106,9 +117,9 @@ def report_cmd(
     from rich.console import Console
 
     con = Console()
-    for k, v in rep.summary:
-        con.print(f"{k}: [bold]{v}[/bold]")
+    for k, v in rep.summary:  # soft_wrap: a log or pipe gets whole lines, never a path cut in two
+        con.print(f"{k}: [bold]{v}[/bold]", soft_wrap=True)
     for w in rep.warnings:
-        con.print(f"[yellow]warning:[/yellow] {w}")
+        con.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
     where = f" and {len(figs)} figures x PNG+SVG in {figures}" if figures else ""
-    con.print(f"wrote {out} ({len(figs)} figures inline){where}")
+    con.print(f"wrote {out} ({len(figs)} figures inline){where}", soft_wrap=True)

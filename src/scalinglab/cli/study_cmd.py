@@ -61,7 +61,8 @@ def plan_isoflop_cmd(
                   ("--latents", latents, ">=0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
                   ("--lr", lr, ">=0"), ("--beta2", beta2, "[0,1)"), ("--warmup-steps", warmup_steps, ">=0"),
                   ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
-                  ("--eval-batches", eval_batches, ">0"), ("--spread", spread, ">0"), ("--width-step", width_step, ">=0"))
+                  ("--eval-batches", eval_batches, ">0"), ("--spread", spread, ">0"), ("--width-step", width_step, ">=0"),
+                  ("--mup-base-width", mup_base_width, ">=0"))
     if extend is not None:
         _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, json_out)
         return
@@ -319,7 +320,7 @@ def sweep_cmd(
     backend: str = typer.Option("local", "--backend", help="local (subprocesses here) or ray (a Ray cluster)."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address HOST:PORT (default: auto)."),
     gpus: str | None = typer.Option(None, "--gpus", help="GPU indices to use, e.g. 0,1 (default: all visible)."),
-    per_gpu: int | None = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once (small models leave it idle); default: from model size and GPU memory."),
+    per_gpu: int | None = typer.Option(None, "--per-gpu", help="Runs sharing one GPU at once, whatever their size; default: packed per run from its size and memory (many small runs, few large ones)."),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (when there is no GPU, or to force CPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     json_out: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
@@ -335,15 +336,11 @@ def sweep_cmd(
 
     check_numbers(("--per-gpu", per_gpu, ">0"), ("--workers", workers, ">=0"))
     load_study_toml(study)
-    if per_gpu is None:
-        from scalinglab.sweep.packing import per_gpu_for_study
-
-        per_gpu = per_gpu_for_study(study)  # pack small runs (bench/packing.py measures the gain)
     if backend == "local":
-        from scalinglab.sweep.local import LocalExecutor, make_slots
+        from scalinglab.sweep.local import LocalExecutor, make_devices
 
         stand_in = bool(train_cmd or os.environ.get(TRAIN_CMD_ENV))  # tests' fake trainer uses no GPU
-        ex = LocalExecutor(make_slots(gpus, per_gpu, workers, check_gpus=not stand_in))
+        ex = LocalExecutor(make_devices(gpus, per_gpu, workers, check_gpus=not stand_in))
     elif backend == "ray":
         from scalinglab.sweep.ray_backend import RayExecutor
 

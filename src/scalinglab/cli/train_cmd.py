@@ -150,7 +150,7 @@ def train(
                   ("--eval-batches", eval_batches, ">0"), ("--checkpoint-every", checkpoint_every, ">=0"),
                   ("--log-every", log_every, ">=0"), ("--threads", threads, ">=0"),
                   ("--restart-warmup-steps", restart_warmup_steps, ">=0"), ("--restart-steps", restart_steps, ">=0"),
-                  ("--nproc", nproc, ">0"))
+                  ("--nproc", nproc, ">0"), ("--mup-base-width", mup_base_width, ">=0"))
     shape_over = {k: v for k, v in dict(d_model=d_model, n_layers=layers, n_heads=heads, seq_len=seq_len, vocab=vocab, arch=arch,
                                         latents=latents, prefix_dropout=prefix_dropout, pos=pos,
                                         mup_base=mup_base_width).items() if v is not None}

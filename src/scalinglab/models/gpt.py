@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scalinglab.accounting.shape import ModelShape
+from scalinglab.models.losses import linear_cross_entropy
 
 
 class LayerNorm(nn.Module):
@@ -134,6 +135,9 @@ class GPT(nn.Module):
         if s.tied:
             self.lm_head.weight = self.transformer.wte.weight
         self.activation_checkpointing = False
+        # training loss through models/losses.py: None = on CUDA only (on CPU, eager, its extra elementwise passes
+        # cost more than the logits it saves), True = always, False = never (plain lm_head + F.cross_entropy)
+        self.fused_loss: bool | None = None
         if s.pos == "rotary":
             cos, sin = rotary_tables(s.seq_len, s.d_model // s.n_heads)
             self.register_buffer("rope_cos", cos, persistent=False)
@@ -146,6 +150,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())  # parameters() yields the tied weight once
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """(logits, loss); (None, loss) when training (targets, gradients enabled) through the fused loss."""
         B, T = idx.shape
         if T > self.shape.seq_len:
             raise ValueError(f"sequence of {T} tokens is longer than the model's seq_len {self.shape.seq_len}")
@@ -160,9 +165,18 @@ class GPT(nn.Module):
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, use_reentrant=False)
             else:
                 x = block(x, rope)
-        logits = self.lm_head(self.transformer.ln_f(x))
-        if self.shape.mup_base:  # muP readout: logits / width_mult, so the output layer's update stays O(1)
-            logits = logits * (1.0 / self.shape.width_mult)
+        x = self.transformer.ln_f(x)
+        # muP readout: logits / width_mult, so the output layer's update stays O(1)
+        scale = 1.0 / self.shape.width_mult if self.shape.mup_base else 1.0
+        fused = self.fused_loss if self.fused_loss is not None else x.is_cuda
+        if targets is not None and fused and torch.is_grad_enabled():
+            # training: loss and its gradient chunk by chunk, no [tokens, vocab] logits kept (models/losses.py);
+            # the muP scale goes on the weight: (h W^T) s = h (s W)^T
+            w = self.lm_head.weight * scale if scale != 1.0 else self.lm_head.weight
+            return None, linear_cross_entropy(x.view(B * T, -1), w, targets.reshape(-1))
+        logits = self.lm_head(x)
+        if scale != 1.0:
+            logits = logits * scale
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1))

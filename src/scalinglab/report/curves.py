@@ -1,5 +1,5 @@
 """External loss curves (TensorBoard CSV exports: Wall time, Step, Value) and the Perceiver AR article's
-experiments (seeds/001: scaling-1, scaling-2a, scaling-2b) that turn them into loss vs compute / budget."""
+experiments (Krasser 2023: scaling-1, scaling-2a, scaling-2b) that turn them into loss vs compute / budget."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class PAExperiment:
     vocab: int
     seq_len: int
     models: tuple[PAModel, ...]
-    alternates: tuple[tuple[int, PAModel], ...] = ()  # (version, model) retrained later (seeds/000)
+    alternates: tuple[tuple[int, PAModel], ...] = ()  # (version, model) retrained later (the article's training commands)
     xlim: tuple[float, float] = (0.1, 1.2)
     ylim: tuple[float, float] = (0.85, 1.0)
     title: str = ""

@@ -47,7 +47,7 @@ def experiment_section(folder: str | Path, experiment: str, warnings: list[str])
     text = (f"{exp.title}; batch 80 sequences, budget set by {exp.ref.label} over {exp.ref.steps} steps. "
             f"Lowest final loss: {runs[best]['model'].label} with {finals[best]:.4f} (others {others}).")
     if any(r["model"] not in exp.models for r in runs):
-        text += ("\n\nA retrained model (seeds/000 update) is plotted with the article's original FLOP accounting; "
+        text += ("\n\nA retrained model (an update of the article's training commands) is plotted with the article's original FLOP accounting; "
                  "it was sized with the corrected accounting that leaves out the output layer, so it ends short of 1.0.")
     table = Table.from_records(rows, caption=f"{experiment}: models, FLOP accounting (Perceiver AR, "
                                "self and cross parts) and final validation losses", left=("model", "file"))

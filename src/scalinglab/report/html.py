@@ -18,8 +18,9 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:
 color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 .meta{color:#666;font-size:.9em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;white-space:nowrap}
+table{border-collapse:collapse;margin:.8em 0;font-size:.88em;max-width:100%}
+th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom}td.l{white-space:normal;overflow-wrap:anywhere;min-width:8em}
 .tw{overflow-x:auto}th{background:#f4f4f4}
 td.l,th.l{text-align:left}caption{caption-side:top;text-align:left;color:#555;padding:.2em 0}
 figure{margin:1em 0;display:inline-block;vertical-align:top;max-width:100%}

@@ -59,9 +59,11 @@ def short_log_ticks(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: str = "IsoFLOP curves"):
-    """Loss vs N per budget: used runs filled, dropped runs hollow (those above the plotted loss range as
-    hollow triangles on the top edge), fitted parabola in log N, minimum marked with a star."""
+def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: str = "IsoFLOP curves",
+                   max_loss: float | None = None):
+    """Loss vs N per budget: used runs filled; runs left out hollow, triangles for those over `max_loss` (did not
+    converge) and circles for the parabola fit's outliers; points above the plotted loss range sit on its top edge.
+    The fitted parabola in log N, its minimum marked with a star."""
     N, budget, loss, used = (np.asarray(a) for a in (N, budget, loss, used))
     N, budget, loss, used = N.astype(float), budget.astype(float), loss.astype(float), used.astype(bool)
     budgets = np.unique(budget)
@@ -73,15 +75,16 @@ def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: 
     lo = min([lo, *stars])
     pad = 0.06 * (hi - lo or 1.0)
     y0, y1 = lo - pad, hi + 2 * pad
-    above = loss > y1
+    over = ~used & (loss > max_loss) if max_loss is not None else np.zeros(len(loss), bool)
+    outlier = ~used & ~over
+    shown = np.minimum(loss, y1)  # off the scale: on the top edge
     for b in budgets:
         m = budget == b
         col = colors[b]
         ax.scatter(N[m & used], loss[m & used], color=col, s=24, zorder=3, label=f"C = {sci(b)}")
-        ax.scatter(N[m & ~used & ~above], loss[m & ~used & ~above], facecolors="none", edgecolors=col, s=30,
-                   lw=1.1, zorder=3)
-        ax.scatter(N[m & above], np.full(int((m & above).sum()), y1), marker="^", facecolors="none", edgecolors=col,
-                   s=30, lw=1.0, zorder=3, clip_on=False)
+        for sel, marker in ((m & outlier, "o"), (m & over, "^")):
+            ax.scatter(N[sel], shown[sel], marker=marker, facecolors="none", edgecolors=col, s=30, lw=1.1,
+                       zorder=3, clip_on=False)
     for p in parabolas:
         col = colors.get(p.budget, "black")
         x0, x1 = np.log10(p.n_range[0]) - 0.05, np.log10(p.n_range[1]) + 0.05
@@ -94,11 +97,14 @@ def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: 
                 ax.plot(10**xe, np.polyval(p.coef, xe), color=col, lw=1.0, ls="--")
         if np.isfinite(p.n_opt) and p.n_opt > 0:
             ax.plot([p.n_opt], [p.loss_opt], marker="*", ms=13, color=col, mec="black", mew=0.7, zorder=5)
-    if (~used & ~above).any():
-        ax.scatter([], [], facecolors="none", edgecolors="gray", s=30, label="left out: parabola outlier")
-    if above.any():
+    if outlier.any():
+        ax.scatter([], [], facecolors="none", edgecolors="gray", s=30,
+                   label=f"left out: parabola outlier ({int(outlier.sum())})")
+    if over.any():
         ax.scatter([], [], marker="^", facecolors="none", edgecolors="gray", s=30,
-                   label=f"left out: loss > {y1:.2f} ({int(above.sum())} runs)")
+                   label=f"left out: loss > {max_loss:g}, --max-loss ({int(over.sum())})")
+    if ((~used) & (loss > y1)).any():
+        ax.plot([], [], ls="none", label="(off the scale: on the top edge)")
     ax.plot([], [], marker="*", ms=11, ls="none", color="white", mec="black", label="parabola minimum")
     log_axes(ax, y=False)
     ax.set_ylim(y0, y1)
@@ -134,9 +140,17 @@ def allocation_figure(
             col = next((c for key, c in FITTED_COLORS.items() if key in name), "black")
             ax.plot(grid, law.allocate(grid)[k], color=col, lw=1.8, label=name)
         if envelope:
-            ec = np.array([r["C"] for r in envelope])
-            ev = np.array([r["N" if k == 0 else "D"] for r in envelope])
-            ax.plot(ec, ev, color=FITTED_COLORS["approach 1"], lw=0, marker=".", ms=3, label="approach 1: envelope")
+            # one marker per run on the envelope, at the geometric middle of the compute it leads: the envelope's
+            # many grid points share each run's N and would otherwise draw as thick bars
+            ec = np.array([r["C"] for r in envelope], float)
+            ev = np.array([r["N" if k == 0 else "D"] for r in envelope], float)
+            n_of = np.array([r["N"] for r in envelope], float)
+            cuts = np.flatnonzero(np.diff(n_of) != 0) + 1
+            segs = [(c, v) for c, v in zip(np.split(ec, cuts), np.split(ev, cuts)) if len(c)]
+            mc = np.array([np.sqrt(c.min() * c.max()) for c, _ in segs])
+            mv = np.array([np.exp(np.log(v).mean()) for _, v in segs])
+            ax.plot(mc, mv, color=FITTED_COLORS["approach 1"], lw=0, marker="D", ms=4, mfc="none", mew=1.0,
+                    label="approach 1: runs on the envelope")
         if len(C):
             ax.scatter(C, y, color="black", s=26, zorder=4, label="IsoFLOP minima (approach 2)")
         for j, (name, law) in enumerate((published or {}).items()):
@@ -157,7 +171,7 @@ def allocation_figure(
 def envelope_figure(N, C: Sequence, L: Sequence, frontier: Sequence[dict],
                     title: str = "Approach 1: lower envelope of the loss curves"):
     """Every run's loss vs FLOPs coloured by its N (log colour scale), the envelope (lowest loss at each
-    compute, approach 1) in black."""
+    compute, approach 1) as a black line over them."""
     import matplotlib
 
     Ns = np.asarray(N, float)
@@ -169,7 +183,7 @@ def envelope_figure(N, C: Sequence, L: Sequence, frontier: Sequence[dict],
         ax.plot(c, l, color=cmap(norm(n)), lw=0.9, alpha=0.85)
     ec = np.array([r["C"] for r in frontier])
     el = np.array([r["loss"] for r in frontier])
-    ax.plot(ec, el, color="black", lw=4.0, alpha=0.3, zorder=1, label="lower envelope (approach 1)")
+    ax.plot(ec, el, color="black", lw=1.6, zorder=3, label="lower envelope (approach 1)")
     ax.set_xscale("log")
     ax.grid(True, which="major", alpha=0.3)
     allv = np.concatenate([np.asarray(l, float) for l in L])

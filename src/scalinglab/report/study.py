@@ -9,6 +9,7 @@ import numpy as np
 
 from scalinglab.analysis import StudyFit
 from scalinglab.errors import UserError
+from scalinglab.fmt import sig
 from scalinglab.laws.approach2 import group_budgets
 from scalinglab.laws.published import get_law
 from scalinglab.report.figures import render
@@ -134,12 +135,13 @@ def _sections(fit: StudyFit, usable: np.ndarray, epochs: np.ndarray) -> list[Sec
         done = runs.done
         gid = group_budgets(runs.budget[done], opts.budget_tol)
         row_budget = np.array([law.per_budget_[g].C for g in gid])
-        fig = isoflop_figure(runs.N[done], row_budget, runs.loss[done], a2.used[done], parabolas)
+        fig = isoflop_figure(runs.N[done], row_budget, runs.loss[done], a2.used[done], parabolas,
+                             max_loss=opts.max_loss)
         out.append(Section("IsoFLOP curves (approach 2)",
-                           f"Final loss against N for each budget with the parabola fitted in log10 N ({opts.robust}); "
-                           "stars mark the minima. Hollow points are runs left out: over --max-loss (triangles on the "
-                           "top edge when off the scale) or outliers of the parabola fit. D_opt comes from the same "
-                           "fit in log10 D.",
+                           f"Final loss against N for each budget with the parabola fitted in log10 N "
+                           f"({_methods(law.per_budget_, opts.robust)}); stars mark the minima. Hollow points are runs "
+                           "left out: triangles over --max-loss, circles outliers of the parabola fit; a point above "
+                           "the plotted range sits on its top edge. D_opt comes from the same fit in log10 D.",
                            [Table.from_records([_budget_row(r) for r in law.per_budget_],
                                                "Minimum of each IsoFLOP parabola", left=("note",))],
                            [render(fig, "isoflop",
@@ -217,6 +219,22 @@ def _run_curves(runs, max_runs: int = 200) -> list[Curve]:
     return out
 
 
+METHOD_NAMES = {"ransac": "RANSAC", "huber": "Huber regression", "lsq": "least squares"}
+
+
+def _methods(per_budget, asked: str) -> str:
+    """The parabola fitter each budget really used: RANSAC falls back to least squares below 5 runs or without a
+    consensus set, and the text must not say RANSAC for those."""
+    used = {r.C: r.method_n for r in per_budget if r.method_n}
+    name = METHOD_NAMES.get(asked, asked)
+    other = {c: m for c, m in used.items() if m != asked}
+    if not other:
+        return name
+    where = ", ".join(f"{METHOD_NAMES.get(m, m)} at C = {sig(c)}" for c, m in sorted(other.items()))
+    why = " (RANSAC needs 5 runs and a consensus set)" if asked == "ransac" else ""
+    return f"{name}; {where}{why}"
+
+
 def _budget_row(r) -> dict:
     row = {"budget C": fmt(r.C), "runs used": f"{r.n_used} of {r.n_runs}",
            "outliers": "" if r.outliers_n is None else r.outliers_n, "N_opt": fmt(r.n_opt) if r.n_opt else "–",
@@ -226,6 +244,8 @@ def _budget_row(r) -> dict:
     notes = [r.skipped] if r.skipped else []
     off = [v.upper() for v in ("n", "d") if getattr(r, f"outside_{v}")]
     notes += [f"{' and '.join(off)} minimum off the sampled range"] if off else []
+    if r.method_n:
+        row["fit"] = METHOD_NAMES.get(r.method_n, r.method_n)
     row["note"] = "; ".join(notes)
     return row
 

@@ -1,5 +1,5 @@
-"""Local executor: each run is its own subprocess in a worker slot (K per GPU via CUDA_VISIBLE_DEVICES, or
-CPU workers). Children stay in the sweep's process group, so killing the group stops everything."""
+"""Local executor: each run is its own subprocess on a device (a GPU via CUDA_VISIBLE_DEVICES, shared by as many runs
+as packing.py lets in, or the CPU pool). Children stay in the sweep's process group, so killing the group stops all."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from scalinglab.errors import UserError
+from scalinglab.sweep.packing import Device, gpu_devices, gpu_memory_bytes
 from scalinglab.sweep.runs import start_trainer
 from scalinglab.sweep.scheduler import Slot
 
@@ -16,7 +17,7 @@ from scalinglab.sweep.scheduler import Slot
 def gpu_count() -> int:
     """Visible CUDA devices, asked of nvidia-smi so the sweep process never initialises CUDA itself."""
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return 0
     n = sum(1 for ln in out.stdout.splitlines() if ln.startswith("GPU "))
@@ -24,10 +25,11 @@ def gpu_count() -> int:
     return min(n, len([v for v in vis.split(",") if v.strip()])) if vis is not None else n
 
 
-def make_slots(gpus: str | None, per_gpu: int, workers: int, check_gpus: bool = False) -> list[Slot]:
-    """--gpus 0,1 --per-gpu K -> K slots on each GPU; --workers N (or no GPU) -> N CPU slots.
-    check_gpus: refuse GPU indices this machine does not have (off for a stand-in trainer in tests)."""
-    if per_gpu < 1:
+def make_devices(gpus: str | None, per_gpu: int | None, workers: int, check_gpus: bool = False) -> list[Device]:
+    """--gpus 0,1 (default: all visible) -> one Device per GPU, packed by each run's size, or --per-gpu K runs each;
+    --workers N (or no GPU) -> a CPU pool of N runs at once. check_gpus: refuse GPU indices this machine does not
+    have (off for a stand-in trainer in tests)."""
+    if per_gpu is not None and per_gpu < 1:
         raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
     if gpus is None and workers < 1:
         n = gpu_count()
@@ -48,18 +50,18 @@ def make_slots(gpus: str | None, per_gpu: int, workers: int, check_gpus: bool = 
             if max(ids) >= n:
                 raise UserError(f"GPU {max(ids)} does not exist: this machine has {n} (0..{n - 1})",
                                 hint=f"give indices below {n}", keys=("gpus",))
-        return [Slot(f"gpu{g}.{k}", {"CUDA_VISIBLE_DEVICES": str(g)}) for g in ids for k in range(per_gpu)]
+        return gpu_devices(ids, gpu_memory_bytes() if per_gpu is None else 0, per_gpu)
     if workers < 1:
         raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",))
     threads = max(1, (os.cpu_count() or 1) // workers)
     # CPU workers must not grab a GPU, and share the cores instead of each taking all of them.
     env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    return [Slot(f"cpu{i}", dict(env)) for i in range(workers)]
+    return [Device("cpu", env, workers)]
 
 
 class LocalExecutor:
-    def __init__(self, slots: list[Slot]):
-        self.slots = slots
+    def __init__(self, devices: list[Device]):
+        self.devices = devices
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, run_id: str, argv: list[str], run_dir: Path, slot: Slot) -> int | None:

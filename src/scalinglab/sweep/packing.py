@@ -1,7 +1,7 @@
-"""How many runs share one GPU when `scalinglab sweep` gets no --per-gpu: small models leave an H100 mostly
-idle (ANCHORS.md: a 7M-param model reaches 17% of matmul peak), so pack them until size or memory says stop.
+"""Which pending run starts next, and on which device: each run's own memory and compute, packed per GPU.
 
-Pure functions, plus one nvidia-smi query; bench/packing.py measures the gain these defaults aim at.
+Small models leave a GPU mostly idle (Kaplan-style sweeps start at ~1M parameters), so many share one GPU and
+large ones few. Pure functions (tested on CPU) plus one nvidia-smi query; the sweep loop calls `choose`.
 """
 
 from __future__ import annotations
@@ -9,41 +9,119 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from typing import Any
 
 GIB = 2**30
 CONTEXT_BYTES = 1 * GIB  # CUDA context, cuBLAS workspace and allocator slack of one training process
 BYTES_PER_PARAM = 20  # fp32 weights, grads, Adam m and v (16) + bf16 autocast copies (4)
 MEM_SHARE = 0.85  # of the card's memory the packed runs may plan to use
-# (largest params, runs per GPU): from ANCHORS' utilisation, 12-17% of peak up to 7M params, ~35% at 10-20M,
-# >= 45% from 50M; a run must leave enough idle time for the others to fill.
-SIZE_STEPS = ((5e6, 8), (20e6, 4), (60e6, 2))
+MAX_PER_GPU = 8  # beyond this, processes mostly wait on each other's launches and compiles
+# (largest params, share of a GPU's compute one run keeps busy alone): from utilisation measured on H100/H200 with
+# a compiled step: ~12-20% of matmul peak up to a few M params, ~35% at 10-20M, >= 45% from 50M (bench/packing.py
+# measured 2-2.5x aggregate throughput from 4 runs of 3.5M-11M params on one GPU).
+SHARE_STEPS = ((5e6, 1 / 8), (20e6, 1 / 4), (60e6, 1 / 2))
+STEP_OVERHEAD_S = 0.004  # host time per optimizer step that no model size removes (launches, clip, optimizer)
+NOMINAL_PEAK = 8e14  # bf16 FLOP/s of an H100/H200-class GPU; only orders runs, never reported
+
+
+@dataclass(frozen=True)
+class Need:
+    """What one run asks of a device."""
+
+    mem: float  # bytes of GPU memory it plans to use
+    share: float  # fraction of one GPU's compute it keeps busy when alone
+    seconds: float  # rough time alone, for longest-first order
+
+
+@dataclass
+class Device:
+    """One GPU (or the CPU pool, or a cluster) runs train on, and what the runs placed there use now.
+    mem 0: not sized (only max_runs limits it, as for CPU workers or a fixed --per-gpu)."""
+
+    name: str
+    env: dict[str, str]
+    max_runs: int
+    mem: float = 0.0
+    used_mem: float = 0.0
+    used_share: float = 0.0
+    runs: int = 0
+
+    def fits(self, need: Need) -> bool:
+        if self.runs >= self.max_runs:
+            return False
+        if self.mem <= 0 or self.runs == 0:  # an empty GPU takes any run: an oversized one must still run somewhere
+            return True
+        return self.used_mem + need.mem <= self.mem and self.used_share + need.share <= 1.0 + 1e-9
+
+    def add(self, need: Need) -> None:
+        self.runs += 1
+        self.used_mem += need.mem
+        self.used_share += need.share
+
+    def remove(self, need: Need) -> None:
+        self.runs -= 1
+        self.used_mem = max(0.0, self.used_mem - need.mem) if self.runs else 0.0
+        self.used_share = max(0.0, self.used_share - need.share) if self.runs else 0.0
 
 
 def activation_bytes(d_model: int, n_layers: int, vocab: int, seq_len: int, micro_batch: int) -> int:
     """Peak activation memory of one micro-batch under bf16 autocast, roughly: per layer 34 bytes per token and
-    channel (Korthikanti et al. 2022, no recompute) plus the attention scores, and the logits (bf16 + fp32 for
-    the loss + fp32 grad = 10 bytes per entry), which dominate for a 50k vocabulary."""
+    channel (Korthikanti et al. 2022, no recompute) plus the attention scores, and the logits. Training keeps one
+    chunk of logits at a time (models/losses.py); evaluation holds bf16 logits and their fp32 copy: 6 bytes each."""
     tokens = micro_batch * seq_len
     heads = max(1, d_model // 64)
     per_layer = tokens * d_model * 34 + 5 * micro_batch * heads * seq_len * seq_len
-    return int(n_layers * per_layer + tokens * vocab * 10)
+    return int(n_layers * per_layer + tokens * vocab * 6)
 
 
-def default_per_gpu(params: float, gpu_mem_bytes: float, act_bytes: float = 0.0, max_k: int = 8) -> int:
-    """Runs per GPU for runs of at most `params` parameters: the size rule, capped by memory
-    (one process needs CONTEXT_BYTES + BYTES_PER_PARAM * params + act_bytes). At least 1."""
-    by_size = next((k for n, k in SIZE_STEPS if params <= n), 1)
-    per_run = CONTEXT_BYTES + BYTES_PER_PARAM * float(params) + float(act_bytes)
-    by_mem = int(MEM_SHARE * float(gpu_mem_bytes) // per_run) if gpu_mem_bytes > 0 else 1
-    return max(1, min(by_size, by_mem, max_k))
+def compute_share(params: float) -> float:
+    return next((s for n, s in SHARE_STEPS if params <= n), 1.0)
+
+
+def run_need(row: dict[str, Any]) -> Need:
+    """A store row's (params, steps and a JSON `spec`) memory, compute share and rough time alone."""
+    spec = json.loads(row["spec"]) if isinstance(row.get("spec"), str) else (row.get("spec") or {})
+    sh = spec.get("shape") or {}
+    params = float(row.get("params") or 0)
+    batch, accum = int(spec.get("batch_size", 1)), int(spec.get("grad_accum", 1))
+    seq = int(sh.get("seq_len", 0))
+    act = activation_bytes(sh.get("d_model", 0), sh.get("n_layers", 0), sh.get("vocab", 0), seq, batch)
+    share = compute_share(params)
+    steps = int(row.get("steps") or spec.get("steps") or 0)
+    flops = 6 * params * steps * batch * accum * seq  # 6N per token: enough to order runs
+    return Need(CONTEXT_BYTES + BYTES_PER_PARAM * params + act, share,
+                flops / (share * NOMINAL_PEAK) + steps * STEP_OVERHEAD_S)
+
+
+def choose(pending: list[tuple[str, Need]], devices: list[Device]) -> tuple[str, int] | None:
+    """The next (run id, device index) to start: the longest pending run that fits somewhere (the longest first, so
+    no long run starts last; shorter ones fill what it leaves), on the fitting device with the most compute left.
+    None when no pending run fits on any device."""
+    for rid, need in sorted(pending, key=lambda p: -p[1].seconds):
+        fit = [i for i, d in enumerate(devices) if d.fits(need)]
+        if fit:
+            return rid, min(fit, key=lambda i: (devices[i].used_share, devices[i].runs, i))
+    return None
+
+
+def assign(pending: list[tuple[str, Need]], devices: list[Device]) -> list[tuple[str, int]]:
+    """Start runs while any fits: the placements `choose` makes one after another (devices are updated)."""
+    left, out = list(pending), []
+    while (pick := choose(left, devices)) is not None:
+        rid, i = pick
+        need = next(n for r, n in left if r == rid)
+        devices[i].add(need)
+        left = [p for p in left if p[0] != rid]
+        out.append(pick)
+    return out
 
 
 def gpu_memory_bytes() -> int:
     """Smallest total memory of the visible GPUs, from nvidia-smi (the sweep never initialises CUDA); 0 if none."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout
+                             capture_output=True, text=True, timeout=20, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
         return 0
     mem = {}
@@ -59,26 +137,11 @@ def gpu_memory_bytes() -> int:
     return min(mem.values()) if mem else 0
 
 
-def study_per_gpu(runs: list[dict[str, Any]], gpu_mem_bytes: int | None = None) -> int:
-    """--per-gpu default for a study: the store's run rows (each with a JSON `spec`); the slots are shared by all
-    runs, so the largest pending run decides. 1 when there is no GPU."""
-    mem = gpu_memory_bytes() if gpu_mem_bytes is None else gpu_mem_bytes
-    if mem <= 0:
-        return 1
-    todo = [r for r in runs if r.get("status") in (None, "pending", "running")] or runs
-    k = 8
-    for r in todo:
-        spec = json.loads(r["spec"]) if isinstance(r.get("spec"), str) else (r.get("spec") or {})
-        sh = spec.get("shape") or {}
-        act = activation_bytes(sh.get("d_model", 0), sh.get("n_layers", 0), sh.get("vocab", 0), sh.get("seq_len", 0),
-                               int(spec.get("batch_size", 1)))
-        k = min(k, default_per_gpu(float(r.get("params") or 0), mem, act))
-    return k
-
-
-def per_gpu_for_study(study_dir) -> int:
-    """study_per_gpu over the study store's runs (what `scalinglab sweep` uses when --per-gpu is not given)."""
-    from scalinglab.sweep.store import Store
-
-    with Store(study_dir) as st:
-        return study_per_gpu(st.runs())
+def gpu_devices(ids: list[int], mem_bytes: float, per_gpu: int | None = None, cpus: int | None = None) -> list[Device]:
+    """One Device per GPU. per_gpu K: K runs each whatever their size; None: packed by each run's own need,
+    at most MAX_PER_GPU and the CPU cores per GPU (each run compiles and launches from its own process)."""
+    if per_gpu is not None:
+        return [Device(f"gpu{g}", {"CUDA_VISIBLE_DEVICES": str(g)}, per_gpu) for g in ids]
+    cores = cpus if cpus is not None else (os.cpu_count() or 1)
+    k = max(1, min(MAX_PER_GPU, cores // max(1, len(ids))))
+    return [Device(f"gpu{g}", {"CUDA_VISIBLE_DEVICES": str(g)}, k, MEM_SHARE * mem_bytes) for g in ids]

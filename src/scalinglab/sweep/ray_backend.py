@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import UserError
+from scalinglab.sweep.packing import MAX_PER_GPU, Device
 from scalinglab.sweep.runs import start_trainer
 from scalinglab.sweep.scheduler import Slot
 
@@ -53,12 +54,13 @@ def _check_reachable(address: str | None) -> None:
 
 
 class RayExecutor:
-    """Slots = the cluster's GPUs x K (or its CPUs, or `workers`); the scheduler keeps that many tasks in flight."""
+    """One device, the cluster: GPUs x K tasks in flight (or its CPUs, or `workers`). Each GPU task asks Ray for
+    1/K of a GPU, or (no K) for its run's own compute share, so Ray packs small runs many to a GPU."""
 
-    def __init__(self, address: str | None, per_gpu: int = 1, workers: int = 0):
+    def __init__(self, address: str | None, per_gpu: int | None = None, workers: int = 0):
         ray = _ray()
         self.ray = ray
-        if per_gpu < 1:
+        if per_gpu is not None and per_gpu < 1:
             raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
         _check_reachable(address)
         try:
@@ -69,19 +71,23 @@ class RayExecutor:
                             hint="start one with `ray start --head` and give its HOST:PORT", keys=("address",)) from None
         res = ray.cluster_resources()
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 1))
+        self.per_gpu, self.gpus = per_gpu, gpus
         if gpus:
-            n, self.opts = gpus * per_gpu, {"num_gpus": 1.0 / per_gpu, "num_cpus": 0}
+            n, self.opts = gpus * (per_gpu or MAX_PER_GPU), {"num_gpus": 1.0 / (per_gpu or 1), "num_cpus": 0}
             env = {}
         else:
             n, self.opts = (workers or cpus), {"num_cpus": 1}
             env = {"CUDA_VISIBLE_DEVICES": ""}
-        self.slots = [Slot(f"ray{i}", dict(env)) for i in range(max(1, n))]
+        self.devices = [Device("ray", env, max(1, n))]
         self.task = ray.remote(max_retries=0)(run_task)
         self.refs: dict[Any, str] = {}
 
     def start(self, run_id: str, argv: list[str], run_dir: Path, slot: Slot) -> int | None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        ref = self.task.options(**self.opts).remote(argv, str(run_dir), slot.env)
+        opts = dict(self.opts)
+        if self.gpus and self.per_gpu is None and slot.share > 0:
+            opts["num_gpus"] = slot.share
+        ref = self.task.options(**opts).remote(argv, str(run_dir), slot.env)
         self.refs[ref] = run_id
         return None
 

@@ -74,6 +74,9 @@ def result(run_dir: Path, rc: int | None, log_tail: str = "") -> tuple[str, dict
         return "diverged", rec, (rec or {}).get("message", "") or "loss diverged"
     if rc == 0:
         return "failed", rec, "trainer exited 0 without a done run record"
+    if rc in (130, 143) and rec and rec.get("status") == "pending":
+        # stopped by SIGINT/SIGTERM after writing a checkpoint (a preempted machine): it resumes, not a failure
+        return "pending", rec, rec.get("message", "") or "stopped by a signal; resumes from its checkpoint"
     why = f"killed by signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
     msg = (rec or {}).get("message") or last
     return "failed", rec, f"{why}: {msg}"[:500] if msg else why

@@ -1,4 +1,4 @@
-"""The sweep loop: claim runs from the store into free executor slots, watch them, record results.
+"""The sweep loop: claim runs from the store onto devices with room (packing.choose), watch them, record results.
 
 Executors (local subprocesses, Ray tasks) only start and poll commands; all store writes happen here.
 """
@@ -16,17 +16,21 @@ from typing import Any, Protocol
 
 from scalinglab.errors import Interrupted
 from scalinglab.sweep import runs as R
+from scalinglab.sweep.packing import Device, choose, run_need
 from scalinglab.sweep.store import Store
 
 
 @dataclass
 class Slot:
+    """Where one run starts: its worker name, environment and its share of a GPU's compute (0: unsized)."""
+
     name: str
     env: dict[str, str] = field(default_factory=dict)
+    share: float = 0.0
 
 
 class Executor(Protocol):
-    slots: list[Slot]
+    devices: list[Device]
 
     def start(self, run_id: str, argv: list[str], run_dir: Path, slot: Slot) -> int | None: ...  # child pid
 
@@ -69,7 +73,8 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
     st.check_run_dirs()  # a tampered store must not make the sweep write outside the study
     if retry_failed:
         st.retry_failed()
-    free = list(executor.slots)
+    devices = executor.devices
+    busy: list[set[int]] = [set() for _ in devices]  # worker numbers in use on each device
     inflight: dict[str, dict[str, Any]] = {}
     main = threading.current_thread() is threading.main_thread()
     old_term = signal.signal(signal.SIGTERM, _on_term) if main else None
@@ -81,6 +86,19 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
     def record(rid: str, status: str, rec: dict | None, rc: int | None, msg: str) -> None:
         st.finish(rid, status, rec, rc, msg)
         _report(console, rid, status, rec, msg, st.counts())
+
+    def pick(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], str] | None:
+        # the longest pending run that fits on a device now (packing.choose), and a free worker number there
+        needs = {r["id"]: run_need(r) for r in rows}
+        chosen = choose(list(needs.items()), devices)
+        if chosen is None:
+            return None
+        rid, i = chosen
+        k = min(set(range(devices[i].max_runs)) - busy[i])
+        placed.update(device=i, k=k, need=needs[rid])
+        return next(r for r in rows if r["id"] == rid), f"{devices[i].name}.{k}"
+
+    placed: dict[str, Any] = {}
 
     def hand_back(msg: str) -> None:
         executor.stop_all()
@@ -94,8 +112,8 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
             if deadline is not None and time.time() >= deadline:
                 hand_back("stopped at the sweep's deadline; resumes from its checkpoint on the next sweep")
                 break
-            while free:
-                row = st.claim(worker=free[0].name)
+            while True:
+                row = st.claim(pick=pick)
                 if row is None:
                     break
                 run_dir = st.run_path(row)
@@ -103,20 +121,24 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
                 if adopted:
                     record(row["id"], adopted["status"], adopted, None, "adopted a finished record")
                     continue
-                slot = free.pop(0)
+                i, k, need = placed["device"], placed["k"], placed["need"]
+                dev = devices[i]
+                slot = Slot(row["worker"], dict(dev.env), need.share)
                 try:
                     pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
                 except OSError as e:  # cannot even launch (bad train command, disk full): this run fails
-                    free.append(slot)
                     record(row["id"], "failed", None, None, f"could not start the trainer: {e}")
                     continue
+                dev.add(need)
+                busy[i].add(k)
                 st.set_child(row["id"], pid)
-                inflight[row["id"]] = {**row, "slot": slot, "run_path": run_dir}
+                inflight[row["id"]] = {**row, "device": i, "k": k, "need": need, "run_path": run_dir}
             if not inflight:
                 break
             for rid, rc in executor.poll():
                 info = inflight.pop(rid)
-                free.append(info["slot"])
+                devices[info["device"]].remove(info["need"])
+                busy[info["device"]].discard(info["k"])
                 status, rec, msg = R.result(info["run_path"], rc, R.log_tail(info["run_path"]))
                 record(rid, status, rec, rc, msg)
                 last_progress = 0.0  # redraw now

@@ -10,9 +10,10 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -192,20 +193,30 @@ class Store:
             return False  # another machine's processes cannot be checked from here
         return not pid_alive(r["owner_pid"], r["owner_start"]) and not pid_alive(r["child_pid"], r["child_start"])
 
-    def claim(self, worker: str = "", owner_pid: int | None = None) -> dict[str, Any] | None:
-        """Atomically take the next pending (or orphaned running) run: status -> running, attempts += 1."""
+    def claim(self, worker: str = "", owner_pid: int | None = None,
+              pick: Callable[[list[dict[str, Any]]], tuple[dict[str, Any], str] | None] | None = None
+              ) -> dict[str, Any] | None:
+        """Atomically take a pending (or orphaned running) run: status -> running, attempts += 1. Without `pick`,
+        the first in plan order (orphans first); pick(candidates) -> (row, worker) or None chooses instead."""
         pid = owner_pid or os.getpid()
         with self.tx() as c:
-            for r in c.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
-                               "ORDER BY status = 'running' DESC, idx").fetchall():
-                if r["status"] == "running" and not self._orphaned(r):
-                    continue
-                now = time.time()
-                c.execute("UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
-                          " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
-                          " message='' WHERE id=?", (HOST, pid, proc_start(pid), worker, now, now, r["id"]))
-                return dict(c.execute("SELECT * FROM runs WHERE id=?", (r["id"],)).fetchone())
-        return None
+            rows = [dict(r) for r in c.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
+                                               "ORDER BY status = 'running' DESC, idx").fetchall()]
+            rows = [r for r in rows if r["status"] == "pending" or self._orphaned(r)]
+            if not rows:
+                return None
+            if pick is None:
+                r = rows[0]
+            else:
+                chosen = pick(rows)
+                if chosen is None:
+                    return None
+                r, worker = chosen
+            now = time.time()
+            c.execute("UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
+                      " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
+                      " message='' WHERE id=?", (HOST, pid, proc_start(pid), worker, now, now, r["id"]))
+            return dict(c.execute("SELECT * FROM runs WHERE id=?", (r["id"],)).fetchone())
 
     def set_child(self, run_id: str, pid: int | None) -> None:
         with self.tx() as c:

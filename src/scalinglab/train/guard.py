@@ -8,7 +8,7 @@ import signal
 import threading
 from typing import Any, Self
 
-from scalinglab.errors import UserError
+from scalinglab.errors import ConfigError
 
 # Peak FLOP/s per device, above what today's chips reach (H200 dense bf16 ~1e15; a server core in fp32 ~1e11):
 # a time estimated with them is a lower bound, so only runs that are surely absurd are refused.
@@ -17,13 +17,13 @@ MAX_DAYS = 30.0
 MAX_EPOCHS = 100.0
 
 
-class RunTooLong(UserError):
+class RunTooLong(ConfigError):
     """A run whose lower-bound time or data repetition is past the limits; the CLI adds the flag to go on."""
 
     def __init__(self, flops: float, days: float, epochs: float, peak: float, device: str):
         self.flops, self.days, self.epochs, self.peak, self.device = flops, days, epochs, peak, device
         super().__init__(f"this run needs {flops:.3g} FLOPs: at least {_duration(days)} at {peak:.0e} FLOP/s "
-                         f"(faster than any {device} today), reading the train split {epochs:.3g} times",
+                         f"(above what this machine's {device}s can do), reading the train split {epochs:.3g} times",
                          hint="lower the budget, steps or tokens, or allow long runs explicitly",
                          keys=("budget_flops", "steps", "tokens", "runtime.allow_long"))
 

@@ -261,7 +261,9 @@ class Trainer:
 
     def evaluate(self) -> float:
         """Mean validation loss over the run's fixed windows (one host sync)."""
-        return evaluate(self.model, self.val, self.spec.batch_size, self.amp)
+        # the uncompiled model: a compiled one would compile (and graph) a second, no-grad program per run,
+        # which costs a sweep of small runs more than their few eager evaluation batches
+        return evaluate(self.raw, self.val, self.spec.batch_size, self.amp)
 
     def snapshot(self) -> dict[str, Any]:
         """Model, optimizer and RNG state, to come back to after a detour (a WSD cooldown branch)."""

@@ -29,10 +29,15 @@ DOMAINS: dict[str, dict[str, str]] = {
               "--mup-base-width": ">=0"},
     "sweep": {"--per-gpu": ">0", "--workers": ">=0"},
     "fit": {"--max-loss": ">0", "--budget-tol": ">=0", "--drop-highest": ">=0", "--bootstrap": ">=0", "--delta": ">0",
-            "--ci": "(0,1)", "--seed": ">=0", "--jobs": "-1|>0", "--a": ">0", "--b": ">0", "--runs-bootstrap": ">=0"},
+            "--ci": "(0,1)", "--seed": ">=0", "--jobs": "-1|>0", "--a": ">0", "--b": ">0", "--runs-bootstrap": ">=0",
+            "--window": "0|>=3"},
     "report": {"--max-loss": ">0", "--data-tokens": ">0", "--budget-tol": ">=0", "--drop-highest": ">=0",
                "--bootstrap": ">=0", "--runs-bootstrap": ">=0", "--delta": ">0", "--ci": "(0,1)", "--seed": ">=0",
-               "--jobs": "-1|>0"},
+               "--jobs": "-1|>0", "--window": "0|>=3", "--holdout-above": ">0", "--holdout-largest": ">0"},
+    "backtest": {"--holdout-above": ">0", "--holdout-largest": ">0", "--max-loss": ">0", "--budget-tol": ">=0",
+                 "--drop-highest": ">=0", "--bootstrap": ">=0", "--runs-bootstrap": ">=0", "--window": "0|>=3",
+                 "--delta": ">0", "--ci": "(0,1)", "--seed": ">=0", "--jobs": "-1|>0"},
+    "predict": {"--n": ">0", "--d": ">0", "--u": ">0", "--at": ">0", "--ci": "(0,1)"},
     "demo": {"--max-minutes": ">0", "--workers": ">=0"},
     "grow": {"--width": ">0", "--depth": ">0", "--symmetry-noise": ">=0", "--seed": ">=0"},
     "finetune-budget": {"--steps": ">0", "--batch-size": ">0", "--seq-len": ">0", "--eval-samples": ">0", "--lr": ">0",
@@ -54,7 +59,8 @@ DOMAINS: dict[str, dict[str, str]] = {
     "eval lambada": {"--max-examples": ">=0", "--batch-size": ">0"},
 }
 OK = {">0": lambda v: v > 0, ">=0": lambda v: v >= 0, "-1|>0": lambda v: v == -1 or v > 0,
-      "(0,1)": lambda v: 0 < v < 1, "[0,1)": lambda v: 0 <= v < 1, "[0,1]": lambda v: 0 <= v <= 1, "any": lambda v: True}
+      "(0,1)": lambda v: 0 < v < 1, "[0,1)": lambda v: 0 <= v < 1, "[0,1]": lambda v: 0 <= v <= 1, "any": lambda v: True,
+      "0|>=3": lambda v: v == 0 or v >= 3}
 VALUES = ["0", "-1", "nan", "inf", "1e400", "abc"]
 
 
@@ -94,6 +100,8 @@ def bases(tmp: Path) -> dict[str, list[str]]:
         "sweep": [nope],
         "fit": [nope + ".csv"],
         "report": [nope + ".csv", "--out", str(tmp / "r.html")],
+        "backtest": [nope + ".csv"],
+        "predict": [nope + ".json"],
         "demo": ["--out", str(tmp / "demo"), "--stage", "nope"],
         "grow": [nope, "--out", str(tmp / "G")],
         "finetune-budget": ["--model", nope, "--data", nope, "--out", str(tmp / "FT")],

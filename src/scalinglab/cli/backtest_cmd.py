@@ -9,7 +9,7 @@ import typer
 
 from scalinglab.cli import fit_options as O
 from scalinglab.cli.app import app
-from scalinglab.cli.common import emit_json
+from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 
 
@@ -83,10 +83,11 @@ def backtest_cmd(
     from scalinglab.analysis import backtest
     from scalinglab.cli.fit_cmd import print_warnings
 
-    if (holdout_above is None) == (holdout_largest is None):
-        raise UserError("say which budgets to hold out: --holdout-above C or --holdout-largest K (one of them)")
+    check_numbers(("--holdout-above", holdout_above, ">0"), ("--holdout-largest", holdout_largest, ">0"))
     options = O.build_options(approach, None, max_loss, robust, budget_tol, drop_highest, bootstrap, runs_bootstrap,
                               delta, ci, seed, jobs, window, keep_unbracketed, tie, fix, loss)
+    if (holdout_above is None) == (holdout_largest is None):
+        raise UserError("say which budgets to hold out: --holdout-above C or --holdout-largest K (one of them)")
     runs = O.load_runs(source, n_col, d_col, c_col, loss_col, budget_col, run_col)
     prog, cb = O.progress_bars(sys.stderr.isatty())
     with prog or contextlib.nullcontext():
@@ -117,15 +118,11 @@ def predict_cmd(
     """Predict from a fitted law: the loss at (N, D[, U]), or N_opt, D_opt and loss at a budget C."""
     from scalinglab.laws.predict import predict
 
+    check_numbers(("--n", n, ">0"), ("--d", d, ">0"), ("--u", u, ">0"), ("--at", at, ">0"), ("--ci", ci, "(0,1)"))
     if (at is None) == (n is None and d is None and u is None):
         raise UserError("give either --at C, or --n N --d D (and --u U for the data-constrained law)")
     if at is None and (n is None or d is None):
         raise UserError("the loss at a model needs both --n N and --d D")
-    if not 0 < ci < 1:
-        raise UserError(f"--ci must lie in (0, 1), got {ci}")
-    for flag, v in (("--n", n), ("--d", d), ("--u", u), ("--at", at)):
-        if v is not None and not v > 0:
-            raise UserError(f"{flag} must be positive, got {v}")
     law, label = O.read_law(law_json, approach)
     try:
         res = predict(law, n=n, d=d, u=u, at=at, level=ci)

@@ -85,6 +85,7 @@ RULES: dict[str, tuple[str, Any]] = {
     "[0,1)": ("from 0 up to but excluding 1", lambda v: 0 <= v < 1),
     "[0,1]": ("between 0 and 1", lambda v: 0 <= v <= 1),
     "any": ("a finite number", lambda v: True),
+    "0|>=3": ("0 (all) or 3 or more", lambda v: v == 0 or v >= 3),
 }
 
 

@@ -57,8 +57,7 @@ def build_options(approach: str, at: Optional[str], max_loss: Optional[float], r
 
     if bootstrap is None:
         bootstrap = FitOptions.bootstrap
-    if window < 0 or window in (1, 2):
-        raise UserError(f"--window {window} is too small: give 3 or more sizes, or 0 for all of them")
+    check_numbers(("--window", window, "0|>=3"))
     if loss not in ("huber", "lsq"):
         raise UserError(f"unknown --loss {loss!r}: use huber or lsq")
     try:

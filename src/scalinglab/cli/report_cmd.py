@@ -70,7 +70,8 @@ def report_cmd(
     --at budgets. Takes the same fit options as `fit` and shows the same numbers."""
     from scalinglab.fileio import check_output
 
-    check_numbers(("--max-loss", max_loss, ">0"), ("--data-tokens", data_tokens, ">0"))
+    check_numbers(("--max-loss", max_loss, ">0"), ("--data-tokens", data_tokens, ">0"),
+                  ("--holdout-above", holdout_above, ">0"), ("--holdout-largest", holdout_largest, ">0"))
     if inline not in ("png", "svg"):
         raise UserError(f"bad --inline {inline!r}: use png or svg")
     if (source is None) == (curves is None):

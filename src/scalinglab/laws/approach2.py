@@ -287,7 +287,8 @@ class Approach2(PowerLawAllocation):
             if v.sum() >= 2:
                 a, ln = fit_line(C_ok[v], vert[i, v, 0])
                 b, ld = fit_line(C_ok[v], vert[i, v, 1])
-                boot[i] = (10**ln, a, 10**ld, b)
+                if max(abs(ln), abs(ld)) < 300:  # a resample whose vertices run off the grid has no line
+                    boot[i] = (10**ln, a, 10**ld, b)
         self.boot_ = boot
         self.boot_vertices_ = vert[:, :, 2]
         self.ci_ = percentile_ci(boot, ALLOCATION_FIELDS, self.ci)

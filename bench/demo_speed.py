@@ -29,8 +29,12 @@ def study_progress(study: Path) -> dict:
     with Store(study) as st:
         rows = st.runs()
     planned = sum(float(r["budget"] or 0) for r in rows)
-    trained = sum(float(r["flops"] or r["budget"] or 0) if r["status"] == "done"
-                  else float(r["budget"] or 0) * (r["last_step"] or 0) / max(1, r["steps"] or 1) for r in rows)
+    trained = sum(
+        float(r["flops"] or r["budget"] or 0)
+        if r["status"] == "done"
+        else float(r["budget"] or 0) * (r["last_step"] or 0) / max(1, r["steps"] or 1)
+        for r in rows
+    )
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -66,20 +70,35 @@ def main() -> int:
     now = study_progress(study)
     done = now["counts"].get("done", 0) == now["runs"] and Demo(out, scale="gpu").report_path.exists()
     doc = json.loads(result.read_text()) if result.exists() else {"device": dev, "preset": "gpu", "calls": []}
-    doc["calls"].append({"command": " ".join(["python", "bench/demo_speed.py", *sys.argv[1:]]), "exit_code": rc,
-                         "wall_s": wall, "matmul_peak_flops": peak,
-                         "flops_trained_in_call": now["flops_trained"] - before["flops_trained"]})
+    doc["calls"].append(
+        {
+            "command": " ".join(["python", "bench/demo_speed.py", *sys.argv[1:]]),
+            "exit_code": rc,
+            "wall_s": wall,
+            "matmul_peak_flops": peak,
+            "flops_trained_in_call": now["flops_trained"] - before["flops_trained"],
+        }
+    )
     wall_total = sum(c["wall_s"] for c in doc["calls"])
-    doc.update(complete=done, runs=now["runs"], counts=now["counts"], flops_planned=now["flops_planned"],
-               flops_trained=now["flops_trained"], wall_s=wall_total, matmul_peak_flops=peak,
-               compute_limit_s=now["flops_planned"] / peak,
-               ratio_to_compute_limit=(now["flops_trained"] / peak) / wall_total if wall_total else None)
+    doc.update(
+        complete=done,
+        runs=now["runs"],
+        counts=now["counts"],
+        flops_planned=now["flops_planned"],
+        flops_trained=now["flops_trained"],
+        wall_s=wall_total,
+        matmul_peak_flops=peak,
+        compute_limit_s=now["flops_planned"] / peak,
+        ratio_to_compute_limit=(now["flops_trained"] / peak) / wall_total if wall_total else None,
+    )
     result.parent.mkdir(parents=True, exist_ok=True)
     result.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"demo --scale gpu: {'complete' if done else 'not complete'}, {now['counts']} of {now['runs']} runs, "
-          f"{wall_total:.0f} s wall in {len(doc['calls'])} call(s); planned {now['flops_planned']:.3g} FLOPs = "
-          f"{doc['compute_limit_s']:.0f} s at the measured {peak / 1e12:.0f} TFLOP/s; trained {now['flops_trained']:.3g} "
-          f"FLOPs at {doc['ratio_to_compute_limit']:.1%} of that rate; wrote {result}")
+    print(
+        f"demo --scale gpu: {'complete' if done else 'not complete'}, {now['counts']} of {now['runs']} runs, "
+        f"{wall_total:.0f} s wall in {len(doc['calls'])} call(s); planned {now['flops_planned']:.3g} FLOPs = "
+        f"{doc['compute_limit_s']:.0f} s at the measured {peak / 1e12:.0f} TFLOP/s; trained {now['flops_trained']:.3g} "
+        f"FLOPs at {doc['ratio_to_compute_limit']:.1%} of that rate; wrote {result}"
+    )
     return rc
 
 

@@ -51,41 +51,73 @@ def main() -> None:
         data = Path(tmp) / "DATA"
         prepare(["stdlib"], data, tokenizer="bytes", max_bytes=2_000_000, progress=False)
         td = TokenData(data)
-        shape = ModelShape(d_model=a.d_model, n_layers=a.layers, n_heads=max(1, a.d_model // 64), vocab=td.vocab_size,
-                           seq_len=a.seq_len)
+        shape = ModelShape(
+            d_model=a.d_model,
+            n_layers=a.layers,
+            n_heads=max(1, a.d_model // 64),
+            vocab=td.vocab_size,
+            seq_len=a.seq_len,
+        )
         run = Path(tmp) / "M"
         run.mkdir()
         spec = RunSpec(shape=shape, data=str(data), steps=1)
         (run / "config.toml").write_text(spec.to_toml())
-        save_checkpoint(run / "checkpoint.pt", {"model": build_model(shape).state_dict(), "spec": spec.to_dict(),
-                                                "step": 0, "optimizer": None})
+        save_checkpoint(
+            run / "checkpoint.pt",
+            {"model": build_model(shape).state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None},
+        )
         train = ft.samples(td.split("train"), a.seq_len, 20, "train")
         val = torch.from_numpy(ft.samples(td.split("val"), a.seq_len, a.eval_samples, "val"))
         lm = load_lm(run, "cpu")
         rows = []
-        for name, fn, every in (("per-sample, every step", per_sample_val_loss, 1),
-                                ("batched, every step", ft.val_loss, 1), ("batched, default", ft.val_loss, 0)):
+        for name, fn, every in (
+            ("per-sample, every step", per_sample_val_loss, 1),
+            ("batched, every step", ft.val_loss, 1),
+            ("batched, default", ft.val_loss, 0),
+        ):
             orig, ft.val_loss = ft.val_loss, fn
             try:
                 p = ft.Protocol(steps=a.steps, seq_len=a.seq_len, eval_samples=a.eval_samples, eval_every=every)
                 t = time.process_time()
                 r = ft.run_one(lm, train, val, 20, p, a.steps)
-                rows.append({"variant": name, "cpu_s": round(time.process_time() - t, 3),
-                             "evaluations": sum(c["val_loss"] is not None for c in r["curve"]),
-                             "final_val_loss": r["final_val_loss"]})
+                rows.append(
+                    {
+                        "variant": name,
+                        "cpu_s": round(time.process_time() - t, 3),
+                        "evaluations": sum(c["val_loss"] is not None for c in r["curve"]),
+                        "final_val_loss": r["final_val_loss"],
+                    }
+                )
             finally:
                 ft.val_loss = orig
     base = rows[0]["cpu_s"]
-    print(f"{shape.params():,} params, {a.steps} steps, {a.eval_samples} validation samples of {a.seq_len} tokens, 1 thread")
+    print(
+        f"{shape.params():,} params, {a.steps} steps, {a.eval_samples} validation samples of {a.seq_len} tokens, 1 thread"
+    )
     print(f"{'variant':<24} {'evals':>5} {'CPU s':>7} {'speed-up':>8}  final val loss")
     for r in rows:
         r["speedup"] = round(base / r["cpu_s"], 2)
-        print(f"{r['variant']:<24} {r['evaluations']:>5} {r['cpu_s']:>7.2f} {r['speedup']:>7.2f}x  {r['final_val_loss']:.6f}")
+        print(
+            f"{r['variant']:<24} {r['evaluations']:>5} {r['cpu_s']:>7.2f} {r['speedup']:>7.2f}x  {r['final_val_loss']:.6f}"
+        )
     device = (platform.processor() or platform.machine() or "cpu").replace(" ", "-").lower()
     out = ROOT / "bench" / "results" / f"finetune_speed-{device}.json"
-    out.write_text(json.dumps({"device": device, "machine": platform.node(), "params": shape.params(),
-                               "steps": a.steps, "eval_samples": a.eval_samples, "seq_len": a.seq_len,
-                               "threads": 1, "rows": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "device": device,
+                "machine": platform.node(),
+                "params": shape.params(),
+                "steps": a.steps,
+                "eval_samples": a.eval_samples,
+                "seq_len": a.seq_len,
+                "threads": 1,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -85,11 +85,36 @@ def run_group(k: int, steps: int, args, shape, data: Path, tmp: Path, log_every:
     procs = []
     for i in range(k):
         run = tmp / f"k{k}_{i}_{shape[0]}x{shape[1]}"
-        argv = [sys.executable, "-m", "scalinglab", "train", "--data", str(data), "--out", str(run),
-                "--d-model", str(shape[0]), "--layers", str(shape[1]), "--seq-len", str(args.seq_len),
-                "--batch-size", str(args.batch_size), "--steps", str(steps), "--log-every", str(log_every),
-                "--eval-batches", "1", "--device", args.device, "--seed", str(i), "--no-progress",
-                "--compile" if args.compile else "--no-compile"]
+        argv = [
+            sys.executable,
+            "-m",
+            "scalinglab",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(run),
+            "--d-model",
+            str(shape[0]),
+            "--layers",
+            str(shape[1]),
+            "--seq-len",
+            str(args.seq_len),
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(steps),
+            "--log-every",
+            str(log_every),
+            "--eval-batches",
+            "1",
+            "--device",
+            args.device,
+            "--seed",
+            str(i),
+            "--no-progress",
+            "--compile" if args.compile else "--no-compile",
+        ]
         procs.append(Proc(argv, run, tmp / f"{run.name}.log"))
     while any(p.p.poll() is None for p in procs):
         now = time.monotonic()
@@ -125,8 +150,11 @@ def aggregate(procs: list[Proc], warm_frac: float) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="256x4:256,128x2:50304,384x6:256",
-                    help="D_MODELxLAYERS:VOCAB,... (default: nanoGPT-style models of 3.5M, 7.0M, 11.1M params)")
+    ap.add_argument(
+        "--models",
+        default="256x4:256,128x2:50304,384x6:256",
+        help="D_MODELxLAYERS:VOCAB,... (default: nanoGPT-style models of 3.5M, 7.0M, 11.1M params)",
+    )
     ap.add_argument("--ks", default="1,2,4,8", help="runs per GPU to try")
     ap.add_argument("--seconds", type=float, default=10.0, help="target length of the K=1 run")
     ap.add_argument("--seq-len", type=int, default=1024)
@@ -137,7 +165,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args()
     if args.quick:
-        args.models, args.ks, args.seconds, args.seq_len, args.batch_size, args.device = "32x1:262", "1,2", 3.0, 64, 4, "cpu"
+        args.models, args.ks, args.seconds, args.seq_len, args.batch_size, args.device = (
+            "32x1:262",
+            "1,2",
+            3.0,
+            64,
+            4,
+            "cpu",
+        )
         os.environ["PACKING_CPU"] = "1"
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.sweep.packing import compute_share
@@ -146,7 +181,10 @@ def main() -> None:
     ks = [int(k) for k in args.ks.split(",")]
     rows = []
     print(f"device: {dev}  seq_len {args.seq_len}  batch {args.batch_size}  compile {args.compile}", flush=True)
-    print(f"{'model':>12} {'params':>8} {'K':>3} {'steps/run':>9} {'Mtok/s':>8} {'TFLOP/s':>8} {'x K=1':>6} {'window s':>8}", flush=True)
+    print(
+        f"{'model':>12} {'params':>8} {'K':>3} {'steps/run':>9} {'Mtok/s':>8} {'TFLOP/s':>8} {'x K=1':>6} {'window s':>8}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="packing-") as td:
         tmp = Path(td)
         for spec in args.models.split(","):
@@ -171,24 +209,47 @@ def main() -> None:
                 tps, window = aggregate(procs, 0.2)
                 base = tps if k == 1 else base
                 ratio = tps / base if base else float("nan")
-                row = {"model": f"{d}x{layers}", "vocab": vocab, "params": n, "k": k, "steps_per_run": steps,
-                       "tokens_per_s": tps, "model_flops_per_s": tps * mfpt, "ratio_to_single": ratio,
-                       "window_s": window, "model_flops_per_token": mfpt}
+                row = {
+                    "model": f"{d}x{layers}",
+                    "vocab": vocab,
+                    "params": n,
+                    "k": k,
+                    "steps_per_run": steps,
+                    "tokens_per_s": tps,
+                    "model_flops_per_s": tps * mfpt,
+                    "ratio_to_single": ratio,
+                    "window_s": window,
+                    "model_flops_per_token": mfpt,
+                }
                 rows.append(row)
-                print(f"{row['model']:>12} {n / 1e6:7.1f}M {k:>3} {steps:>9} {tps / 1e6:8.3f} {tps * mfpt / 1e12:8.2f} "
-                      f"{ratio:6.2f} {window:8.1f}", flush=True)
-            best = max((r for r in rows if r["model"] == f"{d}x{layers}" and r["vocab"] == vocab), key=lambda r: r["tokens_per_s"])
-            print(f"{'':>12} best K={best['k']} ({best['ratio_to_single']:.2f}x); the sweep packs "
-                  f"{round(1 / compute_share(n))} such runs per GPU (compute share)", flush=True)
+                print(
+                    f"{row['model']:>12} {n / 1e6:7.1f}M {k:>3} {steps:>9} {tps / 1e6:8.3f} {tps * mfpt / 1e12:8.2f} "
+                    f"{ratio:6.2f} {window:8.1f}",
+                    flush=True,
+                )
+            best = max(
+                (r for r in rows if r["model"] == f"{d}x{layers}" and r["vocab"] == vocab),
+                key=lambda r: r["tokens_per_s"],
+            )
+            print(
+                f"{'':>12} best K={best['k']} ({best['ratio_to_single']:.2f}x); the sweep packs "
+                f"{round(1 / compute_share(n))} such runs per GPU (compute share)",
+                flush=True,
+            )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
     path = out / f"packing-{slug}{'-quick' if args.quick else ''}.json"
     import torch
 
-    doc = {"device": dev, "torch": torch.__version__,
-           "settings": {k: getattr(args, k) for k in ("models", "ks", "seconds", "seq_len", "batch_size", "compile", "device")},
-           "results": rows}
+    doc = {
+        "device": dev,
+        "torch": torch.__version__,
+        "settings": {
+            k: getattr(args, k) for k in ("models", "ks", "seconds", "seq_len", "batch_size", "compile", "device")
+        },
+        "results": rows,
+    }
     path.write_text(json.dumps(doc, indent=2))
     print(f"wrote {path}")
 

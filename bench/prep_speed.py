@@ -35,8 +35,22 @@ def main() -> None:
             if args.only not in f"{src} {tok}":
                 continue
             out = Path(tmp) / f"D{i}"
-            cmd = [sys.executable, "-m", "scalinglab", "prep", src, "--tokenizer", tok, "--out", str(out),
-                   "--workers", str(args.workers), "--json", "-q", *extra]
+            cmd = [
+                sys.executable,
+                "-m",
+                "scalinglab",
+                "prep",
+                src,
+                "--tokenizer",
+                tok,
+                "--out",
+                str(out),
+                "--workers",
+                str(args.workers),
+                "--json",
+                "-q",
+                *extra,
+            ]
             t0 = time.time()
             r = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.time() - t0
@@ -46,13 +60,24 @@ def main() -> None:
             s = json.loads(r.stdout)
             mb = (s["bytes_train"] + s["bytes_val"]) / 1e6
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # largest child so far, MiB
-            rows.append({"source": src, "tokenizer": tok, "mb": round(mb, 1), "wall_s": round(wall, 1),
-                         "mb_per_s": round(mb / wall, 1), "tokens": s["tokens_train"] + s["tokens_val"],
-                         "bytes_per_token": s["bytes_per_token"]["train"], "peak_rss_mib_so_far": round(peak)})
+            rows.append(
+                {
+                    "source": src,
+                    "tokenizer": tok,
+                    "mb": round(mb, 1),
+                    "wall_s": round(wall, 1),
+                    "mb_per_s": round(mb / wall, 1),
+                    "tokens": s["tokens_train"] + s["tokens_val"],
+                    "bytes_per_token": s["bytes_per_token"]["train"],
+                    "peak_rss_mib_so_far": round(peak),
+                }
+            )
             print(f"{src:<14} {tok:<20} {mb:8.1f} MB {wall:7.1f} s {mb / wall:7.1f} MB/s", flush=True)
     res = Path(__file__).parent / "results"
     res.mkdir(exist_ok=True)
-    (res / "prep_speed.json").write_text(json.dumps({"workers": args.workers, "cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+    (res / "prep_speed.json").write_text(
+        json.dumps({"workers": args.workers, "cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

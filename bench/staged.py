@@ -97,9 +97,15 @@ def main() -> None:
     target = ModelShape(d_model=d, n_layers=n_layers, vocab=262, seq_len=seq, n_heads=max(2, d // 64))
 
     def spec(shape, n_steps=steps) -> RunSpec:
-        return RunSpec(shape=shape, data=str(data), steps=n_steps, batch_size=batch, lr=a.lr, seed=0,
-                       logging=LoggingConfig(eval_every=evals, eval_batches=4 if q else 16, tensorboard=False,
-                                             log_every=evals))
+        return RunSpec(
+            shape=shape,
+            data=str(data),
+            steps=n_steps,
+            batch_size=batch,
+            lr=a.lr,
+            seed=0,
+            logging=LoggingConfig(eval_every=evals, eval_batches=4 if q else 16, tensorboard=False, log_every=evals),
+        )
 
     def cost(shape) -> float:  # training FLOPs per optimizer step
         return shape.flops_per_token("chinchilla") * batch * seq
@@ -115,8 +121,13 @@ def main() -> None:
         g = round(steps * a.grow_frac)
         run_training(spec(small), work / f"small-{op}", progress=not q, stop_at_step=g)
         grown = work / f"grown-{op}"
-        grow_run(work / f"small-{op}", grown, width=2 if "width" in op else 1, depth=2 if "depth" in op else 1,
-                 noise=a.symmetry_noise if "width" in op else 0.0)
+        grow_run(
+            work / f"small-{op}",
+            grown,
+            width=2 if "width" in op else 1,
+            depth=2 if "depth" in op else 1,
+            noise=a.symmetry_noise if "width" in op else 0.0,
+        )
         s = RunDir(grown).read_spec()
         s.schedule = replace(s.schedule, restart_warmup_steps=warm, restart_steps=g)
         run_training(s, grown, resume=True, progress=not q)
@@ -128,14 +139,35 @@ def main() -> None:
         c_staged = compute_to_loss(curve, flops_at, l_star)
         pre = [lv for st, lv in curve if st <= g]
         post = [lv for st, lv in curve if st > g]
-        rows.append({"op": op, "small_shape": small.name, "grow_step": g, "final_val_loss": curve[-1][1],
-                     "pre_growth_val_loss": pre[-1] if pre else None, "max_val_loss_after_growth": max(post) if post else None,
-                     "flops_total": flops_at(steps), "flops_to_direct_loss": c_staged,
-                     "saving_pct": None if c_staged is None else 100.0 * (1.0 - c_staged / c_direct)})
-    res = {"device": device_name(), "target_shape": target.name, "steps": steps, "batch": batch, "seq_len": seq,
-           "grow_frac": a.grow_frac, "restart_warmup": warm, "symmetry_noise": a.symmetry_noise,
-           "direct_final_val_loss": l_star, "direct_flops": steps * cost(target), "seed_reported_saving_pct": [13, 25],
-           "staged": rows, "wall_s": round(time.time() - t0, 1), "torch": torch.__version__}
+        rows.append(
+            {
+                "op": op,
+                "small_shape": small.name,
+                "grow_step": g,
+                "final_val_loss": curve[-1][1],
+                "pre_growth_val_loss": pre[-1] if pre else None,
+                "max_val_loss_after_growth": max(post) if post else None,
+                "flops_total": flops_at(steps),
+                "flops_to_direct_loss": c_staged,
+                "saving_pct": None if c_staged is None else 100.0 * (1.0 - c_staged / c_direct),
+            }
+        )
+    res = {
+        "device": device_name(),
+        "target_shape": target.name,
+        "steps": steps,
+        "batch": batch,
+        "seq_len": seq,
+        "grow_frac": a.grow_frac,
+        "restart_warmup": warm,
+        "symmetry_noise": a.symmetry_noise,
+        "direct_final_val_loss": l_star,
+        "direct_flops": steps * cost(target),
+        "seed_reported_saving_pct": [13, 25],
+        "staged": rows,
+        "wall_s": round(time.time() - t0, 1),
+        "torch": torch.__version__,
+    }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"staged-{res['device']}{'-quick' if q else ''}.json"
@@ -145,8 +177,10 @@ def main() -> None:
     for r in rows:
         sv = "n/a" if r["saving_pct"] is None else f"{r['saving_pct']:.1f}%"
         ct = "not reached" if r["flops_to_direct_loss"] is None else f"{r['flops_to_direct_loss']:.3e}"
-        print(f"{r['op']:<12}{r['small_shape']:>8}{r['grow_step']:>7}{r['final_val_loss']:>9.4f}"
-              f"{r['pre_growth_val_loss'] or float('nan'):>9.4f}{r['max_val_loss_after_growth'] or float('nan'):>11.4f}{ct:>12}{sv:>9}")
+        print(
+            f"{r['op']:<12}{r['small_shape']:>8}{r['grow_step']:>7}{r['final_val_loss']:>9.4f}"
+            f"{r['pre_growth_val_loss'] or float('nan'):>9.4f}{r['max_val_loss_after_growth'] or float('nan'):>11.4f}{ct:>12}{sv:>9}"
+        )
     print(f"wrote {path}")
     shutil.rmtree(work, ignore_errors=True)
 

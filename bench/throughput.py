@@ -86,8 +86,18 @@ def build(impl: str, shape: ModelShape) -> torch.nn.Module:
     return model
 
 
-def bench_one(impl: str, d: int, L: int, vocab: int, seq: int, batch: int, mode: str, target_s: float,
-              device: torch.device, warm_only: bool = False) -> dict:
+def bench_one(
+    impl: str,
+    d: int,
+    L: int,
+    vocab: int,
+    seq: int,
+    batch: int,
+    mode: str,
+    target_s: float,
+    device: torch.device,
+    warm_only: bool = False,
+) -> dict:
     shape = ModelShape(d_model=d, n_layers=L, vocab=vocab, seq_len=seq)
     spec = RunSpec(shape=shape, batch_size=batch, optimizer="adamw")
     torch.manual_seed(0)
@@ -131,10 +141,24 @@ def bench_one(impl: str, d: int, L: int, vocab: int, seq: int, batch: int, mode:
     tok_s = steps * batch * seq / dt
     fpt = shape.flops_per_token("palm")  # 6N + 12 L d T, the same for both impls (same shape, tied head)
     finite = bool(torch.isfinite(acc.loss_sum).item()) and acc.bad.item() == 0
-    return {"impl": impl, "d_model": d, "layers": L, "vocab": vocab, "seq_len": seq, "batch": batch, "mode": mode,
-            "params": shape.params(), "params_counted": n_params, "tokens_per_s": tok_s,
-            "model_flops_per_s": tok_s * fpt, "flops_per_token": fpt, "step_s": dt / steps, "steps": steps,
-            "warmup_s": warmup_s, "finite": finite}
+    return {
+        "impl": impl,
+        "d_model": d,
+        "layers": L,
+        "vocab": vocab,
+        "seq_len": seq,
+        "batch": batch,
+        "mode": mode,
+        "params": shape.params(),
+        "params_counted": n_params,
+        "tokens_per_s": tok_s,
+        "model_flops_per_s": tok_s * fpt,
+        "flops_per_token": fpt,
+        "step_s": dt / steps,
+        "steps": steps,
+        "warmup_s": warmup_s,
+        "finite": finite,
+    }
 
 
 def free(device: torch.device) -> None:
@@ -197,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="two tiny shapes, few steps (CPU smoke test)")
     ap.add_argument("--impls", default=",".join(IMPLS), help="comma list of scalinglab, hf-gpt2, scalinglab-plain-ce")
     ap.add_argument("--extra", default="", help="impl@shape@vocab rows to add, e.g. scalinglab-plain-ce@128x2@50304")
-    ap.add_argument("--mode", default=None, help="torch.compile mode for both: reduce-overhead (CUDA default), default, none")
+    ap.add_argument(
+        "--mode", default=None, help="torch.compile mode for both: reduce-overhead (CUDA default), default, none"
+    )
     ap.add_argument("--vocabs", default=None, help="default 256,50304 (256,4096 with --quick)")
     ap.add_argument("--shapes", default=None, help="e.g. 128x2,256x4 (default: the four of BATCH)")
     ap.add_argument("--seq-len", type=int, default=None)
@@ -213,12 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    shapes = [tuple(int(x) for x in s.split("x")) for s in a.shapes.split(",")] if a.shapes else (
-        [(32, 1), (64, 2)] if a.quick else list(BATCH))
+    shapes = (
+        [tuple(int(x) for x in s.split("x")) for s in a.shapes.split(",")]
+        if a.shapes
+        else ([(32, 1), (64, 2)] if a.quick else list(BATCH))
+    )
     seq = a.seq_len or (1024 if cuda else 64)
     mode = a.mode or ("reduce-overhead" if cuda else "none")
     impls = [i for i in a.impls.split(",") if i]
-    jobs = [(i, d, L, v) for v in (int(x) for x in (a.vocabs or ("256,4096" if a.quick else "256,50304")).split(",")) for d, L in shapes for i in impls]
+    jobs = [
+        (i, d, L, v)
+        for v in (int(x) for x in (a.vocabs or ("256,4096" if a.quick else "256,50304")).split(","))
+        for d, L in shapes
+        for i in impls
+    ]
     for e in filter(None, a.extra.split(",")):
         i, s, v = e.split("@")
         d, L = (int(x) for x in s.split("x"))
@@ -233,11 +267,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out) if a.out else Path(__file__).parent / "results" / f"throughput-{slug}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     peak = matmul_peak(device)
-    print(f"device {dev_name}: matmul peak {peak / 1e12:.1f} TFLOP/s ({'bf16 8192^3' if cuda else 'fp32 1024^3'})",
-          file=sys.stderr)
+    print(
+        f"device {dev_name}: matmul peak {peak / 1e12:.1f} TFLOP/s ({'bf16 8192^3' if cuda else 'fp32 1024^3'})",
+        file=sys.stderr,
+    )
     cmd = "python bench/throughput.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    doc = {"device": dev_name, "torch": torch.__version__, "command": cmd.strip(), "matmul_peak_flops": peak,
-           "seq_len": seq, "mode": mode, "flops_per_token": "6N + 12*L*d*T (palm)", "rows": []}
+    doc = {
+        "device": dev_name,
+        "torch": torch.__version__,
+        "command": cmd.strip(),
+        "matmul_peak_flops": peak,
+        "seq_len": seq,
+        "mode": mode,
+        "flops_per_token": "6N + 12*L*d*T (palm)",
+        "rows": [],
+    }
     try:
         import transformers
 
@@ -253,11 +297,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             r = bench_one(impl, d, L, vocab, seq, batch, mode, a.seconds if cuda else 0.2, device)
             r["ratio_to_matmul_peak"] = r["model_flops_per_s"] / peak
-            print(f"{impl} {d}x{L} V={vocab}: {r['tokens_per_s'] / 1e6:.3f} Mtok/s, {r['ratio_to_matmul_peak']:.1%} of peak,"
-                  f" warmup {r['warmup_s']:.0f} s", file=sys.stderr)
+            print(
+                f"{impl} {d}x{L} V={vocab}: {r['tokens_per_s'] / 1e6:.3f} Mtok/s, {r['ratio_to_matmul_peak']:.1%} of peak,"
+                f" warmup {r['warmup_s']:.0f} s",
+                file=sys.stderr,
+            )
         except Exception as e:  # noqa: BLE001 - an OOM or compile failure on one row: record it, keep going
-            r = {"impl": impl, "d_model": d, "layers": L, "vocab": vocab, "batch": batch, "mode": mode,
-                 "error": f"{type(e).__name__}: {e}"[:400]}
+            r = {
+                "impl": impl,
+                "d_model": d,
+                "layers": L,
+                "vocab": vocab,
+                "batch": batch,
+                "mode": mode,
+                "error": f"{type(e).__name__}: {e}"[:400],
+            }
             print(f"{impl} {d}x{L} V={vocab}: {r['error']}", file=sys.stderr)
         free(device)
         doc["rows"].append(r)

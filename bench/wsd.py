@@ -88,7 +88,14 @@ def fit(df, boots: int, seed: int = 0) -> dict:
         pass
     est = approach2(N, D, C, L)
     if est is None:
-        return {**out, "a": None, "b": None, "a_ci": None, "b_ci": None, "note": "fewer than 2 budgets with a usable parabola"}
+        return {
+            **out,
+            "a": None,
+            "b": None,
+            "a_ci": None,
+            "b_ci": None,
+            "note": "fewer than 2 budgets with a usable parabola",
+        }
     out.setdefault("a", est[0]), out.setdefault("b", est[1])
     rng = np.random.default_rng(seed)
     groups = [np.flatnonzero(C == c) for c in np.unique(C)]
@@ -130,14 +137,18 @@ def analytic(study: Path) -> dict:
     runs = []
     for r in store_rows(study):
         s = RunSpec.from_dict(json.loads(r["spec"]))
-        runs.append(PlannedRun(s, r["budget"], r["planned_tokens"], r["params"], s.shape.flops_per_token(s.convention), 0.0))
+        runs.append(
+            PlannedRun(s, r["budget"], r["planned_tokens"], r["params"], s.shape.flops_per_token(s.convention), 0.0)
+        )
     return flop_cost(IsoflopPlan(runs, [], []))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default="64x2,96x2,128x3,192x3,256x4")
-    ap.add_argument("--budgets", default="", help="comma-separated FLOPs (default: 6 budgets, ratio sqrt 2, 1.25e13..1e14)")
+    ap.add_argument(
+        "--budgets", default="", help="comma-separated FLOPs (default: 6 budgets, ratio sqrt 2, 1.25e13..1e14)"
+    )
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--warmup-steps", type=int, default=50)
@@ -153,7 +164,13 @@ def main() -> None:
     device = "cpu"
     extra_env = {}
     if args.quick:
-        args.shapes, args.seq_len, args.batch_size, args.warmup_steps, args.min_steps = "16x1,24x1,32x1,48x1", 32, 4, 5, 30
+        args.shapes, args.seq_len, args.batch_size, args.warmup_steps, args.min_steps = (
+            "16x1,24x1,32x1,48x1",
+            32,
+            4,
+            5,
+            30,
+        )
         args.budgets = args.budgets or "1e9,1.41e9,2e9"
         args.data_mb, args.boots, args.max_epochs = 1.0, 100, 50.0
         args.sweep_args = args.sweep_args or "--workers 2"
@@ -164,7 +181,9 @@ def main() -> None:
 
         device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
         plan_dev = []
-    budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else [1.25e13 * 2 ** (i / 2) for i in range(7)][:6]
+    budgets = (
+        [float(b) for b in args.budgets.split(",")] if args.budgets else [1.25e13 * 2 ** (i / 2) for i in range(7)][:6]
+    )
     from scalinglab.plan.wsd import budgets_needed, saving_bound
     from scalinglab.sweep.store import load_runs_frame
 
@@ -172,10 +191,30 @@ def main() -> None:
     work = Path(base)
     work.mkdir(parents=True, exist_ok=True)
     data = text_data(work / "DATA", int(args.data_mb * 1e6))
-    common = ["--data", str(data), "--budgets", ",".join(f"{b:.6g}" for b in budgets), "--shapes", args.shapes,
-              "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size), "--min-steps", str(args.min_steps),
-              "--max-epochs", str(args.max_epochs), "--warmup-steps", str(args.warmup_steps), "--evals", "1",
-              "--checkpoints", "2", *plan_dev, "--json"]
+    common = [
+        "--data",
+        str(data),
+        "--budgets",
+        ",".join(f"{b:.6g}" for b in budgets),
+        "--shapes",
+        args.shapes,
+        "--seq-len",
+        str(args.seq_len),
+        "--batch-size",
+        str(args.batch_size),
+        "--min-steps",
+        str(args.min_steps),
+        "--max-epochs",
+        str(args.max_epochs),
+        "--warmup-steps",
+        str(args.warmup_steps),
+        "--evals",
+        "1",
+        "--checkpoints",
+        "2",
+        *plan_dev,
+        "--json",
+    ]
     results, frames = {}, {}
     for kind in ("cosine", "wsd"):
         study = work / kind
@@ -185,15 +224,28 @@ def main() -> None:
         wall = time.time() - t0
         df = frames[kind] = load_runs_frame(study)
         flops, n_runs, run_s = spent(study)
-        results[kind] = {"runs": n_runs, "points": int((df.status == "done").sum()), "flops": flops, "sweep_wall_s": wall,
-                         "train_wall_s": run_s, "dropped": len(plan["dropped"]), "fit": fit(df, args.boots)}
-        print(f"{kind}: {n_runs} runs, {results[kind]['points']} points, {flops:.4g} FLOPs, sweep {wall:.0f} s", flush=True)
+        results[kind] = {
+            "runs": n_runs,
+            "points": int((df.status == "done").sum()),
+            "flops": flops,
+            "sweep_wall_s": wall,
+            "train_wall_s": run_s,
+            "dropped": len(plan["dropped"]),
+            "fit": fit(df, args.boots),
+        }
+        print(
+            f"{kind}: {n_runs} runs, {results[kind]['points']} points, {flops:.4g} FLOPs, sweep {wall:.0f} s",
+            flush=True,
+        )
     cos, wsd = results["cosine"], results["wsd"]
     m = frames["cosine"].merge(frames["wsd"], on=["params", "budget"], suffixes=("_c", "_w"))
     diff = (m.final_val_loss_w.astype(float) - m.final_val_loss_c.astype(float)).to_numpy()
     diff = diff[np.isfinite(diff)]
-    loss_diff = {"points": int(len(diff)), "mean": float(diff.mean()) if len(diff) else None,
-                 "max_abs": float(np.abs(diff).max()) if len(diff) else None}
+    loss_diff = {
+        "points": int(len(diff)),
+        "mean": float(diff.mean()) if len(diff) else None,
+        "max_abs": float(np.abs(diff).max()) if len(diff) else None,
+    }
     measured = 1 - wsd["flops"] / cos["flops"]
     ana = analytic(work / "wsd")
     bound = saving_bound(budgets, 0.2)
@@ -212,28 +264,52 @@ def main() -> None:
         return f"{f[e]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
     print(f"\ndevice: {device}   budgets: {', '.join(f'{b:.3g}' for b in budgets)}   shapes: {args.shapes}")
-    print(f"{'sweep':>8} {'runs':>5} {'points':>6} {'FLOPs spent':>12} {'a (N_opt~C^a) 95% CI':>28} {'b (D_opt~C^b) 95% CI':>28}")
+    print(
+        f"{'sweep':>8} {'runs':>5} {'points':>6} {'FLOPs spent':>12} {'a (N_opt~C^a) 95% CI':>28} {'b (D_opt~C^b) 95% CI':>28}"
+    )
     for k, r in results.items():
-        print(f"{k:>8} {r['runs']:>5} {r['points']:>6} {r['flops']:>12.4g} {fmt(r['fit'], 'a'):>28} {fmt(r['fit'], 'b'):>28}")
-    print(f"\nFLOP saving measured: {measured:.1%} (goal {TARGET:.0%}); analytic for this plan: {ana['saving']:.1%}; "
-          f"for a shape at every budget: (1-f)(1-1/S) = {bound:.1%} with f=0.2, S=sum(C)/max(C)={sum(budgets) / max(budgets):.3f}")
+        print(
+            f"{k:>8} {r['runs']:>5} {r['points']:>6} {r['flops']:>12.4g} {fmt(r['fit'], 'a'):>28} {fmt(r['fit'], 'b'):>28}"
+        )
+    print(
+        f"\nFLOP saving measured: {measured:.1%} (goal {TARGET:.0%}); analytic for this plan: {ana['saving']:.1%}; "
+        f"for a shape at every budget: (1-f)(1-1/S) = {bound:.1%} with f=0.2, S=sum(C)/max(C)={sum(budgets) / max(budgets):.3f}"
+    )
     if bound < TARGET:
         need = budgets_needed(TARGET, 0.2)
-        print(f"40% is impossible on this grid: it gives at most {bound:.1%} ({TARGET - bound:.1%} short), because each "
-              f"shape's trunk costs its largest budget and the other points only their 20% cooldowns; it needs "
-              f"sum(C)/max(C) >= {need:.2f} (more, closer budgets), or a shorter cooldown fraction.")
-    print(f"exponents inside the other's 95% CI: a {verdict['a']}, b {verdict['b']}"
-          + "".join(f"; {k}: {r['fit']['note']}" for k, r in results.items() if r["fit"].get("note")))
+        print(
+            f"40% is impossible on this grid: it gives at most {bound:.1%} ({TARGET - bound:.1%} short), because each "
+            f"shape's trunk costs its largest budget and the other points only their 20% cooldowns; it needs "
+            f"sum(C)/max(C) >= {need:.2f} (more, closer budgets), or a shorter cooldown fraction."
+        )
+    print(
+        f"exponents inside the other's 95% CI: a {verdict['a']}, b {verdict['b']}"
+        + "".join(f"; {k}: {r['fit']['note']}" for k, r in results.items() if r["fit"].get("note"))
+    )
     if loss_diff["points"]:
-        print(f"same (N, C) point, WSD branch minus cosine run: mean {loss_diff['mean']:+.4f}, max |diff| "
-              f"{loss_diff['max_abs']:.4f} nats over {loss_diff['points']} points")
+        print(
+            f"same (N, C) point, WSD branch minus cosine run: mean {loss_diff['mean']:+.4f}, max |diff| "
+            f"{loss_diff['max_abs']:.4f} nats over {loss_diff['points']} points"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower()
     path = out / f"wsd-{slug}{'-quick' if args.quick else ''}.json"
-    doc = {"device": device, "budgets": budgets, "shapes": args.shapes, "seq_len": args.seq_len, "batch_size": args.batch_size,
-           "results": results, "saving_measured": measured, "saving_analytic": ana, "saving_bound_full_grid": bound,
-           "target": TARGET, "exponents_within_ci": verdict, "loss_diff_wsd_minus_cosine": loss_diff, "work_dir": str(work) if args.keep else None}
+    doc = {
+        "device": device,
+        "budgets": budgets,
+        "shapes": args.shapes,
+        "seq_len": args.seq_len,
+        "batch_size": args.batch_size,
+        "results": results,
+        "saving_measured": measured,
+        "saving_analytic": ana,
+        "saving_bound_full_grid": bound,
+        "target": TARGET,
+        "exponents_within_ci": verdict,
+        "loss_diff_wsd_minus_cosine": loss_diff,
+        "work_dir": str(work) if args.keep else None,
+    }
     path.write_text(json.dumps(doc, indent=2))
     print(f"wrote {path}")
 

@@ -38,11 +38,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 SHARED = Path(os.environ.get("SCALINGLAB_SHARED_DATA") or ROOT.parent / "shared" / "data")
-MARK = re.compile(r"^<!-- gen(?P<check> check)?: (?P<cmd>.+?) -->\n```(?P<lang>\w*)\n(?P<body>.*?)^```\n",
-                  re.MULTILINE | re.DOTALL)
+MARK = re.compile(
+    r"^<!-- gen(?P<check> check)?: (?P<cmd>.+?) -->\n```(?P<lang>\w*)\n(?P<body>.*?)^```\n", re.MULTILINE | re.DOTALL
+)
 SETUP = re.compile(r"^<!-- gen-setup: (?P<cmd>.+?) -->$", re.MULTILINE)
-PYBLOCK = re.compile(r"^<!-- gen(?P<check> check)? python -->\n```pycon\n(?P<body>.*?)^```\n",
-                     re.MULTILINE | re.DOTALL)
+PYBLOCK = re.compile(r"^<!-- gen(?P<check> check)? python -->\n```pycon\n(?P<body>.*?)^```\n", re.MULTILINE | re.DOTALL)
 WIDTH = "100"
 
 
@@ -67,11 +67,16 @@ def workdir() -> Path:
 
 
 def run(cmd: str, w: Path) -> str:
-    env = {**os.environ, "PATH": f"{w / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "COLUMNS": WIDTH,
-           "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "NO_COLOR": "1",
-           "TERM": "dumb", "OMP_NUM_THREADS": "1"}
-    p = subprocess.run(["bash", "-c", cmd], cwd=w, env=env, capture_output=True, text=True, timeout=1800,
-                       check=False)
+    env = {
+        **os.environ,
+        "PATH": f"{w / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "COLUMNS": WIDTH,
+        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "OMP_NUM_THREADS": "1",
+    }
+    p = subprocess.run(["bash", "-c", cmd], cwd=w, env=env, capture_output=True, text=True, timeout=1800, check=False)
     out = (p.stdout + p.stderr).replace(str(w) + "/", "").replace(str(w), ".")
     return "\n".join(line.rstrip() for line in out.splitlines()) + "\n"
 
@@ -162,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         for ex in drift:
             import difflib
 
-            sys.stderr.writelines(difflib.unified_diff(ex.old.splitlines(True), ex.new.splitlines(True),
-                                                       f"{ex.page.name} (page)", "now"))
+            sys.stderr.writelines(
+                difflib.unified_diff(ex.old.splitlines(True), ex.new.splitlines(True), f"{ex.page.name} (page)", "now")
+            )
         print("run `python docs/gen_examples.py` to write the real outputs into the pages", file=sys.stderr)
         return 1
     return 0

@@ -82,8 +82,10 @@ def command_page(path: tuple[str, ...], cmd) -> str:
     if args:
         lines += ["## Arguments", "", "| argument | kind | required | description |", "|---|---|---|---|"]
         for p in args:
-            lines.append(f"| `{p.metavar or p.name.upper()}` | {_kind(p)} | {'yes' if p.required else 'no'} "
-                         f"| {_md(getattr(p, 'help', '') or '')} |")
+            lines.append(
+                f"| `{p.metavar or p.name.upper()}` | {_kind(p)} | {'yes' if p.required else 'no'} "
+                f"| {_md(getattr(p, 'help', '') or '')} |"
+            )
         lines.append("")
     if opts:
         lines += ["## Options", "", "| option | kind | default | description |", "|---|---|---|---|"]
@@ -95,8 +97,10 @@ def command_page(path: tuple[str, ...], cmd) -> str:
 
 
 def index_page(commands) -> str:
-    intro = ("Every command of `scalinglab`, generated from the program itself at each docs build: the same text as "
-             "`scalinglab COMMAND --help`. `scalinglab --version` prints the version.")
+    intro = (
+        "Every command of `scalinglab`, generated from the program itself at each docs build: the same text as "
+        "`scalinglab COMMAND --help`. `scalinglab --version` prints the version."
+    )
     lines = ["# CLI reference", "", intro, "", "| command | what it does |", "|---|---|"]
     for path, cmd in commands:
         first = getattr(cmd, "short_help", None) or (cmd.help or "").strip().split("\n")[0]
@@ -112,7 +116,8 @@ _COMMANDS: list = []
 def on_config(config, **kwargs):
     _COMMANDS[:] = walk(_root_command())
     entries = [{"Overview": f"{CLI_DIR}/index.md"}] + [
-        {f"scalinglab {' '.join(path)}": page_name(path)} for path, _ in _COMMANDS]
+        {f"scalinglab {' '.join(path)}": page_name(path)} for path, _ in _COMMANDS
+    ]
 
     def fill(nav):
         for item in nav or []:

@@ -67,5 +67,8 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-needs_shared = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"public data folder {SHARED_DATA} is absent "
-                                  "(../shared/data beside the checkout, or SCALINGLAB_SHARED_DATA)")
+needs_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(),
+    reason=f"public data folder {SHARED_DATA} is absent "
+    "(../shared/data beside the checkout, or SCALINGLAB_SHARED_DATA)",
+)

@@ -19,6 +19,7 @@ def pa(d=512, L=9, vocab=32000, seq=2048, latents=512, dropout=0.5):
 
 # --- Perceiver AR article (Krasser 2023), "Compute estimates" and experiment 1 text -------------------------------
 
+
 def test_article_per_token_flops():
     ce = par.ComputeEstimator(vocab_size=32000, max_seq_len=2048, num_latents=512)
     assert ce.num_prefix == 1536
@@ -53,17 +54,30 @@ def test_perceiver_prefix_dropout_and_6n():
 
 # --- GPT: published parameter counts ---------------------------------------------------------------------------
 
+
 def test_gpt2_small_published_count():
     g = ModelShape(768, 12, 50257, 1024)
     assert g.params() == 124_439_808  # GPT-2 small (HF gpt2)
     assert f"{(g.params() - 1024 * 768) / 1e6:.2f}M" == "123.65M"  # nanoGPT's print (wpe excluded)
 
 
-@pytest.mark.parametrize("vocab,d,L,printed", [
-    (50304, 128, 2, "7.0M"), (50304, 256, 4, "16.3M"), (50304, 384, 6, "30.3M"), (50304, 512, 8, "51.5M"),
-    (50304, 768, 12, "124M"), (50304, 1024, 16, "254M"), (256, 128, 2, "0.56M"), (256, 256, 4, "3.5M"),
-    (256, 384, 6, "11.1M"), (256, 512, 8, "25.8M"), (256, 768, 12, "85.9M"), (256, 1024, 16, "203M"),
-])
+@pytest.mark.parametrize(
+    "vocab,d,L,printed",
+    [
+        (50304, 128, 2, "7.0M"),
+        (50304, 256, 4, "16.3M"),
+        (50304, 384, 6, "30.3M"),
+        (50304, 512, 8, "51.5M"),
+        (50304, 768, 12, "124M"),
+        (50304, 1024, 16, "254M"),
+        (256, 128, 2, "0.56M"),
+        (256, 256, 4, "3.5M"),
+        (256, 384, 6, "11.1M"),
+        (256, 512, 8, "25.8M"),
+        (256, 768, 12, "85.9M"),
+        (256, 1024, 16, "203M"),
+    ],
+)
 def test_anchor_throughput_table_params(vocab, d, L, printed):
     """nanoGPT's model (bias=False as its train.py, T=1024): parameters and 6N + 12LdT FLOPs per token."""
     n = ModelShape(d, L, vocab, 1024, bias=False).params()
@@ -71,9 +85,15 @@ def test_anchor_throughput_table_params(vocab, d, L, printed):
     assert f"{n / 1e6:.{decimals}f}M" == printed
 
 
-@pytest.mark.parametrize("vocab,d,L,mtok,tflops", [
-    (50304, 128, 2, 2.90, 130), (50304, 512, 8, 0.99, 357), (256, 128, 2, 15.0, 97), (256, 1024, 16, 0.31, 445),
-])
+@pytest.mark.parametrize(
+    "vocab,d,L,mtok,tflops",
+    [
+        (50304, 128, 2, 2.90, 130),
+        (50304, 512, 8, 0.99, 357),
+        (256, 128, 2, 15.0, 97),
+        (256, 1024, 16, 0.31, 445),
+    ],
+)
 def test_anchor_throughput_uses_palm_formula(vocab, d, L, mtok, tflops):
     f = ModelShape(d, L, vocab, 1024, bias=False).flops_per_token("palm")
     assert f == 6 * ModelShape(d, L, vocab, 1024, bias=False).params() + 12 * L * d * 1024
@@ -102,7 +122,11 @@ def test_gpt_layout_variants():
 
 # --- FLOP convention invariants ----------------------------------------------------------------------------------
 
-SHAPES = [ModelShape(768, 12, 50257, 1024), ModelShape(512, 8, 256, 2048, bias=False), ModelShape(4096, 32, 32000, 2048)]
+SHAPES = [
+    ModelShape(768, 12, 50257, 1024),
+    ModelShape(512, 8, 256, 2048, bias=False),
+    ModelShape(4096, 32, 32000, 2048),
+]
 
 
 @pytest.mark.parametrize("s", SHAPES, ids=lambda s: s.name)
@@ -143,13 +167,23 @@ def test_bad_input_raises_user_error():
 
 
 def test_core_imports_without_torch():
-    code = ("import sys; import scalinglab.accounting, scalinglab.laws.estimates, scalinglab.plan.experiment, "
-            "scalinglab.plan.optimal; assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; import scalinglab.accounting, scalinglab.laws.estimates, scalinglab.plan.experiment, "
+        "scalinglab.plan.optimal; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@pytest.mark.parametrize("kw", [{}, {"bias": False}, {"pos": "rotary"}, {"tied": False},
-                                {"arch": "perceiver-ar", "latents": 16, "prefix_dropout": 0.5}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"bias": False},
+        {"pos": "rotary"},
+        {"tied": False},
+        {"arch": "perceiver-ar", "latents": 16, "prefix_dropout": 0.5},
+    ],
+)
 def test_counts_match_the_trainers_models(kw):
     """The PyTorch models the trainer builds have exactly the counted parameters."""
     pytest.importorskip("torch")

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import needs_shared, shared
 from scalinglab.analysis import Columns, FitOptions, Runs, bootstrap_runs, fit_study
 from scalinglab.cli import main
 from scalinglab.errors import UserError
 from scalinglab.laws.base import ParametricLaw
 from scalinglab.laws.registry import LawChoiceError, load_law, load_law_choice
-from conftest import needs_shared, shared
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RUNS = ROOT / "examples" / "python-code-gpu" / "runs.csv"
@@ -56,16 +56,20 @@ def test_runs_from_csv_columns_and_derived_d(tmp_path):
 
 def test_runs_from_per_step_rows_gives_curves_and_final_points(tmp_path):
     p = tmp_path / "steps.csv"
-    rows = ["run,N,C,loss"] + [f"{r},{n:g},{c:g},{l:.4f}" for r, n in (("s", 1e6), ("m", 4e6))
-                                for c, l in zip((1e14, 2e14, 4e14), (3.0 - (n > 2e6) * 0.1, 2.8, 2.6))]
+    rows = ["run,N,C,loss"] + [
+        f"{r},{n:g},{c:g},{l:.4f}"
+        for r, n in (("s", 1e6), ("m", 4e6))
+        for c, l in zip((1e14, 2e14, 4e14), (3.0 - (n > 2e6) * 0.1, 2.8, 2.6))
+    ]
     runs = Runs.from_csv(p.write_text("\n".join(rows) + "\n") and p)
     assert list(runs.run) == ["s", "m"] and np.allclose(runs.C, 4e14) and np.allclose(runs.loss, 2.6)
     assert np.allclose(runs.curves["m"].C, [1e14, 2e14, 4e14]) and runs.curves["m"].loss[0] == pytest.approx(2.9)
 
 
 def test_runs_not_done_keep_nan_loss_and_leave_the_fit(tmp_path):
-    runs = Runs.from_arrays([1e8, 2e8, 3e8], C=[1e18] * 3, loss=[3.0, float("nan"), 2.9],
-                            status=["done", "diverged", "done"])
+    runs = Runs.from_arrays(
+        [1e8, 2e8, 3e8], C=[1e18] * 3, loss=[3.0, float("nan"), 2.9], status=["done", "diverged", "done"]
+    )
     assert list(runs.done) == [True, False, True]
     assert np.isnan(runs.subset(~runs.done).loss).all()
 
@@ -137,8 +141,25 @@ def test_fit_and_report_print_the_same_numbers(capsys, tmp_path):
 @needs_shared
 def test_fit_and_report_agree_on_minchilla(capsys, tmp_path):
     csv = str(shared("minchilla", "isoflop_runs.csv"))
-    args = [csv, "--approach", "2", "--n-col", "params", "--d-col", "tokens", "--c-col", "budget_flops",
-            "--loss-col", "final_loss", "--max-loss", "2", "--json", "--window", "0", "--keep-unbracketed"]
+    args = [
+        csv,
+        "--approach",
+        "2",
+        "--n-col",
+        "params",
+        "--d-col",
+        "tokens",
+        "--c-col",
+        "budget_flops",
+        "--loss-col",
+        "final_loss",
+        "--max-loss",
+        "2",
+        "--json",
+        "--window",
+        "0",
+        "--keep-unbracketed",
+    ]
     _, fj, _ = run(capsys, "fit", *args)
     _, rj, _ = run(capsys, "report", *args, "--out", str(tmp_path / "r.html"))
     f, r = json.loads(fj), json.loads(rj)
@@ -150,21 +171,48 @@ def test_law_file_round_trip_in_a_fresh_process(capsys, tmp_path):
     law_json = tmp_path / "law.json"
     code, _, err = run(capsys, "fit", str(GPU_RUNS), "--approach", "3", "--out", str(law_json), "--jobs", "1")
     assert code == 0, err
-    cmd = ["plan", "staged", "--shape", "64x2", "--tokens", "1e6", "--vocab", "262", "--seq-len", "32",
-           "--law-json", str(law_json), "--json"]
+    cmd = [
+        "plan",
+        "staged",
+        "--shape",
+        "64x2",
+        "--tokens",
+        "1e6",
+        "--vocab",
+        "262",
+        "--seq-len",
+        "32",
+        "--law-json",
+        str(law_json),
+        "--json",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     p = subprocess.run([sys.executable, "-m", "scalinglab", *cmd], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
     assert "using law approach3" in p.stderr and json.loads(p.stdout)["target_loss"] > 0
-    code = "from scalinglab.laws.registry import load_law; print(load_law(%r).alpha_)" % str(law_json)
+    code = f"from scalinglab.laws.registry import load_law; print(load_law({str(law_json)!r}).alpha_)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0 and float(p.stdout) == pytest.approx(load_law(law_json).alpha_)
 
 
 def test_multi_law_file_needs_an_approach(capsys, tmp_path):
     law_json = tmp_path / "law.json"
-    assert run(capsys, "fit", str(isoflop_csv(tmp_path / "r.csv")), "--approach", "2,3", "--out", str(law_json),
-               "--jobs", "1", "--runs-bootstrap", "0")[0] == 0
+    assert (
+        run(
+            capsys,
+            "fit",
+            str(isoflop_csv(tmp_path / "r.csv")),
+            "--approach",
+            "2,3",
+            "--out",
+            str(law_json),
+            "--jobs",
+            "1",
+            "--runs-bootstrap",
+            "0",
+        )[0]
+        == 0
+    )
     with pytest.raises(LawChoiceError):
         load_law(law_json)
     assert load_law_choice(law_json, "2")[0] == "approach2"
@@ -183,8 +231,21 @@ def test_fit_and_report_agree_on_a_study_with_curves(capsys, tmp_path):
     from test_report import minchilla_study
 
     study = minchilla_study(tmp_path)
-    args = [str(study), "--max-loss", "2", "--jobs", "1", "--runs-bootstrap", "50", "--json", "--window", "0",
-            "--keep-unbracketed", "--bootstrap", "20"]  # minchilla's method: every size, every budget
+    args = [
+        str(study),
+        "--max-loss",
+        "2",
+        "--jobs",
+        "1",
+        "--runs-bootstrap",
+        "50",
+        "--json",
+        "--window",
+        "0",
+        "--keep-unbracketed",
+        "--bootstrap",
+        "20",
+    ]  # minchilla's method: every size, every budget
     code, fj, err = run(capsys, "fit", *args)
     assert code == 0, err
     code, rj, err = run(capsys, "report", *args, "--out", str(tmp_path / "r.html"))

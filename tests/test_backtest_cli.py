@@ -25,12 +25,37 @@ def run(capsys, *args):
 
 
 def test_backtest_gpu_example_holds_out_the_largest_budget(capsys):
-    code, out, err = run(capsys, "backtest", str(GPU), "--holdout-largest", "1", "--approach", "1,2,3", "--json",
-                         "--jobs", "1", "--bootstrap", "30", "--runs-bootstrap", "100")
+    code, out, err = run(
+        capsys,
+        "backtest",
+        str(GPU),
+        "--holdout-largest",
+        "1",
+        "--approach",
+        "1,2,3",
+        "--json",
+        "--jobs",
+        "1",
+        "--bootstrap",
+        "30",
+        "--runs-bootstrap",
+        "100",
+    )
     assert code == 0, err
     d = json.loads(out)
-    keys = {"budget", "approach", "n_opt_pred", "n_opt_lo", "n_opt_hi", "n_opt_obs", "loss_pred", "loss_lo", "loss_hi",
-            "loss_obs", "loss_err"}
+    keys = {
+        "budget",
+        "approach",
+        "n_opt_pred",
+        "n_opt_lo",
+        "n_opt_hi",
+        "n_opt_obs",
+        "loss_pred",
+        "loss_lo",
+        "loss_hi",
+        "loss_obs",
+        "loss_err",
+    }
     assert [r["approach"] for r in d["rows"]] == ["1", "2", "3"] and all(keys <= set(r) for r in d["rows"])
     runs = pd.read_csv(GPU / "runs.csv")
     top = runs[runs.budget == runs.budget.max()]
@@ -54,8 +79,9 @@ def test_backtest_porian_compute_optimal_loss(capsys, tmp_path):
     df = pd.read_csv(shared("porian2024-resolving", "isoflop_points.csv"))
     csv = tmp_path / "porian.csv"
     df[df.config == "rw_tuned_short_const_standard_val"][["N", "D", "flops", "loss"]].to_csv(csv, index=False)
-    code, out, err = run(capsys, "backtest", str(csv), "--holdout-above", "4e17", "--approach", "lc", "--json",
-                         "--runs-bootstrap", "60")
+    code, out, err = run(
+        capsys, "backtest", str(csv), "--holdout-above", "4e17", "--approach", "lc", "--json", "--runs-bootstrap", "60"
+    )
     assert code == 0, err
     d = json.loads(out)
     row = next(r for r in d["rows"] if r["budget"] == pytest.approx(6.4e18))
@@ -74,8 +100,24 @@ def test_predict_gadre_held_out_run_from_a_law_file(capsys, tmp_path):
     csv = tmp_path / "gadre.csv"
     fit_set[["N", "D", "loss_c4_val"]].rename(columns={"loss_c4_val": "loss"}).to_csv(csv, index=False)
     law = tmp_path / "law.json"
-    code, out, err = run(capsys, "fit", str(csv), "--approach", "3", "--tie", "alpha=beta", "--loss", "lsq",
-                         "--bootstrap", "0", "--jobs", "1", "--json", "--out", str(law))
+    code, out, err = run(
+        capsys,
+        "fit",
+        str(csv),
+        "--approach",
+        "3",
+        "--tie",
+        "alpha=beta",
+        "--loss",
+        "lsq",
+        "--bootstrap",
+        "0",
+        "--jobs",
+        "1",
+        "--json",
+        "--out",
+        str(law),
+    )
     assert code == 0, err
     d = json.loads(out)["laws"]["approach3"]
     assert d["alpha"] == d["beta"] and d["tie"] == [["alpha", "beta"]] and d["loss"] == "lsq"
@@ -93,16 +135,20 @@ def test_predict_gadre_held_out_run_from_a_law_file(capsys, tmp_path):
 def _one_width(tmp_path) -> str:
     """One width, three depths: N spans 1.2x, D 100x (a Gemstones-like single-width subset)."""
     rng = np.random.default_rng(0)
-    rows = [(n, d, (1.8 + 400 / n**0.34 + 2000 / d**0.36) * np.exp(0.003 * rng.standard_normal()))
-            for n in (9.5e7, 1.03e8, 1.14e8) for d in np.geomspace(1e9, 1e11, 6)]
+    rows = [
+        (n, d, (1.8 + 400 / n**0.34 + 2000 / d**0.36) * np.exp(0.003 * rng.standard_normal()))
+        for n in (9.5e7, 1.03e8, 1.14e8)
+        for d in np.geomspace(1e9, 1e11, 6)
+    ]
     p = tmp_path / "one_width.csv"
     pd.DataFrame(rows, columns=["N", "D", "loss"]).to_csv(p, index=False)
     return str(p)
 
 
 def test_strict_turns_identifiability_warnings_into_exit_2(capsys, tmp_path):
-    code, _out, err = run(capsys, "fit", _one_width(tmp_path), "--approach", "3", "--bootstrap", "0", "--jobs", "1",
-                         "--strict")
+    code, _out, err = run(
+        capsys, "fit", _one_width(tmp_path), "--approach", "3", "--bootstrap", "0", "--jobs", "1", "--strict"
+    )
     lines = err.strip().splitlines()
     assert code == 2 and any(ln.startswith("warning: approach 3: N spans only 1.2x") for ln in lines)
     assert lines[-1].startswith("error: the fit carries") and "--strict" in lines[-1]
@@ -111,20 +157,49 @@ def test_strict_turns_identifiability_warnings_into_exit_2(capsys, tmp_path):
 def test_fit_data_constrained_from_a_csv(capsys):
     """Muennighoff et al. 2023 through the CLI, base terms held (--fix), unique tokens from column U."""
     base = "E=1.869138,A=520.8198,B=1487.721,alpha=0.3526596,beta=0.3526596"
-    code, out, err = run(capsys, "fit", str(shared("muennighoff2023-datablations", "c4_runs_fit182.csv")),
-                         "--approach", "data-constrained", "--fix", base, "--unique-col", "U", "--json")
+    code, out, err = run(
+        capsys,
+        "fit",
+        str(shared("muennighoff2023-datablations", "c4_runs_fit182.csv")),
+        "--approach",
+        "data-constrained",
+        "--fix",
+        base,
+        "--unique-col",
+        "U",
+        "--json",
+    )
     assert code == 0, err
     d = json.loads(out)["laws"]["approach" + "data-constrained"]
     assert abs(d["r_star_d"] - 15.39) < 0.05 and abs(d["r_star_n"] - 5.31) < 0.02
-    code, _, err = run(capsys, "fit", str(shared("muennighoff2023-datablations", "c4_runs_fit182.csv")),
-                       "--approach", "data-constrained", "--unique-col", "nope")
+    code, _, err = run(
+        capsys,
+        "fit",
+        str(shared("muennighoff2023-datablations", "c4_runs_fit182.csv")),
+        "--approach",
+        "data-constrained",
+        "--unique-col",
+        "nope",
+    )
     assert code == 2 and "unique" in err and "--unique-col" in err
 
 
 def test_report_draws_the_backtest(capsys, tmp_path):
     out = tmp_path / "r.html"
-    code, js, err = run(capsys, "report", str(GPU), "--approach", "2", "--holdout-largest", "1", "--out", str(out),
-                        "--json", "--runs-bootstrap", "100")
+    code, js, err = run(
+        capsys,
+        "report",
+        str(GPU),
+        "--approach",
+        "2",
+        "--holdout-largest",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+        "--runs-bootstrap",
+        "100",
+    )
     assert code == 0, err
     d = json.loads(js)
     assert [r["approach"] for r in d["backtest"]] == ["2"] and "backtest" in d["report"]["figures"]

@@ -76,8 +76,25 @@ def texts(tmp_path) -> Path:
 @pytest.fixture()
 def study(tmp_path, tiny_data) -> Path:
     s = tmp_path / "STUDY"
-    main_ok("plan", "isoflop", "--data", tiny_data, "--budgets", "1e10,2e10", "--shapes", "32x1,48x1", "--seq-len", "32",
-            "--batch-size", "4", "--min-steps", "5", "--out", s, "--json")
+    main_ok(
+        "plan",
+        "isoflop",
+        "--data",
+        tiny_data,
+        "--budgets",
+        "1e10,2e10",
+        "--shapes",
+        "32x1,48x1",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--min-steps",
+        "5",
+        "--out",
+        s,
+        "--json",
+    )
     return s
 
 
@@ -95,8 +112,24 @@ def _commands(tmp: Path, data: Path, run: Path, texts: Path, runs_csv: Path, out
     """Each command that writes, with its output at `out`."""
     return {
         "prep": ["prep", texts, "--out", out, "-q"],
-        "plan isoflop": ["plan", "isoflop", "--data", data, "--budgets", "1e10", "--shapes", "32x1", "--seq-len", "32",
-                         "--batch-size", "4", "--min-steps", "5", "--out", out],
+        "plan isoflop": [
+            "plan",
+            "isoflop",
+            "--data",
+            data,
+            "--budgets",
+            "1e10",
+            "--shapes",
+            "32x1",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--min-steps",
+            "5",
+            "--out",
+            out,
+        ],
         "train": ["train", "--data", data, *TINY, "--steps", "2", "--out", out],
         "fit --out": ["fit", runs_csv, "--approach", "2", "--keep-unbracketed", "--out", out],  # sizes miss 2 minima
         "report --out": ["report", runs_csv, "--out", out],
@@ -113,14 +146,18 @@ def runs_csv(tmp_path) -> Path:
     for c in (1e18, 3e18, 1e19):
         for n in (1e8, 2e8, 4e8, 8e8):
             d = c / 6 / n
-            rows.append(f"{n:g},{d:.6g},{1.7 + 400 / n ** 0.34 + 410 / d ** 0.28:.5f}")
+            rows.append(f"{n:g},{d:.6g},{1.7 + 400 / n**0.34 + 410 / d**0.28:.5f}")
     p = tmp_path / "runs.csv"
     p.write_text("\n".join(rows) + "\n")
     return p
 
 
-@pytest.mark.parametrize("name", ["prep", "plan isoflop", "train", "fit --out", "report --out", "report --figures", "grow", "export"])
-def test_read_only_output_is_refused_before_work(name, tmp_path, tiny_data, run_dir, texts, runs_csv, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "name", ["prep", "plan isoflop", "train", "fit --out", "report --out", "report --figures", "grow", "export"]
+)
+def test_read_only_output_is_refused_before_work(
+    name, tmp_path, tiny_data, run_dir, texts, runs_csv, capsys, monkeypatch
+):
     ro = tmp_path / "ro"
     ro.mkdir()
     out = ro / "OUT"
@@ -131,16 +168,23 @@ def test_read_only_output_is_refused_before_work(name, tmp_path, tiny_data, run_
 
 
 @pytest.mark.parametrize("name", ["prep", "train"])
-def test_too_little_free_space_is_refused_before_work(name, tmp_path, tiny_data, run_dir, texts, runs_csv, capsys, monkeypatch):
+def test_too_little_free_space_is_refused_before_work(
+    name, tmp_path, tiny_data, run_dir, texts, runs_csv, capsys, monkeypatch
+):
     out = tmp_path / "OUT"
     monkeypatch.setattr(fileio, "free_bytes", lambda p: 1000)
     refused(cli(capsys, *_commands(tmp_path, tiny_data, run_dir, texts, runs_csv, out)[name]), "needs at least", "free")
     assert not out.exists()
 
 
-@pytest.mark.parametrize("name, err", [(n, errno.ENOSPC) for n in ("prep", "plan isoflop", "train", "fit --out", "grow")]
-                         + [(n, errno.EROFS) for n in ("prep", "train", "fit --out")])
-def test_disk_full_or_read_only_while_writing(name, err, tmp_path, tiny_data, run_dir, texts, runs_csv, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "name, err",
+    [(n, errno.ENOSPC) for n in ("prep", "plan isoflop", "train", "fit --out", "grow")]
+    + [(n, errno.EROFS) for n in ("prep", "train", "fit --out")],
+)
+def test_disk_full_or_read_only_while_writing(
+    name, err, tmp_path, tiny_data, run_dir, texts, runs_csv, capsys, monkeypatch
+):
     """The disk fills (or is remounted read-only) after the checks: one line, no partial output, no temp files,
     and a file that was there keeps its old content."""
     out = tmp_path / "OUT"
@@ -187,22 +231,30 @@ def test_export_disk_full_leaves_no_folder(tmp_path, run_dir, capsys, monkeypatc
     assert not (tmp_path / "HF").exists() and not hidden(tmp_path)
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", "--data", "DATA", *TINY, "--steps", "2", "--out", "FILE"], "is a file"),
-    (["fit", "CSV", "--approach", "2", "--out", "DIR"], "is a folder"),
-    (["report", "CSV", "--out", "DIR"], "is a folder"),
-    (["export", "RUN", "--out", "FILE"], "is a file"),
-    (["grow", "RUN", "--out", "FILE"], "is a file"),
-    (["plan", "staged", "--shape", "64x2", "--budget", "1e18", "--law-json", "DIR"], "is a folder"),
-    (["plan", "staged", "--shape", "64x2", "--budget", "1e18", "--law-json", "LIST"], "not a law"),
-    (["plan", "staged", "--shape", "64x2", "--budget", "1e18", "--law-json", "DEEP"], "not a law"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--data", "DATA", *TINY, "--steps", "2", "--out", "FILE"], "is a file"),
+        (["fit", "CSV", "--approach", "2", "--out", "DIR"], "is a folder"),
+        (["report", "CSV", "--out", "DIR"], "is a folder"),
+        (["export", "RUN", "--out", "FILE"], "is a file"),
+        (["grow", "RUN", "--out", "FILE"], "is a file"),
+        (["plan", "staged", "--shape", "64x2", "--budget", "1e18", "--law-json", "DIR"], "is a folder"),
+        (["plan", "staged", "--shape", "64x2", "--budget", "1e18", "--law-json", "LIST"], "not a law"),
+        (["plan", "staged", "--shape", "64x2", "--budget", "1e18", "--law-json", "DEEP"], "not a law"),
+    ],
+)
 def test_wrong_kind_of_path(args, words, tmp_path, tiny_data, run_dir, runs_csv, capsys):
     (tmp_path / "FILE").write_text("x")
     (tmp_path / "DIR").mkdir()
     (tmp_path / "LIST").write_text("[1, 2, 3]")
     (tmp_path / "DEEP").write_text("[" * 100_000 + "]" * 100_000)
-    subst = {"DATA": tiny_data, "RUN": run_dir, "CSV": runs_csv, **{k: tmp_path / k for k in ("FILE", "DIR", "LIST", "DEEP")}}
+    subst = {
+        "DATA": tiny_data,
+        "RUN": run_dir,
+        "CSV": runs_csv,
+        **{k: tmp_path / k for k in ("FILE", "DIR", "LIST", "DEEP")},
+    }
     refused(cli(capsys, *[subst.get(a, a) for a in args]), words)
     assert (tmp_path / "FILE").read_text() == "x" and not any((tmp_path / "DIR").iterdir())
 
@@ -210,33 +262,55 @@ def test_wrong_kind_of_path(args, words, tmp_path, tiny_data, run_dir, runs_csv,
 # ---- impossible values and misleading state ----
 
 
-@pytest.mark.parametrize("args, words", [
-    (["plan", "isoflop", "--grad-accum", "0"], "--grad-accum 0"),
-    (["plan", "isoflop", "--lr", "-1"], "--lr -1"),
-    (["plan", "isoflop", "--lr", "nan"], "--lr nan"),
-    (["plan", "isoflop", "--schedule", "bogus"], "--schedule 'bogus'"),
-    (["plan", "isoflop", "--dtype", "bogus"], "--dtype 'bogus'"),
-    (["plan", "isoflop", "--checkpoints", "-1"], "--checkpoints -1"),
-    (["train", "--steps", "-5"], "--steps -5"),
-    (["train", "--budget", "-1e15"], "--budget -1e+15"),
-    (["train", "--lr", "-1", "--steps", "2"], "--lr -1"),
-    (["train", "--lr", "nan", "--steps", "2"], "--lr nan"),
-    (["train", "--schedule", "bogus", "--steps", "2"], "--schedule 'bogus'"),
-    (["train", "--budget", "1e40"], "--allow-long"),
-    (["fit", "CSV", "--approach", "3", "--jobs", "0"], "--jobs 0"),
-    (["fit", "CSV", "--at", "inf"], "inf"),
-    (["fit", "CSV", "--at", "1e400"], "inf"),
-    (["report", "CSV", "--out", "R.html", "--at", "inf"], "inf"),
-    (["report", "CSV", "--out", "R.html", "--at", "-5"], "-5"),
-    (["report", "CSV", "--out", "R.html", "--data-tokens", "-1"], "--data-tokens -1"),
-    (["prep", "TEXTS", "--out", "OUT", "--workers", "-3"], "--workers -3"),
-    (["sweep", "STUDY", "--workers", "-1"], "--workers -1"),
-    (["flops", "--heads", "3", "--d-model", "32", "--layers", "2", "--vocab", "100", "--seq-len", "64"], "not divisible"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["plan", "isoflop", "--grad-accum", "0"], "--grad-accum 0"),
+        (["plan", "isoflop", "--lr", "-1"], "--lr -1"),
+        (["plan", "isoflop", "--lr", "nan"], "--lr nan"),
+        (["plan", "isoflop", "--schedule", "bogus"], "--schedule 'bogus'"),
+        (["plan", "isoflop", "--dtype", "bogus"], "--dtype 'bogus'"),
+        (["plan", "isoflop", "--checkpoints", "-1"], "--checkpoints -1"),
+        (["train", "--steps", "-5"], "--steps -5"),
+        (["train", "--budget", "-1e15"], "--budget -1e+15"),
+        (["train", "--lr", "-1", "--steps", "2"], "--lr -1"),
+        (["train", "--lr", "nan", "--steps", "2"], "--lr nan"),
+        (["train", "--schedule", "bogus", "--steps", "2"], "--schedule 'bogus'"),
+        (["train", "--budget", "1e40"], "--allow-long"),
+        (["fit", "CSV", "--approach", "3", "--jobs", "0"], "--jobs 0"),
+        (["fit", "CSV", "--at", "inf"], "inf"),
+        (["fit", "CSV", "--at", "1e400"], "inf"),
+        (["report", "CSV", "--out", "R.html", "--at", "inf"], "inf"),
+        (["report", "CSV", "--out", "R.html", "--at", "-5"], "-5"),
+        (["report", "CSV", "--out", "R.html", "--data-tokens", "-1"], "--data-tokens -1"),
+        (["prep", "TEXTS", "--out", "OUT", "--workers", "-3"], "--workers -3"),
+        (["sweep", "STUDY", "--workers", "-1"], "--workers -1"),
+        (
+            ["flops", "--heads", "3", "--d-model", "32", "--layers", "2", "--vocab", "100", "--seq-len", "64"],
+            "not divisible",
+        ),
+    ],
+)
 def test_impossible_values_are_refused(args, words, tmp_path, tiny_data, runs_csv, texts, study, capsys):
-    base = {"plan": ["--data", tiny_data, "--budgets", "1e10", "--shapes", "32x1", "--seq-len", "32", "--batch-size", "4",
-                     "--min-steps", "5", "--out", tmp_path / "S"],
-            "train": ["--data", tiny_data, *TINY, "--out", tmp_path / "R"]}.get(args[0], [])
+    base = {
+        "plan": [
+            "--data",
+            tiny_data,
+            "--budgets",
+            "1e10",
+            "--shapes",
+            "32x1",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--min-steps",
+            "5",
+            "--out",
+            tmp_path / "S",
+        ],
+        "train": ["--data", tiny_data, *TINY, "--out", tmp_path / "R"],
+    }.get(args[0], [])
     subst = {"CSV": runs_csv, "TEXTS": texts, "STUDY": study, "OUT": tmp_path / "OUT", "R.html": tmp_path / "R.html"}
     refused(cli(capsys, *[subst.get(a, a) for a in args], *base), words)
     for name in ("S", "R", "OUT", "R.html"):
@@ -248,7 +322,20 @@ def test_run_that_would_take_ages_says_how_long(tmp_path, tiny_data, capsys):
     assert "years" in line and "FLOP/s" in line and "train split" in line and not (tmp_path / "R").exists()
     # reading a small corpus 175 times is refused too (2 steps x 4000 x 8 tokens over 365 train tokens) ...
     small = write_byte_data(tmp_path / "SMALL", "the quick brown fox jumps over the lazy dog. " * 9)
-    args = ["train", "--data", small, *TINY, "--seq-len", "8", "--batch-size", "4000", "--steps", "2", "--out", tmp_path / "R"]
+    args = [
+        "train",
+        "--data",
+        small,
+        *TINY,
+        "--seq-len",
+        "8",
+        "--batch-size",
+        "4000",
+        "--steps",
+        "2",
+        "--out",
+        tmp_path / "R",
+    ]
     refused(cli(capsys, *args), "train split 175 times", "--allow-long")
     assert not (tmp_path / "R").exists()
     code, _, err = cli(capsys, *args, "--allow-long")  # ... unless asked for
@@ -257,8 +344,27 @@ def test_run_that_would_take_ages_says_how_long(tmp_path, tiny_data, capsys):
 
 
 def test_d_models_below_64_explain_the_depth_rule(tmp_path, tiny_data, capsys):
-    line = refused(cli(capsys, "plan", "isoflop", "--data", tiny_data, "--budgets", "1e10", "--d-models", "32:64:16",
-                       "--seq-len", "32", "--batch-size", "4", "--out", tmp_path / "S"), "d_model 32, 48", "d_model // 64")
+    line = refused(
+        cli(
+            capsys,
+            "plan",
+            "isoflop",
+            "--data",
+            tiny_data,
+            "--budgets",
+            "1e10",
+            "--d-models",
+            "32:64:16",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--out",
+            tmp_path / "S",
+        ),
+        "d_model 32, 48",
+        "d_model // 64",
+    )
     assert "--shapes" in line and "aspect:" in line
 
 
@@ -267,13 +373,19 @@ def test_wrong_typed_toml_key_is_named(tmp_path, tiny_data, capsys):
     cfg.write_text('d_model = "64"\nlayers = 1\nseq_len = 32\nsteps = 3\n')
     refused(cli(capsys, "train", "--data", tiny_data, "--config", cfg, "--out", tmp_path / "R"), "key d_model", "'64'")
     cfg.write_text("d_model = 32\nlayers = 1\nseq_len = 32\nsteps = 2.5\n")
-    refused(cli(capsys, "train", "--data", tiny_data, "--config", cfg, "--out", tmp_path / "R"), "key steps", "whole number")
+    refused(
+        cli(capsys, "train", "--data", tiny_data, "--config", cfg, "--out", tmp_path / "R"), "key steps", "whole number"
+    )
     assert not (tmp_path / "R").exists()
 
 
 def test_seq_len_longer_than_the_data_leaves_no_running_record(tmp_path, tiny_data, capsys):
-    refused(cli(capsys, "train", "--data", tiny_data, *TINY, "--steps", "2", "--seq-len", "100000", "--out", tmp_path / "R"),
-            "--seq-len")
+    refused(
+        cli(
+            capsys, "train", "--data", tiny_data, *TINY, "--steps", "2", "--seq-len", "100000", "--out", tmp_path / "R"
+        ),
+        "--seq-len",
+    )
     assert not (tmp_path / "R").exists()
     run = tmp_path / "R2"  # a folder that already existed (as the sweep makes them) is kept, without a "running" record
     run.mkdir()
@@ -299,7 +411,11 @@ def test_report_counts_budgets_and_names_bad_cells(tmp_path, runs_csv, capsys):
     c = Runs.from_csv(runs_csv).budget  # C = 6ND from the CSV's rounded D: more distinct values than budgets
     assert len(set(c)) > 3 and budget_count(c) == 3
     lines = runs_csv.read_text().splitlines()
-    for cell, words in (("nan", "'nan', not a finite number"), ("inf", "is inf, not a finite number"), ("", "is empty")):
+    for cell, words in (
+        ("nan", "'nan', not a finite number"),
+        ("inf", "is inf, not a finite number"),
+        ("", "is empty"),
+    ):
         bad = tmp_path / "bad.csv"
         bad.write_text("\n".join([*lines[:3], lines[3].rsplit(",", 1)[0] + "," + cell, *lines[4:]]) + "\n")
         line = refused(cli(capsys, "report", bad, "--out", tmp_path / "r2.html"), "line 4", words)
@@ -325,8 +441,12 @@ def test_refused_pickle_checkpoint_prints_one_line(how, tmp_path, run_dir, capsy
         torch.save(obj, bad / "checkpoint.pt")
     else:
         (bad / "checkpoint.pt").write_bytes(pickle.dumps(obj, protocol=4))
-    for args in (["train", "--resume", bad], ["grow", bad, "--out", tmp_path / "G"], ["export", bad, "--out", tmp_path / "H"],
-                 ["eval", "perplexity", "--model", bad, "--data", bad]):
+    for args in (
+        ["train", "--resume", bad],
+        ["grow", bad, "--out", tmp_path / "G"],
+        ["export", bad, "--out", tmp_path / "H"],
+        ["eval", "perplexity", "--model", bad, "--data", bad],
+    ):
         line = refused(cli(capsys, *args), "checkpoint.pt")
         assert "\x1b" not in line and ("could run code" in line if how == "torch.save" else True)
     assert not marker.exists()
@@ -367,12 +487,34 @@ def test_tokenizer_mismatch_is_refused(tmp_path, run_dir, tiny_data, texts, caps
     hf = tmp_path / "HF"
     main_ok("export", run_dir, "--out", hf)
     for model in (run_dir, hf):
-        refused(cli(capsys, "eval", "perplexity", "--model", model, "--data", tmp_path / "CHAR"), "different tokenizers")
-        refused(cli(capsys, "finetune-budget", "--model", model, "--data", tmp_path / "CHAR", "--steps", "1",
-                    "--data-sizes", "1", "--eval-samples", "1", "--seq-len", "8", "--out", tmp_path / "FT"),
-                "different tokenizers")
+        refused(
+            cli(capsys, "eval", "perplexity", "--model", model, "--data", tmp_path / "CHAR"), "different tokenizers"
+        )
+        refused(
+            cli(
+                capsys,
+                "finetune-budget",
+                "--model",
+                model,
+                "--data",
+                tmp_path / "CHAR",
+                "--steps",
+                "1",
+                "--data-sizes",
+                "1",
+                "--eval-samples",
+                "1",
+                "--seq-len",
+                "8",
+                "--out",
+                tmp_path / "FT",
+            ),
+            "different tokenizers",
+        )
     assert not (tmp_path / "FT").exists()
-    code, _, err = cli(capsys, "eval", "perplexity", "--model", hf, "--data", tiny_data, "--max-tokens", "300", "--json")
+    code, _, err = cli(
+        capsys, "eval", "perplexity", "--model", hf, "--data", tiny_data, "--max-tokens", "300", "--json"
+    )
     assert code == 0, err  # the same tokenizer (bytes) passes
 
 
@@ -447,7 +589,9 @@ def test_sweep_on_a_full_store_reports_it_and_stops_its_trainers(study, tmp_path
     res = cli(capsys, "sweep", study, "--workers", "2")
     refused(res, "database or disk is full; free some disk space")
     assert "cannot rollback" not in res[2]
-    assert not set(_children()) - before  # the other trainer was stopped, not left running without its sweep  # the other trainer was stopped, not left running without its sweep
+    assert (
+        not set(_children()) - before
+    )  # the other trainer was stopped, not left running without its sweep  # the other trainer was stopped, not left running without its sweep
 
 
 def _wait(cond, timeout: float = 60.0) -> None:
@@ -459,13 +603,16 @@ def _wait(cond, timeout: float = 60.0) -> None:
 
 def _running(study: Path) -> bool:
     with sqlite3.connect(study / "study.db") as con:
-        return bool(con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND child_pid IS NOT NULL").fetchone()[0])
+        return bool(
+            con.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND child_pid IS NOT NULL").fetchone()[0]
+        )
 
 
 def test_sigterm_to_a_sweep_prints_its_interrupted_line(study, tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC, **_fake_env(tmp_path, "0.05")}
-    p = subprocess.Popen([PY, "-m", "scalinglab", "sweep", str(study), "--workers", "1"], env=env,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [PY, "-m", "scalinglab", "sweep", str(study), "--workers", "1"], env=env, stderr=subprocess.PIPE, text=True
+    )
     _wait(lambda: _running(study))
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=60)[1]
@@ -477,8 +624,12 @@ def test_sigterm_to_a_sweep_prints_its_interrupted_line(study, tmp_path):
 
 def test_status_after_kill_9_of_a_sweep_says_interrupted(study, tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": SRC, **_fake_env(tmp_path, "0.05")}
-    p = subprocess.Popen([PY, "-m", "scalinglab", "sweep", str(study), "--workers", "1"], env=env,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+    p = subprocess.Popen(
+        [PY, "-m", "scalinglab", "sweep", str(study), "--workers", "1"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _wait(lambda: _running(study))
     os.killpg(p.pid, signal.SIGKILL)  # the sweep and its trainer, as a machine crash would
     p.wait()
@@ -494,9 +645,12 @@ def test_status_after_kill_9_of_a_sweep_says_interrupted(study, tmp_path, capsys
 
 def test_train_sigterm_writes_a_checkpoint_first(tmp_path, tiny_data):
     run = tmp_path / "R"
-    p = subprocess.Popen([PY, "-m", "scalinglab", "train", "--data", str(tiny_data), *TINY, "--steps", "100000",
-                          "--out", str(run)], env={**os.environ, "PYTHONPATH": SRC},
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [PY, "-m", "scalinglab", "train", "--data", str(tiny_data), *TINY, "--steps", "100000", "--out", str(run)],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: (run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").stat().st_size > 0, 120)
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=60)[1]
@@ -528,10 +682,18 @@ def test_prep_force_killed_between_renames_loses_nothing(tmp_path, texts, capsys
     code, out, err = cli(capsys, "prep", texts, "--out", data, "--json", "-q")
     assert code == 0, err
     before = (data / "train.bin").read_bytes()
-    p = subprocess.run([PY, "-c", KILLED_PREP, "prep", str(texts), "--tokenizer", "char", "--force", "--out", str(data), "-q"],
-                       env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=120, check=False)
+    p = subprocess.run(
+        [PY, "-c", KILLED_PREP, "prep", str(texts), "--tokenizer", "char", "--force", "--out", str(data), "-q"],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert p.returncode == 9 and not data.exists()
-    assert any(n.startswith(".DATA.old-") for n in hidden(tmp_path)) and any(n.startswith(".DATA.prep-") for n in hidden(tmp_path))
+    assert any(n.startswith(".DATA.old-") for n in hidden(tmp_path)) and any(
+        n.startswith(".DATA.prep-") for n in hidden(tmp_path)
+    )
     code, out, err = cli(capsys, "prep", texts, "--out", data, "--json", "-q")  # the next run puts the old data back
     assert code == 0 and json.loads(out)["reused"], err
     assert (data / "train.bin").read_bytes() == before and not hidden(tmp_path)
@@ -541,7 +703,10 @@ def test_prep_force_killed_between_renames_loses_nothing(tmp_path, texts, capsys
 
 
 def _mount(*args: str) -> bool:
-    return bool(shutil.which("mount")) and subprocess.run(["mount", *args], capture_output=True, check=False).returncode == 0
+    return (
+        bool(shutil.which("mount"))
+        and subprocess.run(["mount", *args], capture_output=True, check=False).returncode == 0
+    )
 
 
 @pytest.fixture()

@@ -22,14 +22,22 @@ PY = sys.executable
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=180, check=False,
-                          env={**os.environ, "COLUMNS": "100", **(env or {})})
+    return subprocess.run(
+        [PY, "-m", "scalinglab", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "COLUMNS": "100", **(env or {})},
+    )
 
 
 def test_public_api_is_lazy_and_complete():
     """`import scalinglab` loads no torch/numpy; every exported name resolves to a documented object."""
-    code = ("import sys, scalinglab; heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'pandas') if m in sys.modules];"
-            "print(heavy)")
+    code = (
+        "import sys, scalinglab; heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'pandas') if m in sys.modules];"
+        "print(heavy)"
+    )
     p = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 0 and p.stdout.strip() == "[]", p.stdout + p.stderr
     import scalinglab
@@ -52,9 +60,12 @@ def test_help_has_no_type_tags_and_every_option_is_described():
 
     root = command()
     seen = 0
-    undescribed = [f"{cmd_path} {p.opts[0] if p.opts else p.name}"
-                   for cmd_path, cmd in _leaves(root, []) for p in cmd.params
-                   if not getattr(p, "hidden", False) and not (getattr(p, "help", "") or "").strip()]
+    undescribed = [
+        f"{cmd_path} {p.opts[0] if p.opts else p.name}"
+        for cmd_path, cmd in _leaves(root, [])
+        for p in cmd.params
+        if not getattr(p, "hidden", False) and not (getattr(p, "help", "") or "").strip()
+    ]
     assert undescribed == [], f"options without help: {undescribed}"
 
     def walk(cmd, path):
@@ -70,7 +81,9 @@ def test_help_has_no_type_tags_and_every_option_is_described():
         assert f"Usage: scalinglab {' '.join(path)}" in p.stdout
 
     walk(root, [])
-    assert seen >= 15  # flops, prep, train, sweep, status, fit, report, demo, grow, export, finetune-budget, plan x4, eval x2
+    assert (
+        seen >= 15
+    )  # flops, prep, train, sweep, status, fit, report, demo, grow, export, finetune-budget, plan x4, eval x2
 
 
 def _leaves(cmd, path):
@@ -80,8 +93,17 @@ def _leaves(cmd, path):
     return [leaf for name, sub in subs.items() for leaf in _leaves(sub, [*path, name])]
 
 
-@pytest.mark.parametrize("x, out", [(0.000802, "0.000802"), (0.0877, "0.0877"), (1.896, "1.8960"), (0.0, "0.0000"),
-                                    (3.2e-6, "0.00000320"), (-0.00123, "-0.00123")])
+@pytest.mark.parametrize(
+    "x, out",
+    [
+        (0.000802, "0.000802"),
+        (0.0877, "0.0877"),
+        (1.896, "1.8960"),
+        (0.0, "0.0000"),
+        (3.2e-6, "0.00000320"),
+        (-0.00123, "-0.00123"),
+    ],
+)
 def test_decimals_keep_three_significant_digits(x, out):
     assert decimals(x, 4) == out
     assert float(out) == pytest.approx(x, rel=5e-3, abs=0)
@@ -96,8 +118,19 @@ def test_power_law_formula_round_trips():
     assert power_law("N_opt", 0.0877, 0.5) == "N_opt = 0.0877 * C ** 0.50"  # the Perceiver AR article's format
 
 
-@pytest.mark.parametrize("n, out", [(34880, "34.9k"), (3324736, "3.32M"), (11_234_567, "11.2M"), (999_960, "1M"),
-                                    (202_900_000, "203M"), (7.32e10, "73.2B"), (12, "12"), (None, "")])
+@pytest.mark.parametrize(
+    "n, out",
+    [
+        (34880, "34.9k"),
+        (3324736, "3.32M"),
+        (11_234_567, "11.2M"),
+        (999_960, "1M"),
+        (202_900_000, "203M"),
+        (7.32e10, "73.2B"),
+        (12, "12"),
+        (None, ""),
+    ],
+)
 def test_si(n, out):
     assert si(n) == out
 
@@ -110,11 +143,22 @@ def _rows():
     rows = []
     for st, n in [("done", 34880), ("running", 11_234_567), ("running", 36_000_000), ("pending", 119_000)]:
         running = st == "running"
-        rows.append({"id": "C1.25e16_576x9", "status": st, "budget": 1.25e16, "params": n, "steps": 28591,
-                     "last_step": 2070 if running else None, "final_train_loss": 2.3828 if st == "done" else None,
-                     "final_val_loss": 2.1943 if st == "done" else None,
-                     "last_train_loss": 2.2252 if running else None, "last_val_loss": 1.8702 if running else None,
-                     "eta_s": 4000, "device": "cuda:0"})
+        rows.append(
+            {
+                "id": "C1.25e16_576x9",
+                "status": st,
+                "budget": 1.25e16,
+                "params": n,
+                "steps": 28591,
+                "last_step": 2070 if running else None,
+                "final_train_loss": 2.3828 if st == "done" else None,
+                "final_val_loss": 2.1943 if st == "done" else None,
+                "last_train_loss": 2.2252 if running else None,
+                "last_val_loss": 1.8702 if running else None,
+                "eta_s": 4000,
+                "device": "cuda:0",
+            }
+        )
     return rows
 
 
@@ -128,7 +172,7 @@ def test_status_table_fits_80_columns_without_cutting_numbers():
         assert cell in text, cell
 
 
-FAKE = r'''
+FAKE = r"""
 import json, os, sys, tomllib
 from pathlib import Path
 a = sys.argv[1:]
@@ -141,7 +185,7 @@ rec = {"spec": spec, "status": "done", "final_val_loss": 1 + 1 / steps, "min_val
        "device": "cpu", "message": ""}
 (run / "record.json").write_text(json.dumps(rec))
 print(json.dumps({"status": "done"}))
-'''
+"""
 
 
 def test_status_csv(tiny_data, tmp_path):
@@ -149,8 +193,24 @@ def test_status_csv(tiny_data, tmp_path):
     from scalinglab.sweep.store import load_runs_frame
 
     study = tmp_path / "STUDY"
-    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "1e10,3e10", "--shapes", "32x2,48x2",
-            "--seq-len", "32", "--batch-size", "4", "--min-steps", "20", "--out", str(study))
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "1e10,3e10",
+        "--shapes",
+        "32x2,48x2",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--min-steps",
+        "20",
+        "--out",
+        str(study),
+    )
     assert p.returncode == 0, p.stderr
     fake = tmp_path / "fake.py"
     fake.write_text(FAKE)
@@ -174,7 +234,23 @@ def test_status_csv(tiny_data, tmp_path):
 
 def test_status_json_unchanged_by_csv_option(tiny_data, tmp_path):
     study = tmp_path / "S"
-    cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "1e10", "--shapes", "32x2", "--seq-len", "32",
-        "--batch-size", "4", "--min-steps", "20", "--out", str(study))
+    cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "1e10",
+        "--shapes",
+        "32x2",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--min-steps",
+        "20",
+        "--out",
+        str(study),
+    )
     s = json.loads(cli("status", str(study), "--json").stdout)
     assert s["counts"] == {"pending": 1} and Path(s["study"]) == study.resolve()

@@ -58,7 +58,9 @@ def test_documents_split_whole_and_disjoint(folder, tmp_path, spec):
 
 def test_split_is_deterministic_and_seeded(folder, tmp_path):
     a = P.prepare([str(folder)], tmp_path / "A", val_fraction=0.3, seed=1, progress=False)
-    b = P.prepare([str(folder / "*.txt"), str(folder / "sub")], tmp_path / "B", val_fraction=0.3, seed=1, progress=False)
+    b = P.prepare(
+        [str(folder / "*.txt"), str(folder / "sub")], tmp_path / "B", val_fraction=0.3, seed=1, progress=False
+    )
     c = P.prepare([str(folder)], tmp_path / "C", val_fraction=0.3, seed=2, progress=False)
     # the split is a function of (seed, document content), not of file order
     assert set(docs_of(tmp_path / "A", "val")) == set(docs_of(tmp_path / "B", "val"))
@@ -109,7 +111,9 @@ def test_failure_leaves_nothing(folder, tmp_path):
     with pytest.raises(UserError, match="not a scalinglab data folder"):
         P.prepare([str(folder)], tmp_path / "other", force=True, progress=False)
     with pytest.raises(UserError):  # fails while training, after the temp folder was made
-        P.prepare([str(tmp_path / "other"), str(folder)], tmp_path / "DATA", tokenizer="sentencepiece:260", progress=False)
+        P.prepare(
+            [str(tmp_path / "other"), str(folder)], tmp_path / "DATA", tokenizer="sentencepiece:260", progress=False
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "other"]
 
 

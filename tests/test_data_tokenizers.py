@@ -90,7 +90,7 @@ def test_gpt2_matches_reference_python_encoder():
 def test_bytes_layout():
     tok = T.BytesTokenizer()
     assert (tok.vocab_size, tok.eot_id) == (262, 258)  # 256 bytes + [PAD] [BOS] [EOS] [MASK] [CLS] [SEP]
-    assert tok.encode("é€") == list("é€".encode("utf-8")) == [0xC3, 0xA9, 0xE2, 0x82, 0xAC]
+    assert tok.encode("é€") == list("é€".encode()) == [0xC3, 0xA9, 0xE2, 0x82, 0xAC]
     assert tok.decode([104, 105, 258, 33]) == "hi[EOS]!"
 
 
@@ -118,5 +118,11 @@ def test_bad_specs(spec):
 
 
 def test_smallest_dtype():
-    assert [T.smallest_dtype(v) for v in (200, 256, 257, 65536, 65537)] == ["uint8", "uint8", "uint16", "uint16", "uint32"]
+    assert [T.smallest_dtype(v) for v in (200, 256, 257, 65536, 65537)] == [
+        "uint8",
+        "uint8",
+        "uint16",
+        "uint16",
+        "uint32",
+    ]
     assert np.iinfo(np.dtype(T.smallest_dtype(50257))).max >= 50256

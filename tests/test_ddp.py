@@ -11,14 +11,40 @@ from pathlib import Path
 
 import pytest
 
-ARGS = ["--d-model", "32", "--layers", "1", "--seq-len", "32", "--batch-size", "4", "--steps", "6", "--log-every", "1",
-        "--eval-every", "3", "--eval-batches", "2", "--lr", "3e-3", "--device", "cpu", "--no-progress"]
+ARGS = [
+    "--d-model",
+    "32",
+    "--layers",
+    "1",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "4",
+    "--steps",
+    "6",
+    "--log-every",
+    "1",
+    "--eval-every",
+    "3",
+    "--eval-batches",
+    "2",
+    "--lr",
+    "3e-3",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def _train(data, out, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "scalinglab", "train", "--data", str(data), "--out", str(out), *ARGS, *extra],
-                          capture_output=True, text=True, env=env, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "scalinglab", "train", "--data", str(data), "--out", str(out), *ARGS, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
 
 
 def _lines(run):
@@ -40,7 +66,9 @@ def test_two_ranks_match_one_process(tiny_data, tmp_path):
     rec = json.loads(two.stdout)  # --json: the record rank 0 wrote, printed once
     assert rec == json.loads((tmp_path / "two" / "record.json").read_text())
     assert rec["status"] == "done" and rec["steps_done"] == 6
-    assert rec["final_val_loss"] == pytest.approx(json.loads((tmp_path / "one" / "record.json").read_text())["final_val_loss"], abs=1e-4)
+    assert rec["final_val_loss"] == pytest.approx(
+        json.loads((tmp_path / "one" / "record.json").read_text())["final_val_loss"], abs=1e-4
+    )
     names = {p.name for p in (tmp_path / "two").iterdir()}
     assert {"config.toml", "checkpoint.pt", "metrics.jsonl", "record.json"} <= names
     assert not any(n.startswith(".") for n in names)  # no launcher spec file or temp files left
@@ -60,5 +88,7 @@ def test_batch_not_divisible(tiny_data, tmp_path):
     p = _train(tiny_data, tmp_path / "bad", "--nproc", "3")
     assert p.returncode == 2
     last = p.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: batch size 4 is not divisible by 3 processes") and last.endswith("(--batch-size, --nproc)")
+    assert last.startswith("error: batch size 4 is not divisible by 3 processes") and last.endswith(
+        "(--batch-size, --nproc)"
+    )
     assert not (tmp_path / "bad" / "checkpoint.pt").exists()

@@ -14,8 +14,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def demo(*args: str, timeout: float = 480) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scalinglab", "demo", *args], capture_output=True, text=True,
-                          env=ENV, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "scalinglab", "demo", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
 
 
 @pytest.mark.slow
@@ -52,12 +53,15 @@ def test_demo_tiny_stops_resumes_and_fits(tmp_path):
     assert "N_opt ∝ C^" in p.stdout and f"report: {out / 'report.html'}" in p.stdout
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--out", "FILE"], "is a file"),
-    (["--scale", "huge"], "unknown scale 'huge'; use cpu or gpu (--scale)"),
-    (["--stage", "train"], "unknown stage 'train'"),
-    (["--max-minutes", "0"], "--max-minutes 0 is out of range"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--out", "FILE"], "is a file"),
+        (["--scale", "huge"], "unknown scale 'huge'; use cpu or gpu (--scale)"),
+        (["--stage", "train"], "unknown stage 'train'"),
+        (["--max-minutes", "0"], "--max-minutes 0 is out of range"),
+    ],
+)
 def test_demo_bad_input_one_line(tmp_path, args, needle):
     f = tmp_path / "f.txt"
     f.write_text("not a folder")

@@ -15,11 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
 
-needs_mkdocs = pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None or
-                                  importlib.util.find_spec("material") is None or
-                                  importlib.util.find_spec("mkdocstrings") is None,
-                                  reason="mkdocs, mkdocs-material or mkdocstrings is not installed "
-                                         "(pip install -e '.[docs]'; `make test` installs them)")
+needs_mkdocs = pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None
+    or importlib.util.find_spec("material") is None
+    or importlib.util.find_spec("mkdocstrings") is None,
+    reason="mkdocs, mkdocs-material or mkdocstrings is not installed "
+    "(pip install -e '.[docs]'; `make test` installs them)",
+)
 
 
 def commands() -> list[tuple[str, ...]]:
@@ -32,9 +34,25 @@ def commands() -> list[tuple[str, ...]]:
 
 def test_every_command_is_walked():
     paths = {" ".join(p) for p in commands()}
-    assert {"prep", "train", "sweep", "status", "fit", "report", "demo", "plan isoflop", "plan experiment",
-            "plan optimal", "plan staged", "eval perplexity", "eval lambada", "finetune-budget", "grow",
-            "export", "flops"} <= paths
+    assert {
+        "prep",
+        "train",
+        "sweep",
+        "status",
+        "fit",
+        "report",
+        "demo",
+        "plan isoflop",
+        "plan experiment",
+        "plan optimal",
+        "plan staged",
+        "eval perplexity",
+        "eval lambada",
+        "finetune-budget",
+        "grow",
+        "export",
+        "flops",
+    } <= paths
 
 
 def test_command_page_has_every_option_and_its_default():
@@ -57,9 +75,15 @@ def test_command_page_has_every_option_and_its_default():
 @needs_mkdocs
 def test_site_builds_strict_with_a_page_per_command(tmp_path):
     site = tmp_path / "site"
-    p = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, check=False,
-                       env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    p = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     for path in commands():
         page = site / "reference" / "cli" / "-".join(path) / "index.html"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA, needs_shared
 from scalinglab.errors import UserError
 from scalinglab.laws.estimates import fit_estimates, fit_table, load_estimates
-from conftest import SHARED_DATA, needs_shared
 
 DATA = SHARED_DATA / "perceiver-ar-scaling" / "estimates"
 

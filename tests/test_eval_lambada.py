@@ -55,10 +55,12 @@ def test_whole_word_vs_last_token_differ(tmp_path):
 
 def test_accuracy_over_a_small_file_and_target_loss(tmp_path):
     lm = bigram_lm({"x": " ", " ": "d", "d": "o", "o": "g"})  # any other byte -> byte 0
-    texts = ["ax dog",  # ' ' d o g: 4/4 right, correct
-             "bx dot",  # ' ' d o, then 'g' for 't': 3/4, last token wrong
-             "cx cog",  # ' ', 'd' for 'c', 0 for 'o', g: 2/4, last token right, word wrong
-             "zz go"]  # 0 for ' ', 'd' for 'g', 0 for 'o': 0/3
+    texts = [
+        "ax dog",  # ' ' d o g: 4/4 right, correct
+        "bx dot",  # ' ' d o, then 'g' for 't': 3/4, last token wrong
+        "cx cog",  # ' ', 'd' for 'c', 0 for 'o', g: 2/4, last token right, word wrong
+        "zz go",
+    ]  # 0 for ' ', 'd' for 'g', 0 for 'o': 0/3
     res = lambada(lm, read_jsonl(write_jsonl(tmp_path / "b.jsonl", texts)), batch_size=3)
     assert [e["correct"] for e in res["examples"]] == [True, False, False, False]
     assert [e["last_token_correct"] for e in res["examples"]] == [True, False, True, False]
@@ -87,7 +89,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     (tmp_path / "nokey.jsonl").write_text('{"sentence": "x y"}\n')
     with pytest.raises(SystemExit) as e:
         main(["eval", "lambada", "--model", str(tmp_path), "--jsonl", str(tmp_path / "nokey.jsonl")])
-    assert e.value.code == 2 and "no \"text\"" in capsys.readouterr().err
+    assert e.value.code == 2 and 'no "text"' in capsys.readouterr().err
 
 
 def test_cli_same_accuracy_from_run_and_export(tmp_path, capsys, tiny_data):
@@ -103,7 +105,9 @@ def test_cli_same_accuracy_from_run_and_export(tmp_path, capsys, tiny_data):
     run.mkdir()
     spec = RunSpec(shape=shape, data=str(tiny_data), steps=1)
     (run / "config.toml").write_text(spec.to_toml())
-    save_checkpoint(run / "checkpoint.pt", {"model": GPT(shape).state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None})
+    save_checkpoint(
+        run / "checkpoint.pt", {"model": GPT(shape).state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None}
+    )
     export_hf(run, tmp_path / "HF")
     f = write_jsonl(tmp_path / "l.jsonl", ["import os and import sys", "def f(x): return x", "the cat sat on the mat"])
     outs = []

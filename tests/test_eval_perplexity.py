@@ -21,8 +21,6 @@ from scalinglab.train.checkpoint import save_checkpoint
 SHAPE = ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2)
 
 
-
-
 def lm_of(model):
     from scalinglab.data.tokenizers import BytesTokenizer
 
@@ -98,7 +96,9 @@ def test_cli_text_counts_utf8_bytes_and_rejects_bad_args(tmp_path, capsys, tiny_
     run.mkdir()
     spec = RunSpec(shape=SHAPE, data=str(tiny_data), steps=1)
     (run / "config.toml").write_text(spec.to_toml())
-    save_checkpoint(run / "checkpoint.pt", {"model": model.state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None})
+    save_checkpoint(
+        run / "checkpoint.pt", {"model": model.state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None}
+    )
     text = "Größe über alles — ünïcödé text ✓ " * 5
     (tmp_path / "t.txt").write_text(text, encoding="utf-8")
     main(["eval", "perplexity", "--model", str(run), "--text", str(tmp_path / "t.txt"), "--stride", "16", "--json"])
@@ -106,8 +106,12 @@ def test_cli_text_counts_utf8_bytes_and_rejects_bad_args(tmp_path, capsys, tiny_
     n_bytes = len(text.encode("utf-8"))
     assert out["bytes"] == n_bytes == out["total_tokens"]  # bytes tokenizer: one token per byte
     assert abs(out["bits_per_byte"] - out["loss"] / math.log(2)) < 1e-9
-    for bad in (["--data", str(tiny_data), "--text", str(tmp_path / "t.txt")], ["--data", str(tiny_data), "--seq-len", "64"],
-                ["--data", str(tiny_data), "--stride", "40"], ["--text", str(tmp_path / "missing.txt")]):
+    for bad in (
+        ["--data", str(tiny_data), "--text", str(tmp_path / "t.txt")],
+        ["--data", str(tiny_data), "--seq-len", "64"],
+        ["--data", str(tiny_data), "--stride", "40"],
+        ["--text", str(tmp_path / "missing.txt")],
+    ):
         with pytest.raises(SystemExit) as e:
             main(["eval", "perplexity", "--model", str(run), *bad])
         assert e.value.code == 2

@@ -16,14 +16,30 @@ from scalinglab.laws.published import get_law
 from scalinglab.plan.around import shapes_around, width_step
 from test_sweep import cli, plan
 
-RESULT_COLS = ("id", "idx", "spec", "status", "attempts", "final_val_loss", "min_val_loss", "final_train_loss",
-               "tokens", "flops", "wall_time_s", "finished_at", "run_dir")
+RESULT_COLS = (
+    "id",
+    "idx",
+    "spec",
+    "status",
+    "attempts",
+    "final_val_loss",
+    "min_val_loss",
+    "final_train_loss",
+    "tokens",
+    "flops",
+    "wall_time_s",
+    "finished_at",
+    "run_dir",
+)
 
 
 def snapshot(study: Path) -> dict:
     """Every file under runs/ (sha256) and every store row's results."""
-    files = {str(p.relative_to(study)): hashlib.sha256(p.read_bytes()).hexdigest()
-             for p in sorted((study / "runs").rglob("*")) if p.is_file()}
+    files = {
+        str(p.relative_to(study)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((study / "runs").rglob("*"))
+        if p.is_file()
+    }
     con = sqlite3.connect(study / "study.db")
     con.row_factory = sqlite3.Row
     rows = {r["id"]: {k: r[k] for k in RESULT_COLS} for r in con.execute("SELECT * FROM runs")}
@@ -74,8 +90,19 @@ def test_extend_around_a_law_places_shapes_around_n_opt(tiny_data, tmp_path):
     plan(tiny_data, study, "3e9", "16x1,24x1,32x1", "--rule", "aspect:16")
     law = get_law("chinchilla-approach-3")
     (tmp_path / "law.json").write_text(json.dumps({"laws": {"approach3": law.to_dict()}}))
-    p = cli("plan", "isoflop", "--extend", str(study), "--budgets", "2e10", "--around", str(tmp_path / "law.json"),
-            "--approach", "3", "--json")
+    p = cli(
+        "plan",
+        "isoflop",
+        "--extend",
+        str(study),
+        "--budgets",
+        "2e10",
+        "--around",
+        str(tmp_path / "law.json"),
+        "--approach",
+        "3",
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     ext = json.loads(p.stdout)
     n_opt = float(law.allocate(2e10)[0])
@@ -101,8 +128,21 @@ def test_extend_bad_input(tiny_data, tmp_path):
     plan(tiny_data, study, "3e9", "16x1,24x1")
     cases = [
         (["--extend", str(tmp_path / "nope"), "--budgets", "1e10", "--shapes", "16x1"], "not a study"),
-        (["--data", str(tiny_data), "--out", str(tmp_path / "x"), "--seq-len", "32", "--budgets", "1e10",
-          "--around", str(tmp_path / "law.json")], "--extend"),
+        (
+            [
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(tmp_path / "x"),
+                "--seq-len",
+                "32",
+                "--budgets",
+                "1e10",
+                "--around",
+                str(tmp_path / "law.json"),
+            ],
+            "--extend",
+        ),
         (["--extend", str(study), "--budgets", "1e10"], "exactly one of"),
         (["--extend", str(study), "--budgets", "1e10", "--around", str(tmp_path / "missing.json")], "no law file"),
         (["--extend", str(study), "--budgets", "1e14", "--shapes", "16x1"], "no runs left to add"),
@@ -118,7 +158,11 @@ def test_legacy_study_keeps_its_meaning(tiny_data, tmp_path):
     study = tmp_path / "S"
     plan(tiny_data, study, "3e9", "16x1")
     toml = study / "study.toml"
-    lines = [ln for ln in toml.read_text().splitlines() if not ln.startswith(("recipe =", "lr =", "warmup_steps =", "beta2 ="))]
+    lines = [
+        ln
+        for ln in toml.read_text().splitlines()
+        if not ln.startswith(("recipe =", "lr =", "warmup_steps =", "beta2 ="))
+    ]
     toml.write_text("\n".join(lines) + "\n")
     con = sqlite3.connect(study / "study.db")
     spec = json.loads(con.execute("SELECT spec FROM runs").fetchone()[0])

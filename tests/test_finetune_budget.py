@@ -17,8 +17,6 @@ from scalinglab.records import RunSpec
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-
-
 @pytest.fixture(scope="module")
 def pretrained(tiny_data, tmp_path_factory):
     """(RUN, HF): a tiny GPT pretrained by scalinglab's trainer, and its transformers export."""
@@ -27,8 +25,15 @@ def pretrained(tiny_data, tmp_path_factory):
     from scalinglab.train import run_training
 
     root = tmp_path_factory.mktemp("ft")
-    spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=30, batch_size=4, lr=3e-3, seed=5, logging=LoggingConfig(tensorboard=False))
+    spec = RunSpec(
+        shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2),
+        data=str(tiny_data),
+        steps=30,
+        batch_size=4,
+        lr=3e-3,
+        seed=5,
+        logging=LoggingConfig(tensorboard=False),
+    )
     assert run_training(spec, root / "RUN", progress=False).status == "done"
     export_hf(root / "RUN", root / "HF")
     return root / "RUN", root / "HF"
@@ -45,8 +50,30 @@ def test_order_is_epochs_of_shuffles():
 def test_cli_as_written(pretrained, tiny_data, tmp_path, capsys):
     _, hf = pretrained
     out = tmp_path / "FB"
-    main(["finetune-budget", "--model", str(hf), "--data", str(tiny_data), "--steps", "20", "--data-sizes", "20,10,5",
-          "--batch-size", "1", "--seq-len", "32", "--eval-samples", "4", "--eval-every", "1", "--out", str(out), "--json"])
+    main(
+        [
+            "finetune-budget",
+            "--model",
+            str(hf),
+            "--data",
+            str(tiny_data),
+            "--steps",
+            "20",
+            "--data-sizes",
+            "20,10,5",
+            "--batch-size",
+            "1",
+            "--seq-len",
+            "32",
+            "--eval-samples",
+            "4",
+            "--eval-every",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     res = json.loads(capsys.readouterr().out)
     rows = res["rows"]
     assert [(r["data_size"], r["epochs"], r["steps"]) for r in rows] == [(20, 1.0, 20), (10, 2.0, 20), (5, 4.0, 20)]
@@ -56,7 +83,7 @@ def test_cli_as_written(pretrained, tiny_data, tmp_path, capsys):
         assert r["tokens"] == 20 * 32 and r["flops"] == 6 * r["params"] * 20 * 32
     assert len({r["initial_val_loss"] for r in rows}) == 1  # every data size starts from the same model
     saved = json.loads((out / "results.json").read_text())
-    for key, curve in saved["curves"].items():
+    for curve in saved["curves"].values():
         assert [c["step"] for c in curve] == list(range(21))  # evaluated before training and after every step
         assert curve[1]["lr"] == 1e-4 and curve[-1]["lr"] == pytest.approx(1e-4 / 20)  # linear decay to 0
     assert len((out / "curves.csv").read_text().splitlines()) == 1 + 3 * 21
@@ -68,10 +95,17 @@ def test_default_evaluates_about_ten_times_and_agrees_with_every_step(pretrained
     """Without eval_every the curve is validated every ceil(steps/10) steps, at the same values per-step
     evaluation gives there (evaluation does not touch the training), and best/final come from those points."""
     _, hf = pretrained
-    every = finetune_budget([str(hf)], tiny_data, [5], Protocol(steps=25, seq_len=32, eval_samples=3, eval_every=1),
-                            device="cpu", progress=False)
-    auto = finetune_budget([str(hf)], tiny_data, [5], Protocol(steps=25, seq_len=32, eval_samples=3),
-                           device="cpu", progress=False)
+    every = finetune_budget(
+        [str(hf)],
+        tiny_data,
+        [5],
+        Protocol(steps=25, seq_len=32, eval_samples=3, eval_every=1),
+        device="cpu",
+        progress=False,
+    )
+    auto = finetune_budget(
+        [str(hf)], tiny_data, [5], Protocol(steps=25, seq_len=32, eval_samples=3), device="cpu", progress=False
+    )
     ce, ca = every["curves"][f"{hf}|5"], auto["curves"][f"{hf}|5"]
     assert [c["step"] for c in ca if c["val_loss"] is not None] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 25]
     for a, e in zip(ca, ce):
@@ -136,8 +170,10 @@ def test_isoflop_finds_the_parabola_vertex():
     n_opt, rows = 3e6, []
     for n in (1e6, 2e6, 4e6, 8e6):
         loss = 2.0 + 0.7 * (math.log10(n) - math.log10(n_opt)) ** 2
-        rows += [{"model": f"m{n:g}", "params": n, "steps": 1, "data_size": d, "final_val_loss": loss + extra}
-                 for d, extra in ((10, 0.3), (40, 0.0), (160, 0.1))]
+        rows += [
+            {"model": f"m{n:g}", "params": n, "steps": 1, "data_size": d, "final_val_loss": loss + extra}
+            for d, extra in ((10, 0.3), (40, 0.0), (160, 0.1))
+        ]
     iso = isoflop(rows)
     assert [q["data_size"] for q in iso["points"]] == [40] * 4
     assert iso["optimal_params"] == 4e6  # the lowest measured point: log10(4/3) < log10(3/2)
@@ -147,8 +183,10 @@ def test_isoflop_finds_the_parabola_vertex():
 
 def test_isoflop_fits_no_parabola_when_the_minimum_is_not_bracketed():
     # losses falling all the way to the largest model (as a too-small grid gives): the lowest point is at the edge
-    rows = [{"model": f"m{n:g}", "params": n, "steps": 1, "data_size": 10, "final_val_loss": 3.0 - 0.2 * i + 0.05 * i * i}
-            for i, n in enumerate((1e4, 3e4, 1e5))]
+    rows = [
+        {"model": f"m{n:g}", "params": n, "steps": 1, "data_size": 10, "final_val_loss": 3.0 - 0.2 * i + 0.05 * i * i}
+        for i, n in enumerate((1e4, 3e4, 1e5))
+    ]
     iso = isoflop(rows)
     assert iso["optimal_model"] == "m100000" and iso["fit"] is None
     assert iso["note"].startswith("minimum not bracketed: the lowest loss is at the largest model")
@@ -165,11 +203,32 @@ def test_several_models_share_one_compute_budget(tiny_data, tmp_path, capsys):
         run = tmp_path / f"m{d}"
         run.mkdir()
         (run / "config.toml").write_text(spec.to_toml())
-        save_checkpoint(run / "checkpoint.pt", {"model": build_model(shape).state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None})
+        save_checkpoint(
+            run / "checkpoint.pt",
+            {"model": build_model(shape).state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None},
+        )
         paths.append((run, shape.params()))
     C = 6.0 * paths[1][1] * 4 * 16  # 4 steps of the larger model
-    main(["finetune-budget", "--models", ",".join(str(p) for p, _ in paths), "--data", str(tiny_data), "--data-sizes", "4,2",
-          "--seq-len", "16", "--eval-samples", "2", "--budget-flops", str(C), "--out", str(tmp_path / "FB"), "--json"])
+    main(
+        [
+            "finetune-budget",
+            "--models",
+            ",".join(str(p) for p, _ in paths),
+            "--data",
+            str(tiny_data),
+            "--data-sizes",
+            "4,2",
+            "--seq-len",
+            "16",
+            "--eval-samples",
+            "2",
+            "--budget-flops",
+            str(C),
+            "--out",
+            str(tmp_path / "FB"),
+            "--json",
+        ]
+    )
     res = json.loads(capsys.readouterr().out)
     steps = {r["model"]: r["steps"] for r in res["rows"]}
     for p, n in paths:
@@ -181,9 +240,22 @@ def test_several_models_share_one_compute_budget(tiny_data, tmp_path, capsys):
 
 def test_bad_input_exits_2(pretrained, tiny_data, tmp_path, capsys):
     _, hf = pretrained
-    base = ["finetune-budget", "--model", str(hf), "--data", str(tiny_data), "--out", str(tmp_path / "FB"), "--steps", "2"]
-    for extra, word in ((["--data-sizes", "10000000"], "fewer than"), (["--seq-len", "64"], "longer than the context"),
-                        (["--data-sizes", "a,b"], "bad --data-sizes")):
+    base = [
+        "finetune-budget",
+        "--model",
+        str(hf),
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(tmp_path / "FB"),
+        "--steps",
+        "2",
+    ]
+    for extra, word in (
+        (["--data-sizes", "10000000"], "fewer than"),
+        (["--seq-len", "64"], "longer than the context"),
+        (["--data-sizes", "a,b"], "bad --data-sizes"),
+    ):
         with pytest.raises(SystemExit) as e:
             main(base + extra)
         assert e.value.code == 2

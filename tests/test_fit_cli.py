@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA, needs_shared
 from scalinglab.cli import main
 from scalinglab.laws.registry import load_law
-from conftest import SHARED_DATA, needs_shared
 
 DATA = SHARED_DATA
 MINCHILLA = str(DATA / "minchilla" / "isoflop_runs.csv")
@@ -26,10 +25,29 @@ def run(capsys, *args):
 
 @needs_shared
 def test_minchilla_approach2_json(capsys, tmp_path):
-    code, out, err = run(capsys, "fit", MINCHILLA, "--approach", "2", "--n-col", "params", "--d-col", "tokens",
-                         "--c-col", "budget_flops", "--loss-col", "final_loss", "--max-loss", "2", "--json",
-                         "--window", "0", "--keep-unbracketed",
-                         "--out", str(tmp_path / "law.json"))
+    code, out, err = run(
+        capsys,
+        "fit",
+        MINCHILLA,
+        "--approach",
+        "2",
+        "--n-col",
+        "params",
+        "--d-col",
+        "tokens",
+        "--c-col",
+        "budget_flops",
+        "--loss-col",
+        "final_loss",
+        "--max-loss",
+        "2",
+        "--json",
+        "--window",
+        "0",
+        "--keep-unbracketed",
+        "--out",
+        str(tmp_path / "law.json"),
+    )
     assert code == 0, err
     d = json.loads(out)["laws"]["approach2"]
     assert {"a", "b", "k_n", "k_d", "per_budget", "intervals", "residuals"} <= set(d)
@@ -40,8 +58,17 @@ def test_minchilla_approach2_json(capsys, tmp_path):
 
 @needs_shared
 def test_estimates_mode(capsys):
-    code, out, _ = run(capsys, "fit", "estimates", str(DATA / "perceiver-ar-scaling/estimates/approach_1.csv"),
-                       "--a", "0.5", "--b", "0.5", "--json")
+    code, out, _ = run(
+        capsys,
+        "fit",
+        "estimates",
+        str(DATA / "perceiver-ar-scaling/estimates/approach_1.csv"),
+        "--a",
+        "0.5",
+        "--b",
+        "0.5",
+        "--json",
+    )
     d = json.loads(out)
     assert code == 0 and round(d["k_n"], 4) == 0.0877 and round(d["k_d"], 4) == 1.8960
     code, out, _ = run(capsys, "fit", "estimates", "--published", "chinchilla-approach-2", "--a", "0.49", "--b", "0.51")
@@ -54,20 +81,24 @@ def _write(tmp_path, text):
     return str(p)
 
 
-GOOD = "N,D,loss\n" + "".join(f"{n:g},{d:g},{2 + 400 / n**0.34 + 400 / d**0.28:.5f}\n"
-                              for n in (1e7, 3e7, 1e8, 3e8) for d in (1e9, 1e10))
+GOOD = "N,D,loss\n" + "".join(
+    f"{n:g},{d:g},{2 + 400 / n**0.34 + 400 / d**0.28:.5f}\n" for n in (1e7, 3e7, 1e8, 3e8) for d in (1e9, 1e10)
+)
 
 
-@pytest.mark.parametrize("text,args,needle", [
-    ("N,D\n1,2\n", [], "no loss column"),
-    ("N,D,loss\n1e8,1e9,abc\n2e8,1e9,3\n", [], "line 2, column 'loss' is 'abc'"),
-    ("N,D,loss\n1e8,1e9,3\n1e8,,3\n", [], "line 3, column 'D' is empty"),
-    ("N,D,loss\n1e8,1e9,3\n-5,1e9,3\n", [], "line 3, column 'N' is -5"),
-    ("N,D,loss\n1e8,1e9,3\n1e8,1e9,nan\n", [], "line 3, column 'loss'"),
-    ("N,D,loss\n1e8,1e9,3\n2e8,1e9,2.9\n", ["--approach", "3"], "only 2 points"),
-    (GOOD, ["--n-col", "params"], "column 'params' not in"),
-    ("", [], "is empty"),
-])
+@pytest.mark.parametrize(
+    "text,args,needle",
+    [
+        ("N,D\n1,2\n", [], "no loss column"),
+        ("N,D,loss\n1e8,1e9,abc\n2e8,1e9,3\n", [], "line 2, column 'loss' is 'abc'"),
+        ("N,D,loss\n1e8,1e9,3\n1e8,,3\n", [], "line 3, column 'D' is empty"),
+        ("N,D,loss\n1e8,1e9,3\n-5,1e9,3\n", [], "line 3, column 'N' is -5"),
+        ("N,D,loss\n1e8,1e9,3\n1e8,1e9,nan\n", [], "line 3, column 'loss'"),
+        ("N,D,loss\n1e8,1e9,3\n2e8,1e9,2.9\n", ["--approach", "3"], "only 2 points"),
+        (GOOD, ["--n-col", "params"], "column 'params' not in"),
+        ("", [], "is empty"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, text, args, needle):
     code, out, err = run(capsys, "fit", _write(tmp_path, text), "--json", *args)
     assert code == 2
@@ -87,9 +118,21 @@ def test_approach3_json_keys_and_d_from_c(capsys, tmp_path):
     for C in np.geomspace(1e18, 1e21, 5):
         for n in np.geomspace(3e7, 3e9, 6):
             d = C / (6 * n)
-            rows.append(f"{n:.6g},{C:.6g},{(1.8 + 500 / n**0.35 + 2000 / d**0.37) * np.exp(0.002 * rng.standard_normal()):.6f}")
-    code, out, err = run(capsys, "fit", _write(tmp_path, "\n".join(rows) + "\n"), "--approach", "3", "--json",
-                         "--at", "1e18,1e19", "--jobs", "1")
+            rows.append(
+                f"{n:.6g},{C:.6g},{(1.8 + 500 / n**0.35 + 2000 / d**0.37) * np.exp(0.002 * rng.standard_normal()):.6f}"
+            )
+    code, out, err = run(
+        capsys,
+        "fit",
+        _write(tmp_path, "\n".join(rows) + "\n"),
+        "--approach",
+        "3",
+        "--json",
+        "--at",
+        "1e18,1e19",
+        "--jobs",
+        "1",
+    )
     assert code == 0, err
     top = json.loads(out)
     d = top["laws"]["approach3"]

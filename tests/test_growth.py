@@ -28,8 +28,9 @@ def _batch(seed=1):
 
 
 @pytest.mark.parametrize("pos,bias,tied", [("learned", True, True), ("rotary", False, True), ("learned", True, False)])
-@pytest.mark.parametrize("kw", [dict(width=2), dict(depth=2), dict(depth=2, mode="append"), dict(width=2, depth=2),
-                                dict(width=2, noise=0.1)])
+@pytest.mark.parametrize(
+    "kw", [dict(width=2), dict(depth=2), dict(depth=2, mode="append"), dict(width=2, depth=2), dict(width=2, noise=0.1)]
+)
 def test_grown_model_computes_the_same_function(pos, bias, tied, kw):
     m = _model(pos, bias, tied)
     g = grow_model(m, **kw)
@@ -85,7 +86,10 @@ def test_duplicated_units_get_equal_gradients_each_half_the_old():
             same(gn[p + n][:k], go[p + n] / 2)
             same(gn[p + n][k:], go[p + n] / 2)
         for j in range(3):  # q, k, v: the diagonal blocks of each are the two copies
-            new, old = gn[p + "attn.c_attn.weight"][2 * d * j: 2 * d * (j + 1)], go[p + "attn.c_attn.weight"][d * j: d * (j + 1)]
+            new, old = (
+                gn[p + "attn.c_attn.weight"][2 * d * j : 2 * d * (j + 1)],
+                go[p + "attn.c_attn.weight"][d * j : d * (j + 1)],
+            )
             same(new[:d, :d], old / 2)
             same(new[d:, d:], old / 2)
         same(gn[p + "mlp.c_fc.weight"][:f, :d], go[p + "mlp.c_fc.weight"] / 2)

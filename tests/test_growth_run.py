@@ -12,16 +12,23 @@ import torch
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.cli import main
 from scalinglab.data.loader import TokenData
-from scalinglab.train.checkpoint import load_run_model
 from scalinglab.records import LoggingConfig, RunSpec
 from scalinglab.train import run_training
+from scalinglab.train.checkpoint import load_run_model
 
 
 @pytest.fixture(scope="module")
 def run(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("grow") / "RUN"
-    spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=24, batch_size=4, lr=3e-3, seed=3, logging=LoggingConfig(eval_batches=4, tensorboard=False))
+    spec = RunSpec(
+        shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2),
+        data=str(tiny_data),
+        steps=24,
+        batch_size=4,
+        lr=3e-3,
+        seed=3,
+        logging=LoggingConfig(eval_batches=4, tensorboard=False),
+    )
     run_training(spec, out, progress=False)
     return out
 
@@ -74,8 +81,9 @@ def test_grow_width_then_resume(run, tiny_data, capsys):
     # compute: the first 24 steps at the small model's cost, the last 12 at the grown model's
     small = json.loads((run / "record.json").read_text())
     tps = spec.tokens_per_step
-    assert rec.flops == pytest.approx(small["flops"]
-                                      + 12 * tps * spec.shape.flops_per_token(spec.convention), rel=1e-12)
+    assert rec.flops == pytest.approx(
+        small["flops"] + 12 * tps * spec.shape.flops_per_token(spec.convention), rel=1e-12
+    )
 
 
 @pytest.mark.slow

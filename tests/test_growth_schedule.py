@@ -73,8 +73,21 @@ def test_bad_shapes_and_laws():
 def test_cli_plan_staged_json_and_law_json(tmp_path, capsys):
     law_file = tmp_path / "law.json"
     law_file.write_text(get_law("epoch-approach-3").to_json())
-    main(["plan", "staged", "--shape", "768x12", "--tokens", "2.5e9", "--law-json", str(law_file),
-          "--tokens-per-step", "524288", "--json"])
+    main(
+        [
+            "plan",
+            "staged",
+            "--shape",
+            "768x12",
+            "--tokens",
+            "2.5e9",
+            "--law-json",
+            str(law_file),
+            "--tokens-per-step",
+            "524288",
+            "--json",
+        ]
+    )
     p = json.loads(capsys.readouterr().out)
     assert p["small_shape"] == "384x12" and p["target_shape"] == "768x12"
     assert p["rejoin_step"] < p["grow_step"] < p["total_steps_direct"]
@@ -85,8 +98,10 @@ def test_cli_plan_staged_json_and_law_json(tmp_path, capsys):
 
 
 def test_planning_path_imports_no_torch():
-    code = ("import sys; from scalinglab.growth.schedule import plan_staged; from scalinglab.laws.published import get_law;"
-            "from scalinglab.accounting.shape import ModelShape;"
-            "plan_staged(get_law('chinchilla-approach-3'), ModelShape(256, 4, 1000, 128), 1e16);"
-            "assert 'torch' not in sys.modules")
+    code = (
+        "import sys; from scalinglab.growth.schedule import plan_staged; from scalinglab.laws.published import get_law;"
+        "from scalinglab.accounting.shape import ModelShape;"
+        "plan_staged(get_law('chinchilla-approach-3'), ModelShape(256, 4, 1000, 128), 1e16);"
+        "assert 'torch' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

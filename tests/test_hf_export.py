@@ -17,14 +17,19 @@ from scalinglab.records import LoggingConfig, RunSpec
 from scalinglab.train.checkpoint import save_checkpoint
 
 
-
-
 @pytest.fixture(scope="module")
 def trained_run(tiny_data, tmp_path_factory):
     from scalinglab.train import run_training
 
-    spec = RunSpec(shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2), data=str(tiny_data),
-                   steps=30, batch_size=4, lr=3e-3, seed=3, logging=LoggingConfig(tensorboard=False))
+    spec = RunSpec(
+        shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32, n_heads=2),
+        data=str(tiny_data),
+        steps=30,
+        batch_size=4,
+        lr=3e-3,
+        seed=3,
+        logging=LoggingConfig(tensorboard=False),
+    )
     run = tmp_path_factory.mktemp("run") / "RUN"
     assert run_training(spec, run, progress=False).status == "done"
     return run
@@ -39,7 +44,9 @@ def handmade_run(path, shape, data="", seed=0):
     spec = RunSpec(shape=shape, data=str(data), steps=1)
     path.mkdir(parents=True)
     (path / "config.toml").write_text(spec.to_toml())
-    save_checkpoint(path / "checkpoint.pt", {"model": model.state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None})
+    save_checkpoint(
+        path / "checkpoint.pt", {"model": model.state_dict(), "spec": spec.to_dict(), "step": 0, "optimizer": None}
+    )
     return path, model
 
 
@@ -91,7 +98,21 @@ def test_same_loss_from_run_and_export(trained_run, tiny_data, tmp_path, capsys)
     capsys.readouterr()
     losses = []
     for m in (trained_run, tmp_path / "HF"):
-        main(["eval", "perplexity", "--model", str(m), "--data", str(tiny_data), "--split", "val", "--max-tokens", "4000", "--json"])
+        main(
+            [
+                "eval",
+                "perplexity",
+                "--model",
+                str(m),
+                "--data",
+                str(tiny_data),
+                "--split",
+                "val",
+                "--max-tokens",
+                "4000",
+                "--json",
+            ]
+        )
         out = json.loads(capsys.readouterr().out)
         assert {"loss", "perplexity", "bits_per_byte"} <= set(out)
         losses.append(out)
@@ -145,8 +166,13 @@ def test_gpt2_tokenizer_exports_identically(tmp_path):
     ids.tofile(data / "train.bin")
     ids.tofile(data / "val.bin")
     tok.to_dir(data / "tokenizer")
-    meta = {"version": 1, "vocab_size": tok.vocab_size, "dtype": "uint16", "tokenizer": dict(tok.config(), dir="tokenizer"),
-            "splits": {s: {"tokens": len(ids), "file": f"{s}.bin"} for s in ("train", "val")}}
+    meta = {
+        "version": 1,
+        "vocab_size": tok.vocab_size,
+        "dtype": "uint16",
+        "tokenizer": dict(tok.config(), dir="tokenizer"),
+        "splits": {s: {"tokens": len(ids), "file": f"{s}.bin"} for s in ("train", "val")},
+    }
     (data / "meta.json").write_text(json.dumps(meta))
     run, _ = handmade_run(tmp_path / "RUN", ModelShape(d_model=16, n_layers=1, vocab=50257, seq_len=16), data=data)
     res = export_hf(run, tmp_path / "HF")

@@ -55,14 +55,38 @@ def test_plan_resolves_every_run_and_keeps_what_the_user_fixed():
         assert s.batch_size == pow2_batch(rec.batch_tokens(r.budget), 32)
         assert s.lr == pytest.approx(rec.lr(s.shape)) and s.beta2 == pytest.approx(rec.beta2(s.tokens_per_step))
         assert s.schedule.warmup_steps == rec.warmup(s.shape.params(), s.tokens_per_step, s.steps)
-    fixed = plan_isoflop([3e10], shapes, data="D", train_tokens=10**9, batch_size=4, min_steps=1,
-                         hparams=Resolver(lr=1e-3, batch_size=4, warmup_steps=7, beta2=0.98))
-    assert {(r.spec.lr, r.spec.batch_size, r.spec.schedule.warmup_steps, r.spec.beta2) for r in fixed.runs} == {(1e-3, 4, 7, 0.98)}
+    fixed = plan_isoflop(
+        [3e10],
+        shapes,
+        data="D",
+        train_tokens=10**9,
+        batch_size=4,
+        min_steps=1,
+        hparams=Resolver(lr=1e-3, batch_size=4, warmup_steps=7, beta2=0.98),
+    )
+    assert {(r.spec.lr, r.spec.batch_size, r.spec.schedule.warmup_steps, r.spec.beta2) for r in fixed.runs} == {
+        (1e-3, 4, 7, 0.98)
+    }
 
 
 def test_plan_json_lists_lr_and_batch_size(tiny_data, tmp_path):
-    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "3e9,1e10", "--shapes", "16x1,24x1", "--seq-len",
-            "32", "--min-steps", "5", "--out", str(tmp_path / "S"), "--json")
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "3e9,1e10",
+        "--shapes",
+        "16x1,24x1",
+        "--seq-len",
+        "32",
+        "--min-steps",
+        "5",
+        "--out",
+        str(tmp_path / "S"),
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     runs = json.loads(p.stdout)["runs"]
     rec = Recipe()
@@ -80,22 +104,42 @@ def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed
         for name, n in shapes:
             for lr in lrs:
                 for b in batches:
-                    loss = (3.0 + 0.1 * (math.log(lr) - math.log(lr_law(n))) ** 2
-                            + 0.05 * (math.log(b * 32) - math.log(b_law(c))) ** 2 + noise * rng.normal())
-                    rows.append({"budget": c, "params": n, "shape": name, "lr": lr, "batch_size": b, "loss": loss,
-                                 "beta2": 0.0, "warmup": 0})
+                    loss = (
+                        3.0
+                        + 0.1 * (math.log(lr) - math.log(lr_law(n))) ** 2
+                        + 0.05 * (math.log(b * 32) - math.log(b_law(c))) ** 2
+                        + noise * rng.normal()
+                    )
+                    rows.append(
+                        {
+                            "budget": c,
+                            "params": n,
+                            "shape": name,
+                            "lr": lr,
+                            "batch_size": b,
+                            "loss": loss,
+                            "beta2": 0.0,
+                            "warmup": 0,
+                        }
+                    )
     return rows
 
 
 def test_fit_hparams_recovers_known_laws():
-    lr_law = lambda n: 0.05 * n**-0.3
-    b_law = lambda c: 2.0 * c**0.3
+    def lr_law(n):
+        return 0.05 * n**-0.3
+
+    def b_law(c):
+        return 2.0 * c**0.3
+
     shapes = [("a", 1e5), ("b", 4e5), ("c", 1.6e6), ("d", 6.4e6)]
     budgets = [1e12, 1e13, 1e14]
     lrs = [1e-4 * 2**k for k in range(10)]
     batches = [2**k for k in range(12)]
     rows = synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches)
-    pts = [best_point([r for r in rows if r["budget"] == c and r["shape"] == s], 32) for c in budgets for s, _ in shapes]
+    pts = [
+        best_point([r for r in rows if r["budget"] == c and r["shape"] == s], 32) for c in budgets for s, _ in shapes
+    ]
     for p in pts:
         assert p.lr == pytest.approx(lr_law(p.params), rel=1e-6) and not p.edge
         assert p.batch_tokens == pytest.approx(b_law(p.budget), rel=1e-6)
@@ -123,8 +167,9 @@ def test_noisy_intervals_hold_the_truth():
     shapes = [(str(i), 1e5 * 2**i) for i in range(8)]
     lrs = [1e-4 * 2**k for k in range(10)]
     for seed in range(20):
-        rows = synthetic_runs(lambda n: 0.05 * n**-0.3, lambda c: 2.0 * c**0.3, shapes, [1e13], lrs, [8, 16, 32],
-                              noise=0.004, seed=seed)
+        rows = synthetic_runs(
+            lambda n: 0.05 * n**-0.3, lambda c: 2.0 * c**0.3, shapes, [1e13], lrs, [8, 16, 32], noise=0.004, seed=seed
+        )
         pts = [best_point([r for r in rows if r["shape"] == s], 32) for s, _ in shapes]
         lo, hi = fit_hparams(pts, bootstrap=300, seed=seed).lr_law.ci["exp"]
         hits += lo <= -0.3 <= hi
@@ -134,9 +179,29 @@ def test_noisy_intervals_hold_the_truth():
 @pytest.mark.slow
 def test_tune_sweep_fit_and_plan_with_hparams(tiny_data, tmp_path):
     tune = tmp_path / "TUNE"
-    p = cli("plan", "tune", "--data", str(tiny_data), "--budgets", "1e9", "--shapes", "8x1,16x1", "--lrs",
-            "3e-3,1e-2,3e-2", "--batch-sizes", "4", "--seq-len", "16", "--min-steps", "5", "--evals", "1",
-            "--out", str(tune), "--json")
+    p = cli(
+        "plan",
+        "tune",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "1e9",
+        "--shapes",
+        "8x1,16x1",
+        "--lrs",
+        "3e-3,1e-2,3e-2",
+        "--batch-sizes",
+        "4",
+        "--seq-len",
+        "16",
+        "--min-steps",
+        "5",
+        "--evals",
+        "1",
+        "--out",
+        str(tune),
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     planned = json.loads(p.stdout)["runs"]
     assert len(planned) == 6 and {r["lr"] for r in planned} == {3e-3, 1e-2, 3e-2}
@@ -153,8 +218,25 @@ def test_tune_sweep_fit_and_plan_with_hparams(tiny_data, tmp_path):
         assert pt["loss"] <= min(losses.values()) + 1e-12  # the interpolated optimum is no worse than the grid's
         assert 3e-3 <= pt["lr"] <= 3e-2
     law = HparamsLaw.from_dict(json.loads((tmp_path / "hp.json").read_text()))
-    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "1e9,3e9", "--shapes", "8x1,16x1", "--seq-len",
-            "16", "--min-steps", "5", "--hparams", str(tmp_path / "hp.json"), "--out", str(tmp_path / "S"), "--json")
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "1e9,3e9",
+        "--shapes",
+        "8x1,16x1",
+        "--seq-len",
+        "16",
+        "--min-steps",
+        "5",
+        "--hparams",
+        str(tmp_path / "hp.json"),
+        "--out",
+        str(tmp_path / "S"),
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     for r in json.loads(p.stdout)["runs"]:
         assert r["lr"] == pytest.approx(law.lr(r["params"], r["budget"]), rel=1e-9)

@@ -82,8 +82,23 @@ def test_fmt_budget():
 
 def test_cli_plan_json_as_documented(tiny_data, tmp_path):
     out = tmp_path / "STUDY"
-    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "3e10,1e11,1e12", "--shapes", "32x2,48x2,64x2",
-            "--seq-len", "32", "--batch-size", "4", "--out", str(out), "--json")
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "3e10,1e11,1e12",
+        "--shapes",
+        "32x2,48x2,64x2",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert isinstance(doc["runs"], list) and len(doc["runs"]) + len(doc["dropped"]) == 9
@@ -98,8 +113,22 @@ def test_cli_plan_json_as_documented(tiny_data, tmp_path):
     assert spec.steps == 1502 and spec.data == str(tiny_data.resolve())
     # planning again into the same folder is refused, nothing changes
     before = (out / "study.toml").read_text()
-    p2 = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "3e10", "--shapes", "32x2",
-             "--seq-len", "32", "--batch-size", "4", "--out", str(out))
+    p2 = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "3e10",
+        "--shapes",
+        "32x2",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--out",
+        str(out),
+    )
     assert p2.returncode == 2 and p2.stderr.startswith("error: ") and len(p2.stderr.strip().splitlines()) == 1
     assert (out / "study.toml").read_text() == before
 
@@ -108,12 +137,34 @@ def test_cli_plan_d_models_range(tmp_path):
     """The minchilla grid on a (meta-only) 1.9e9-character corpus: 13 widths x 4 budgets."""
     data = tmp_path / "BIG"
     data.mkdir()
-    meta = {"version": 1, "vocab_size": 174, "dtype": "uint8", "tokenizer": {"kind": "chars"},
-            "splits": {"train": {"tokens": 1_902_092_921, "file": "train.bin"}, "val": {"tokens": 10**6, "file": "val.bin"}}}
+    meta = {
+        "version": 1,
+        "vocab_size": 174,
+        "dtype": "uint8",
+        "tokenizer": {"kind": "chars"},
+        "splits": {
+            "train": {"tokens": 1_902_092_921, "file": "train.bin"},
+            "val": {"tokens": 10**6, "file": "val.bin"},
+        },
+    }
     (data / "meta.json").write_text(json.dumps(meta))
     out = tmp_path / "STUDY"
-    p = cli("plan", "isoflop", "--data", str(data), "--budgets", "1e15,3e15,1e16,3e16", "--d-models", "256:1024:64",
-            "--seq-len", "128", "--batch-size", "128", "--out", str(out))
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(data),
+        "--budgets",
+        "1e15,3e15,1e16,3e16",
+        "--d-models",
+        "256:1024:64",
+        "--seq-len",
+        "128",
+        "--batch-size",
+        "128",
+        "--out",
+        str(out),
+    )
     assert p.returncode == 0, p.stderr
     assert "dropped C1e15_1024x16: too few steps (49 < min_steps 50) (--min-steps)" in p.stdout
     assert p.stdout.count("bracketed by the grid") == 4
@@ -123,13 +174,19 @@ def test_cli_plan_d_models_range(tmp_path):
     assert len(df) == 51 and (df.n_layers == df.d_model // 64).all() and (df.n_heads == df.d_model // 64).all()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--shapes", "32x2", "--d-models", "64:128:64"], "exactly one of"),
-    (["--d-models", "256:128:64"], "bad widths '256:128:64'"),
-    (["--shapes", "32x2", "--rule", "aspect:x"], None),  # the rule is unused with explicit shapes
-    (["--d-models", "64:128:64", "--rule", "wide"], "unknown depth rule 'wide'; use minchilla or aspect:R (e.g. aspect:64) (--rule)"),
-    (["--shapes", "32x2", "--budgets", "1e5"], "no runs left to plan"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--shapes", "32x2", "--d-models", "64:128:64"], "exactly one of"),
+        (["--d-models", "256:128:64"], "bad widths '256:128:64'"),
+        (["--shapes", "32x2", "--rule", "aspect:x"], None),  # the rule is unused with explicit shapes
+        (
+            ["--d-models", "64:128:64", "--rule", "wide"],
+            "unknown depth rule 'wide'; use minchilla or aspect:R (e.g. aspect:64) (--rule)",
+        ),
+        (["--shapes", "32x2", "--budgets", "1e5"], "no runs left to plan"),
+    ],
+)
 def test_cli_plan_bad_input(tiny_data, tmp_path, args, needle):
     out = tmp_path / "S"
     base = ["plan", "isoflop", "--data", str(tiny_data), "--seq-len", "32", "--batch-size", "4", "--out", str(out)]

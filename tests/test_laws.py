@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SHARED_DATA, needs_shared, shared
 from scalinglab.errors import UserError
 from scalinglab.laws.approach1 import Approach1
 from scalinglab.laws.approach2 import Approach2
 from scalinglab.laws.approach3 import Approach3, hoffmann_grid
 from scalinglab.laws.base import ParametricLaw
-from scalinglab.laws.registry import law_from_dict
 from scalinglab.laws.published import PUBLISHED, get_law
-from conftest import SHARED_DATA, needs_shared, shared
+from scalinglab.laws.registry import law_from_dict
 
 DATA = SHARED_DATA
 
@@ -28,8 +27,14 @@ def test_published_values_and_errors():
     assert (a1.k_n, a1.a, a1.k_d, a1.b) == (0.0877, 0.50, 1.8960, 0.50)
     assert str(a1) == "N_opt = 0.0877 * C ** 0.50\nD_opt = 1.8960 * C ** 0.50"
     assert get_law("epoch-approach-3").B == 2085.43
-    assert set(PUBLISHED) == {"chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3",
-                              "chinchilla-approach-3-unrounded", "epoch-approach-3", "kaplan"}
+    assert set(PUBLISHED) == {
+        "chinchilla-approach-1",
+        "chinchilla-approach-2",
+        "chinchilla-approach-3",
+        "chinchilla-approach-3-unrounded",
+        "epoch-approach-3",
+        "kaplan",
+    }
     assert all(law.citation for law in PUBLISHED.values())
     with pytest.raises(UserError, match="chinchilla-approach-1.*kaplan"):
         get_law("chinchila")
@@ -92,8 +97,13 @@ def test_approach2_warns_on_few_points_and_outside_minimum():
 
 
 def _true_law(rng):
-    return ParametricLaw(E=rng.uniform(1.5, 2.0), A=rng.uniform(200, 800), B=rng.uniform(200, 3000),
-                         alpha=rng.uniform(0.28, 0.4), beta=rng.uniform(0.25, 0.4))
+    return ParametricLaw(
+        E=rng.uniform(1.5, 2.0),
+        A=rng.uniform(200, 800),
+        B=rng.uniform(200, 3000),
+        alpha=rng.uniform(0.28, 0.4),
+        beta=rng.uniform(0.25, 0.4),
+    )
 
 
 def _isoflop_runs(law, rng, budgets, per=9, noise=0.003, n_bad=3):

@@ -65,8 +65,11 @@ def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
                     continue
                 graph[m].add(r)
                 parts = r.split(".")
-                graph[m].update(a for a in (".".join(parts[:i]) for i in range(2, len(parts)))
-                                if a in mods and a not in own and a != m)
+                graph[m].update(
+                    a
+                    for a in (".".join(parts[:i]) for i in range(2, len(parts)))
+                    if a in mods and a not in own and a != m
+                )
     return graph
 
 
@@ -115,14 +118,19 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
     (pkg / "sub" / "__init__.py").write_text("def g():\n    from scalinglab.sub import impl\n")
     (pkg / "sub" / "impl.py").write_text("from scalinglab import c\n")
     (pkg / "c.py").write_text("def h():\n    from scalinglab.sub.other import y\n")
-    (pkg / "sub" / "other.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from scalinglab import a\n")
+    (pkg / "sub" / "other.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from scalinglab import a\n"
+    )
     global SRC
     saved, SRC = SRC, tmp_path
     try:
         found = cycles(import_graph(_modules()))
     finally:
         SRC = saved
-    assert sorted(found) == [["scalinglab.a", "scalinglab.b"], ["scalinglab.c", "scalinglab.sub", "scalinglab.sub.impl"]]
+    assert sorted(found) == [
+        ["scalinglab.a", "scalinglab.b"],
+        ["scalinglab.c", "scalinglab.sub", "scalinglab.sub.impl"],
+    ]
 
 
 def test_no_import_cycles():
@@ -142,8 +150,11 @@ def test_library_errors_name_no_flags():
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Raise) and node.exc is not None:
-                texts = [OTHER_TOOLS.sub("", n.value) for n in ast.walk(node.exc)
-                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                texts = [
+                    OTHER_TOOLS.sub("", n.value)
+                    for n in ast.walk(node.exc)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                ]
                 flags = sorted({f for t in texts for f in FLAG.findall(t)})
                 if flags:
                     offenders.append(f"{m}:{node.lineno} {flags}")
@@ -154,15 +165,32 @@ def test_cli_adds_the_flags_of_the_keys(capsys):
     from scalinglab.cli.common import error_line, flag
     from scalinglab.errors import ConfigError
 
-    e = ConfigError("a run needs exactly one of steps, tokens, budget_flops (got none)", hint="give one",
-                    keys=("steps", "tokens", "budget_flops"))
+    e = ConfigError(
+        "a run needs exactly one of steps, tokens, budget_flops (got none)",
+        hint="give one",
+        keys=("steps", "tokens", "budget_flops"),
+    )
     assert str(e) == "a run needs exactly one of steps, tokens, budget_flops (got none); give one"
     assert error_line(e) == str(e) + " (--steps, --tokens, --budget)"
-    assert [flag(k) for k in ("n_layers", "schedule.warmup_steps", "max_bytes")] == ["--layers", "--warmup-steps", "--max-bytes"]
+    assert [flag(k) for k in ("n_layers", "schedule.warmup_steps", "max_bytes")] == [
+        "--layers",
+        "--warmup-steps",
+        "--max-bytes",
+    ]
 
 
-FOLDER_FILES = ("record.json", "metrics.jsonl", "meta.json", "study.toml", "study.db", "checkpoint.pt", "config.toml",
-                "branches.jsonl", "train.log", ".ddp-spec.toml")
+FOLDER_FILES = (
+    "record.json",
+    "metrics.jsonl",
+    "meta.json",
+    "study.toml",
+    "study.db",
+    "checkpoint.pt",
+    "config.toml",
+    "branches.jsonl",
+    "train.log",
+    ".ddp-spec.toml",
+)
 
 
 def test_only_folders_spells_folder_file_names():

@@ -49,7 +49,9 @@ def _grads(model, x, y):
 @pytest.mark.parametrize("tied,mup_base", [(True, 0), (False, 0), (True, 16)])  # muP scales the readout by 1/2
 def test_gpt_fused_loss_equals_plain_path(tied, mup_base):
     torch.manual_seed(0)
-    model = build_model(ModelShape(d_model=32, n_layers=2, vocab=300, seq_len=16, tied=tied, mup_base=mup_base)).double()
+    model = build_model(
+        ModelShape(d_model=32, n_layers=2, vocab=300, seq_len=16, tied=tied, mup_base=mup_base)
+    ).double()
     x = torch.randint(0, 300, (3, 17))
     assert model(x[:, :-1], x[:, 1:])[0] is not None  # default: the fused loss on CUDA only
     model.fused_loss = True

@@ -21,8 +21,15 @@ def random_shapes(arch: str, n: int, seed: int):
         heads = rng.choice([1, 2, 4])
         d = heads * rng.choice([4, 8, 12, 16])
         seq = rng.randint(8, 80)
-        kw = dict(d_model=d, n_layers=rng.randint(1, 4), vocab=rng.randint(5, 400), seq_len=seq, arch=arch, n_heads=heads,
-                  mlp_ratio=rng.choice([2, 4]))
+        kw = dict(
+            d_model=d,
+            n_layers=rng.randint(1, 4),
+            vocab=rng.randint(5, 400),
+            seq_len=seq,
+            arch=arch,
+            n_heads=heads,
+            mlp_ratio=rng.choice([2, 4]),
+        )
         if arch == "gpt":
             kw.update(bias=rng.random() < 0.5, tied=rng.random() < 0.5, pos=rng.choice(["learned", "rotary"]))
         else:
@@ -56,11 +63,14 @@ def test_gpt2_small_param_count():
     assert sum(p.numel() for p in model.parameters()) == 124_439_808
 
 
-@pytest.mark.parametrize("shape", [
-    ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=12, n_heads=2),
-    ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=12, n_heads=2, pos="rotary", bias=False),
-    ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=12, n_heads=2, arch="perceiver-ar", latents=5),
-])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=12, n_heads=2),
+        ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=12, n_heads=2, pos="rotary", bias=False),
+        ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=12, n_heads=2, arch="perceiver-ar", latents=5),
+    ],
+)
 def test_outputs_are_causal(shape):
     torch.manual_seed(0)
     model = build_model(shape).eval()
@@ -75,7 +85,9 @@ def test_outputs_are_causal(shape):
 
 
 def test_perceiver_ar_prefix_reaches_latents_and_dropout_only_in_training():
-    shape = ModelShape(d_model=16, n_layers=2, vocab=50, seq_len=20, arch="perceiver-ar", latents=4, n_heads=2, prefix_dropout=0.5)
+    shape = ModelShape(
+        d_model=16, n_layers=2, vocab=50, seq_len=20, arch="perceiver-ar", latents=4, n_heads=2, prefix_dropout=0.5
+    )
     torch.manual_seed(0)
     model = build_model(shape)
     x = torch.randint(0, 50, (3, 20))

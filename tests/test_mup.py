@@ -62,8 +62,12 @@ def test_mup_groups_and_param_count():
     assert len(scaled) == 1 and scaled[0]["lr_scale"] == pytest.approx(0.25)
     assert len(scaled[0]["params"]) == 4 * 2  # c_attn, attn.c_proj, c_fc, mlp.c_proj per block
     # SP optimizers are built as before: two groups, no lr_scale
-    assert [("lr_scale" in g) for g in build_optimizer(build_model(ModelShape(128, 2, 262, 32)), RunSpec(
-        shape=ModelShape(128, 2, 262, 32)), 1e-3, "cpu").param_groups] == [False, False]
+    assert [
+        ("lr_scale" in g)
+        for g in build_optimizer(
+            build_model(ModelShape(128, 2, 262, 32)), RunSpec(shape=ModelShape(128, 2, 262, 32)), 1e-3, "cpu"
+        ).param_groups
+    ] == [False, False]
 
 
 def test_mup_export_same_logits(tmp_path):
@@ -106,8 +110,17 @@ def test_trainer_applies_mups_lr_scale(tiny_data, tmp_path):
     from scalinglab.train.checkpoint import load_checkpoint
 
     shape = ModelShape(64, 1, 262, 32, mup_base=16)  # width_mult 4
-    spec = RunSpec(shape=shape, data=str(tiny_data), steps=1, batch_size=4, lr=1e-3, weight_decay=0.0, seed=5,
-                   schedule=ScheduleConfig(kind="constant", warmup_steps=1), logging=LoggingConfig(tensorboard=False))
+    spec = RunSpec(
+        shape=shape,
+        data=str(tiny_data),
+        steps=1,
+        batch_size=4,
+        lr=1e-3,
+        weight_decay=0.0,
+        seed=5,
+        schedule=ScheduleConfig(kind="constant", warmup_steps=1),
+        logging=LoggingConfig(tensorboard=False),
+    )
     assert run_training(spec, tmp_path / "RUN", progress=False).status == "done"
     torch.manual_seed(spec.seed)
     init = build_model(shape).state_dict()

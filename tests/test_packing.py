@@ -52,8 +52,12 @@ def test_small_runs_pack_many_large_few():
 
 def test_longest_first_and_backfill():
     devs = h200s()
-    pending = [("short-big", need(40e6, 5.0)), ("long-big", need(40e6, 50.0)), ("mid-big", need(40e6, 20.0)),
-               ("tiny", need(1e6, 1.0))]
+    pending = [
+        ("short-big", need(40e6, 5.0)),
+        ("long-big", need(40e6, 50.0)),
+        ("mid-big", need(40e6, 20.0)),
+        ("tiny", need(1e6, 1.0)),
+    ]
     assert choose(pending, devs) == ("long-big", 0)
     placed = [rid for rid, _ in assign(pending, devs)]
     # the two longest 40M runs fill the GPU's compute; the 1M run no longer fits either
@@ -87,9 +91,13 @@ def test_fixed_per_gpu_and_cpu_count_limit():
 def test_invariants_on_random_runs(seed):
     """Random runs and GPUs: capacity never exceeded (a lone run aside), and no pending run fits anywhere after."""
     rng = random.Random(seed)
-    devs = gpu_devices(list(range(rng.randint(1, 3))), rng.choice([16, 40, 80, 141]) * GIB, cpus=rng.choice([4, 16, 64]))
-    pending = [(f"r{i}", need(10 ** rng.uniform(5, 8.5), rng.uniform(1, 100), rng.uniform(0, 20) * GIB))
-               for i in range(rng.randint(1, 40))]
+    devs = gpu_devices(
+        list(range(rng.randint(1, 3))), rng.choice([16, 40, 80, 141]) * GIB, cpus=rng.choice([4, 16, 64])
+    )
+    pending = [
+        (f"r{i}", need(10 ** rng.uniform(5, 8.5), rng.uniform(1, 100), rng.uniform(0, 20) * GIB))
+        for i in range(rng.randint(1, 40))
+    ]
     placed = assign(pending, devs)
     for d in devs:
         assert d.runs <= d.max_runs
@@ -148,9 +156,24 @@ def test_run_need_from_store_row():
 
 def test_store_claim_takes_the_picked_run(tmp_path):
     st = Store(tmp_path, create=True)
-    st.add_runs([{"id": f"r{i}", "spec": {"steps": 10}, "budget": 1.0, "arch": "gpt", "d_model": 8, "n_layers": 1,
-                  "n_heads": 1, "params": 10, "planned_tokens": 10, "steps": 10, "run_dir": f"runs/r{i}"}
-                 for i in range(3)])
+    st.add_runs(
+        [
+            {
+                "id": f"r{i}",
+                "spec": {"steps": 10},
+                "budget": 1.0,
+                "arch": "gpt",
+                "d_model": 8,
+                "n_layers": 1,
+                "n_heads": 1,
+                "params": 10,
+                "planned_tokens": 10,
+                "steps": 10,
+                "run_dir": f"runs/r{i}",
+            }
+            for i in range(3)
+        ]
+    )
     assert st.claim(pick=lambda rows: None) is None
     row = st.claim(pick=lambda rows: (rows[-1], "gpu0.5"))
     assert row["id"] == "r2" and row["status"] == "running" and row["worker"] == "gpu0.5"

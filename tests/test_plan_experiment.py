@@ -59,8 +59,8 @@ def test_setup_tables(exp):
     vocab, seq, steps, table, _ = EXPERIMENTS[exp]
     _, rows, _ = _run(vocab, seq, steps, table)
     got = [
-        f"{r.d_model} {r.layers} {r.num_steps} " + " ".join(f"{x:.2e}" for x in (
-            r.D_iso, r.N, r.N_cross, r.N_self, r.C, r.C_cross, r.C_self, r.C_self_approx))
+        f"{r.d_model} {r.layers} {r.num_steps} "
+        + " ".join(f"{x:.2e}" for x in (r.D_iso, r.N, r.N_cross, r.N_self, r.C, r.C_cross, r.C_self, r.C_self_approx))
         for r in rows
     ]
     assert got == table.splitlines()
@@ -103,6 +103,7 @@ def test_plan_optimal_finds_the_articles_model():
 
 # --- CLI ---------------------------------------------------------------------------------------------------------
 
+
 def cli(capsys, *args):
     try:
         main(list(args))
@@ -113,16 +114,45 @@ def cli(capsys, *args):
     return code, out.out, out.err
 
 
-EXP1 = ["plan", "experiment", "--arch", "perceiver-ar", "--vocab", "32000", "--seq-len", "2048", "--latents", "512",
-        "--batch-size", "80", "--ref", "512x9", "--ref-steps", "50000", "--models", "512x9,624x11,728x13"]
+EXP1 = [
+    "plan",
+    "experiment",
+    "--arch",
+    "perceiver-ar",
+    "--vocab",
+    "32000",
+    "--seq-len",
+    "2048",
+    "--latents",
+    "512",
+    "--batch-size",
+    "80",
+    "--ref",
+    "512x9",
+    "--ref-steps",
+    "50000",
+    "--models",
+    "512x9,624x11,728x13",
+]
 
 
 def test_cli_plan_experiment_json_and_table(capsys):
     code, out, _ = cli(capsys, *EXP1, "--json")
     assert code == 0
     rows = json.loads(out)
-    keys = ["d_model", "layers", "num_steps", "D_iso", "N", "N_cross", "N_self", "C", "C_cross", "C_self",
-            "C_self_approx"]
+    keys = [
+        "d_model",
+        "layers",
+        "num_steps",
+        "D_iso",
+        "N",
+        "N_cross",
+        "N_self",
+        "C",
+        "C_cross",
+        "C_self",
+        "C_self_approx",
+    ]
     got = [" ".join(str(r[k]) if k in keys[:3] else f"{r[k]:.2e}" for k in keys) for r in rows]
     assert got == TABLE_1.splitlines()
     code, out, _ = cli(capsys, *EXP1)
@@ -133,42 +163,114 @@ def test_cli_plan_experiment_json_and_table(capsys):
 
 
 def test_cli_flops_json(capsys):
-    code, out, _ = cli(capsys, "flops", "--arch", "perceiver-ar", "--d-model", "512", "--layers", "9", "--vocab",
-                       "32000", "--seq-len", "2048", "--latents", "512", "--prefix-dropout", "0.5", "--json")
+    code, out, _ = cli(
+        capsys,
+        "flops",
+        "--arch",
+        "perceiver-ar",
+        "--d-model",
+        "512",
+        "--layers",
+        "9",
+        "--vocab",
+        "32000",
+        "--seq-len",
+        "2048",
+        "--latents",
+        "512",
+        "--prefix-dropout",
+        "0.5",
+        "--json",
+    )
     assert code == 0
     r = json.loads(out)
     assert f"{r['flops_per_token_self']:.2e} {r['flops_per_token_cross']:.2e}" == "2.82e+08 7.10e+06"
     assert f"{r['params']:.2e} {r['params_self']:.2e} {r['params_cross']:.2e}" == "4.58e+07 4.50e+07 7.86e+05"
     assert r["flops_per_token"] == r["flops_per_token_self"] + r["flops_per_token_cross"]
-    code, out, _ = cli(capsys, "flops", "--arch", "gpt", "--d-model", "768", "--layers", "12", "--heads", "12",
-                       "--vocab", "50257", "--seq-len", "1024", "--convention", "chinchilla", "--json")
+    code, out, _ = cli(
+        capsys,
+        "flops",
+        "--arch",
+        "gpt",
+        "--d-model",
+        "768",
+        "--layers",
+        "12",
+        "--heads",
+        "12",
+        "--vocab",
+        "50257",
+        "--seq-len",
+        "1024",
+        "--convention",
+        "chinchilla",
+        "--json",
+    )
     r = json.loads(out)
     assert r["params"] == 124_439_808 and r["convention"] == "chinchilla"
     assert set(r["conventions"]) == {"6n", "6n-nonembed", "kaplan", "chinchilla", "palm"}
 
 
 def test_cli_plan_optimal(capsys):
-    code, out, _ = cli(capsys, "plan", "optimal", "--budget", "5.78e17", "--law", "chinchilla-approach-2", "--arch",
-                       "perceiver-ar", "--vocab", "32000", "--seq-len", "2048", "--latents", "512", "--json")
+    code, out, _ = cli(
+        capsys,
+        "plan",
+        "optimal",
+        "--budget",
+        "5.78e17",
+        "--law",
+        "chinchilla-approach-2",
+        "--arch",
+        "perceiver-ar",
+        "--vocab",
+        "32000",
+        "--seq-len",
+        "2048",
+        "--latents",
+        "512",
+        "--json",
+    )
     assert code == 0
     r = json.loads(out)
     assert f"{r['N_opt']:.2e}" == "7.32e+07"
     assert "624x11" in [c["name"] for c in r["candidates"][:3]]
 
 
-@pytest.mark.parametrize("args,word", [
-    (["flops", "--arch", "rnn", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "arch"),
-    (["flops", "--d-model", "-8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "--d-model"),
-    (["flops", "--arch", "perceiver-ar", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8",
-      "--latents", "8"], "latents"),
-    (["flops", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8", "--convention", "x"], "convention"),
-    (["plan", "optimal", "--budget", "1e18", "--law", "nope", "--vocab", "10", "--seq-len", "8"], "law"),
-    (["plan", "optimal", "--budget", "-1", "--vocab", "10", "--seq-len", "8"], "budget"),
-    (EXP1[:-2] + ["--models", "512x"], "shape"),
-    (EXP1[:-4] + ["--ref-steps", "0", "--models", "512x9"], "steps"),
-    (["flops", "--d-model", "8"], "Missing"),
-    (["flops", "--d-model", "abc", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "integer"),
-])
+@pytest.mark.parametrize(
+    "args,word",
+    [
+        (["flops", "--arch", "rnn", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "arch"),
+        (["flops", "--d-model", "-8", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "--d-model"),
+        (
+            [
+                "flops",
+                "--arch",
+                "perceiver-ar",
+                "--d-model",
+                "8",
+                "--layers",
+                "1",
+                "--vocab",
+                "10",
+                "--seq-len",
+                "8",
+                "--latents",
+                "8",
+            ],
+            "latents",
+        ),
+        (
+            ["flops", "--d-model", "8", "--layers", "1", "--vocab", "10", "--seq-len", "8", "--convention", "x"],
+            "convention",
+        ),
+        (["plan", "optimal", "--budget", "1e18", "--law", "nope", "--vocab", "10", "--seq-len", "8"], "law"),
+        (["plan", "optimal", "--budget", "-1", "--vocab", "10", "--seq-len", "8"], "budget"),
+        (EXP1[:-2] + ["--models", "512x"], "shape"),
+        (EXP1[:-4] + ["--ref-steps", "0", "--models", "512x9"], "steps"),
+        (["flops", "--d-model", "8"], "Missing"),
+        (["flops", "--d-model", "abc", "--layers", "1", "--vocab", "10", "--seq-len", "8"], "integer"),
+    ],
+)
 def test_cli_bad_input_exit_2(capsys, args, word):
     code, out, err = cli(capsys, *args)
     assert code == 2

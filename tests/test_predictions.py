@@ -42,8 +42,13 @@ def test_porian_approach2_exponents_with_default_settings():
     close = [cfg for cfg, p in pub.items() if abs(a[cfg] - p["a"]) < 0.03]
     assert len(close) >= 13, {cfg: round(a[cfg] - pub[cfg]["a"], 3) for cfg in pub}
     assert abs(a[PORIAN_MAIN] - 0.497) < 0.01  # their headline: 0.497 (0.49, 0.50)
-    rw = ["rw_base_long_kaplan_kaplan_train", "rw_base_long_kaplan_standard_val", "rw_base_short_kaplan_standard_val",
-          "rw_base_short_chinchilla_standard_val", PORIAN_MAIN]
+    rw = [
+        "rw_base_long_kaplan_kaplan_train",
+        "rw_base_long_kaplan_standard_val",
+        "rw_base_short_kaplan_standard_val",
+        "rw_base_short_chinchilla_standard_val",
+        PORIAN_MAIN,
+    ]
     assert [a[c] for c in rw] == sorted((a[c] for c in rw), reverse=True)  # 0.835 > 0.706 > 0.602 > 0.571 > 0.497
 
 
@@ -93,7 +98,7 @@ def test_approach2_bracketing_and_window():
     kept = Approach2(robust="lsq", keep_unbracketed=True).fit(N, D, C, L)
     assert kept.n_budgets_ == 4 and any("kept" in w for w in kept.warnings_)
     # the window: the 5 sizes nearest the lowest loss of 9 spread over 64x
-    assert row.window_n[1] / row.window_n[0] == pytest.approx(64 ** 0.5)
+    assert row.window_n[1] / row.window_n[0] == pytest.approx(64**0.5)
     # an IsoFLOP curve is a parabola in log N only near its minimum: the window's vertex is closer
     wide = Approach2(robust="lsq", window=None).fit(*_isoflop(CHIN, budgets[:3], spread=30))
     near = Approach2(robust="lsq").fit(*_isoflop(CHIN, budgets[:3], spread=30))
@@ -122,8 +127,12 @@ def test_approach3_tie_and_fix():
     both = Approach3(grid=grid, n_jobs=1, tie="alpha=beta", fix="alpha=0.3").fit(N, D, L)
     assert both.alpha_ == both.beta_ == 0.3
     assert json.loads(fit.to_json())["tie"] == [["alpha", "beta"]]
-    for bad, match in (({"tie": "alpha=E"}, "cannot tie"), ({"fix": "gamma=1"}, "cannot fix"),
-                       ({"fix": "E=oops"}, "NAME=NUMBER"), ({"loss": "l1"}, "huber or lsq")):
+    for bad, match in (
+        ({"tie": "alpha=E"}, "cannot tie"),
+        ({"fix": "gamma=1"}, "cannot fix"),
+        ({"fix": "E=oops"}, "NAME=NUMBER"),
+        ({"loss": "l1"}, "huber or lsq"),
+    ):
         with pytest.raises(UserError, match=match):
             Approach3(grid=grid, n_jobs=1, **bad).fit(N, D, L)
 
@@ -149,8 +158,9 @@ def test_gadre_held_out_runs_with_tied_exponents_and_least_squares():
 
 def test_gemstones_one_width_is_not_identified():
     """McLeish et al. 2025's single-width subset (N spans 1.2x) fits a runaway alpha: the fit must say so."""
-    g = pd.read_json(shared("gemstones2025", "raw", "wandb_dfs", "wandb_df_for_fitting_hot_100b+_512x.jsonl"),
-                     lines=True)
+    g = pd.read_json(
+        shared("gemstones2025", "raw", "wandb_dfs", "wandb_df_for_fitting_hot_100b+_512x.jsonl"), lines=True
+    )
     law = Approach3(grid=hoffmann_grid()[::9], n_jobs=1).fit(g.params_active_precise, g.tokens, g.final_loss)
     assert law.alpha_ > 1.5
     w = " | ".join(law.warnings_)
@@ -239,6 +249,7 @@ def test_predict_with_intervals_and_round_trip():
 # intervals that are too wide, so their median width is also held against the spread of the estimates across
 # trials (a 95% interval of a normal estimate is 3.92 standard deviations wide).
 
+
 def _check_intervals(est, lo, hi, truth):
     est, lo, hi = (np.asarray(x, float) for x in (est, lo, hi))
     cover = np.mean((lo <= truth) & (truth <= hi))
@@ -250,8 +261,14 @@ def test_interval_coverage_approach3():
     truth = ParametricLaw(E=1.8, A=480.0, B=2000.0, alpha=0.34, beta=0.36)
     budgets = np.geomspace(1e18, 1e20, 5)
     c_far = 1e21  # 10x the largest budget
-    grid = np.array([[np.log(480) + dx, np.log(2000) + dx, np.log(1.8) + de, 0.34 + da, 0.36 + da]
-                     for dx in (-1, 1) for de in (-0.1, 0.1) for da in (-0.05, 0.05)])
+    grid = np.array(
+        [
+            [np.log(480) + dx, np.log(2000) + dx, np.log(1.8) + de, 0.34 + da, 0.36 + da]
+            for dx in (-1, 1)
+            for de in (-0.1, 0.1)
+            for da in (-0.05, 0.05)
+        ]
+    )
     rows = []
     for s in range(50):
         N, D, _C, L = _isoflop(truth, budgets, spread=4, per=7, noise=0.01, rng=np.random.default_rng(s))
@@ -282,8 +299,9 @@ def test_interval_coverage_approach2_and_lc():
         a2 = Approach2(robust="lsq", bootstrap=60, seed=s).fit(N, D, C, L)
         lc = LossComputeLaw.from_minima(a2)
         p2, pl = at_budget(a2, c_far), at_budget(lc, c_far)
-        rows.append((a2.a_, *a2.ci_["a"], p2["N_opt"], p2["N_opt_lo"], p2["N_opt_hi"],
-                     pl["loss"], pl["loss_lo"], pl["loss_hi"]))
+        rows.append(
+            (a2.a_, *a2.ci_["a"], p2["N_opt"], p2["N_opt_lo"], p2["N_opt_hi"], pl["loss"], pl["loss_lo"], pl["loss_hi"])
+        )
     r = np.array(rows)
     _check_intervals(r[:, 0], r[:, 1], r[:, 2], a)
     _check_intervals(np.log(r[:, 3]), np.log(r[:, 4]), np.log(r[:, 5]), np.log(k_n * c_far**a))

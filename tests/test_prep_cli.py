@@ -40,19 +40,27 @@ def test_json_keys(folder, tmp_path, capsys):
     assert s["tokens_train"] + s["tokens_val"] == n_bytes + 5  # one byte per token plus one end-of-text per doc
 
 
-@pytest.mark.parametrize("args, words", [
-    (["NOPE", "--out", "D"], "does not exist"),
-    (["EMPTY", "--out", "D"], "no text found"),
-    (["FOLDER", "--tokenizer", "bpe:64", "--out", "D"], "too small"),
-    (["FOLDER", "--tokenizer", "nope", "--out", "D"], "unknown tokenizer 'nope'"),
-    (["FOLDER", "--max-bytes", "lots", "--out", "D"], "not a size"),
-    (["FOLDER", "--val-fraction", "1.5", "--out", "D"], "between 0 and 1"),
-    (["FOLDER", "--out", "FOLDER"], "not a scalinglab data folder"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["NOPE", "--out", "D"], "does not exist"),
+        (["EMPTY", "--out", "D"], "no text found"),
+        (["FOLDER", "--tokenizer", "bpe:64", "--out", "D"], "too small"),
+        (["FOLDER", "--tokenizer", "nope", "--out", "D"], "unknown tokenizer 'nope'"),
+        (["FOLDER", "--max-bytes", "lots", "--out", "D"], "not a size"),
+        (["FOLDER", "--val-fraction", "1.5", "--out", "D"], "between 0 and 1"),
+        (["FOLDER", "--out", "FOLDER"], "not a scalinglab data folder"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(folder, tmp_path, capsys, args, words):
     (tmp_path / "EMPTY").mkdir()
     (tmp_path / "EMPTY" / "x.bin").write_bytes(b"\x00\xff" * 8)
-    subst = {"NOPE": str(tmp_path / "nope"), "EMPTY": str(tmp_path / "EMPTY"), "FOLDER": str(folder), "D": str(tmp_path / "D")}
+    subst = {
+        "NOPE": str(tmp_path / "nope"),
+        "EMPTY": str(tmp_path / "EMPTY"),
+        "FOLDER": str(folder),
+        "D": str(tmp_path / "D"),
+    }
     code, _, err = run(capsys, *[subst.get(a, a) for a in args], "-q")
     assert code == 2
     lines = err.strip().splitlines()
@@ -73,8 +81,24 @@ def test_other_settings_refused_then_forced(folder, tmp_path, capsys):
 
 def test_stdlib_bytes_entry_point(tmp_path):
     """The demo's first step, through the installed entry point, capped for speed."""
-    r = subprocess.run([sys.executable, "-m", "scalinglab", "prep", "stdlib", "--out", str(tmp_path / "D"), "--max-bytes", "2M",
-                        "--json", "-q"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab",
+            "prep",
+            "stdlib",
+            "--out",
+            str(tmp_path / "D"),
+            "--max-bytes",
+            "2M",
+            "--json",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["tokens_train"] + s["tokens_val"] >= 2_000_000 and s["docs_val"] >= 1

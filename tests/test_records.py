@@ -14,7 +14,7 @@ from scalinglab.folders import RunDir, StudyDir
 from scalinglab.records import LoggingConfig, Origin, RunRecord, RunSpec, RuntimeConfig, ScheduleConfig, upgrade
 
 # RUN/config.toml as scalinglab wrote it before the sections (RunSpec.to_toml of that version, verbatim).
-OLD_TOML = '''data = "/d"
+OLD_TOML = """data = "/d"
 steps = 40
 tokens = 0
 budget_flops = 0.0
@@ -81,20 +81,43 @@ mode = "alternate"
 noise = 0.0
 at_step = 12
 from_shape = "16x2"
-'''
+"""
 
 # RUN/record.json of that version (RunRecord.to_dict), verbatim.
-OLD_RECORD = json.loads('{"spec": {"shape": {"d_model": 32, "n_layers": 2, "vocab": 262, "seq_len": 32, "arch": "gpt", "n_heads": 1, "mlp_ratio": 4, "bias": true, "pos": "learned", "tied": true, "latents": 0, "prefix_dropout": 0.0}, "data": "/d", "steps": 40, "tokens": 0, "budget_flops": 0.0, "convention": "chinchilla", "batch_size": 4, "grad_accum": 1, "lr": 0.0, "schedule": "wsd", "warmup_steps": 4, "min_lr_ratio": 0.1, "decay_frac": 0.25, "optimizer": "adamw", "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "grad_clip": 1.0, "seed": 0, "eval_every": 5, "eval_batches": 2, "checkpoint_every": 10, "device": "cpu", "dtype": "fp32", "compile": true, "activation_checkpointing": true, "run_id": "wsd_32x2", "extra": {"branches": [1280, 5120], "branch_budgets": [1000000000000.0, 4000000000000.0], "isoflop_budget": 4000000000000.0, "log_every": 1, "tensorboard": false, "threads": 2, "compile_mode": "max-autotune-no-cudagraphs", "restart_steps": 12, "restart_warmup_steps": 3, "reset_schedule": true, "grown_from": "/runs/a", "growth": {"width": 2, "depth": 1, "mode": "alternate", "noise": 0.0, "at_step": 12, "from_shape": "16x2"}}}, "status": "done", "final_val_loss": 2.5, "min_val_loss": null, "final_train_loss": null, "steps_done": 40, "tokens": 5120, "flops": 0.0, "convention": "chinchilla", "params": 0, "wall_time_s": 0.0, "model_flops_per_s": 0.0, "device": "", "message": "", "curve": "metrics.jsonl"}')
+OLD_RECORD = json.loads(
+    '{"spec": {"shape": {"d_model": 32, "n_layers": 2, "vocab": 262, "seq_len": 32, "arch": "gpt", "n_heads": 1, "mlp_ratio": 4, "bias": true, "pos": "learned", "tied": true, "latents": 0, "prefix_dropout": 0.0}, "data": "/d", "steps": 40, "tokens": 0, "budget_flops": 0.0, "convention": "chinchilla", "batch_size": 4, "grad_accum": 1, "lr": 0.0, "schedule": "wsd", "warmup_steps": 4, "min_lr_ratio": 0.1, "decay_frac": 0.25, "optimizer": "adamw", "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "grad_clip": 1.0, "seed": 0, "eval_every": 5, "eval_batches": 2, "checkpoint_every": 10, "device": "cpu", "dtype": "fp32", "compile": true, "activation_checkpointing": true, "run_id": "wsd_32x2", "extra": {"branches": [1280, 5120], "branch_budgets": [1000000000000.0, 4000000000000.0], "isoflop_budget": 4000000000000.0, "log_every": 1, "tensorboard": false, "threads": 2, "compile_mode": "max-autotune-no-cudagraphs", "restart_steps": 12, "restart_warmup_steps": 3, "reset_schedule": true, "grown_from": "/runs/a", "growth": {"width": 2, "depth": 1, "mode": "alternate", "noise": 0.0, "at_step": 12, "from_shape": "16x2"}}}, "status": "done", "final_val_loss": 2.5, "min_val_loss": null, "final_train_loss": null, "steps_done": 40, "tokens": 5120, "flops": 0.0, "convention": "chinchilla", "params": 0, "wall_time_s": 0.0, "model_flops_per_s": 0.0, "device": "", "message": "", "curve": "metrics.jsonl"}'
+)
 
 EXPECTED = RunSpec(
-    shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32), data="/d", steps=40, batch_size=4, run_id="wsd_32x2",
-    schedule=ScheduleConfig(kind="wsd", warmup_steps=4, decay_frac=0.25, restart_steps=12, restart_warmup_steps=3,
-                            reset=True, branches=(1280, 5120), branch_budgets=(1e12, 4e12)),
-    runtime=RuntimeConfig(device="cpu", dtype="fp32", compile=True, compile_mode="max-autotune-no-cudagraphs",
-                          activation_checkpointing=True, threads=2),
+    shape=ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=32),
+    data="/d",
+    steps=40,
+    batch_size=4,
+    run_id="wsd_32x2",
+    schedule=ScheduleConfig(
+        kind="wsd",
+        warmup_steps=4,
+        decay_frac=0.25,
+        restart_steps=12,
+        restart_warmup_steps=3,
+        reset=True,
+        branches=(1280, 5120),
+        branch_budgets=(1e12, 4e12),
+    ),
+    runtime=RuntimeConfig(
+        device="cpu",
+        dtype="fp32",
+        compile=True,
+        compile_mode="max-autotune-no-cudagraphs",
+        activation_checkpointing=True,
+        threads=2,
+    ),
     logging=LoggingConfig(log_every=1, eval_every=5, eval_batches=2, checkpoint_every=10, tensorboard=False),
-    origin=Origin(planned_budget=4e12, grown_from="/runs/a",
-                  growth={"width": 2, "depth": 1, "mode": "alternate", "noise": 0.0, "at_step": 12, "from_shape": "16x2"}),
+    origin=Origin(
+        planned_budget=4e12,
+        grown_from="/runs/a",
+        growth={"width": 2, "depth": 1, "mode": "alternate", "noise": 0.0, "at_step": 12, "from_shape": "16x2"},
+    ),
 )
 
 
@@ -160,8 +183,23 @@ def test_old_study_store_runs_prepare_and_load(tmp_path):
     study.settings_file.write_text('[study]\nkind = "isoflop"\n')
     rel = study.run_rel("wsd_32x2")
     with Store(study.path, create=True) as st:
-        st.add_runs([{"id": "wsd_32x2", "spec": OLD_RECORD["spec"], "budget": 4e12, "arch": "gpt", "d_model": 32,
-                      "n_layers": 2, "n_heads": 1, "params": 1, "planned_tokens": 5120, "steps": 40, "run_dir": rel}])
+        st.add_runs(
+            [
+                {
+                    "id": "wsd_32x2",
+                    "spec": OLD_RECORD["spec"],
+                    "budget": 4e12,
+                    "arch": "gpt",
+                    "d_model": 32,
+                    "n_layers": 2,
+                    "n_heads": 1,
+                    "params": 1,
+                    "planned_tokens": 5120,
+                    "steps": 40,
+                    "run_dir": rel,
+                }
+            ]
+        )
         row = st.runs()[0]
     run = study.run(rel)
     run.path.mkdir(parents=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scalinglab.cli import main
 from conftest import SHARED_DATA, needs_shared, shared
+from scalinglab.cli import main
 
 DATA = SHARED_DATA
 VALIDATION = DATA / "perceiver-ar-scaling" / "validation"
@@ -38,8 +38,22 @@ def external_refs(html: str) -> list[str]:
 @needs_shared
 def test_scaling_1_table_shows_the_article_numbers_and_final_losses(tmp_path):
     out, figs = tmp_path / "exp1.html", tmp_path / "figs"
-    assert run(["report", "--curves", str(VALIDATION), "--experiment", "scaling-1", "--out", str(out),
-                "--figures", str(figs)]) == 0
+    assert (
+        run(
+            [
+                "report",
+                "--curves",
+                str(VALIDATION),
+                "--experiment",
+                "scaling-1",
+                "--out",
+                str(out),
+                "--figures",
+                str(figs),
+            ]
+        )
+        == 0
+    )
     html = out.read_text()
     rows = {r[0]: r for r in table_rows(html) if r and r[0].startswith("Model")}
     header = next(r for r in table_rows(html) if r and r[0] == "model")
@@ -49,9 +63,11 @@ def test_scaling_1_table_shows_the_article_numbers_and_final_losses(tmp_path):
     assert finals == {"Model 1 (ref)": "3.2629", "Model 2 (opt)": "3.2453", "Model 3": "3.2601"}
     assert "Model 2 (opt): 3.2453" in html
     # the article's Table 1: D_iso, N, N_self, C, C_self per model
-    table1 = {"Model 1 (ref)": ("2.05e+09", "4.58e+07", "4.50e+07", "5.93e+17", "5.78e+17"),
-              "Model 2 (opt)": ("1.29e+09", "7.27e+07", "7.17e+07", "5.91e+17", "5.78e+17"),
-              "Model 3": ("8.70e+08", "1.08e+08", "1.06e+08", "5.89e+17", "5.78e+17")}
+    table1 = {
+        "Model 1 (ref)": ("2.05e+09", "4.58e+07", "4.50e+07", "5.93e+17", "5.78e+17"),
+        "Model 2 (opt)": ("1.29e+09", "7.27e+07", "7.17e+07", "5.91e+17", "5.78e+17"),
+        "Model 3": ("8.70e+08", "1.08e+08", "1.06e+08", "5.89e+17", "5.78e+17"),
+    }
     for k, want in table1.items():
         assert tuple(rows[k][col[c]] for c in ("D_iso", "N", "N_self", "C", "C_self")) == want
     # the budget line sits at C_self; the reference model ends at C / C_self = 1 / (1 - 0.0245) (Table 2)
@@ -78,8 +94,20 @@ def test_all_three_experiments_and_their_tables(tmp_path):
 @needs_shared
 def test_retrained_model_2_is_recognised_by_its_length(tmp_path):
     out = tmp_path / "wip.html"
-    assert run(["report", "--curves", str(DATA / "perceiver-ar-scaling" / "validation-wip-scaling"),
-                "--experiment", "scaling-1", "--out", str(out)]) == 0
+    assert (
+        run(
+            [
+                "report",
+                "--curves",
+                str(DATA / "perceiver-ar-scaling" / "validation-wip-scaling"),
+                "--experiment",
+                "scaling-1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     html = out.read_text()
     assert "Model 2 (opt, updated)" in html and "592x10" in html and "3.2582" in html
 
@@ -109,9 +137,34 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, bad):
 def test_minchilla_report_shows_exponent_and_figures(tmp_path):
     """minchilla (github.com/BenAgro314/CSC2541) approach 2 (drop loss > 2, RANSAC parabolas, OLS of log N_opt on log C) gives a = 0.478."""
     out, figs = tmp_path / "report.html", tmp_path / "figs"
-    assert run(["report", str(MINCHILLA), "--n-col", "params", "--d-col", "tokens", "--c-col", "budget_flops",
-                "--loss-col", "final_loss", "--max-loss", "2", "--out", str(out), "--figures", str(figs),
-                "--at", "1e18", "--window", "0", "--keep-unbracketed"]) == 0  # minchilla's method: every size
+    assert (
+        run(
+            [
+                "report",
+                str(MINCHILLA),
+                "--n-col",
+                "params",
+                "--d-col",
+                "tokens",
+                "--c-col",
+                "budget_flops",
+                "--loss-col",
+                "final_loss",
+                "--max-loss",
+                "2",
+                "--out",
+                str(out),
+                "--figures",
+                str(figs),
+                "--at",
+                "1e18",
+                "--window",
+                "0",
+                "--keep-unbracketed",
+            ]
+        )
+        == 0
+    )  # minchilla's method: every size
     html = out.read_text()
     m = re.search(r"N_opt ∝ C\^a \(approach 2\)</td><td[^>]*>a = (\d\.\d+)", html)
     assert m and abs(float(m.group(1)) - 0.478) < 0.005
@@ -134,18 +187,46 @@ def minchilla_study(root: Path) -> Path:
     study.mkdir()
     st = Store(study, create=True)
     rows = list(csv.DictReader(shared("minchilla", "isoflop_runs.csv").open()))
-    st.add_runs([{"id": f"r{i:02d}", "spec": {}, "budget": float(r["budget_flops"]), "arch": "gpt",
-                  "d_model": int(r["d_model"]), "n_layers": int(r["n_layers"]), "n_heads": int(r["n_heads"]),
-                  "params": int(r["params"]), "planned_tokens": int(r["tokens"]), "steps": int(r["train_iters"]),
-                  "run_dir": f"runs/r{i:02d}"} for i, r in enumerate(rows)])
+    st.add_runs(
+        [
+            {
+                "id": f"r{i:02d}",
+                "spec": {},
+                "budget": float(r["budget_flops"]),
+                "arch": "gpt",
+                "d_model": int(r["d_model"]),
+                "n_layers": int(r["n_layers"]),
+                "n_heads": int(r["n_heads"]),
+                "params": int(r["params"]),
+                "planned_tokens": int(r["tokens"]),
+                "steps": int(r["train_iters"]),
+                "run_dir": f"runs/r{i:02d}",
+            }
+            for i, r in enumerate(rows)
+        ]
+    )
     for i, r in enumerate(rows):
         loss = float(r["final_loss"])
-        st.finish(f"r{i:02d}", "diverged" if loss > 2 else "done",
-                  {"final_val_loss": loss, "tokens": int(r["tokens"]), "flops": float(r["budget_flops"])}, 0)
+        st.finish(
+            f"r{i:02d}",
+            "diverged" if loss > 2 else "done",
+            {"final_val_loss": loss, "tokens": int(r["tokens"]), "flops": float(r["budget_flops"])},
+            0,
+        )
         if i < 2:  # a curve: val loss falling to the final loss as FLOPs reach the budget
             c = float(r["budget_flops"])
-            lines = [{"step": s, "tokens": s, "flops": c * s / 10, "lr": 1e-3, "train_loss": loss + 1 / s,
-                      "time_s": s, "val_loss": loss + 1 / s} for s in range(1, 11)]
+            lines = [
+                {
+                    "step": s,
+                    "tokens": s,
+                    "flops": c * s / 10,
+                    "lr": 1e-3,
+                    "train_loss": loss + 1 / s,
+                    "time_s": s,
+                    "val_loss": loss + 1 / s,
+                }
+                for s in range(1, 11)
+            ]
             (study / "runs" / f"r{i:02d}").mkdir(parents=True)
             (study / "runs" / f"r{i:02d}" / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     st.close()
@@ -166,8 +247,11 @@ def test_study_report_with_predictions(tmp_path):
     preds = [r for r in table_rows(html) if r and r[0] == "1.00e+18"]
     # Chinchilla approach 1 at 1e18: N_opt = 0.0877 * 1e9 = 8.77e7, D_opt = 1.896 * 1e9
     assert ["1.00e+18", "chinchilla-approach-1", "8.77e+07", "1.90e+09"] in [r[:4] for r in preds]
-    assert any(r[1] not in ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3",
-                            "epoch-approach-3", "kaplan") for r in preds)  # and the study's own laws
+    assert any(
+        r[1]
+        not in ("chinchilla-approach-1", "chinchilla-approach-2", "chinchilla-approach-3", "epoch-approach-3", "kaplan")
+        for r in preds
+    )  # and the study's own laws
 
 
 def three_point_budgets():
@@ -176,8 +260,11 @@ def three_point_budgets():
     import pandas as pd
 
     rows = []
-    for c, xs, f in [(1e15, (6, 7, 8), lambda x: 2 + 0.1 * (x - 7) ** 2), (1e16, (6, 7, 8), lambda x: 1.5 + 0.1 * (x - 8.5) ** 2),
-                     (1e17, (7, 8), lambda x: 1.2 + 0.1 * (x - 8) ** 2)]:
+    for c, xs, f in [
+        (1e15, (6, 7, 8), lambda x: 2 + 0.1 * (x - 7) ** 2),
+        (1e16, (6, 7, 8), lambda x: 1.5 + 0.1 * (x - 8.5) ** 2),
+        (1e17, (7, 8), lambda x: 1.2 + 0.1 * (x - 8) ** 2),
+    ]:
         rows += [{"n": 10.0**x, "d": c / (6 * 10.0**x), "c": c, "loss": f(x)} for x in xs]
     return pd.DataFrame(rows)
 

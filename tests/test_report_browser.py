@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scalinglab.cli import main
 from conftest import SHARED_DATA, needs_shared
+from scalinglab.cli import main
 
 DATA = SHARED_DATA
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,9 +50,20 @@ def open_in_chromium(page: Path, tmp: Path) -> tuple[dict, str]:
     probe_copy = tmp / "probed" / "page.html"
     probe_copy.parent.mkdir(parents=True, exist_ok=True)
     probe_copy.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-           f"--user-data-dir={tmp / 'chrome-profile'}", "--enable-logging=stderr", "--v=0",
-           "--virtual-time-budget=10000", "--dump-dom", probe_copy.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp / 'chrome-profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        probe_copy.as_uri(),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     m = re.search(r'<pre id="__probe">(.*?)</pre>', p.stdout, re.S)
     assert m, f"probe did not report (chromium rc {p.returncode}): {p.stderr[-2000:]}"
@@ -70,8 +81,10 @@ def console_lines(stderr: str) -> list[str]:
 def test_probe_catches_a_broken_page(tmp_path):
     """The harness itself must fail on a page with a missing image and a console error."""
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><head><title>x</title></head><body><img alt="gone" src="missing.png">'
-                   '<script>console.error("boom")</script></body></html>')
+    bad.write_text(
+        '<!DOCTYPE html><html><head><title>x</title></head><body><img alt="gone" src="missing.png">'
+        '<script>console.error("boom")</script></body></html>'
+    )
     probe, stderr = open_in_chromium(bad, tmp_path)
     assert probe["broken"] == ["gone"]
     assert any("boom" in e for e in probe["errors"])
@@ -85,11 +98,32 @@ def test_probe_catches_a_broken_page(tmp_path):
 def test_report_loads_cleanly_in_chromium(tmp_path, kind):
     out = tmp_path / "report.html"
     if kind == "runs":
-        args = ["report", str(DATA / "minchilla" / "isoflop_runs.csv"), "--n-col", "params", "--d-col", "tokens",
-                "--c-col", "budget_flops", "--loss-col", "final_loss", "--max-loss", "2", "--out", str(out)]
+        args = [
+            "report",
+            str(DATA / "minchilla" / "isoflop_runs.csv"),
+            "--n-col",
+            "params",
+            "--d-col",
+            "tokens",
+            "--c-col",
+            "budget_flops",
+            "--loss-col",
+            "final_loss",
+            "--max-loss",
+            "2",
+            "--out",
+            str(out),
+        ]
     else:
-        args = ["report", "--curves", str(DATA / "perceiver-ar-scaling" / "validation"), "--inline", "svg",
-                "--out", str(out)]
+        args = [
+            "report",
+            "--curves",
+            str(DATA / "perceiver-ar-scaling" / "validation"),
+            "--inline",
+            "svg",
+            "--out",
+            str(out),
+        ]
     try:
         main(args)
     except SystemExit as e:

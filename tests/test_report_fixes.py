@@ -14,7 +14,6 @@ import pytest
 matplotlib.use("Agg")
 
 from conftest import shared  # noqa: E402
-
 from scalinglab.report.html import CSS  # noqa: E402
 from scalinglab.report.plots import Parabola, allocation_figure, envelope_figure, isoflop_figure  # noqa: E402
 from scalinglab.report.study import _methods  # noqa: E402
@@ -57,8 +56,10 @@ def test_fit_method_text_says_where_ransac_fell_back():
 def test_envelope_is_a_black_line_and_allocation_marks_one_point_per_run():
     C = [np.logspace(10, 12, 20), np.logspace(10, 12.5, 20)]
     L = [3.0 - 0.3 * np.log10(c / 1e10) for c in C]
-    frontier = [{"C": c, "loss": 2.5, "N": n, "D": c / (6 * n)}
-                for c, n in [(1e11, 1e5), (2e11, 1e5), (4e11, 1e5), (8e11, 2e5), (1.6e12, 2e5)]]
+    frontier = [
+        {"C": c, "loss": 2.5, "N": n, "D": c / (6 * n)}
+        for c, n in [(1e11, 1e5), (2e11, 1e5), (4e11, 1e5), (8e11, 2e5), (1.6e12, 2e5)]
+    ]
     fig = envelope_figure([1e5, 2e5], C, L, frontier)
     line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("lower envelope"))
     assert matplotlib.colors.to_hex(line.get_color()) == "#000000" and line.get_alpha() in (None, 1.0)
@@ -79,8 +80,24 @@ def test_report_out_defaults_beside_the_csv(tmp_path):
     src = tmp_path / "isoflop_runs.csv"
     shutil.copy(shared("minchilla", "isoflop_runs.csv"), src)
     try:
-        main(["report", str(src), "--n-col", "params", "--d-col", "tokens", "--c-col", "budget_flops",
-              "--loss-col", "final_loss", "--max-loss", "2", "--approach", "2"])
+        main(
+            [
+                "report",
+                str(src),
+                "--n-col",
+                "params",
+                "--d-col",
+                "tokens",
+                "--c-col",
+                "budget_flops",
+                "--loss-col",
+                "final_loss",
+                "--max-loss",
+                "2",
+                "--approach",
+                "2",
+            ]
+        )
     except SystemExit as e:
         assert e.code in (0, None)
     assert (tmp_path / "isoflop_runs-report.html").read_text().startswith("<!DOCTYPE html>")

@@ -40,8 +40,10 @@ while (r := st.claim(worker="w")) is not None:
 
 
 def test_concurrent_claims_never_double_run(study):
-    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, str(study)], stdout=subprocess.PIPE, text=True)
-             for _ in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CLAIMER, str(study)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     ids = [ln for p in procs for ln in p.communicate(timeout=120)[0].split()]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 12
@@ -74,11 +76,27 @@ def test_retry_failed_and_frame(study):
     r = st.claim()
     st.finish(r["id"], "failed", None, 1, "exit code 1: boom")
     r2 = st.claim()
-    st.finish(r2["id"], "done", {"final_val_loss": 2.5, "min_val_loss": 2.4, "tokens": 1234, "flops": 5e9,
-                                 "wall_time_s": 3.0, "device": "cpu"}, 0)
+    st.finish(
+        r2["id"],
+        "done",
+        {"final_val_loss": 2.5, "min_val_loss": 2.4, "tokens": 1234, "flops": 5e9, "wall_time_s": 3.0, "device": "cpu"},
+        0,
+    )
     df = load_runs_frame(study)
-    for col in ("run_id", "status", "arch", "d_model", "n_layers", "params", "tokens", "budget", "flops",
-                "final_val_loss", "min_val_loss", "run_dir"):
+    for col in (
+        "run_id",
+        "status",
+        "arch",
+        "d_model",
+        "n_layers",
+        "params",
+        "tokens",
+        "budget",
+        "flops",
+        "final_val_loss",
+        "min_val_loss",
+        "run_dir",
+    ):
         assert col in df.columns
     row = df.set_index("run_id").loc[r2["id"]]
     assert row.tokens == 1234 and row.final_val_loss == 2.5 and row.flops == 5e9 and row.status == "done"

@@ -88,13 +88,36 @@ if __name__ == "__main__":
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [PY, "-m", "scalinglab", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def plan(data: Path, out: Path, budgets: str, shapes: str, *extra: str) -> dict:
-    p = cli("plan", "isoflop", "--data", str(data), "--budgets", budgets, "--shapes", shapes, "--seq-len", "32",
-            "--batch-size", "4", "--min-steps", "20", "--out", str(out), "--json", *extra)
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(data),
+        "--budgets",
+        budgets,
+        "--shapes",
+        shapes,
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--min-steps",
+        "20",
+        "--out",
+        str(out),
+        "--json",
+        *extra,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 

@@ -35,11 +35,26 @@ def ray_head():
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="slray", dir="/tmp")
     log = open(Path(tmp) / "head.log", "w")
-    p = subprocess.Popen([str(RAY), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-                          "--include-dashboard=false", f"--temp-dir={tmp}", "--disable-usage-stats",
-                          # Ray's fixed default ports would clash with a second head node on this machine
-                          f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}"],
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            "--include-dashboard=false",
+            f"--temp-dir={tmp}",
+            "--disable-usage-stats",
+            # Ray's fixed default ports would clash with a second head node on this machine
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 45
         while "Ray runtime started" not in (Path(tmp) / "head.log").read_text():

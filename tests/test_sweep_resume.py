@@ -22,8 +22,12 @@ def test_cpu_study_killed_and_resumed(tiny_data, tmp_path):
     planned = {r["id"]: r for r in plan(tiny_data, study, "5e9", "32x2,48x2,64x2")["runs"]}
     assert len(planned) == 3
     log = open(tmp_path / "sweep1.log", "w")
-    p = subprocess.Popen([PY, "-m", "scalinglab", "sweep", str(study), "--workers", "2"], stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen(
+        [PY, "-m", "scalinglab", "sweep", str(study), "--workers", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     st = Store(study)
     deadline = time.time() + 120
     try:
@@ -31,8 +35,13 @@ def test_cpu_study_killed_and_resumed(tiny_data, tmp_path):
             rows = st.runs()
             done = [r for r in rows if r["status"] == "done"]
             # a run in the middle of training: checkpointed, its record not yet final
-            ckpt = [r for r in rows if r["status"] == "running" and (study / r["run_dir"] / "checkpoint.pt").exists()
-                    and '"status": "running"' in (study / r["run_dir"] / "record.json").read_text()]
+            ckpt = [
+                r
+                for r in rows
+                if r["status"] == "running"
+                and (study / r["run_dir"] / "checkpoint.pt").exists()
+                and '"status": "running"' in (study / r["run_dir"] / "record.json").read_text()
+            ]
             if done and ckpt:
                 break
             time.sleep(0.2)
@@ -42,7 +51,9 @@ def test_cpu_study_killed_and_resumed(tiny_data, tmp_path):
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
     rows = {r["id"]: r for r in st.runs()}
-    first_done = {k: (study / r["run_dir"] / "record.json").read_text() for k, r in rows.items() if r["status"] == "done"}
+    first_done = {
+        k: (study / r["run_dir"] / "record.json").read_text() for k, r in rows.items() if r["status"] == "done"
+    }
     interrupted = [k for k, r in rows.items() if r["status"] == "running"]
     never_started = [k for k, r in rows.items() if r["status"] == "pending"]
     assert first_done and interrupted  # the kill left runs marked running with a dead owner

@@ -14,13 +14,38 @@ import pytest
 from scalinglab.train.trackers import TrackerConfig, resolve_uri
 
 PY = sys.executable
-TINY = ["--d-model", "32", "--layers", "2", "--heads", "2", "--seq-len", "32", "--batch-size", "4",
-        "--eval-every", "20", "--checkpoint-every", "20", "--log-every", "10", "--no-progress", "--json"]
+TINY = [
+    "--d-model",
+    "32",
+    "--layers",
+    "2",
+    "--heads",
+    "2",
+    "--seq-len",
+    "32",
+    "--batch-size",
+    "4",
+    "--eval-every",
+    "20",
+    "--checkpoint-every",
+    "20",
+    "--log-every",
+    "10",
+    "--no-progress",
+    "--json",
+]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "scalinglab", *args], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          check=False, env={k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_FILE_STORE"})
+    return subprocess.run(
+        [PY, "-m", "scalinglab", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_ALLOW_FILE_STORE"},
+    )
 
 
 def test_resolve_uri(tmp_path):
@@ -44,8 +69,21 @@ def test_bad_logger_is_one_line(tiny_data, tmp_path):
 def test_mlflow_file_store_matches_metrics_and_resumes(tiny_data, tmp_path, monkeypatch):
     mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (pip install 'scalinglab[track]')")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own client (the trainer sets it itself)
-    p = cli("train", "--data", str(tiny_data), "--steps", "20", "--out", "RUN", "--logger", "mlflow",
-            "--logger-uri", "file:./mlruns", *TINY, cwd=tmp_path)
+    p = cli(
+        "train",
+        "--data",
+        str(tiny_data),
+        "--steps",
+        "20",
+        "--out",
+        "RUN",
+        "--logger",
+        "mlflow",
+        "--logger-uri",
+        "file:./mlruns",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     state = json.loads((tmp_path / "RUN" / "tracker.json").read_text())
     assert state["uri"] == (tmp_path / "mlruns").resolve().as_uri()
@@ -71,8 +109,27 @@ def test_mlflow_file_store_matches_metrics_and_resumes(tiny_data, tmp_path, monk
 
 def test_study_runs_log_under_the_study_experiment(tiny_data, tmp_path):
     study = tmp_path / "STUDY"
-    p = cli("plan", "isoflop", "--data", str(tiny_data), "--budgets", "1e10", "--shapes", "32x2", "--seq-len", "32",
-            "--batch-size", "4", "--min-steps", "20", "--logger", "mlflow", "--out", str(study), cwd=tmp_path)
+    p = cli(
+        "plan",
+        "isoflop",
+        "--data",
+        str(tiny_data),
+        "--budgets",
+        "1e10",
+        "--shapes",
+        "32x2",
+        "--seq-len",
+        "32",
+        "--batch-size",
+        "4",
+        "--min-steps",
+        "20",
+        "--logger",
+        "mlflow",
+        "--out",
+        str(study),
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     from scalinglab.folders import RunDir
 

@@ -61,7 +61,9 @@ def test_run_folder_contract(tiny_data, tmp_path):
         assert {"step", "tokens", "flops", "lr", "train_loss", "time_s"} <= set(r)
         assert r["tokens"] == r["step"] * 4 * 32 and r["flops"] == pytest.approx(r["tokens"] * fpt, rel=1e-12)
     assert [("val_loss" in r) for r in rows] == [False, True, False, True]
-    assert rec.final_val_loss == rows[-1]["val_loss"] and rec.min_val_loss == min(r["val_loss"] for r in rows if "val_loss" in r)
+    assert rec.final_val_loss == rows[-1]["val_loss"] and rec.min_val_loss == min(
+        r["val_loss"] for r in rows if "val_loss" in r
+    )
     assert rec.params == spec.shape.params() and rec.convention == "chinchilla" and rec.flops == rows[-1]["flops"]
 
 
@@ -82,7 +84,9 @@ def test_stop_exactly_at_budget_and_tokens(tiny_data, tmp_path):
 def test_resume_is_bit_exact(tiny_data, tmp_path, arch):
     shape = None
     if arch == "perceiver-ar":  # prefix dropout draws random numbers every step: its RNG must resume too
-        shape = ModelShape(d_model=32, n_layers=2, vocab=262, seq_len=48, arch=arch, latents=16, n_heads=2, prefix_dropout=0.5)
+        shape = ModelShape(
+            d_model=32, n_layers=2, vocab=262, seq_len=48, arch=arch, latents=16, n_heads=2, prefix_dropout=0.5
+        )
     spec = spec_for(tiny_data, shape=shape, steps=60, logging={"log_every": 5})
     a = run_training(spec, tmp_path / "A", progress=False)
     b1 = run_training(spec, tmp_path / "B", progress=False, stop_at_step=25)
@@ -99,13 +103,43 @@ def test_resume_is_bit_exact(tiny_data, tmp_path, arch):
 
 def _cli(*args, **kw):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "scalinglab", "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scalinglab", "train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        **kw,
+    )
 
 
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted(tiny_data, tmp_path):
-    args = ["--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--heads", "1", "--seq-len", "16", "--batch-size", "2",
-            "--steps", "300", "--eval-every", "100", "--checkpoint-every", "100", "--log-every", "5", "--seed", "3", "--no-progress"]
+    args = [
+        "--data",
+        str(tiny_data),
+        "--d-model",
+        "16",
+        "--layers",
+        "1",
+        "--heads",
+        "1",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "2",
+        "--steps",
+        "300",
+        "--eval-every",
+        "100",
+        "--checkpoint-every",
+        "100",
+        "--log-every",
+        "5",
+        "--seed",
+        "3",
+        "--no-progress",
+    ]
     a = _cli(*args, "--out", str(tmp_path / "A"), "--json")
     out_a, _ = a.communicate(timeout=120)
     assert a.returncode == 0
@@ -134,9 +168,34 @@ def test_divergence_keeps_last_good_checkpoint(tiny_data, tmp_path, capsys):
     from scalinglab.cli import main
 
     run = tmp_path / "RUN"
-    args = ["train", "--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "2",
-            "--steps", "50", "--lr", "1e30", "--grad-clip", "0", "--warmup-steps", "30", "--checkpoint-every", "1",
-            "--log-every", "1", "--no-progress", "--out", str(run)]
+    args = [
+        "train",
+        "--data",
+        str(tiny_data),
+        "--d-model",
+        "16",
+        "--layers",
+        "1",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "2",
+        "--steps",
+        "50",
+        "--lr",
+        "1e30",
+        "--grad-clip",
+        "0",
+        "--warmup-steps",
+        "30",
+        "--checkpoint-every",
+        "1",
+        "--log-every",
+        "1",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 3
@@ -170,11 +229,25 @@ def test_cli_config_flat_keys_flags_override_and_resume_from_config(tiny_data, t
     from scalinglab.cli import main
 
     cfg = tmp_path / "run.toml"
-    cfg.write_text(f'data = "{tiny_data}"\nd_model = 16\nlayers = 1\nseq_len = 16\nbatch_size = 2\nsteps = 1000\n'
-                   'eval_every = 0\n[extra]\ntensorboard = false\n')
+    cfg.write_text(
+        f'data = "{tiny_data}"\nd_model = 16\nlayers = 1\nseq_len = 16\nbatch_size = 2\nsteps = 1000\n'
+        "eval_every = 0\n[extra]\ntensorboard = false\n"
+    )
     shape = ModelShape(d_model=16, n_layers=1, vocab=262, seq_len=16)
     budget = 4 * shape.flops_per_token("chinchilla") * 32
-    main(["train", "--config", str(cfg), "--budget", str(budget), "--out", str(tmp_path / "R"), "--json", "--no-progress"])
+    main(
+        [
+            "train",
+            "--config",
+            str(cfg),
+            "--budget",
+            str(budget),
+            "--out",
+            str(tmp_path / "R"),
+            "--json",
+            "--no-progress",
+        ]
+    )
     rec = json.loads(capsys.readouterr().out)
     assert rec["status"] == "done" and rec["steps_done"] == 4 and rec["spec"]["steps"] == 0
     # the sweep writes RUN/config.toml and launches --resume RUN: it starts the run
@@ -188,8 +261,13 @@ def test_growth_restart_rewarms_lr(tiny_data, tmp_path, capsys):
     from scalinglab.cli import main
 
     run = tmp_path / "G"
-    spec = spec_for(tiny_data, steps=20, lr=1e-3, schedule={"kind": "constant", "warmup_steps": 1},
-                    logging={**NO_EVAL, "log_every": 1})
+    spec = spec_for(
+        tiny_data,
+        steps=20,
+        lr=1e-3,
+        schedule={"kind": "constant", "warmup_steps": 1},
+        logging={**NO_EVAL, "log_every": 1},
+    )
     run_training(spec, run, progress=False)
     main(["train", "--resume", str(run), "--steps", "40", "--restart-warmup-steps", "10", "--json", "--no-progress"])
     rec = json.loads(capsys.readouterr().out)
@@ -206,8 +284,22 @@ def test_library_error_gets_its_flags_from_the_cli(tiny_data, tmp_path, capsys):
         run_training(spec_for(tiny_data, steps=0), tmp_path / "A", progress=False)
     assert "--" not in str(e.value) and e.value.keys == ("steps", "tokens", "budget_flops")
     with pytest.raises(SystemExit) as ex:
-        main(["train", "--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--seq-len", "16",
-              "--out", str(tmp_path / "B"), "--no-progress"])
+        main(
+            [
+                "train",
+                "--data",
+                str(tiny_data),
+                "--d-model",
+                "16",
+                "--layers",
+                "1",
+                "--seq-len",
+                "16",
+                "--out",
+                str(tmp_path / "B"),
+                "--no-progress",
+            ]
+        )
     err = capsys.readouterr().err
     assert ex.value.code == 2 and err.count("\n") == 1
     assert err.startswith("error: a run needs exactly one of steps, tokens, budget_flops (got none); give one")

@@ -47,5 +47,7 @@ def test_restart_rewarms_and_reset_restarts():
     base = Schedule(peak=1.0, total=100, kind="cosine", warmup=10, min_ratio=0.1)
     r = Schedule(peak=1.0, total=100, kind="cosine", warmup=10, min_ratio=0.1, restart_at=50, restart_warmup=5)
     assert r(49) == base(49) and r(50) == pytest.approx(base(50) / 5) and r(54) == base(54) and r(70) == base(70)
-    z = Schedule(peak=1.0, total=100, kind="cosine", warmup=10, min_ratio=0.1, restart_at=50, restart_warmup=5, reset=True)
+    z = Schedule(
+        peak=1.0, total=100, kind="cosine", warmup=10, min_ratio=0.1, restart_at=50, restart_warmup=5, reset=True
+    )
     assert z(50) == pytest.approx(0.2) and z(54) == pytest.approx(1.0) and z(99) == pytest.approx(0.1)

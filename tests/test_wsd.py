@@ -32,13 +32,22 @@ def one_thread():
 
 
 def _spec(data, steps, **branches) -> RunSpec:
-    return RunSpec(shape=SHAPE, data=str(data), steps=steps, batch_size=4, lr=3e-3,
-                   schedule=ScheduleConfig(kind="wsd", warmup_steps=4, decay_frac=0.2, **branches),
-                   runtime=RuntimeConfig(device="cpu"), logging=LoggingConfig(eval_batches=2, tensorboard=False, log_every=1))
+    return RunSpec(
+        shape=SHAPE,
+        data=str(data),
+        steps=steps,
+        batch_size=4,
+        lr=3e-3,
+        schedule=ScheduleConfig(kind="wsd", warmup_steps=4, decay_frac=0.2, **branches),
+        runtime=RuntimeConfig(device="cpu"),
+        logging=LoggingConfig(eval_batches=2, tensorboard=False, log_every=1),
+    )
 
 
 def _curve(run):
-    return [(r["step"], r["train_loss"]) for r in map(json.loads, (Path(run) / "metrics.jsonl").read_text().splitlines())]
+    return [
+        (r["step"], r["train_loss"]) for r in map(json.loads, (Path(run) / "metrics.jsonl").read_text().splitlines())
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +56,11 @@ def runs(tiny_data, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("wsd")
     out = {}
-    out["branched"] = run_training(_spec(tiny_data, 40, branches=[15 * TPS, 25 * TPS, 40 * TPS],
-                                         branch_budgets=[1.0, 2.0, 3.0]), tmp / "branched", progress=False)
+    out["branched"] = run_training(
+        _spec(tiny_data, 40, branches=[15 * TPS, 25 * TPS, 40 * TPS], branch_budgets=[1.0, 2.0, 3.0]),
+        tmp / "branched",
+        progress=False,
+    )
     out["plain"] = run_training(_spec(tiny_data, 40), tmp / "plain", progress=False)
     out["alone15"] = run_training(_spec(tiny_data, 15), tmp / "alone15", progress=False)
     out["alone25"] = run_training(_spec(tiny_data, 25), tmp / "alone25", progress=False)
@@ -91,6 +103,7 @@ def test_resume_replays_branches(runs, tiny_data):
     assert a.status == "pending" and len(read_branches(tmp / "resumed")) == 1
     b = run_training(spec, tmp / "resumed", resume=True, progress=False)
     assert b.status == "done"
+
     def strip(rows):
         return [{k: v for k, v in x.items() if k != "branch_time_s"} for x in rows]
 
@@ -116,7 +129,13 @@ def test_plan_wsd_regroups_grid_and_saving():
 
     shapes = [ModelShape(d_model=d, n_layers=2, vocab=262, seq_len=64) for d in (64, 128)]
     budgets = [1e12, 2e12, 4e12]
-    kw = dict(data="DATA", train_tokens=10**12, batch_size=8, min_steps=10, base=RunSpec(shape=shapes[0], schedule=ScheduleConfig(kind="wsd")))
+    kw = dict(
+        data="DATA",
+        train_tokens=10**12,
+        batch_size=8,
+        min_steps=10,
+        base=RunSpec(shape=shapes[0], schedule=ScheduleConfig(kind="wsd")),
+    )
     grid = plan_isoflop(budgets, shapes, **kw)
     plan = plan_wsd(budgets, shapes, **kw)
     assert len(plan.runs) == 2 and len(grid.runs) == 6
@@ -129,7 +148,9 @@ def test_plan_wsd_regroups_grid_and_saving():
     assert saving_bound(budgets, 0.2) == pytest.approx(0.8 * 0.75 / 1.75)
     cost = flop_cost(plan)
     assert cost["saving"] == pytest.approx(0.8 * 0.75 / 1.75, abs=0.01)  # step rounding only
-    assert cost["separate_flops"] == pytest.approx(sum(p.spec.steps * p.spec.tokens_per_step * p.flops_per_token for p in grid.runs))
+    assert cost["separate_flops"] == pytest.approx(
+        sum(p.spec.steps * p.spec.tokens_per_step * p.flops_per_token for p in grid.runs)
+    )
     assert budgets_needed(0.4, 0.2) == pytest.approx(2.0)
     assert budgets_needed(0.85, 0.2) == float("inf")
 
@@ -139,10 +160,36 @@ def test_cli_plan_wsd_and_frame_rows(tiny_data, tmp_path):
     from scalinglab.sweep.store import load_runs_frame
 
     study = tmp_path / "S"
-    p = subprocess.run([sys.executable, "-m", "scalinglab", "plan", "isoflop", "--data", str(tiny_data), "--budgets",
-                        "1e10,2e10,4e10", "--shapes", "32x1,48x1", "--seq-len", "32", "--batch-size", "4", "--min-steps", "10",
-                        "--max-epochs", "100", "--schedule", "wsd", "--out", str(study), "--json"],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scalinglab",
+            "plan",
+            "isoflop",
+            "--data",
+            str(tiny_data),
+            "--budgets",
+            "1e10,2e10,4e10",
+            "--shapes",
+            "32x1,48x1",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--min-steps",
+            "10",
+            "--max-epochs",
+            "100",
+            "--schedule",
+            "wsd",
+            "--out",
+            str(study),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     runs = json.loads(p.stdout)["runs"]
     assert sorted(r["id"] for r in runs) == ["wsd_32x1", "wsd_48x1"]
@@ -152,9 +199,20 @@ def test_cli_plan_wsd_and_frame_rows(tiny_data, tmp_path):
     spec = RunSpec.from_toml((run_dir / "config.toml").read_text())
     toks, budgets = spec.schedule.branches, spec.schedule.branch_budgets
     assert budgets == (1e10, 2e10, 4e10) and len(toks) == 3
-    (run_dir / "branches.jsonl").write_text(json.dumps({"steps": toks[0] // TPS, "tokens": toks[0], "budget": budgets[0],
-                                                        "flops_at_point": 1e10, "val_loss": 3.5, "branch_flops": 2e9,
-                                                        "end": False}) + "\n")
+    (run_dir / "branches.jsonl").write_text(
+        json.dumps(
+            {
+                "steps": toks[0] // TPS,
+                "tokens": toks[0],
+                "budget": budgets[0],
+                "flops_at_point": 1e10,
+                "val_loss": 3.5,
+                "branch_flops": 2e9,
+                "end": False,
+            }
+        )
+        + "\n"
+    )
     df = load_runs_frame(study)
     assert len(df) == 3
     row = df[df.run_id == f"{df.run_id[0]}@{toks[0]}"].iloc[0]

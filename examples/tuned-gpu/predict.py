@@ -10,11 +10,11 @@ import argparse
 import json
 
 import numpy as np
+from scalinglab.laws.data import load_points
 
 from scalinglab.laws.approach2 import Approach2
 from scalinglab.laws.approach3 import Approach3
 from scalinglab.laws.base import ParametricLaw
-from scalinglab.laws.data import load_points
 
 
 def main() -> None:
@@ -37,12 +37,28 @@ def main() -> None:
         draws.append((float(nn), float(dd), float(lw.predict_loss(nn, dd))))
     q = np.percentile(np.array(draws), [2.5, 97.5], axis=0)
     a2 = Approach2().fit(pts.N, pts.D, pts.budget, pts.loss)
-    out = {"C": a.c, "runs": len(pts), "budgets": sorted(set(pts.budget.tolist())),
-           "approach3": {"n_opt": float(n), "n_opt_ci": q[:, 0].tolist(), "d_opt": float(d), "d_opt_ci": q[:, 1].tolist(),
-                         "loss": float(law.predict_loss(n, d)), "loss_ci": q[:, 2].tolist(), "a": law.a_, "b": law.b_,
-                         "ci_a": law.ci_["a"], "bootstrap": len(draws)},
-           "approach2": {"n_opt": float(a2.allocate(a.c)[0]), "a": a2.a_,
-                         "per_budget": [{k: r[k] for k in ("C", "n_opt", "loss_opt_n") if k in r} for r in a2.per_budget_]}}
+    out = {
+        "C": a.c,
+        "runs": len(pts),
+        "budgets": sorted(set(pts.budget.tolist())),
+        "approach3": {
+            "n_opt": float(n),
+            "n_opt_ci": q[:, 0].tolist(),
+            "d_opt": float(d),
+            "d_opt_ci": q[:, 1].tolist(),
+            "loss": float(law.predict_loss(n, d)),
+            "loss_ci": q[:, 2].tolist(),
+            "a": law.a_,
+            "b": law.b_,
+            "ci_a": law.ci_["a"],
+            "bootstrap": len(draws),
+        },
+        "approach2": {
+            "n_opt": float(a2.allocate(a.c)[0]),
+            "a": a2.a_,
+            "per_budget": [{k: r[k] for k in ("C", "n_opt", "loss_opt_n") if k in r} for r in a2.per_budget_],
+        },
+    }
     print(json.dumps(out, indent=2))
 
 

@@ -99,16 +99,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from scalinglab.accounting.shape import ModelShape
+    from scalinglab.analysis import Columns, FitOptions, Runs, StudyFit, fit_study
     from scalinglab.data.prep import prepare
     from scalinglab.errors import UserError
     from scalinglab.folders import DataDir, RunDir, StudyDir
     from scalinglab.laws.approach1 import Approach1
     from scalinglab.laws.approach2 import Approach2
     from scalinglab.laws.approach3 import Approach3
-    from scalinglab.analysis import Columns, FitOptions, Runs, StudyFit, fit_study
-    from scalinglab.laws.registry import load_law
     from scalinglab.laws.estimates import fit_estimates, load_estimates
     from scalinglab.laws.published import get_law
+    from scalinglab.laws.registry import load_law
     from scalinglab.plan.isoflop import plan_isoflop
     from scalinglab.plan.optimal import plan_optimal
     from scalinglab.records import LoggingConfig, RunRecord, RunSpec, RuntimeConfig, ScheduleConfig

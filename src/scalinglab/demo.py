@@ -21,40 +21,98 @@ STAGES = ("prep", "plan", "sweep", "fit", "report")
 
 # cpu: sized for 2 cores in about 5 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100.
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu": dict(source="stdlib", max_bytes=None, seq_len=64, batch_size=32, budgets="2e11,5e11,1.2e12",
-                shapes="12x1,20x1,32x1,48x2,64x2", max_epochs=1.0, compile=False),
-    "tiny": dict(source="stdlib", max_bytes="8M", seq_len=64, batch_size=32, budgets="6e10,1.2e11,2.4e11",
-                 shapes="16x1,24x1,32x1,48x2", max_epochs=1.0, compile=False, min_steps=20),
-    "gpu": dict(source="site-packages", max_bytes=None, seq_len=512, batch_size=64, budgets="1e15,3e15,1e16,3e16",
-                d_models="128:576:64", max_epochs=2.0, compile=True),
+    "cpu": dict(
+        source="stdlib",
+        max_bytes=None,
+        seq_len=64,
+        batch_size=32,
+        budgets="2e11,5e11,1.2e12",
+        shapes="12x1,20x1,32x1,48x2,64x2",
+        max_epochs=1.0,
+        compile=False,
+    ),
+    "tiny": dict(
+        source="stdlib",
+        max_bytes="8M",
+        seq_len=64,
+        batch_size=32,
+        budgets="6e10,1.2e11,2.4e11",
+        shapes="16x1,24x1,32x1,48x2",
+        max_epochs=1.0,
+        compile=False,
+        min_steps=20,
+    ),
+    "gpu": dict(
+        source="site-packages",
+        max_bytes=None,
+        seq_len=512,
+        batch_size=64,
+        budgets="1e15,3e15,1e16,3e16",
+        d_models="128:576:64",
+        max_epochs=2.0,
+        compile=True,
+    ),
 }
 
 
 def plan_args(p: dict[str, Any], data: Path, study: Path) -> list[str]:
     """The `scalinglab plan isoflop` command line of a preset."""
     grid = ["--shapes", p["shapes"]] if p.get("shapes") else ["--d-models", p["d_models"], "--rule", "minchilla"]
-    return ["plan", "isoflop", "--data", str(data), "--budgets", p["budgets"], *grid, "--seq-len", str(p["seq_len"]),
-            "--batch-size", str(p["batch_size"]), "--max-epochs", f"{p['max_epochs']:g}",
-            "--min-steps", str(p.get("min_steps", 50)), "--compile" if p["compile"] else "--no-compile",
-            "--out", str(study)]
+    return [
+        "plan",
+        "isoflop",
+        "--data",
+        str(data),
+        "--budgets",
+        p["budgets"],
+        *grid,
+        "--seq-len",
+        str(p["seq_len"]),
+        "--batch-size",
+        str(p["batch_size"]),
+        "--max-epochs",
+        f"{p['max_epochs']:g}",
+        "--min-steps",
+        str(p.get("min_steps", 50)),
+        "--compile" if p["compile"] else "--no-compile",
+        "--out",
+        str(study),
+    ]
 
 
 class Demo:
-    def __init__(self, out: str | os.PathLike, scale: str = "cpu", workers: int = 0, max_minutes: float | None = None,
-                 console: Any = None):
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        scale: str = "cpu",
+        workers: int = 0,
+        max_minutes: float | None = None,
+        console: Any = None,
+    ):
         if scale not in PRESETS:
             raise UserError(f"unknown scale {scale!r}", hint="use cpu or gpu", keys=("scale",))
         out = Path(out)
         if out.exists() and not out.is_dir():
-            raise UserError(f"output {out} is a file", hint="give a folder for the demo's outputs (default demo-out)", keys=("out",))
+            raise UserError(
+                f"output {out} is a file", hint="give a folder for the demo's outputs (default demo-out)", keys=("out",)
+            )
         if workers < 0:
-            raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once (0: all cores)",
-                            keys=("workers",))
+            raise UserError(
+                f"bad worker count {workers}",
+                hint="give how many CPU runs to train at once (0: all cores)",
+                keys=("workers",),
+            )
         if max_minutes is not None and not max_minutes > 0:
-            raise UserError(f"bad time limit {max_minutes}", hint="give a positive number of minutes", keys=("max_minutes",))
+            raise UserError(
+                f"bad time limit {max_minutes}", hint="give a positive number of minutes", keys=("max_minutes",)
+            )
         self.out, self.scale, self.preset = out.resolve(), scale, PRESETS[scale]
         self.data, self.study = self.out / "data", self.out / "study"
-        self.law_path, self.report_path, self.figures = self.out / "law.json", self.out / "report.html", self.out / "figures"
+        self.law_path, self.report_path, self.figures = (
+            self.out / "law.json",
+            self.out / "report.html",
+            self.out / "figures",
+        )
         self.workers, self.t0 = workers, time.time()
         self.deadline = self.t0 + 60 * max_minutes if max_minutes else None
         self.console = console
@@ -71,10 +129,17 @@ class Demo:
         from scalinglab.data.prep import prepare
 
         self._say(f"== prep: {self.preset['source']} -> {self.data} (bytes tokenizer)")
-        s = prepare([self.preset["source"]], self.data, tokenizer="bytes", max_bytes=self.preset["max_bytes"],
-                    progress=self.console is not None)
-        self._say(f"   {s['tokens_train']:,} train / {s['tokens_val']:,} val tokens"
-                  + (" (reused)" if s["reused"] else f" in {s['seconds']:.1f} s"))
+        s = prepare(
+            [self.preset["source"]],
+            self.data,
+            tokenizer="bytes",
+            max_bytes=self.preset["max_bytes"],
+            progress=self.console is not None,
+        )
+        self._say(
+            f"   {s['tokens_train']:,} train / {s['tokens_val']:,} val tokens"
+            + (" (reused)" if s["reused"] else f" in {s['seconds']:.1f} s")
+        )
         return s
 
     def plan(self) -> None:
@@ -82,8 +147,11 @@ class Demo:
         from scalinglab.sweep.store import is_study
 
         if not DataDir(self.data).is_data():
-            raise UserError(f"no prepared data in {self.data}", hint=f"run the demo's prep stage into {self.out} first",
-                            keys=("stage", "out"))
+            raise UserError(
+                f"no prepared data in {self.data}",
+                hint=f"run the demo's prep stage into {self.out} first",
+                keys=("stage", "out"),
+            )
         args = plan_args(self.preset, self.data, self.study)
         stamp = self.out / "demo.json"
         if is_study(self.study):
@@ -91,8 +159,11 @@ class Demo:
             if old.get("plan_args") == args:
                 self._say(f"== plan: {self.study} exists with the same plan (reused)")
                 return
-            raise UserError(f"{self.study} holds a study planned with other settings", hint="delete it or choose another folder",
-                            keys=("out",))
+            raise UserError(
+                f"{self.study} holds a study planned with other settings",
+                hint="delete it or choose another folder",
+                keys=("out",),
+            )
         self._say("== plan: " + " ".join(["scalinglab", *args]))
         app(args=args, standalone_mode=False)
         from scalinglab.fileio import atomic_write_json
@@ -110,12 +181,17 @@ class Demo:
         else:
             devices = make_devices(None, None, self.workers or os.cpu_count() or 1)
         where = ", ".join(f"{d.name} (up to {d.max_runs} runs)" for d in devices)
-        self._say(f"== sweep: {where}"
-                  + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else ""))
-        self.counts = sweep(self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline)
+        self._say(
+            f"== sweep: {where}" + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else "")
+        )
+        self.counts = sweep(
+            self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline
+        )
         if self.counts.get("failed"):  # the fit goes on with the runs that finished
-            sys.stderr.write(f"warning: {self.counts['failed']} run(s) failed (see {StudyDir(self.study).run_rel('<id>')}/{RunDir.LOG}); "
-                             f"`scalinglab sweep {self.study} --retry-failed` runs them again\n")
+            sys.stderr.write(
+                f"warning: {self.counts['failed']} run(s) failed (see {StudyDir(self.study).run_rel('<id>')}/{RunDir.LOG}); "
+                f"`scalinglab sweep {self.study} --retry-failed` runs them again\n"
+            )
         return self.counts
 
     def fit(self) -> dict[str, Any]:
@@ -170,11 +246,18 @@ class Demo:
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
         counts = self._counts()
-        d: dict[str, Any] = {"out": str(self.out), "scale": self.scale, "complete": complete, "counts": counts,
-                             "elapsed_s": round(time.time() - self.t0, 1)}
+        d: dict[str, Any] = {
+            "out": str(self.out),
+            "scale": self.scale,
+            "complete": complete,
+            "counts": counts,
+            "elapsed_s": round(time.time() - self.t0, 1),
+        }
         if not complete:
-            d["message"] = (f"sweep stopped with {counts.get('done', 0)}/{sum(counts.values())} runs done; "
-                            "run the same command again to continue")
+            d["message"] = (
+                f"sweep stopped with {counts.get('done', 0)}/{sum(counts.values())} runs done; "
+                "run the same command again to continue"
+            )
             return d
         laws = self.laws or self._load_laws()
         if not laws:
@@ -205,8 +288,11 @@ class Demo:
         from scalinglab.sweep.store import is_study
 
         if not is_study(self.study):
-            raise UserError(f"no study in {self.study}", hint=f"run the demo's plan stage into {self.out} first",
-                            keys=("stage", "out"))
+            raise UserError(
+                f"no study in {self.study}",
+                hint=f"run the demo's plan stage into {self.out} first",
+                keys=("stage", "out"),
+            )
 
     def _counts(self) -> dict[str, int]:
         from scalinglab.sweep.store import Store, is_study
@@ -257,15 +343,19 @@ def format_summary(d: dict[str, Any]) -> list[str]:
             lines.append(f"approach {ap} ({what}): N_opt ∝ C^{r['a']:.2f}, D_opt ∝ C^{r['b']:.2f}")
     r3 = d.get("approach3")
     if r3:
-        lines.append(f"  L(N, D) = {r3['E']:.3f} + {r3['A']:.4g} / N^{r3['alpha']:.3f} + {r3['B']:.4g} / D^{r3['beta']:.3f}")
+        lines.append(
+            f"  L(N, D) = {r3['E']:.3f} + {r3['A']:.4g} / N^{r3['alpha']:.3f} + {r3['B']:.4g} / D^{r3['beta']:.3f}"
+        )
     if "budget" in d:
         lines.append(f"at C = {d['budget']:.3g} FLOPs (10x the largest budget):")
         for ap in ("2", "3"):
             r = d.get(f"approach{ap}")
             if r:
                 loss = f", predicted loss {r['loss']:.4f}" if r.get("loss") is not None else ""
-                lines.append(f"  approach {ap}: N_opt = {human(r['N_opt'])} params, D_opt = {human(r['D_opt'])} tokens"
-                             f" ({r['D_opt'] / r['N_opt']:.1f} tokens/param){loss}")
+                lines.append(
+                    f"  approach {ap}: N_opt = {human(r['N_opt'])} params, D_opt = {human(r['D_opt'])} tokens"
+                    f" ({r['D_opt'] / r['N_opt']:.1f} tokens/param){loss}"
+                )
     if d.get("report"):
         lines.append(f"report: {d['report']}")
     return lines

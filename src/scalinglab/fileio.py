@@ -128,8 +128,10 @@ def check_output(path: str | os.PathLike, kind: str = "file", what: str = "outpu
         raise UserError(f"{what} {p}: no permission to write in {where}; choose a folder of your own")
     free = free_bytes(where)
     if need_bytes > 0 and free is not None and free < need_bytes:
-        raise UserError(f"{what} {p} needs at least {human_bytes(need_bytes)} but {where} has {human_bytes(free)} free; "
-                        "free some space or write to another disk")
+        raise UserError(
+            f"{what} {p} needs at least {human_bytes(need_bytes)} but {where} has {human_bytes(free)} free; "
+            "free some space or write to another disk"
+        )
     return p
 
 

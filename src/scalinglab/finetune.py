@@ -44,8 +44,11 @@ def samples(arr: np.ndarray, seq_len: int, n: int, what: str) -> np.ndarray:
     """The first n full, non-overlapping seq_len-token chunks (the exercise keeps only full-length chunks)."""
     have = len(arr) // seq_len
     if n > have:
-        raise UserError(f"{what} has {have} samples of {seq_len} tokens, fewer than the {n} asked",
-                        hint="ask for fewer samples or use more data", keys=("data_sizes", "eval_samples"))
+        raise UserError(
+            f"{what} has {have} samples of {seq_len} tokens, fewer than the {n} asked",
+            hint="ask for fewer samples or use more data",
+            keys=("data_sizes", "eval_samples"),
+        )
     return np.asarray(arr[: n * seq_len], dtype=np.int64).reshape(n, seq_len)
 
 
@@ -94,8 +97,13 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as Bar
 
-            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                           console=self.console)
+            self.bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
             self.task = self.bar.add_task("fine-tuning", total=total)
             self.bar.start()
 
@@ -108,16 +116,21 @@ class Progress:
         now = time.perf_counter()
         if self.plain and (step == steps or now - self.last_line >= self.PLAIN_EVERY_S):
             self.last_line = now
-            print(f"fine-tuning {label}: step {step}/{steps} val {loss:.4f} "
-                  f"[{self.done}/{self.total} steps, {now - self.t0:.0f} s]", file=self.console.file, flush=True)
+            print(
+                f"fine-tuning {label}: step {step}/{steps} val {loss:.4f} "
+                f"[{self.done}/{self.total} steps, {now - self.t0:.0f} s]",
+                file=self.console.file,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
 
 
-def run_one(lm, train: np.ndarray, val: torch.Tensor, d: int, p: Protocol, steps: int,
-            progress: Progress | None = None) -> dict:
+def run_one(
+    lm, train: np.ndarray, val: torch.Tensor, d: int, p: Protocol, steps: int, progress: Progress | None = None
+) -> dict:
     """Fine-tune a copy of lm for `steps` steps on the first d samples; evaluate before the first step, every
     p.eval_steps(steps) steps and after the last. The curve has every step's train loss, val_loss None between."""
     work = copy.copy(lm)
@@ -134,8 +147,11 @@ def run_one(lm, train: np.ndarray, val: torch.Tensor, d: int, p: Protocol, steps
         lr = sched.get_last_lr()[0]
         loss = lm_loss(work, x)
         if not math.isfinite(loss.item()):
-            raise UserError(f"loss became {loss.item()} at step {step + 1} (data size {d})", hint="lower the learning rate",
-                                keys=("lr",))
+            raise UserError(
+                f"loss became {loss.item()} at step {step + 1} (data size {d})",
+                hint="lower the learning rate",
+                keys=("lr",),
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(work.module.parameters(), p.max_grad_norm)
@@ -143,21 +159,46 @@ def run_one(lm, train: np.ndarray, val: torch.Tensor, d: int, p: Protocol, steps
         sched.step()
         evaluate = (step + 1) % every == 0 or step + 1 == steps
         v = val_loss(work, val, p.eval_batch) if evaluate else None
-        curve.append({"step": step + 1, "epoch": (step + 1) * p.batch_size / d, "lr": lr, "train_loss": loss.item(),
-                      "val_loss": v})
+        curve.append(
+            {
+                "step": step + 1,
+                "epoch": (step + 1) * p.batch_size / d,
+                "lr": lr,
+                "train_loss": loss.item(),
+                "val_loss": v,
+            }
+        )
         if progress is not None:
             progress.step(label)
             if evaluate:
                 progress.evaluated(label, step + 1, steps, v)
     evals = [c for c in curve[1:] if c["val_loss"] is not None]
     best = min(evals, key=lambda c: c["val_loss"])
-    return {"data_size": d, "epochs": steps * p.batch_size / d, "steps": steps, "initial_val_loss": curve[0]["val_loss"],
-            "final_val_loss": evals[-1]["val_loss"], "best_val_loss": best["val_loss"], "best_step": best["step"],
-            "eval_every": every, "final_train_loss": curve[-1]["train_loss"], "curve": curve}
+    return {
+        "data_size": d,
+        "epochs": steps * p.batch_size / d,
+        "steps": steps,
+        "initial_val_loss": curve[0]["val_loss"],
+        "final_val_loss": evals[-1]["val_loss"],
+        "best_val_loss": best["val_loss"],
+        "best_step": best["step"],
+        "eval_every": every,
+        "final_train_loss": curve[-1]["train_loss"],
+        "curve": curve,
+    }
 
 
-def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], p: Protocol, budget_flops: float = 0.0,
-                    split: str = "train", val_split: str = "val", device: str = "auto", progress: bool = True) -> dict:
+def finetune_budget(
+    models: list[str],
+    data: str | Path,
+    data_sizes: list[int],
+    p: Protocol,
+    budget_flops: float = 0.0,
+    split: str = "train",
+    val_split: str = "val",
+    device: str = "auto",
+    progress: bool = True,
+) -> dict:
     """The study. One model: `p.steps` steps per data size. Several models: one compute budget C
     (budget_flops, or 6 N steps B L of the first model), each model gets C / (6 N B L) steps."""
     from scalinglab.data.loader import TokenData
@@ -168,9 +209,10 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     if not data_sizes or min(data_sizes) < 1:
         raise UserError("data sizes must be positive sample counts", hint="e.g. 100,50,25", keys=("data_sizes",))
     if p.steps < 1 or p.batch_size < 1 or p.seq_len < 2 or p.eval_samples < 1 or p.eval_every < 0 or p.eval_batch < 1:
-        raise UserError("steps, batch size, eval samples and eval batch must be >= 1, eval every >= 0 "
-                        "and the sequence length >= 2", keys=("steps", "batch_size", "eval_samples", "eval_batch",
-                                                              "eval_every", "seq_len"))
+        raise UserError(
+            "steps, batch size, eval samples and eval batch must be >= 1, eval every >= 0 and the sequence length >= 2",
+            keys=("steps", "batch_size", "eval_samples", "eval_batch", "eval_every", "seq_len"),
+        )
     td = TokenData(data)
     train = samples(td.split(split), p.seq_len, max(data_sizes), f"split {split!r} of {data}")
     val_np = samples(td.split(val_split), p.seq_len, p.eval_samples, f"split {val_split!r} of {data}")
@@ -179,11 +221,20 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
     for lm in lms:
         check_same_tokenizer(lm, data)
         if p.seq_len > lm.max_len:
-            raise UserError(f"sequence length {p.seq_len} is longer than the context {lm.max_len} of {lm.source}",
-                            hint=f"use {lm.max_len} or less", keys=("seq_len",))
+            raise UserError(
+                f"sequence length {p.seq_len} is longer than the context {lm.max_len} of {lm.source}",
+                hint=f"use {lm.max_len} or less",
+                keys=("seq_len",),
+            )
         lm.check_ids(int(max(train.max(), val_np.max())), f"data {data}")
     C = budget_flops or 6.0 * lms[0].n_params * p.steps * tokens_per_step
-    plan = [(lm, p.steps if len(lms) == 1 and not budget_flops else max(1, round(C / (6.0 * lm.n_params * tokens_per_step)))) for lm in lms]
+    plan = [
+        (
+            lm,
+            p.steps if len(lms) == 1 and not budget_flops else max(1, round(C / (6.0 * lm.n_params * tokens_per_step))),
+        )
+        for lm in lms
+    ]
     rows, curves = [], {}
     bar = Progress(progress, sum(s for _, s in plan) * len(data_sizes))
     try:
@@ -192,11 +243,25 @@ def finetune_budget(models: list[str], data: str | Path, data_sizes: list[int], 
             for d in data_sizes:
                 r = run_one(lm, train, val, d, p, steps, bar)
                 curves[f"{lm.source}|{d}"] = r.pop("curve")
-                rows.append({"model": lm.source, "params": lm.n_params, **r, "tokens": steps * tokens_per_step,
-                             "flops": 6.0 * lm.n_params * steps * tokens_per_step})
+                rows.append(
+                    {
+                        "model": lm.source,
+                        "params": lm.n_params,
+                        **r,
+                        "tokens": steps * tokens_per_step,
+                        "flops": 6.0 * lm.n_params * steps * tokens_per_step,
+                    }
+                )
     finally:
         bar.close()
-    out = {"protocol": asdict(p), "data": str(data), "budget_flops": C, "flops_convention": "6N", "rows": rows, "curves": curves}
+    out = {
+        "protocol": asdict(p),
+        "data": str(data),
+        "budget_flops": C,
+        "flops_convention": "6N",
+        "rows": rows,
+        "curves": curves,
+    }
     if len(lms) > 1:
         out["isoflop"] = isoflop(rows)
     return out
@@ -211,18 +276,35 @@ def isoflop(rows: list[dict]) -> dict:
         if r["model"] not in best or r["final_val_loss"] < best[r["model"]]["final_val_loss"]:
             best[r["model"]] = r
     pts = sorted(best.values(), key=lambda r: r["params"])
-    points = [{"model": r["model"], "params": r["params"], "steps": r["steps"], "data_size": r["data_size"], "final_val_loss": r["final_val_loss"]} for r in pts]
+    points = [
+        {
+            "model": r["model"],
+            "params": r["params"],
+            "steps": r["steps"],
+            "data_size": r["data_size"],
+            "final_val_loss": r["final_val_loss"],
+        }
+        for r in pts
+    ]
     opt = min(points, key=lambda r: r["final_val_loss"])
-    res = {"points": points, "optimal_model": opt["model"], "optimal_params": opt["params"],
-           "optimal_loss": opt["final_val_loss"], "fit": None, "note": ""}
+    res = {
+        "points": points,
+        "optimal_model": opt["model"],
+        "optimal_params": opt["params"],
+        "optimal_loss": opt["final_val_loss"],
+        "fit": None,
+        "note": "",
+    }
     i = points.index(opt)
     if len(points) < 3:
         res["note"] = f"no parabola: {len(points)} model(s); 3 or more around the minimum refine it"
     elif i in (0, len(points) - 1):
         side = "smallest" if i == 0 else "largest"
         more = "smaller" if i == 0 else "larger"
-        res["note"] = (f"minimum not bracketed: the lowest loss is at the {side} model ({opt['model']}); "
-                       f"no parabola fitted, add {more} models")
+        res["note"] = (
+            f"minimum not bracketed: the lowest loss is at the {side} model ({opt['model']}); "
+            f"no parabola fitted, add {more} models"
+        )
     else:
         x = np.log10([q["params"] for q in points])
         a, b, c = np.polyfit(x, [q["final_val_loss"] for q in points], 2)
@@ -290,14 +372,20 @@ def plots(res: dict) -> dict[str, bytes]:
         d = [r["data_size"] for r in rs]
         ax.plot(d, [r["final_val_loss"] for r in rs], "o-", color=f"C{i}", label=f"final, {label[m]}")
         ax.plot(d, [r["best_val_loss"] for r in rs], "s--", color=f"C{i}", alpha=0.6, label=f"best, {label[m]}")
-        ax.axhline(rs[0]["initial_val_loss"], color=f"C{i}", lw=0.8, ls=":", label="before fine-tuning" if i == 0 else None)
+        ax.axhline(
+            rs[0]["initial_val_loss"], color=f"C{i}", lw=0.8, ls=":", label="before fine-tuning" if i == 0 else None
+        )
     ax.set_xscale("log")
     sizes = sorted({r["data_size"] for r in rows})
     ax.set_xticks(sizes, [str(d) for d in sizes])
     ax.minorticks_off()
     ax.set_xlabel("training samples d (epochs = steps x batch / d)")
     ax.set_ylabel(f"val loss ({p['eval_samples']} samples)")
-    ax.set_title(f"Fixed budget fine-tuning: {p['steps']} steps, batch {p['batch_size']}, {p['seq_len']} tokens" if len(models) == 1 else f"Fixed compute {res['budget_flops']:.3g} FLOPs")
+    ax.set_title(
+        f"Fixed budget fine-tuning: {p['steps']} steps, batch {p['batch_size']}, {p['seq_len']} tokens"
+        if len(models) == 1
+        else f"Fixed compute {res['budget_flops']:.3g} FLOPs"
+    )
     ax.legend(fontsize=7)
     out["finetune_budget.png"] = png(fig)
 
@@ -308,7 +396,9 @@ def plots(res: dict) -> dict[str, bytes]:
             d = key.rsplit("|", 1)[1]
             ev = [c for c in curve if c["val_loss"] is not None]
             ax.plot([c["step"] for c in ev], [c["val_loss"] for c in ev], ".-", color=f"C{j}", label=f"d={d} val")
-            ax.plot([c["step"] for c in curve[1:]], [c["train_loss"] for c in curve[1:]], color=f"C{j}", alpha=0.3, lw=0.8)
+            ax.plot(
+                [c["step"] for c in curve[1:]], [c["train_loss"] for c in curve[1:]], color=f"C{j}", alpha=0.3, lw=0.8
+            )
         ax.set_xlabel("step")
         ax.set_ylabel("loss (faint: train)")
         ax.set_title(label[m])
@@ -324,7 +414,9 @@ def plots(res: dict) -> dict[str, bytes]:
         if iso["fit"]:
             f = iso["fit"]
             xs = np.linspace(np.log10(min(n)), np.log10(max(n)), 100)
-            ax.plot(10**xs, f["a"] * xs**2 + f["b"] * xs + f["c"], "-", label=f"parabola, N_opt = {f['params_opt']:.3g}")
+            ax.plot(
+                10**xs, f["a"] * xs**2 + f["b"] * xs + f["c"], "-", label=f"parabola, N_opt = {f['params_opt']:.3g}"
+            )
         ax.axvline(iso["optimal_params"], ls=":", color="k", label=f"lowest: {iso['optimal_params']:,} params")
         ax.set_xscale("log")
         ax.set_xlabel("parameters N")

@@ -194,18 +194,25 @@ class StudyDir:
         root = self.path.resolve()
         p = (root / str(rel)).resolve()
         if p == root or not p.is_relative_to(root):
-            raise FolderError(f"{self.store}: run_dir {rel!r} lies outside the study folder",
-                              hint="the store was edited or is corrupt: restore it or re-plan the study")
+            raise FolderError(
+                f"{self.store}: run_dir {rel!r} lies outside the study folder",
+                hint="the store was edited or is corrupt: restore it or re-plan the study",
+            )
         return RunDir(p)
 
     def settings(self) -> dict[str, Any]:
         if not self.is_study():
-            raise FolderError(f"{self.path} is not a study (no {self.SETTINGS} / {self.STORE})",
-                              hint="plan one first", keys=("study",))
+            raise FolderError(
+                f"{self.path} is not a study (no {self.SETTINGS} / {self.STORE})",
+                hint="plan one first",
+                keys=("study",),
+            )
         try:
             return tomllib.loads(self.settings_file.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
-            raise FolderError(f"{self.settings_file} is not valid TOML ({e})", hint="fix it or re-plan the study") from None
+            raise FolderError(
+                f"{self.settings_file} is not valid TOML ({e})", hint="fix it or re-plan the study"
+            ) from None
 
     def write_settings(self, doc: dict[str, Any]) -> None:
         import tomli_w
@@ -247,14 +254,21 @@ class DataDir:
 
     def read_meta(self) -> dict[str, Any]:
         if not self.meta_file.is_file():
-            raise FolderError(f"{self.path} is not a prepared data folder (no {self.META})",
-                              hint="prepare it first (`scalinglab prep`)", keys=("data",))
+            raise FolderError(
+                f"{self.path} is not a prepared data folder (no {self.META})",
+                hint="prepare it first (`scalinglab prep`)",
+                keys=("data",),
+            )
         try:
             meta = json.loads(self.meta_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise FolderError(f"{self.meta_file} is not valid JSON ({e})", hint="prepare the data again into a fresh folder") from None
+            raise FolderError(
+                f"{self.meta_file} is not valid JSON ({e})", hint="prepare the data again into a fresh folder"
+            ) from None
         if not isinstance(meta, dict):
-            raise FolderError(f"{self.meta_file} is not a data description", hint="prepare the data again into a fresh folder")
+            raise FolderError(
+                f"{self.meta_file} is not a data description", hint="prepare the data again into a fresh folder"
+            )
         return meta
 
     def read_meta_or_none(self) -> dict[str, Any] | None:

@@ -43,14 +43,29 @@ def gpt2_config(shape) -> Any:
     if shape.arch != "gpt":
         raise UserError(f"arch {shape.arch!r} cannot be exported as GPT-2: only arch 'gpt' runs export (format hf)")
     if shape.pos != "learned":
-        raise UserError(f"position encoding {shape.pos!r} cannot be exported as GPT-2 (it has learned positions only): train with pos = 'learned' to export")
+        raise UserError(
+            f"position encoding {shape.pos!r} cannot be exported as GPT-2 (it has learned positions only): train with pos = 'learned' to export"
+        )
     if not shape.bias:
-        raise UserError("a model without biases cannot be exported as GPT-2 (GPT-2 always has biases): train with bias = true to export")
+        raise UserError(
+            "a model without biases cannot be exported as GPT-2 (GPT-2 always has biases): train with bias = true to export"
+        )
     return transformers.GPT2Config(
-        vocab_size=shape.vocab, n_positions=shape.seq_len, n_embd=shape.d_model, n_layer=shape.n_layers,
-        n_head=shape.n_heads, n_inner=shape.mlp_ratio * shape.d_model, activation_function="gelu_new",
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5,
-        tie_word_embeddings=shape.tied, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+        vocab_size=shape.vocab,
+        n_positions=shape.seq_len,
+        n_embd=shape.d_model,
+        n_layer=shape.n_layers,
+        n_head=shape.n_heads,
+        n_inner=shape.mlp_ratio * shape.d_model,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        layer_norm_epsilon=1e-5,
+        tie_word_embeddings=shape.tied,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
         architectures=["GPT2LMHeadModel"],
     )
 
@@ -96,10 +111,20 @@ def export_hf(run: str | Path, out: str | Path) -> dict:
         config.save_pretrained(tmp)
         save_file(gpt_to_hf_state(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         tok = save_tokenizer(tok_obj, tmp) if tok_obj is not None else None
-        info = {"source_run": str(Path(run).resolve()), "shape": spec.shape.to_dict(), "data": str(data) if data else None,
-                "tokenizer": DataDir(data).tokenizer_info() if data else None, "hf_tokenizer": tok}
+        info = {
+            "source_run": str(Path(run).resolve()),
+            "shape": spec.shape.to_dict(),
+            "data": str(data) if data else None,
+            "tokenizer": DataDir(data).tokenizer_info() if data else None,
+            "hf_tokenizer": tok,
+        }
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n")
-    return {"out": str(out), "params": sum(p.numel() for p in model.parameters()), "tokenizer": tok, "files": sorted(p.name for p in out.iterdir())}
+    return {
+        "out": str(out),
+        "params": sum(p.numel() for p in model.parameters()),
+        "tokenizer": tok,
+        "files": sorted(p.name for p in out.iterdir()),
+    }
 
 
 def save_tokenizer(tok, out: Path) -> str | None:
@@ -163,10 +188,14 @@ def load_hf_model(path: str | Path, device: str = "cpu"):
             warnings.simplefilter("ignore")
             model = transformers.AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype="float32")
     except pickle.UnpicklingError as e:  # a pytorch_model.bin refused by torch.load(weights_only=True)
-        raise UserError(f"the weights file in {path} {load_failure(e)}; use a model saved as safetensors, or re-export it") from None
+        raise UserError(
+            f"the weights file in {path} {load_failure(e)}; use a model saved as safetensors, or re-export it"
+        ) from None
     except Exception as e:  # noqa: BLE001 - missing/corrupt files, unknown architectures: the folder is not usable
         msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is not a loadable transformers causal-LM folder ({msg}); give a folder with config.json and weights") from None
+        raise UserError(
+            f"{path} is not a loadable transformers causal-LM folder ({msg}); give a folder with config.json and weights"
+        ) from None
     return model.float().to(device).eval()  # .float(): older transformers ignore dtype=
 
 
@@ -179,4 +208,6 @@ def load_hf_tokenizer(path: str | Path):
     try:
         return transformers.AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except (OSError, ValueError) as e:
-        raise UserError(f"the tokenizer in {p} does not load ({str(e).splitlines()[0] if str(e) else type(e).__name__}): re-export or fix its tokenizer files") from None
+        raise UserError(
+            f"the tokenizer in {p} does not load ({str(e).splitlines()[0] if str(e) else type(e).__name__}): re-export or fix its tokenizer files"
+        ) from None

@@ -26,7 +26,9 @@ class ScheduleConfig:
     restart_steps: int = -1  # growth: the step a restart begins at; -1: no restart
     restart_warmup_steps: int = 0  # growth: re-warm the LR over this many steps after restart_steps
     reset: bool = False  # restart the whole schedule at restart_steps
-    branches: tuple[int, ...] = ()  # wsd: token counts of the cooldown points (Hägele et al. 2024); last = the run's end
+    branches: tuple[
+        int, ...
+    ] = ()  # wsd: token counts of the cooldown points (Hägele et al. 2024); last = the run's end
     branch_budgets: tuple[float, ...] = ()  # their planned C, when the planner gave them
 
     def __post_init__(self) -> None:
@@ -71,8 +73,12 @@ class Origin:
     tune: dict[str, Any] = field(default_factory=dict)  # a tuning grid's point: lr, batch_size, beta2, warmup as given
 
 
-SECTIONS: dict[str, type] = {"schedule": ScheduleConfig, "runtime": RuntimeConfig, "logging": LoggingConfig,
-                             "origin": Origin}
+SECTIONS: dict[str, type] = {
+    "schedule": ScheduleConfig,
+    "runtime": RuntimeConfig,
+    "logging": LoggingConfig,
+    "origin": Origin,
+}
 
 
 @dataclass
@@ -139,23 +145,47 @@ class RunSpec:
 # Names of settings before they were grouped (records, checkpoints, study stores and config files written by
 # earlier versions): old name -> (section, field). `extra` was an untyped table; its keys are mapped the same way.
 LEGACY = {
-    "warmup_steps": ("schedule", "warmup_steps"), "min_lr_ratio": ("schedule", "min_lr_ratio"),
-    "decay_frac": ("schedule", "decay_frac"), "restart_steps": ("schedule", "restart_steps"),
-    "restart_warmup_steps": ("schedule", "restart_warmup_steps"), "reset_schedule": ("schedule", "reset"),
-    "branches": ("schedule", "branches"), "branch_budgets": ("schedule", "branch_budgets"),
-    "device": ("runtime", "device"), "dtype": ("runtime", "dtype"), "compile": ("runtime", "compile"),
-    "compile_mode": ("runtime", "compile_mode"), "activation_checkpointing": ("runtime", "activation_checkpointing"),
+    "warmup_steps": ("schedule", "warmup_steps"),
+    "min_lr_ratio": ("schedule", "min_lr_ratio"),
+    "decay_frac": ("schedule", "decay_frac"),
+    "restart_steps": ("schedule", "restart_steps"),
+    "restart_warmup_steps": ("schedule", "restart_warmup_steps"),
+    "reset_schedule": ("schedule", "reset"),
+    "branches": ("schedule", "branches"),
+    "branch_budgets": ("schedule", "branch_budgets"),
+    "device": ("runtime", "device"),
+    "dtype": ("runtime", "dtype"),
+    "compile": ("runtime", "compile"),
+    "compile_mode": ("runtime", "compile_mode"),
+    "activation_checkpointing": ("runtime", "activation_checkpointing"),
     "threads": ("runtime", "threads"),
-    "log_every": ("logging", "log_every"), "eval_every": ("logging", "eval_every"),
-    "eval_batches": ("logging", "eval_batches"), "checkpoint_every": ("logging", "checkpoint_every"),
+    "log_every": ("logging", "log_every"),
+    "eval_every": ("logging", "eval_every"),
+    "eval_batches": ("logging", "eval_batches"),
+    "checkpoint_every": ("logging", "checkpoint_every"),
     "tensorboard": ("logging", "tensorboard"),
-    "isoflop_budget": ("origin", "planned_budget"), "grown_from": ("origin", "grown_from"), "growth": ("origin", "growth"),
+    "isoflop_budget": ("origin", "planned_budget"),
+    "grown_from": ("origin", "grown_from"),
+    "growth": ("origin", "growth"),
     "tune": ("origin", "tune"),
 }
 # Shape fields written flat in hand-made config files, and their short names there.
-LEGACY_SHAPE = {"d_model": "d_model", "n_layers": "n_layers", "layers": "n_layers", "n_heads": "n_heads",
-                "heads": "n_heads", "vocab": "vocab", "seq_len": "seq_len", "arch": "arch", "mlp_ratio": "mlp_ratio",
-                "bias": "bias", "pos": "pos", "tied": "tied", "latents": "latents", "prefix_dropout": "prefix_dropout"}
+LEGACY_SHAPE = {
+    "d_model": "d_model",
+    "n_layers": "n_layers",
+    "layers": "n_layers",
+    "n_heads": "n_heads",
+    "heads": "n_heads",
+    "vocab": "vocab",
+    "seq_len": "seq_len",
+    "arch": "arch",
+    "mlp_ratio": "mlp_ratio",
+    "bias": "bias",
+    "pos": "pos",
+    "tied": "tied",
+    "latents": "latents",
+    "prefix_dropout": "prefix_dropout",
+}
 
 
 def upgrade(d: dict[str, Any]) -> dict[str, Any]:
@@ -300,8 +330,13 @@ _RULES: dict[str, tuple[bool, Any, str]] = {
     "shape.prefix_dropout": (_NUM, lambda v: 0 <= v < 1, "a number from 0 up to 1 (excluded)"),
 }
 _CHOICES = {"optimizer": OPTIMIZERS, "schedule.kind": SCHEDULES, "runtime.dtype": DTYPES}
-_BOOLS = ("schedule.reset", "runtime.compile", "runtime.activation_checkpointing", "runtime.allow_long",
-          "logging.tensorboard")
+_BOOLS = (
+    "schedule.reset",
+    "runtime.compile",
+    "runtime.activation_checkpointing",
+    "runtime.allow_long",
+    "logging.tensorboard",
+)
 
 
 def _get(d: dict[str, Any], key: str) -> tuple[bool, Any]:

@@ -20,17 +20,23 @@ def create_study(out: str | os.PathLike, plan: Any, settings: dict[str, Any]) ->
     out = Path(out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "a study" if StudyDir(out).is_study() else "not empty"
-        raise FolderError(f"{out} already exists and is {what}", hint="choose a new folder or delete it first", keys=("out",))
+        raise FolderError(
+            f"{out} already exists and is {what}", hint="choose a new folder or delete it first", keys=("out",)
+        )
     if not plan.runs:
         from scalinglab.plan.isoflop import drop_summary
 
-        raise ConfigError(f"no runs left to plan: all {len(plan.dropped)} were dropped ({drop_summary(plan.dropped)})",
-                          hint="raise the budgets, lower the minimum steps or the batch size, or use more data",
-                          keys=("min_steps", "max_epochs", "batch_size"))
+        raise ConfigError(
+            f"no runs left to plan: all {len(plan.dropped)} were dropped ({drop_summary(plan.dropped)})",
+            hint="raise the budgets, lower the minimum steps or the batch size, or use more data",
+            keys=("min_steps", "max_epochs", "batch_size"),
+        )
     with staged_dir(out, "plan") as tmp:
-        doc = {"study": {"kind": "isoflop", **settings, "n_runs": len(plan.runs), "n_dropped": len(plan.dropped)},
-               "law": [{k: v for k, v in row.items() if v is not None} for row in plan.law_report],
-               "dropped": [d.to_dict() for d in plan.dropped]}
+        doc = {
+            "study": {"kind": "isoflop", **settings, "n_runs": len(plan.runs), "n_dropped": len(plan.dropped)},
+            "law": [{k: v for k, v in row.items() if v is not None} for row in plan.law_report],
+            "dropped": [d.to_dict() for d in plan.dropped],
+        }
         folder = StudyDir(tmp)
         rows = _write_runs(folder, plan.runs)
         with Store(tmp, create=True) as st:
@@ -46,9 +52,21 @@ def _write_runs(folder: StudyDir, runs: list[Any]) -> list[dict[str, Any]]:
         s = pr.spec
         rel = folder.run_rel(s.run_id)
         folder.run(rel).write_spec(s)
-        rows.append({"id": s.run_id, "spec": s.to_dict(), "budget": pr.budget, "arch": s.shape.arch,
-                     "d_model": s.shape.d_model, "n_layers": s.shape.n_layers, "n_heads": s.shape.n_heads,
-                     "params": pr.params, "planned_tokens": pr.tokens, "steps": s.steps, "run_dir": rel})
+        rows.append(
+            {
+                "id": s.run_id,
+                "spec": s.to_dict(),
+                "budget": pr.budget,
+                "arch": s.shape.arch,
+                "d_model": s.shape.d_model,
+                "n_layers": s.shape.n_layers,
+                "n_heads": s.shape.n_heads,
+                "params": pr.params,
+                "planned_tokens": pr.tokens,
+                "steps": s.steps,
+                "run_dir": rel,
+            }
+        )
     return rows
 
 
@@ -65,8 +83,10 @@ def extend_study(study_dir: str | os.PathLike, plan: Any, note: dict[str, Any]) 
     for r in new:  # a folder left by an extension that failed before its store rows: only a bare spec may be there
         run = folder.run(folder.run_rel(r.spec.run_id))
         if run.is_run() or run.metrics.exists():
-            raise FolderError(f"{run.path} holds training output but is not in the study's store",
-                              hint="move that folder away and extend again")
+            raise FolderError(
+                f"{run.path} holds training output but is not in the study's store",
+                hint="move that folder away and extend again",
+            )
     if not new:
         return [], skipped
     rows = _write_runs(folder, new)

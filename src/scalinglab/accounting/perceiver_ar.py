@@ -41,8 +41,9 @@ class ComputeEstimator:
         return 6 * d * d + 2 * d * self.num_latents + 2 * d * d  # qkv + attention + out
 
 
-def num_model_params(num_channels: int, num_layers: int, num_latents: int, num_prefix: int, vocab_size: int,
-                     widening: int = 4) -> int:
+def num_model_params(
+    num_channels: int, num_layers: int, num_latents: int, num_prefix: int, vocab_size: int, widening: int = 4
+) -> int:
     """perceiver-io 0.8 CausalLanguageModel: what the article counts with `sum(p.numel() ...)`.
 
     Token embedding V*d and learned positions (m+n)*d; hybrid layer: q/kv LayerNorms, q,k,v without bias,
@@ -62,8 +63,9 @@ def num_cross_attn_params(num_channels: int, num_prefix: int) -> int:
     return num_channels * num_prefix
 
 
-def num_self_attn_params(num_channels: int, num_layers: int, num_latents: int, num_prefix: int, vocab_size: int,
-                         widening: int = 4) -> int:
+def num_self_attn_params(
+    num_channels: int, num_layers: int, num_latents: int, num_prefix: int, vocab_size: int, widening: int = 4
+) -> int:
     n = num_model_params(num_channels, num_layers, num_latents, num_prefix, vocab_size, widening)
     return n - num_cross_attn_params(num_channels, num_prefix)
 
@@ -81,7 +83,9 @@ def estimator(shape) -> ComputeEstimator:
 
 
 def params_self(shape) -> int:
-    return num_self_attn_params(shape.d_model, shape.n_layers, shape.latents, shape.prefix, shape.vocab, shape.mlp_ratio)
+    return num_self_attn_params(
+        shape.d_model, shape.n_layers, shape.latents, shape.prefix, shape.vocab, shape.mlp_ratio
+    )
 
 
 def params_cross(shape) -> int:

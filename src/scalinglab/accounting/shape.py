@@ -110,9 +110,11 @@ def validate(shape: ModelShape) -> ModelShape:
     if shape.pos not in ("learned", "rotary"):
         raise UserError(f"unknown pos {shape.pos!r}: use learned or rotary")
     if shape.mup_base < 0 or (shape.mup_base and shape.arch != "gpt"):
-        raise UserError(f"muP base width {shape.mup_base} on arch {shape.arch!r}",
-                        hint="muP is for gpt models, with a positive base width (0: standard parametrization)",
-                        keys=("mup_base",))
+        raise UserError(
+            f"muP base width {shape.mup_base} on arch {shape.arch!r}",
+            hint="muP is for gpt models, with a positive base width (0: standard parametrization)",
+            keys=("mup_base",),
+        )
     if shape.arch == "perceiver-ar":
         if not 0 < shape.latents < shape.seq_len:
             raise UserError(

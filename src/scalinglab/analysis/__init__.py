@@ -8,5 +8,23 @@ from scalinglab.analysis.fit import ApproachFit, AtBudget, Residuals, StudyFit, 
 from scalinglab.analysis.options import FitOptions
 from scalinglab.analysis.runs import Columns, Curve, Runs
 
-__all__ = ["APPROACHES", "Approach", "Backtest", "BacktestRow", "backtest", "ApproachFit", "AtBudget", "Columns", "Curve", "Draws", "FitOptions", "Fitted",
-           "Residuals", "Runs", "StudyFit", "bootstrap_runs", "fit_study", "parse_approaches"]
+__all__ = [
+    "APPROACHES",
+    "Approach",
+    "Backtest",
+    "BacktestRow",
+    "backtest",
+    "ApproachFit",
+    "AtBudget",
+    "Columns",
+    "Curve",
+    "Draws",
+    "FitOptions",
+    "Fitted",
+    "Residuals",
+    "Runs",
+    "StudyFit",
+    "bootstrap_runs",
+    "fit_study",
+    "parse_approaches",
+]

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -59,8 +59,9 @@ def fit_approach1(runs: Runs, options: FitOptions, progress: Progress | None = N
     notes: list[str] = []
     if has.sum() >= 2:
         ix = np.flatnonzero(has)
-        law = Approach1().fit_curves(sub.N[ix], [sub.curves[sub.run[i]].C for i in ix],
-                                     [sub.curves[sub.run[i]].loss for i in ix])
+        law = Approach1().fit_curves(
+            sub.N[ix], [sub.curves[sub.run[i]].C for i in ix], [sub.curves[sub.run[i]].loss for i in ix]
+        )
         notes.append(f"approach 1: loss curves of {len(ix)} runs")
         used = np.zeros(len(runs), bool)
         used[np.flatnonzero(keep)[ix]] = True
@@ -69,16 +70,24 @@ def fit_approach1(runs: Runs, options: FitOptions, progress: Progress | None = N
         used = keep
     warns = []
     if law.n_sizes_ < 3:
-        warns.append(f"only {law.n_sizes_} model sizes reach the loss envelope; its exponent is a line through very "
-                     "few sizes (add sizes or longer runs)")
+        warns.append(
+            f"only {law.n_sizes_} model sizes reach the loss envelope; its exponent is a line through very "
+            "few sizes (add sizes or longer runs)"
+        )
     return Fitted(law, used, None, tuple(notes), tuple(warns))
 
 
 def _approach2(runs: Runs, options: FitOptions) -> Approach2:
-    return Approach2(robust=options.robust, max_loss=options.max_loss, seed=options.seed,
-                     budget_tol=options.budget_tol, window=options.window,
-                     keep_unbracketed=options.keep_unbracketed, bootstrap=options.runs_bootstrap,
-                     ci=options.ci).fit(runs.N, runs.D, runs.budget, runs.loss, groups=runs.run)
+    return Approach2(
+        robust=options.robust,
+        max_loss=options.max_loss,
+        seed=options.seed,
+        budget_tol=options.budget_tol,
+        window=options.window,
+        keep_unbracketed=options.keep_unbracketed,
+        bootstrap=options.runs_bootstrap,
+        ci=options.ci,
+    ).fit(runs.N, runs.D, runs.budget, runs.loss, groups=runs.run)
 
 
 def _allocation_draws(law, at, names, resamples: int, method: str) -> Draws | None:
@@ -98,8 +107,9 @@ def _allocation_draws(law, at, names, resamples: int, method: str) -> Draws | No
         s = cols["alpha"] + cols["beta"]
         cols.update(a=cols["beta"] / s, b=cols["alpha"] / s)
     n_opt, d_opt, loss = at_budget_draws(law, at, B[ok])
-    return Draws({k: cols[k] for k in names if k in cols}, tuple(float(c) for c in at), n_opt, d_opt, loss,
-                 resamples, method)
+    return Draws(
+        {k: cols[k] for k in names if k in cols}, tuple(float(c) for c in at), n_opt, d_opt, loss, resamples, method
+    )
 
 
 def fit_approach2(runs: Runs, options: FitOptions, progress: Progress | None = None) -> Fitted:
@@ -111,8 +121,10 @@ def fit_approach2(runs: Runs, options: FitOptions, progress: Progress | None = N
     warns = list(law.warnings_)
     draws = None
     if law.n_budgets_ < 3:
-        warns.append(f"minima at only {law.n_budgets_} budgets: the exponents are a line through 2 points, with no "
-                     "interval (plan 3 or more budgets)")
+        warns.append(
+            f"minima at only {law.n_budgets_} budgets: the exponents are a line through 2 points, with no "
+            "interval (plan 3 or more budgets)"
+        )
     else:
         draws = _allocation_draws(law, options.at, ("a", "b", "k_n", "k_d"), options.runs_bootstrap, "residuals")
     notes = tuple(n for n in law.notes_ if not n.startswith("dropped "))  # fit_study states the loss cut once
@@ -124,13 +136,21 @@ def fit_approach3(runs: Runs, options: FitOptions, progress: Progress | None = N
     squares; ties and fixed values as options say); intervals from resampling whole runs."""
     keep = converged(runs, options)
     sub = runs.subset(keep)
-    law = Approach3(delta=options.delta, drop_highest=options.drop_highest, bootstrap=options.bootstrap,
-                    seed=options.seed, n_jobs=options.jobs, ci=options.ci, tie=options.tie, fix=options.fix,
-                    loss=options.loss).fit(sub.N, sub.D, sub.loss, progress=progress, groups=sub.run)
+    law = Approach3(
+        delta=options.delta,
+        drop_highest=options.drop_highest,
+        bootstrap=options.bootstrap,
+        seed=options.seed,
+        n_jobs=options.jobs,
+        ci=options.ci,
+        tie=options.tie,
+        fix=options.fix,
+        loss=options.loss,
+    ).fit(sub.N, sub.D, sub.loss, progress=progress, groups=sub.run)
     law.allocate(1e20)  # raises when the fit has no compute-optimal allocation: reported as skipped
     used = keep.copy()
     if options.drop_highest:
-        top = np.argsort(sub.loss, kind="stable")[len(sub) - options.drop_highest:]
+        top = np.argsort(sub.loss, kind="stable")[len(sub) - options.drop_highest :]
         used[np.flatnonzero(keep)[top]] = False
     draws = _allocation_draws(law, options.at, ("E", "A", "B", "alpha", "beta", "a", "b"), options.bootstrap, "runs")
     return Fitted(law, used, draws, tuple(law.notes_), tuple(law.warnings_))
@@ -154,8 +174,11 @@ def fit_data_constrained(runs: Runs, options: FitOptions, progress: Progress | N
 
     col = options.unique_col or next((c for c in UNIQUE_ALIASES if c in runs.info), None)
     if col is None or col not in runs.info:
-        raise ConfigError(f"no unique-tokens column {'(' + col + ') ' if col else ''}in {runs.source}",
-                          hint="name the column of unique tokens U", keys=("unique_col",))
+        raise ConfigError(
+            f"no unique-tokens column {'(' + col + ') ' if col else ''}in {runs.source}",
+            hint="name the column of unique tokens U",
+            keys=("unique_col",),
+        )
     keep = converged(runs, options)
     sub = runs.subset(keep)
     U = np.asarray(runs.info[col], float)[keep]

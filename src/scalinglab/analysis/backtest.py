@@ -81,9 +81,14 @@ class Backtest:
         return [_centre(runs.budget[gid == g]) for g in np.unique(gid)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.fit.runs.source, "holdout": self.holdout, "fit_budgets": self.fit_budgets,
-                "held_out": [o.__dict__ for o in self.held_out], "rows": [r.to_dict() for r in self.rows],
-                "fit": self.fit.to_dict()}
+        return {
+            "source": self.fit.runs.source,
+            "holdout": self.holdout,
+            "fit_budgets": self.fit_budgets,
+            "held_out": [o.__dict__ for o in self.held_out],
+            "rows": [r.to_dict() for r in self.rows],
+            "fit": self.fit.to_dict(),
+        }
 
 
 def _centre(budgets: np.ndarray) -> float:
@@ -94,23 +99,42 @@ def _centre(budgets: np.ndarray) -> float:
 def observed_optimum(runs: Runs, options: FitOptions) -> Observed:
     """The optimum of one budget's runs: its best run, and its parabola's vertex under the fit's own rules."""
     i = int(np.nanargmin(runs.loss))
-    law = Approach2(robust=options.robust, max_loss=options.max_loss, seed=options.seed, budget_tol=float("inf"),
-                    window=options.window)
+    law = Approach2(
+        robust=options.robust,
+        max_loss=options.max_loss,
+        seed=options.seed,
+        budget_tol=float("inf"),
+        window=options.window,
+    )
     law.profile(runs.N, runs.D, runs.budget, runs.loss)
     r = law.per_budget_[0]
     vertex = r.ok and r.bracketed
-    return Observed(_centre(runs.budget), float(runs.N[i]), float(runs.loss[i]),
-                    r.n_opt if vertex else None, r.loss_opt_n if vertex else None, len(runs))
+    return Observed(
+        _centre(runs.budget),
+        float(runs.N[i]),
+        float(runs.loss[i]),
+        r.n_opt if vertex else None,
+        r.loss_opt_n if vertex else None,
+        len(runs),
+    )
 
 
-def backtest(runs: Runs, options: FitOptions | None = None, *, holdout_above: float | None = None,
-             holdout_largest: int | None = None, progress=None) -> Backtest:
+def backtest(
+    runs: Runs,
+    options: FitOptions | None = None,
+    *,
+    holdout_above: float | None = None,
+    holdout_largest: int | None = None,
+    progress=None,
+) -> Backtest:
     """Hold out the budgets above `holdout_above` (or the `holdout_largest` largest), fit every approach on the
     rest with `options`, and score the predictions at each held-out budget."""
     options = (options or FitOptions()).validate()
     if (holdout_above is None) == (holdout_largest is None):
-        raise ConfigError("say which budgets to hold out: those above a budget C, or the K largest",
-                          keys=("holdout_above", "holdout_largest"))
+        raise ConfigError(
+            "say which budgets to hold out: those above a budget C, or the K largest",
+            keys=("holdout_above", "holdout_largest"),
+        )
     done = runs.subset(runs.done)
     if not len(done):
         raise ConfigError(f"{runs.source} has no finished run", hint="run the study first")
@@ -121,17 +145,26 @@ def backtest(runs: Runs, options: FitOptions | None = None, *, holdout_above: fl
     if holdout_above is not None:
         held = groups[centre > holdout_above * (1 + options.budget_tol)]
         if not len(held):
-            raise ConfigError(f"no budget above {holdout_above:.3g} to hold out (budgets: {names})",
-                              hint="hold out above a smaller budget, or the K largest", keys=("holdout_above",))
+            raise ConfigError(
+                f"no budget above {holdout_above:.3g} to hold out (budgets: {names})",
+                hint="hold out above a smaller budget, or the K largest",
+                keys=("holdout_above",),
+            )
     else:
         if not 0 < holdout_largest < len(groups):
-            raise ConfigError(f"cannot hold out the {holdout_largest} largest of {len(groups)} budgets ({names})",
-                              hint=f"hold out between 1 and {len(groups) - 1}", keys=("holdout_largest",))
+            raise ConfigError(
+                f"cannot hold out the {holdout_largest} largest of {len(groups)} budgets ({names})",
+                hint=f"hold out between 1 and {len(groups) - 1}",
+                keys=("holdout_largest",),
+            )
         held = groups[-holdout_largest:]
     is_held = np.isin(gid, held)
     if len(np.unique(gid[~is_held])) < 2:
-        raise ConfigError(f"holding out {len(held)} of {len(groups)} budgets leaves fewer than 2 to fit on "
-                          f"(budgets: {names})", hint="hold out fewer budgets", keys=("holdout_above", "holdout_largest"))
+        raise ConfigError(
+            f"holding out {len(held)} of {len(groups)} budgets leaves fewer than 2 to fit on (budgets: {names})",
+            hint="hold out fewer budgets",
+            keys=("holdout_above", "holdout_largest"),
+        )
     obs = tuple(observed_optimum(done.subset(gid == g), options) for g in held)
     opts = replace(options, at=tuple(o.budget for o in obs))
     fit = fit_study(done.subset(~is_held), opts, progress)
@@ -142,8 +175,24 @@ def backtest(runs: Runs, options: FitOptions | None = None, *, holdout_above: fl
                 continue
             a = f.at[i]
             n_ci, l_ci = a.n_opt_ci or (None, None), a.loss_ci or (None, None)
-            rows.append(BacktestRow(o.budget, name, a.n_opt, n_ci[0], n_ci[1], o.n_opt, a.loss, l_ci[0], l_ci[1],
-                                    o.loss, None if a.loss is None else a.loss / o.loss - 1, o.best_n, o.best_loss,
-                                    o.vertex_n, o.vertex_loss))
+            rows.append(
+                BacktestRow(
+                    o.budget,
+                    name,
+                    a.n_opt,
+                    n_ci[0],
+                    n_ci[1],
+                    o.n_opt,
+                    a.loss,
+                    l_ci[0],
+                    l_ci[1],
+                    o.loss,
+                    None if a.loss is None else a.loss / o.loss - 1,
+                    o.best_n,
+                    o.best_loss,
+                    o.vertex_n,
+                    o.vertex_loss,
+                )
+            )
     how = {"above": holdout_above} if holdout_above is not None else {"largest": holdout_largest}
     return Backtest(fit, obs, tuple(rows), how)

@@ -4,8 +4,8 @@ collect the law's exponents and N_opt, D_opt, loss at given budgets; percentile 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -61,8 +61,11 @@ def law_draws(laws: Sequence, at: Sequence[float], names: Sequence[str], resampl
     if laws and at:
         nd = [law.allocate(cs) for law in laws]
         n_opt, d_opt = np.array([x[0] for x in nd]), np.array([x[1] for x in nd])
-        loss = np.array([law.predict_loss(n, d) for law, (n, d) in zip(laws, nd)]) \
-            if hasattr(laws[0], "predict_loss") else None
+        loss = (
+            np.array([law.predict_loss(n, d) for law, (n, d) in zip(laws, nd)])
+            if hasattr(laws[0], "predict_loss")
+            else None
+        )
     else:
         n_opt = d_opt = np.empty((len(laws), len(at)))
         loss = None
@@ -85,9 +88,18 @@ def run_weights(rng: np.random.Generator, groups: list[np.ndarray], n: int, meth
     return w
 
 
-def bootstrap_runs(runs: Runs, refit: Callable[[Runs, np.ndarray], object], *, resamples: int, seed: int,
-                   at: Sequence[float] = (), names: Sequence[str] = ("a", "b"), strata: np.ndarray | None = None,
-                   method: str = "bayesian", min_success: float = 0.5) -> Draws | None:
+def bootstrap_runs(
+    runs: Runs,
+    refit: Callable[[Runs, np.ndarray], object],
+    *,
+    resamples: int,
+    seed: int,
+    at: Sequence[float] = (),
+    names: Sequence[str] = ("a", "b"),
+    strata: np.ndarray | None = None,
+    method: str = "bayesian",
+    min_success: float = 0.5,
+) -> Draws | None:
     """Refit `refit(runs, weights) -> law` on `resamples` resamples of whole runs within each stratum (seeded;
     `method` as in run_weights). A resample whose refit raises UserError is left out; None when fewer than
     `min_success` of them fit."""

@@ -34,8 +34,15 @@ class AtBudget:
     loss_ci: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"C": self.C, "N_opt": self.n_opt, "D_opt": self.d_opt, "loss": self.loss,
-                "N_opt_ci": _pair(self.n_opt_ci), "D_opt_ci": _pair(self.d_opt_ci), "loss_ci": _pair(self.loss_ci)}
+        return {
+            "C": self.C,
+            "N_opt": self.n_opt,
+            "D_opt": self.d_opt,
+            "loss": self.loss,
+            "N_opt_ci": _pair(self.n_opt_ci),
+            "D_opt_ci": _pair(self.d_opt_ci),
+            "loss_ci": _pair(self.loss_ci),
+        }
 
 
 @dataclass(frozen=True)
@@ -69,13 +76,20 @@ class ApproachFit:
 
     def to_dict(self, ci: float) -> dict[str, Any]:
         d = self.law.to_dict()
-        d.update(approach=self.approach, title=self.title, n_runs=int(self.used.sum()),
-                 intervals={k: list(v) for k, v in self.intervals.items()}, ci_level=ci,
-                 bootstrap_draws=None if self.draws is None else {"method": self.draws.method, "n": self.draws.n,
-                                                                   "resamples": self.draws.resamples},
-                 at=[r.to_dict() for r in self.at],
-                 residuals=None if self.residuals is None else self.residuals.to_dict(),
-                 notes=list(self.notes), warnings=list(self.warnings))
+        d.update(
+            approach=self.approach,
+            title=self.title,
+            n_runs=int(self.used.sum()),
+            intervals={k: list(v) for k, v in self.intervals.items()},
+            ci_level=ci,
+            bootstrap_draws=None
+            if self.draws is None
+            else {"method": self.draws.method, "n": self.draws.n, "resamples": self.draws.resamples},
+            at=[r.to_dict() for r in self.at],
+            residuals=None if self.residuals is None else self.residuals.to_dict(),
+            notes=list(self.notes),
+            warnings=list(self.warnings),
+        )
         return d
 
 
@@ -98,11 +112,17 @@ class StudyFit:
 
     def to_dict(self) -> dict[str, Any]:
         ok = self.runs.done
-        return {"source": self.runs.source, "runs": len(self.runs), "fitted": int(ok.sum()),
-                "budgets": int(len(np.unique(self.runs.budget[ok]))), "options": self.options.to_dict(),
-                "laws": {f"approach{k}": v.to_dict(self.options.ci) for k, v in self.approaches.items()},
-                "skipped": {f"approach{k}": v for k, v in self.skipped.items()},
-                "notes": list(self.notes), "warnings": list(self.warnings)}
+        return {
+            "source": self.runs.source,
+            "runs": len(self.runs),
+            "fitted": int(ok.sum()),
+            "budgets": int(len(np.unique(self.runs.budget[ok]))),
+            "options": self.options.to_dict(),
+            "laws": {f"approach{k}": v.to_dict(self.options.ci) for k, v in self.approaches.items()},
+            "skipped": {f"approach{k}": v for k, v in self.skipped.items()},
+            "notes": list(self.notes),
+            "warnings": list(self.warnings),
+        }
 
     def summary(self) -> list[tuple[str, str]]:
         """(what, value) lines: the numbers `fit` and `report` both print."""
@@ -110,8 +130,10 @@ class StudyFit:
         pct = f"{100 * self.options.ci:g}%"
         for k, f in self.approaches.items():
             law = f.law
-            extra = {"1": f" ({getattr(law, 'n_sizes_', 0)} sizes on the envelope)",
-                     "2": f" ({getattr(law, 'n_budgets_', 0)} budgets)"}.get(k, "")
+            extra = {
+                "1": f" ({getattr(law, 'n_sizes_', 0)} sizes on the envelope)",
+                "2": f" ({getattr(law, 'n_budgets_', 0)} budgets)",
+            }.get(k, "")
             for sym, what in (("a", "N_opt ∝ C^a"), ("b", "D_opt ∝ C^b")):
                 v = getattr(law, sym + "_", None) if law.kind != "data-constrained" else None
                 if v is None:
@@ -120,16 +142,31 @@ class StudyFit:
                 txt = f"{sym} = {v:.4f}" + (f" ({pct} CI {ci[0]:.4f}–{ci[1]:.4f})" if ci else "") + extra
                 out.append((f"{what} (approach {k})", txt))
             if hasattr(law, "predict_loss_at"):
-                out.append((f"L*(C) = E + A C^-γ ({k})", f"E = {law.E_:.4g}, A = {law.A_:.4g}, γ = {law.gamma_:.4f}"
-                            + (f" ({pct} CI γ {f.intervals['gamma'][0]:.4f}–{f.intervals['gamma'][1]:.4f})"
-                               if "gamma" in f.intervals else "")))
+                out.append(
+                    (
+                        f"L*(C) = E + A C^-γ ({k})",
+                        f"E = {law.E_:.4g}, A = {law.A_:.4g}, γ = {law.gamma_:.4f}"
+                        + (
+                            f" ({pct} CI γ {f.intervals['gamma'][0]:.4f}–{f.intervals['gamma'][1]:.4f})"
+                            if "gamma" in f.intervals
+                            else ""
+                        ),
+                    )
+                )
             if getattr(law, "r_star_d_", None) is not None:
                 out.append((f"data-constrained ({k})", f"R*_D = {law.r_star_d_:.4g}, R*_N = {law.r_star_n_:.4g}"))
-            if hasattr(law, "predict_loss") and getattr(law, "alpha_", None) is not None \
-                    and law.kind != "data-constrained":
-                out.append((f"L = E + A/N^α + B/D^β (approach {k})",
-                            f"E = {law.E_:.4g}, A = {law.A_:.4g}, B = {law.B_:.4g}, α = {law.alpha_:.4f}, "
-                            f"β = {law.beta_:.4f}"))
+            if (
+                hasattr(law, "predict_loss")
+                and getattr(law, "alpha_", None) is not None
+                and law.kind != "data-constrained"
+            ):
+                out.append(
+                    (
+                        f"L = E + A/N^α + B/D^β (approach {k})",
+                        f"E = {law.E_:.4g}, A = {law.A_:.4g}, B = {law.B_:.4g}, α = {law.alpha_:.4f}, "
+                        f"β = {law.beta_:.4f}",
+                    )
+                )
         return out
 
 
@@ -139,16 +176,25 @@ def _pair(x) -> list[float] | None:
 
 def _at_rows(law: Law, draws: Draws | None, at: tuple[float, ...], ci: float) -> tuple[AtBudget, ...]:
     rows = []
-    cis = {w: (draws.at_interval(w, ci) if draws is not None and draws.at == at else None)
-           for w in ("n_opt", "d_opt", "loss")}
+    cis = {
+        w: (draws.at_interval(w, ci) if draws is not None and draws.at == at else None)
+        for w in ("n_opt", "d_opt", "loss")
+    }
     for i, c in enumerate(at):
         n, d = (float(x) for x in law.allocate(c))
         if hasattr(law, "predict_loss_at"):  # the compute-optimal loss law
             loss = float(law.predict_loss_at(c))
         else:
             loss = float(law.predict_loss(n, d)) if hasattr(law, "predict_loss") else None
-        rows.append(AtBudget(float(c), n, d, loss, *(None if cis[w] is None else tuple(cis[w][i])
-                                                      for w in ("n_opt", "d_opt", "loss"))))
+        rows.append(
+            AtBudget(
+                float(c),
+                n,
+                d,
+                loss,
+                *(None if cis[w] is None else tuple(cis[w][i]) for w in ("n_opt", "d_opt", "loss")),
+            )
+        )
     return tuple(rows)
 
 
@@ -167,8 +213,9 @@ def _residuals(law: Law, runs: Runs, used: np.ndarray) -> Residuals | None:
 
         gid = group_budgets(runs.budget, getattr(law, "budget_tol", 0.05))[used]
         coef = [r.coef_n for r in law.per_budget_]
-        pred = np.array([np.polyval(coef[g], np.log10(n)) if coef[g] is not None else np.nan
-                         for g, n in zip(gid, runs.N[used])])
+        pred = np.array(
+            [np.polyval(coef[g], np.log10(n)) if coef[g] is not None else np.nan for g, n in zip(gid, runs.N[used])]
+        )
     else:
         return None
     rel = runs.loss[used] / pred - 1
@@ -209,9 +256,18 @@ def fit_study(runs: Runs, options: FitOptions | None = None, progress: Progress 
         used = np.zeros(len(runs), bool)
         used[np.flatnonzero(done)] = f.used
         intervals = f.draws.intervals(options.ci) if f.draws is not None and f.draws.n else {}
-        fits[name] = ApproachFit(name, ap.title, f.law, used, f.draws, intervals,
-                                 _at_rows(f.law, f.draws, tuple(options.at), options.ci),
-                                 _residuals(f.law, runs, used), f.notes, f.warnings)
+        fits[name] = ApproachFit(
+            name,
+            ap.title,
+            f.law,
+            used,
+            f.draws,
+            intervals,
+            _at_rows(f.law, f.draws, tuple(options.at), options.ci),
+            _residuals(f.law, runs, used),
+            f.notes,
+            f.warnings,
+        )
     if not fits:
         raise UserError("no approach could be fitted: " + "; ".join(f"approach {k}: {v}" for k, v in skipped.items()))
     warns = tuple(f"approach {k}: {w}" for k, f in fits.items() for w in f.warnings)

@@ -55,7 +55,7 @@ class FitOptions:
     jobs: int = -1
     """Parallel workers of approach 3 (-1: all cores)."""
 
-    def validate(self) -> "FitOptions":
+    def validate(self) -> FitOptions:
         """Raise UserError naming the first bad setting; returns self."""
         if not self.approaches:
             raise UserError("no approach to fit: name at least one")
@@ -64,8 +64,10 @@ class FitOptions:
         if self.drop_highest < 0 or self.bootstrap < 0 or self.runs_bootstrap < 0:
             raise UserError("drop_highest, bootstrap and runs_bootstrap must be 0 or more")
         if not (0 < self.ci < 1) or not (self.delta > 0) or not (self.budget_tol >= 0):
-            raise UserError(f"ci must lie in (0, 1), delta be positive and budget_tol >= 0 (got ci {self.ci}, "
-                            f"delta {self.delta}, budget_tol {self.budget_tol})")
+            raise UserError(
+                f"ci must lie in (0, 1), delta be positive and budget_tol >= 0 (got ci {self.ci}, "
+                f"delta {self.delta}, budget_tol {self.budget_tol})"
+            )
         if any(not (c > 0) for c in self.at):
             raise UserError(f"budgets to predict at must be positive FLOPs, got {list(self.at)}")
         if self.window is not None and self.window < 3:

@@ -3,9 +3,10 @@ built from a frame (a study's store, via scalinglab.sweep), a runs CSV with a co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,14 @@ ALIASES: dict[str, list[str]] = {
     "budget": ["budget", "budget_flops"],
     "run": ["run_id", "run", "run_name"],
 }
-WHAT = {"n": "model-size (N)", "d": "tokens (D)", "c": "compute (C)", "loss": "loss", "budget": "budget",
-        "run": "run id"}
+WHAT = {
+    "n": "model-size (N)",
+    "d": "tokens (D)",
+    "c": "compute (C)",
+    "loss": "loss",
+    "budget": "budget",
+    "run": "run id",
+}
 
 
 class ColumnError(ConfigError):
@@ -92,7 +99,7 @@ class Runs:
         """Mask of the runs a fit can use: status done and a finite positive loss."""
         return (self.status == "done") & np.isfinite(self.loss) & (np.nan_to_num(self.loss, nan=-1.0) > 0)
 
-    def subset(self, mask) -> "Runs":
+    def subset(self, mask) -> Runs:
         """The rows where `mask` (bool array or indices) holds; curves and info follow (indices may repeat)."""
         m = np.asarray(mask)
         arrays = {f.name: getattr(self, f.name)[m] for f in fields(self) if f.name in ARRAY_FIELDS}
@@ -102,7 +109,7 @@ class Runs:
         curves = {k: v for k, v in self.curves.items() if k in ids}
         return replace(self, **arrays, info=info, lines=lines, curves=curves)
 
-    def with_notes(self, *notes: str) -> "Runs":
+    def with_notes(self, *notes: str) -> Runs:
         return replace(self, notes=self.notes + tuple(n for n in notes if n))
 
     def to_frame(self):
@@ -115,8 +122,9 @@ class Runs:
 
     # -- builders ---------------------------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, N, D=None, C=None, loss=None, budget=None, run=None, status=None,
-                    source: str = "arrays") -> "Runs":
+    def from_arrays(
+        cls, N, D=None, C=None, loss=None, budget=None, run=None, status=None, source: str = "arrays"
+    ) -> Runs:
         """From numbers: D = C/(6N) or C = 6ND where one is missing; budget defaults to C."""
         if loss is None:
             raise UserError("Runs.from_arrays needs the loss of each run")
@@ -136,19 +144,34 @@ class Runs:
 
         if len({len(v) for v in cols.values()}) != 1:
             raise UserError("Runs.from_arrays got arrays of different lengths: give one value of each per run")
-        return cls.from_frame(pd.DataFrame(cols), source, Columns(n="n", d="d" if D is not None else None,
-                                                                   c="c" if C is not None else None, loss="loss",
-                                                                   budget="budget" if budget is not None else None,
-                                                                   run="run" if run is not None else None))
+        return cls.from_frame(
+            pd.DataFrame(cols),
+            source,
+            Columns(
+                n="n",
+                d="d" if D is not None else None,
+                c="c" if C is not None else None,
+                loss="loss",
+                budget="budget" if budget is not None else None,
+                run="run" if run is not None else None,
+            ),
+        )
 
     @classmethod
-    def from_csv(cls, path: str | Path, columns: Columns | None = None) -> "Runs":
+    def from_csv(cls, path: str | Path, columns: Columns | None = None) -> Runs:
         """A CSV of runs (one row per run) or of per-step rows (several rows per run id: curves)."""
         return cls.from_frame(read_csv(Path(path)), str(path), columns or Columns())
 
     @classmethod
-    def from_frame(cls, df, source: str, columns: Columns | None = None, *, curves: Mapping[str, Curve] | None = None,
-                   is_study: bool = False) -> "Runs":
+    def from_frame(
+        cls,
+        df,
+        source: str,
+        columns: Columns | None = None,
+        *,
+        curves: Mapping[str, Curve] | None = None,
+        is_study: bool = False,
+    ) -> Runs:
         """Validate and convert a frame. Rows with a status other than done keep a NaN loss and are not checked.
         A frame with several rows per run id is per-step curves: each run's last row is its final point."""
         cols = columns or Columns()
@@ -172,8 +195,9 @@ class Runs:
         dc = _pick(df, cols.d, "d", source, required=False)
         cc = _pick(df, cols.c, "c", source, required=False)
         if dc is None and cc is None:
-            raise ColumnError(f"{source} has neither a tokens (D) nor a compute (C) column", "d",
-                              hint="name one of them")
+            raise ColumnError(
+                f"{source} has neither a tokens (D) nor a compute (C) column", "d", hint="name one of them"
+            )
         notes = []
         N = _numeric(df, nc, source, lines, done)
         loss = _numeric(df, lc, source, lines, done)
@@ -193,14 +217,15 @@ class Runs:
         mapping = f"N={nc!r}, D={dc or 'C/6N'!r}, C={cc or '6ND'!r}, loss={lc!r}" + (f", budget={bc!r}" if bc else "")
         used = {nc, lc, dc, cc, bc, rc, "status"}
         info = {str(k): df[k].to_numpy() for k in df.columns if k not in used}
-        return cls(ids, N, D, C, budget, loss, status, dict(curves or {}), info, lines, source,
-                   (f"columns: {mapping}", *notes))
+        return cls(
+            ids, N, D, C, budget, loss, status, dict(curves or {}), info, lines, source, (f"columns: {mapping}", *notes)
+        )
 
 
 ARRAY_FIELDS = ("run", "N", "D", "C", "budget", "loss", "status")
 
 
-def _from_steps(df, source: str, cols: Columns, rc: str) -> "Runs":
+def _from_steps(df, source: str, cols: Columns, rc: str) -> Runs:
     """Per-step rows: the curve of each run (C, loss in increasing C) and its last row as its final point."""
     steps = Runs.from_frame(df.drop(columns=[rc]), source, replace(cols, run=None))
     ids = df[rc].astype(str).to_numpy()
@@ -212,16 +237,23 @@ def _from_steps(df, source: str, cols: Columns, rc: str) -> "Runs":
         last.append(ix[-1])
     final = df.iloc[last].reset_index(drop=True)
     runs = Runs.from_frame(final, source, replace(cols, run=rc))
-    return replace(runs, curves=curves, lines=np.array([f"run {r}" for r in runs.run], dtype=object),
-                   notes=runs.notes + (f"curves from per-step rows of {source} grouped by {rc!r}; each run's "
-                                       "last row is its final point",))
+    return replace(
+        runs,
+        curves=curves,
+        lines=np.array([f"run {r}" for r in runs.run], dtype=object),
+        notes=runs.notes
+        + (f"curves from per-step rows of {source} grouped by {rc!r}; each run's last row is its final point",),
+    )
 
 
 def _pick(df, given: str | None, kind: str, src: str, required: bool = True) -> str | None:
     if given:
         if given not in df.columns:
-            raise ColumnError(f"column {given!r} not in {src} (columns: {', '.join(map(str, df.columns))})", kind,
-                              hint="name a column the table has")
+            raise ColumnError(
+                f"column {given!r} not in {src} (columns: {', '.join(map(str, df.columns))})",
+                kind,
+                hint="name a column the table has",
+            )
         return given
     for name in ALIASES[kind]:
         if name in df.columns:

@@ -11,7 +11,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-plan_app = typer.Typer(help="Plan experiments: iso-compute tables, optimal shapes, IsoFLOP studies, staged growth.", no_args_is_help=True)
+plan_app = typer.Typer(
+    help="Plan experiments: iso-compute tables, optimal shapes, IsoFLOP studies, staged growth.", no_args_is_help=True
+)
 eval_app = typer.Typer(help="Evaluate a model: perplexity, LAMBADA last-word accuracy.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
 app.add_typer(eval_app, name="eval")
@@ -25,7 +27,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Plan, run and fit compute-optimal scaling-law studies for transformer language models."""

@@ -24,34 +24,61 @@ def print_backtest(bt) -> None:
     con = Console()
     con.width = max(con.width, 150)  # the interval columns
     kept = ", ".join(f"{c:.3g}" for c in bt.fit_budgets)
-    con.print(f"[bold]backtest[/bold] of {bt.fit.runs.source}: fitted on budgets {kept}; held out "
-              + ", ".join(f"{o.budget:.3g} ({o.n_runs} runs)" for o in bt.held_out))
+    con.print(
+        f"[bold]backtest[/bold] of {bt.fit.runs.source}: fitted on budgets {kept}; held out "
+        + ", ".join(f"{o.budget:.3g} ({o.n_runs} runs)" for o in bt.held_out)
+    )
     pct = f"{100 * bt.fit.options.ci:g}%"
     t = Table()
-    for c in ("C", "approach", "N_opt pred", f"N_opt {pct}", "N_opt obs", "pred/obs", "loss pred", f"loss {pct}",
-              "loss obs", "loss err"):
+    for c in (
+        "C",
+        "approach",
+        "N_opt pred",
+        f"N_opt {pct}",
+        "N_opt obs",
+        "pred/obs",
+        "loss pred",
+        f"loss {pct}",
+        "loss obs",
+        "loss err",
+    ):
         t.add_column(c, justify="right")
     for r in bt.rows:
-        t.add_row(f"{r.budget:.3g}", r.approach, _g(r.n_opt_pred),
-                  "" if r.n_opt_lo is None else f"{r.n_opt_lo:.3g}–{r.n_opt_hi:.3g}", f"{r.n_opt_obs:.3g}",
-                  "" if r.n_opt_pred is None else f"{r.n_opt_pred / r.n_opt_obs:.2f}x", _g(r.loss_pred, ".4f"),
-                  "" if r.loss_lo is None else f"{r.loss_lo:.4f}–{r.loss_hi:.4f}", f"{r.loss_obs:.4f}",
-                  "" if r.loss_err is None else f"{r.loss_err:+.2%}")
+        t.add_row(
+            f"{r.budget:.3g}",
+            r.approach,
+            _g(r.n_opt_pred),
+            "" if r.n_opt_lo is None else f"{r.n_opt_lo:.3g}–{r.n_opt_hi:.3g}",
+            f"{r.n_opt_obs:.3g}",
+            "" if r.n_opt_pred is None else f"{r.n_opt_pred / r.n_opt_obs:.2f}x",
+            _g(r.loss_pred, ".4f"),
+            "" if r.loss_lo is None else f"{r.loss_lo:.4f}–{r.loss_hi:.4f}",
+            f"{r.loss_obs:.4f}",
+            "" if r.loss_err is None else f"{r.loss_err:+.2%}",
+        )
     con.print(t)
     for o in bt.held_out:
-        how = (f"vertex of its parabola N = {o.vertex_n:.3g}, loss {o.vertex_loss:.4f}" if o.vertex_n is not None
-               else "minimum not bracketed by its sizes: the best run stands in")
+        how = (
+            f"vertex of its parabola N = {o.vertex_n:.3g}, loss {o.vertex_loss:.4f}"
+            if o.vertex_n is not None
+            else "minimum not bracketed by its sizes: the best run stands in"
+        )
         con.print(f"[dim]observed at {o.budget:.3g}: best run N = {o.best_n:.3g}, loss {o.best_loss:.4f}; {how}[/dim]")
 
 
 @app.command("backtest")
 def backtest_cmd(
     source: str = typer.Argument(..., help="STUDY folder or CSV of runs."),
-    holdout_above: float | None = typer.Option(None, "--holdout-above", help="Hold out every budget above this C "
-                                                  "(FLOPs) and predict it from the rest."),
+    holdout_above: float | None = typer.Option(
+        None, "--holdout-above", help="Hold out every budget above this C (FLOPs) and predict it from the rest."
+    ),
     holdout_largest: int | None = typer.Option(None, "--holdout-largest", help="Hold out the K largest budgets."),
-    as_json: bool = typer.Option(False, "--json", help="Print rows (budget, approach, n_opt_pred, n_opt_lo, n_opt_hi, "
-                                 "n_opt_obs, loss_pred, loss_lo, loss_hi, loss_obs, loss_err) and the fit as JSON."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print rows (budget, approach, n_opt_pred, n_opt_lo, n_opt_hi, "
+        "n_opt_obs, loss_pred, loss_lo, loss_hi, loss_obs, loss_err) and the fit as JSON.",
+    ),
     approach: str = O.APPROACH,
     n_col: str | None = O.N_COL,
     d_col: str | None = O.D_COL,
@@ -84,8 +111,25 @@ def backtest_cmd(
     from scalinglab.cli.fit_cmd import print_warnings
 
     check_numbers(("--holdout-above", holdout_above, ">0"), ("--holdout-largest", holdout_largest, ">0"))
-    options = O.build_options(approach, None, max_loss, robust, budget_tol, drop_highest, bootstrap, runs_bootstrap,
-                              delta, ci, seed, jobs, window, keep_unbracketed, tie, fix, loss)
+    options = O.build_options(
+        approach,
+        None,
+        max_loss,
+        robust,
+        budget_tol,
+        drop_highest,
+        bootstrap,
+        runs_bootstrap,
+        delta,
+        ci,
+        seed,
+        jobs,
+        window,
+        keep_unbracketed,
+        tie,
+        fix,
+        loss,
+    )
     if (holdout_above is None) == (holdout_largest is None):
         raise UserError("say which budgets to hold out: --holdout-above C or --holdout-largest K (one of them)")
     runs = O.load_runs(source, n_col, d_col, c_col, loss_col, budget_col, run_col)
@@ -106,8 +150,9 @@ LAW_FILE = typer.Argument(..., help="A law file written by `scalinglab fit --out
 @app.command("predict")
 def predict_cmd(
     law_json: Path = LAW_FILE,
-    approach: str | None = typer.Option(None, "--approach", help="Which law of a file holding several (1, 2, 3, "
-                                           "lc, data-constrained)."),
+    approach: str | None = typer.Option(
+        None, "--approach", help="Which law of a file holding several (1, 2, 3, lc, data-constrained)."
+    ),
     n: float | None = typer.Option(None, "--n", help="Model size N (parameters): predict the loss at (N, D)."),
     d: float | None = typer.Option(None, "--d", help="Training tokens D, with --n."),
     u: float | None = typer.Option(None, "--u", help="Unique tokens U (data-constrained law), with --n and --d."),

@@ -9,11 +9,17 @@ from typing import Any
 
 from scalinglab.errors import UserError
 
-
 # Settings whose flag is not "--" + the key with dashes (the library names keys, the CLI names flags).
-FLAGS = {"budget_flops": "--budget", "n_layers": "--layers", "n_heads": "--heads", "warmup_steps": "--warmup-steps",
-         "schedule.kind": "--schedule", "schedule.warmup_steps": "--warmup-steps",
-         "schedule.restart_warmup_steps": "--restart-warmup-steps", "schedule.restart_steps": "--restart-steps"}
+FLAGS = {
+    "budget_flops": "--budget",
+    "n_layers": "--layers",
+    "n_heads": "--heads",
+    "warmup_steps": "--warmup-steps",
+    "schedule.kind": "--schedule",
+    "schedule.warmup_steps": "--warmup-steps",
+    "schedule.restart_warmup_steps": "--restart-warmup-steps",
+    "schedule.restart_steps": "--restart-steps",
+}
 
 
 def flag(key: str) -> str:

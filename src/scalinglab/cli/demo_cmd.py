@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,12 +14,21 @@ from scalinglab.cli.common import check_numbers, emit_json
 
 @app.command("demo")
 def demo_cmd(
-    out: Path = typer.Option(Path("demo-out"), "--out", help="Folder for data/, study/, law.json, report.html, figures/."),
-    scale: str = typer.Option("cpu", "--scale", help="cpu: the stdlib corpus in minutes on 2 cores; gpu: "
-                              "site-packages, budgets 1e15..3e16, on one GPU (about 25 minutes)."),
+    out: Path = typer.Option(
+        Path("demo-out"), "--out", help="Folder for data/, study/, law.json, report.html, figures/."
+    ),
+    scale: str = typer.Option(
+        "cpu",
+        "--scale",
+        help="cpu: the stdlib corpus in minutes on 2 cores; gpu: "
+        "site-packages, budgets 1e15..3e16, on one GPU (about 25 minutes).",
+    ),
     stage: str = typer.Option("all", "--stage", help="Run one stage: prep, plan, sweep, fit, report (or all)."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop the sweep cleanly this many minutes "
-                                                "after the command started; rerun the same command to continue."),
+    max_minutes: float | None = typer.Option(
+        None,
+        "--max-minutes",
+        help="Stop the sweep cleanly this many minutes after the command started; rerun the same command to continue.",
+    ),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (0: one per core; GPUs are used when present)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fitted laws and the recommendation as JSON."),
 ) -> None:

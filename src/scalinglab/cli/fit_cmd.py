@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -43,8 +42,10 @@ def print_fit(fit) -> None:
         t.add_column("fit", justify="right")
         if f.intervals:
             t.add_column(f"{pct} interval (bootstrap of {f.draws.method}, {f.draws.n} draws)", justify="right")
-        keys = {"lc": ["E", "A", "gamma"], "data-constrained": ["E", "A", "B", "alpha", "beta", "r_star_d", "r_star_n"]
-                }.get(d["kind"]) or (["E", "A", "B", "alpha", "beta", "a", "b"] if "alpha" in d else ["k_n", "a", "k_d", "b"])
+        keys = {
+            "lc": ["E", "A", "gamma"],
+            "data-constrained": ["E", "A", "B", "alpha", "beta", "r_star_d", "r_star_n"],
+        }.get(d["kind"]) or (["E", "A", "B", "alpha", "beta", "a", "b"] if "alpha" in d else ["k_n", "a", "k_d", "b"])
         for k in keys:
             row = [k, f"{d[k]:.4g}"]
             if f.intervals:
@@ -53,16 +54,22 @@ def print_fit(fit) -> None:
             t.add_row(*row)
         con.print(t)
         if d["kind"] == "lc":
-            con.print(f"L*(C) = {d['E']:.4g} + {d['A']:.4g} * C^-{d['gamma']:.4f}   (fitted to {len(d['points'])} "
-                      f"budgets' optimal losses from {d['source']}, Huber δ={d['delta']:g} on log loss)")
+            con.print(
+                f"L*(C) = {d['E']:.4g} + {d['A']:.4g} * C^-{d['gamma']:.4f}   (fitted to {len(d['points'])} "
+                f"budgets' optimal losses from {d['source']}, Huber δ={d['delta']:g} on log loss)"
+            )
         elif d["kind"] == "data-constrained":
-            con.print(f"L(N, D, U) with R*_D = {d['r_star_d']:.4g}, R*_N = {d['r_star_n']:.4g} (Muennighoff et al. 2023)"
-                      + (f"; held: {', '.join(f'{k}={v:.4g}' for k, v in d['fix'].items())}" if d.get("fix") else ""))
+            con.print(
+                f"L(N, D, U) with R*_D = {d['r_star_d']:.4g}, R*_N = {d['r_star_n']:.4g} (Muennighoff et al. 2023)"
+                + (f"; held: {', '.join(f'{k}={v:.4g}' for k, v in d['fix'].items())}" if d.get("fix") else "")
+            )
         elif "alpha" in d:
             how = "least squares on L" if d.get("loss") == "lsq" else f"Huber δ={d['delta']:g} on log loss"
             held = [f"{x}={y}" for x, y in d.get("tie", [])] + [f"{k}={v:g}" for k, v in (d.get("fix") or {}).items()]
-            con.print(f"L(N, D) = {d['E']:.4g} + {d['A']:.4g} / N^{d['alpha']:.4f} + {d['B']:.4g} / D^{d['beta']:.4f}"
-                      f"   ({d['n_points']} points, {how}" + (f"; {', '.join(held)}" if held else "") + ")")
+            con.print(
+                f"L(N, D) = {d['E']:.4g} + {d['A']:.4g} / N^{d['alpha']:.4f} + {d['B']:.4g} / D^{d['beta']:.4f}"
+                f"   ({d['n_points']} points, {how}" + (f"; {', '.join(held)}" if held else "") + ")"
+            )
         else:
             con.print(str(f.law))
         if getattr(f.law, "per_budget_", None):
@@ -70,15 +77,22 @@ def print_fit(fit) -> None:
             for c in ("C", "runs", "used", "N_opt", "D_opt", "loss at vertex", "outliers", "method"):
                 pb.add_column(c, justify="right")
             for r in f.law.per_budget_:
-                pb.add_row(f"{r.C:.3g}", str(r.n_runs), str(r.n_used),
-                           f"{r.n_opt:.3g}" if r.n_opt is not None else (r.skipped or ""),
-                           f"{r.d_opt:.3g}" if r.d_opt is not None else "",
-                           f"{r.loss_opt_n:.4g}" if r.loss_opt_n is not None else "",
-                           "" if r.outliers_n is None else str(r.outliers_n), r.method_n or "")
+                pb.add_row(
+                    f"{r.C:.3g}",
+                    str(r.n_runs),
+                    str(r.n_used),
+                    f"{r.n_opt:.3g}" if r.n_opt is not None else (r.skipped or ""),
+                    f"{r.d_opt:.3g}" if r.d_opt is not None else "",
+                    f"{r.loss_opt_n:.4g}" if r.loss_opt_n is not None else "",
+                    "" if r.outliers_n is None else str(r.outliers_n),
+                    r.method_n or "",
+                )
             con.print(pb)
         if f.residuals is not None:
-            con.print(f"residuals (observed/predicted - 1): rms {f.residuals.rms:.3%}, max {f.residuals.max_abs:.3%}"
-                      f" over {f.residuals.n} runs")
+            con.print(
+                f"residuals (observed/predicted - 1): rms {f.residuals.rms:.3%}, max {f.residuals.max_abs:.3%}"
+                f" over {f.residuals.n} runs"
+            )
         for n in f.notes:
             con.print(f"[dim]note: {n}[/dim]")
         if f.at:
@@ -89,8 +103,13 @@ def print_fit(fit) -> None:
             for c in cols:
                 ta.add_column(c, justify="right")
             for r in f.at:
-                row = [f"{r.C:.3g}", f"{r.n_opt:.3g}", f"{r.d_opt:.3g}", f"{r.d_opt / r.n_opt:.1f}",
-                       "" if r.loss is None else f"{r.loss:.4f}"]
+                row = [
+                    f"{r.C:.3g}",
+                    f"{r.n_opt:.3g}",
+                    f"{r.d_opt:.3g}",
+                    f"{r.d_opt / r.n_opt:.1f}",
+                    "" if r.loss is None else f"{r.loss:.4f}",
+                ]
                 ta.add_row(*row, *((_ci(r.n_opt_ci), _ci(r.d_opt_ci), _ci(r.loss_ci)) if with_ci else ()))
             con.print(ta)
     for n in fit.notes:
@@ -99,12 +118,21 @@ def print_fit(fit) -> None:
         con.print(f"{k}: [bold]{v}[/bold]")
 
 
-def _estimates(path: Optional[str], published: Optional[str], a: Optional[float], b: Optional[float],
-               as_json: bool, out: Optional[str], at: list[float] | None) -> None:
+def _estimates(
+    path: str | None,
+    published: str | None,
+    a: float | None,
+    b: float | None,
+    as_json: bool,
+    out: str | None,
+    at: list[float] | None,
+) -> None:
     from scalinglab.laws.estimates import fit_estimates, load_estimates
 
     if bool(path) == bool(published):
-        raise UserError("give either a CSV (scalinglab fit estimates PATH.csv) or --published NAME, not both or neither")
+        raise UserError(
+            "give either a CSV (scalinglab fit estimates PATH.csv) or --published NAME, not both or neither"
+        )
     est = load_estimates(published or path)
     law = fit_estimates(est.flops, est.params, est.tokens, a=a, b=b)
     d = {"k_n": law.k_n_, "k_d": law.k_d_, "a": law.a_, "b": law.b_, "source": est.source, "n_rows": len(est)}
@@ -118,7 +146,11 @@ def _estimates(path: Optional[str], published: Optional[str], a: Optional[float]
         emit_json(d)
         return
     print(str(law))
-    print(f"(fitted to {len(est)} rows of {est.source}" + (f"; a, b fixed at {a}, {b}" if a is not None or b is not None else "") + ")")
+    print(
+        f"(fitted to {len(est)} rows of {est.source}"
+        + (f"; a, b fixed at {a}, {b}" if a is not None or b is not None else "")
+        + ")"
+    )
     for r in d.get("at", []):
         print(f"C = {r['C']:.3g}: N_opt = {r['N_opt']:.3g}, D_opt = {r['D_opt']:.3g}")
 
@@ -126,43 +158,56 @@ def _estimates(path: Optional[str], published: Optional[str], a: Optional[float]
 @app.command("fit")
 def fit(
     source: str = typer.Argument(..., help="STUDY folder or CSV of runs; or the word 'estimates' or 'hparams'."),
-    path: Optional[str] = typer.Argument(None, help="For 'fit estimates': the CSV (FLOPs, Parameters, Tokens); for 'fit hparams': the TUNE study."),
+    path: str | None = typer.Argument(
+        None, help="For 'fit estimates': the CSV (FLOPs, Parameters, Tokens); for 'fit hparams': the TUNE study."
+    ),
     approach: str = O.APPROACH,
     as_json: bool = typer.Option(False, "--json", help="Print the StudyFit as JSON for scripts."),
-    out: Optional[str] = typer.Option(None, "--out", help="Write the fit (its laws under 'laws') to this law.json."),
-    at: Optional[str] = O.AT,
-    n_col: Optional[str] = O.N_COL,
-    d_col: Optional[str] = O.D_COL,
-    c_col: Optional[str] = O.C_COL,
-    loss_col: Optional[str] = O.LOSS_COL,
-    budget_col: Optional[str] = O.BUDGET_COL,
-    run_col: Optional[str] = O.RUN_COL,
-    max_loss: Optional[float] = O.MAX_LOSS,
+    out: str | None = typer.Option(None, "--out", help="Write the fit (its laws under 'laws') to this law.json."),
+    at: str | None = O.AT,
+    n_col: str | None = O.N_COL,
+    d_col: str | None = O.D_COL,
+    c_col: str | None = O.C_COL,
+    loss_col: str | None = O.LOSS_COL,
+    budget_col: str | None = O.BUDGET_COL,
+    run_col: str | None = O.RUN_COL,
+    max_loss: float | None = O.MAX_LOSS,
     robust: str = O.ROBUST,
     budget_tol: float = O.BUDGET_TOL,
     drop_highest: int = O.DROP_HIGHEST,
-    bootstrap: Optional[int] = O.BOOTSTRAP,
+    bootstrap: int | None = O.BOOTSTRAP,
     runs_bootstrap: int = O.RUNS_BOOTSTRAP,
     window: int = O.WINDOW,
     keep_unbracketed: bool = O.KEEP_UNBRACKETED,
-    tie: Optional[str] = O.TIE,
-    fix: Optional[str] = O.FIX,
+    tie: str | None = O.TIE,
+    fix: str | None = O.FIX,
     loss: str = O.LOSS,
     strict: bool = O.STRICT,
-    unique_col: Optional[str] = O.UNIQUE_COL,
+    unique_col: str | None = O.UNIQUE_COL,
     delta: float = O.DELTA,
     ci: float = O.CI,
     seed: int = O.SEED,
     jobs: int = O.JOBS,
-    a: Optional[float] = typer.Option(None, "--a", help="fit estimates: fixed exponent a of N_opt = k_N C^a."),
-    b: Optional[float] = typer.Option(None, "--b", help="fit estimates: fixed exponent b of D_opt = k_D C^b."),
-    published: Optional[str] = typer.Option(None, "--published", help="fit estimates: a packaged table, e.g. chinchilla-approach-1."),
+    a: float | None = typer.Option(None, "--a", help="fit estimates: fixed exponent a of N_opt = k_N C^a."),
+    b: float | None = typer.Option(None, "--b", help="fit estimates: fixed exponent b of D_opt = k_D C^b."),
+    published: str | None = typer.Option(
+        None, "--published", help="fit estimates: a packaged table, e.g. chinchilla-approach-1."
+    ),
 ) -> None:
     """Fit scaling laws (Chinchilla approaches 1, 2, 3) to runs; print, --json, or --out law.json."""
-    check_numbers(("--max-loss", max_loss, ">0"), ("--budget-tol", budget_tol, ">=0"), ("--drop-highest", drop_highest, ">=0"),
-                  ("--bootstrap", bootstrap, ">=0"),
-                  ("--runs-bootstrap", runs_bootstrap, ">=0"), ("--delta", delta, ">0"), ("--ci", ci, "(0,1)"), ("--seed", seed, ">=0"),
-                  ("--jobs", jobs, "-1|>0"), ("--a", a, ">0"), ("--b", b, ">0"))
+    check_numbers(
+        ("--max-loss", max_loss, ">0"),
+        ("--budget-tol", budget_tol, ">=0"),
+        ("--drop-highest", drop_highest, ">=0"),
+        ("--bootstrap", bootstrap, ">=0"),
+        ("--runs-bootstrap", runs_bootstrap, ">=0"),
+        ("--delta", delta, ">0"),
+        ("--ci", ci, "(0,1)"),
+        ("--seed", seed, ">=0"),
+        ("--jobs", jobs, "-1|>0"),
+        ("--a", a, ">0"),
+        ("--b", b, ">0"),
+    )
     if out:
         from scalinglab.fileio import check_output
 
@@ -182,8 +227,26 @@ def fit(
         return
     if path is not None:
         raise UserError(f"unexpected second argument {path!r}: give one STUDY folder or CSV")
-    options = O.build_options(approach, at, max_loss, robust, budget_tol, drop_highest, bootstrap, runs_bootstrap,
-                              delta, ci, seed, jobs, window, keep_unbracketed, tie, fix, loss, unique_col)
+    options = O.build_options(
+        approach,
+        at,
+        max_loss,
+        robust,
+        budget_tol,
+        drop_highest,
+        bootstrap,
+        runs_bootstrap,
+        delta,
+        ci,
+        seed,
+        jobs,
+        window,
+        keep_unbracketed,
+        tie,
+        fix,
+        loss,
+        unique_col,
+    )
     runs = O.load_runs(source, n_col, d_col, c_col, loss_col, budget_col, run_col)
     res = O.run_fit(runs, options)
     print_warnings(res)

@@ -11,23 +11,51 @@ from scalinglab.cli.common import check_numbers, emit_json
 from scalinglab.errors import UserError
 
 
-def build_shape(arch: str, d_model: int, layers: int, vocab: int, seq_len: int, heads: int = 0, latents: int = 0,
-                prefix_dropout: float = 0.5, mlp_ratio: int = 4, bias: bool = True, pos: str = "learned",
-                tied: bool = True) -> ModelShape:
+def build_shape(
+    arch: str,
+    d_model: int,
+    layers: int,
+    vocab: int,
+    seq_len: int,
+    heads: int = 0,
+    latents: int = 0,
+    prefix_dropout: float = 0.5,
+    mlp_ratio: int = 4,
+    bias: bool = True,
+    pos: str = "learned",
+    tied: bool = True,
+) -> ModelShape:
     """A validated ModelShape from CLI flags (UserError, one line, for anything impossible)."""
-    check_numbers(("--d-model", d_model, ">0"), ("--layers", layers, ">0"), ("--vocab", vocab, ">0"),
-                  ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--latents", latents, ">=0"),
-                  ("--prefix-dropout", prefix_dropout, "[0,1)"), ("--mlp-ratio", mlp_ratio, ">0"))
+    check_numbers(
+        ("--d-model", d_model, ">0"),
+        ("--layers", layers, ">0"),
+        ("--vocab", vocab, ">0"),
+        ("--seq-len", seq_len, ">0"),
+        ("--heads", heads, ">=0"),
+        ("--latents", latents, ">=0"),
+        ("--prefix-dropout", prefix_dropout, "[0,1)"),
+        ("--mlp-ratio", mlp_ratio, ">0"),
+    )
     if arch not in ARCHS:
         raise UserError(f"unknown arch {arch!r}: use --arch {' or --arch '.join(ARCHS)}")
     if arch == "gpt" and latents:
         raise UserError("--latents is for --arch perceiver-ar only: drop it or switch the arch")
     if arch == "perceiver-ar" and latents <= 0:
         raise UserError("perceiver-ar needs --latents N (latent tokens, 0 < N < --seq-len), e.g. --latents 512")
-    shape = ModelShape(d_model=d_model, n_layers=layers, vocab=vocab, seq_len=seq_len, arch=arch, n_heads=heads,
-                       mlp_ratio=mlp_ratio, bias=bias, pos=pos, tied=tied,
-                       latents=latents if arch == "perceiver-ar" else 0,
-                       prefix_dropout=prefix_dropout if arch == "perceiver-ar" else 0.0)
+    shape = ModelShape(
+        d_model=d_model,
+        n_layers=layers,
+        vocab=vocab,
+        seq_len=seq_len,
+        arch=arch,
+        n_heads=heads,
+        mlp_ratio=mlp_ratio,
+        bias=bias,
+        pos=pos,
+        tied=tied,
+        latents=latents if arch == "perceiver-ar" else 0,
+        prefix_dropout=prefix_dropout if arch == "perceiver-ar" else 0.0,
+    )
     return validate(shape)
 
 
@@ -35,8 +63,10 @@ def check_heads(shape: ModelShape, heads: int) -> None:
     """The attention heads must divide d_model, as `train` requires (FLOP accounting alone does not need it)."""
     if shape.d_model % shape.n_heads:
         what = f"--heads {heads}" if heads else f"the default heads (d_model // 64 = {shape.n_heads})"
-        raise UserError(f"--d-model {shape.d_model} is not divisible by {what}; give a --heads that divides it, "
-                        "e.g. a power of two (each head is d_model / heads wide)")
+        raise UserError(
+            f"--d-model {shape.d_model} is not divisible by {what}; give a --heads that divides it, "
+            "e.g. a power of two (each head is d_model / heads wide)"
+        )
 
 
 def check_convention(arch: str, convention: str) -> None:
@@ -47,12 +77,22 @@ def check_convention(arch: str, convention: str) -> None:
 def flops_report(shape: ModelShape, convention: str) -> dict:
     parts = flops_parts(shape, convention)
     return {
-        "arch": shape.arch, "d_model": shape.d_model, "layers": shape.n_layers, "heads": shape.n_heads,
-        "vocab": shape.vocab, "seq_len": shape.seq_len, "latents": shape.latents, "prefix_dropout": shape.prefix_dropout,
-        "params": shape.params(), "params_nonembed": shape.params(embeddings=False),
-        "params_self": shape.params_self(), "params_cross": shape.params_cross(),
-        "flops_per_token_self": parts["self"], "flops_per_token_cross": parts["cross"],
-        "flops_per_token": parts["total"], "convention": convention,
+        "arch": shape.arch,
+        "d_model": shape.d_model,
+        "layers": shape.n_layers,
+        "heads": shape.n_heads,
+        "vocab": shape.vocab,
+        "seq_len": shape.seq_len,
+        "latents": shape.latents,
+        "prefix_dropout": shape.prefix_dropout,
+        "params": shape.params(),
+        "params_nonembed": shape.params(embeddings=False),
+        "params_self": shape.params_self(),
+        "params_cross": shape.params_cross(),
+        "flops_per_token_self": parts["self"],
+        "flops_per_token_cross": parts["cross"],
+        "flops_per_token": parts["total"],
+        "convention": convention,
         "conventions": {c: flops_parts(shape, c)["total"] for c in CONVENTIONS[shape.arch]},
     }
 
@@ -75,7 +115,9 @@ def flops(
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Parameters and training FLOPs per token (per latent token for perceiver-ar)."""
-    shape = build_shape(arch, d_model, layers, vocab, seq_len, heads, latents, prefix_dropout, mlp_ratio, bias, pos, tied)
+    shape = build_shape(
+        arch, d_model, layers, vocab, seq_len, heads, latents, prefix_dropout, mlp_ratio, bias, pos, tied
+    )
     check_heads(shape, heads)
     check_convention(arch, convention)
     rep = flops_report(shape, convention)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,8 +21,12 @@ def grow(
     width: int = typer.Option(1, "--width", help="multiply d_model, heads and MLP width by this (2: double)"),
     depth: int = typer.Option(1, "--depth", help="multiply the number of layers by this (2: double)"),
     mode: str = typer.Option("alternate", "--mode", help="depth: alternate (new identity block after each) or append"),
-    noise: float = typer.Option(0.0, "--symmetry-noise", help="width: function-preserving perturbation (x weight std) "
-                                "that lets the copied units diverge; 0 = exact copies, as Shen et al. 2022"),
+    noise: float = typer.Option(
+        0.0,
+        "--symmetry-noise",
+        help="width: function-preserving perturbation (x weight std) "
+        "that lets the copied units diverge; 0 = exact copies, as Shen et al. 2022",
+    ),
     seed: int = typer.Option(0, "--seed", help="seed of the symmetry noise"),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -31,14 +34,18 @@ def grow(
     from scalinglab.fileio import check_output
     from scalinglab.growth.run import grow_run
 
-    check_numbers(("--width", width, ">0"), ("--depth", depth, ">0"), ("--symmetry-noise", noise, ">=0"), ("--seed", seed, ">=0"))
+    check_numbers(
+        ("--width", width, ">0"), ("--depth", depth, ">0"), ("--symmetry-noise", noise, ">=0"), ("--seed", seed, ">=0")
+    )
     check_output(out, "dir", "--out")
     res = grow_run(run, out, width=width, depth=depth, mode=mode, noise=noise, seed=seed)
     if json_out:
         emit_json(res)
         return
-    typer.echo(f"grew {res['from_shape']} -> {res['to_shape']} ({res['params_before']:,} -> {res['params_after']:,} params) "
-               f"at step {res['step']}; optimizer state {'mapped' if res['optimizer_state'] else 'fresh'}")
+    typer.echo(
+        f"grew {res['from_shape']} -> {res['to_shape']} ({res['params_before']:,} -> {res['params_after']:,} params) "
+        f"at step {res['step']}; optimizer state {'mapped' if res['optimizer_state'] else 'fresh'}"
+    )
     typer.echo(f"wrote {out}; continue with: scalinglab train --resume {out} --restart-warmup-steps K")
     if width > 1 and noise == 0:  # no dropout in our GPT: exact copies get equal updates and never diverge
         typer.echo("note: the copied units stay equal in training; pass --symmetry-noise 0.3 to let them diverge")
@@ -51,8 +58,8 @@ def staged(
     tokens: float = typer.Option(0.0, "--tokens", help="or: tokens D of the direct run (C = 6 N D)"),
     op: str = typer.Option("width", "--op", help="growth operator: width, depth or width+depth (each x2)"),
     law: str = typer.Option("chinchilla-approach-3", "--law", help="published law with predict_loss"),
-    law_json: Optional[Path] = O.LAW_JSON,
-    approach: Optional[str] = O.LAW_APPROACH,
+    law_json: Path | None = O.LAW_JSON,
+    approach: str | None = O.LAW_APPROACH,
     vocab: int = typer.Option(50257, "--vocab", help="Vocabulary size of the target model (GPT-2's by default)."),
     seq_len: int = typer.Option(1024, "--seq-len", help="Sequence length of the target model."),
     heads: int = typer.Option(0, "--heads", help="attention heads of the target (0: d_model/64)"),
@@ -63,8 +70,14 @@ def staged(
     from scalinglab.cli.flops_cmd import build_shape
     from scalinglab.growth.schedule import plan_staged
 
-    check_numbers(("--budget", budget, ">=0"), ("--tokens", tokens, ">=0"), ("--vocab", vocab, ">0"),
-                  ("--seq-len", seq_len, ">0"), ("--heads", heads, ">=0"), ("--tokens-per-step", tokens_per_step, ">=0"))
+    check_numbers(
+        ("--budget", budget, ">=0"),
+        ("--tokens", tokens, ">=0"),
+        ("--vocab", vocab, ">0"),
+        ("--seq-len", seq_len, ">0"),
+        ("--heads", heads, ">=0"),
+        ("--tokens-per-step", tokens_per_step, ">=0"),
+    )
     d, n_layers = parse_shape(shape)
     if heads == 0 and "width" in op and d < 128 and d % 2 == 0:
         heads = 2  # d_model/64 would give 1 head, which width growth cannot halve
@@ -72,8 +85,10 @@ def staged(
     if law_json is not None:
         law_obj, law_name = O.read_law(law_json, approach)
         if not hasattr(law_obj, "predict_loss"):
-            raise UserError(f"{law_name} is a {law_obj.kind} law without a loss L(N, D): plan staged needs one "
-                            "(fit approach 3, --approach 3)")
+            raise UserError(
+                f"{law_name} is a {law_obj.kind} law without a loss L(N, D): plan staged needs one "
+                "(fit approach 3, --approach 3)"
+            )
     else:
         if approach is not None:
             raise UserError("--approach picks a law of a --law-json file: give --law-json LAW.json too")
@@ -95,7 +110,10 @@ def staged(
     t.add_column("")
     t.add_column("value", justify="right")
     rows = [
-        ("direct: compute / tokens / final loss", f"{p.budget_flops:.3e} / {p.budget_flops / 6 / p.n_target:.3e} / {p.target_loss:.4f}"),
+        (
+            "direct: compute / tokens / final loss",
+            f"{p.budget_flops:.3e} / {p.budget_flops / 6 / p.n_target:.3e} / {p.target_loss:.4f}",
+        ),
         ("grow after (small model) compute / tokens", f"{p.grow_flops:.3e} / {p.grow_tokens:.3e}"),
         ("loss at growth", f"{p.grow_loss:.4f}"),
         ("target tokens with that loss (rejoin point)", f"{p.effective_tokens:.3e}"),
@@ -109,10 +127,15 @@ def staged(
         ("Kaplan LR small / target", f"{p.lr_small:.6f} / {p.lr_target:.6f}"),
     ]
     if p.grow_step is not None:
-        rows += [("grow at step (small)", str(p.grow_step)), ("rejoin step of the target schedule (equal loss)", str(p.rejoin_step)),
-                 ("target steps (direct) / after growth", f"{p.total_steps_direct} / {p.steps_after_growth}")]
+        rows += [
+            ("grow at step (small)", str(p.grow_step)),
+            ("rejoin step of the target schedule (equal loss)", str(p.rejoin_step)),
+            ("target steps (direct) / after growth", f"{p.total_steps_direct} / {p.steps_after_growth}"),
+        ]
     for r in rows:
         t.add_row(*r)
     Console().print(t)
     if p.small_suffices:
-        typer.echo("note: the small model reaches the target loss before its growth point; train the small shape instead")
+        typer.echo(
+            "note: the small model reaches the target loss before its growth point; train the small shape instead"
+        )

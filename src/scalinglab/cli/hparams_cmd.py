@@ -22,11 +22,17 @@ def plan_tune_cmd(
     budgets: str = typer.Option(..., "--budgets", help="Compute budgets C in FLOPs, e.g. 1e14,1e15."),
     lrs: str = typer.Option(..., "--lrs", help="Peak learning rates, e.g. 1e-3,2e-3,4e-3,8e-3."),
     batch_sizes: str = typer.Option(..., "--batch-sizes", help="Sequences per step, e.g. 16,32,64."),
-    beta2s: str | None = typer.Option(None, "--beta2s", help="AdamW beta2 values to sweep too (default: the rule by batch size)."),
-    warmups: str | None = typer.Option(None, "--warmups", help="Warmup steps to sweep too (default: N tokens, at most a tenth of the run)."),
+    beta2s: str | None = typer.Option(
+        None, "--beta2s", help="AdamW beta2 values to sweep too (default: the rule by batch size)."
+    ),
+    warmups: str | None = typer.Option(
+        None, "--warmups", help="Warmup steps to sweep too (default: N tokens, at most a tenth of the run)."
+    ),
     seq_len: int = typer.Option(..., "--seq-len", help="Sequence length T."),
     out: Path = typer.Option(..., "--out", help="Tuning study folder to create (sweep it with `scalinglab sweep`)."),
-    convention: str = typer.Option("chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."),
+    convention: str = typer.Option(
+        "chinchilla", "--convention", help="FLOP convention for D = C / flops_per_token: chinchilla, 6n, kaplan, ..."
+    ),
     min_steps: int = typer.Option(50, "--min-steps", help="Drop runs with fewer optimizer steps."),
     max_epochs: float = typer.Option(1.0, "--max-epochs", help="Drop runs that would read the train split more often."),
     schedule: str = typer.Option("cosine", "--schedule", help="cosine | constant."),
@@ -37,8 +43,14 @@ def plan_tune_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
     compile: bool = typer.Option(False, "--compile/--no-compile", help="torch.compile every run."),
-    parametrization: str = typer.Option("sp", "--parametrization", help="sp (standard) or mup (Yang et al. 2022: an LR tuned at the base width transfers across widths)."),
-    mup_base_width: int = typer.Option(0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."),
+    parametrization: str = typer.Option(
+        "sp",
+        "--parametrization",
+        help="sp (standard) or mup (Yang et al. 2022: an LR tuned at the base width transfers across widths).",
+    ),
+    mup_base_width: int = typer.Option(
+        0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Plan a tuning study: each budget x shape trained at every lr x batch size (x beta2 x warmup) of the grid."""
@@ -50,9 +62,16 @@ def plan_tune_cmd(
     from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig, SpecError, validate_spec
     from scalinglab.study import create_study
 
-    check_numbers(("--seq-len", seq_len, ">0"), ("--min-steps", min_steps, ">=0"), ("--max-epochs", max_epochs, ">0"),
-                  ("--seed", seed, ">=0"), ("--evals", evals, ">=0"), ("--checkpoints", checkpoints, ">=0"),
-                  ("--eval-batches", eval_batches, ">0"), ("--mup-base-width", mup_base_width, ">=0"))
+    check_numbers(
+        ("--seq-len", seq_len, ">0"),
+        ("--min-steps", min_steps, ">=0"),
+        ("--max-epochs", max_epochs, ">0"),
+        ("--seed", seed, ">=0"),
+        ("--evals", evals, ">=0"),
+        ("--checkpoints", checkpoints, ">=0"),
+        ("--eval-batches", eval_batches, ">0"),
+        ("--mup-base-width", mup_base_width, ">=0"),
+    )
     check_output(out, "dir", "--out")
     if schedule not in ("cosine", "constant"):
         raise UserError(f"--schedule {schedule!r}: a tuning grid trains cosine or constant runs")
@@ -61,7 +80,9 @@ def plan_tune_cmd(
     td = TokenData(data)
     dims = parse_shapes(shapes)
     mup = mup_base(parametrization, mup_base_width, [d for d, _ in dims])
-    model_shapes = [ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, mup_base=mup) for d, n in dims]
+    model_shapes = [
+        ModelShape(d_model=d, n_layers=n, vocab=td.vocab_size, seq_len=seq_len, mup_base=mup) for d, n in dims
+    ]
     if not model_shapes:
         raise UserError("no --shapes given: write e.g. --shapes 128x2,256x4")
     try:
@@ -69,25 +90,57 @@ def plan_tune_cmd(
         wus = [int(x) for x in warmups.split(",") if x.strip()] if warmups else None
     except ValueError:
         raise UserError("--batch-sizes and --warmups take whole numbers, e.g. --batch-sizes 16,32,64") from None
-    base = RunSpec(shape=model_shapes[0], seed=seed, schedule=ScheduleConfig(kind=schedule),
-                   runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
-                   logging=LoggingConfig(eval_batches=eval_batches))
+    base = RunSpec(
+        shape=model_shapes[0],
+        seed=seed,
+        schedule=ScheduleConfig(kind=schedule),
+        runtime=RuntimeConfig(device=device, dtype=dtype, compile=compile),
+        logging=LoggingConfig(eval_batches=eval_batches),
+    )
     try:  # no tuning study whose every run would fail on an unknown dtype or device
         validate_spec(base)
     except SpecError as e:
         from scalinglab.cli.common import flag
 
         raise UserError(f"bad {flag(e.key)} {e.value!r}; give {e.want}") from None
-    plan = plan_tune(parse_floats(budgets, "--budgets"), model_shapes, lrs=parse_floats(lrs, "--lrs"), batch_sizes=bss,
-                     beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None, warmups=wus,
-                     data=str(td.path.resolve()), train_tokens=td.tokens("train"), convention=convention,
-                     min_steps=min_steps, max_epochs=max_epochs, base=base, evals=evals, checkpoints=checkpoints,
-                     epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, 0))
-    settings = {"kind": "tune", "data": str(td.path.resolve()), "shapes": shapes, "seq_len": seq_len,
-                "budgets": plan.budgets, "lrs": lrs, "batch_sizes": batch_sizes, "beta2s": beta2s or "",
-                "warmups": warmups or "", "convention": convention, "min_steps": min_steps, "max_epochs": max_epochs,
-                "schedule": schedule, "seed": seed, "evals": evals, "checkpoints": checkpoints, "law": plan.law_name,
-                "parametrization": parametrization, "mup_base_width": mup}
+    plan = plan_tune(
+        parse_floats(budgets, "--budgets"),
+        model_shapes,
+        lrs=parse_floats(lrs, "--lrs"),
+        batch_sizes=bss,
+        beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None,
+        warmups=wus,
+        data=str(td.path.resolve()),
+        train_tokens=td.tokens("train"),
+        convention=convention,
+        min_steps=min_steps,
+        max_epochs=max_epochs,
+        base=base,
+        evals=evals,
+        checkpoints=checkpoints,
+        epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, 0),
+    )
+    settings = {
+        "kind": "tune",
+        "data": str(td.path.resolve()),
+        "shapes": shapes,
+        "seq_len": seq_len,
+        "budgets": plan.budgets,
+        "lrs": lrs,
+        "batch_sizes": batch_sizes,
+        "beta2s": beta2s or "",
+        "warmups": warmups or "",
+        "convention": convention,
+        "min_steps": min_steps,
+        "max_epochs": max_epochs,
+        "schedule": schedule,
+        "seed": seed,
+        "evals": evals,
+        "checkpoints": checkpoints,
+        "law": plan.law_name,
+        "parametrization": parametrization,
+        "mup_base_width": mup,
+    }
     study = create_study(out, plan, settings)
     _show(study, plan, json_out)
 
@@ -111,10 +164,21 @@ def tune_runs(study: str | Path) -> list[dict[str, Any]]:
         spec = RunSpec.from_dict(json.loads(r["spec"]))
         t = spec.origin.tune
         loss = r["final_val_loss"] if r["status"] == "done" and r["final_val_loss"] is not None else math.inf
-        out.append({"id": r["id"], "budget": float(r["budget"]), "shape": spec.shape.name, "params": int(r["params"]),
-                    "seq": spec.shape.trained_per_sequence, "lr": float(t.get("lr", spec.lr)),
-                    "batch_size": int(t.get("batch_size", spec.batch_size)), "beta2": t.get("beta2"),
-                    "warmup": t.get("warmup"), "loss": float(loss), "status": r["status"]})
+        out.append(
+            {
+                "id": r["id"],
+                "budget": float(r["budget"]),
+                "shape": spec.shape.name,
+                "params": int(r["params"]),
+                "seq": spec.shape.trained_per_sequence,
+                "lr": float(t.get("lr", spec.lr)),
+                "batch_size": int(t.get("batch_size", spec.batch_size)),
+                "beta2": t.get("beta2"),
+                "warmup": t.get("warmup"),
+                "loss": float(loss),
+                "status": r["status"],
+            }
+        )
     return out
 
 
@@ -159,11 +223,21 @@ def _print(law, source: str, figure: str | None) -> None:
     for col in ("C", "shape", "N", "runs", "lr* (grid)", "batch* (grid)", "batch* tokens", "loss", "edge"):
         t.add_column(col, justify="right")
     for p in law.points:
-        t.add_row(f"{p.budget:.3g}", p.shape, f"{p.params:.3g}", str(p.runs), f"{p.lr:.3g} ({p.lr_grid:.3g})",
-                  f"{p.batch:.3g} ({p.batch_grid})", f"{p.batch_tokens:.3g}", f"{p.loss:.4f}", ",".join(p.edge))
+        t.add_row(
+            f"{p.budget:.3g}",
+            p.shape,
+            f"{p.params:.3g}",
+            str(p.runs),
+            f"{p.lr:.3g} ({p.lr_grid:.3g})",
+            f"{p.batch:.3g} ({p.batch_grid})",
+            f"{p.batch_tokens:.3g}",
+            f"{p.loss:.4f}",
+            ",".join(p.edge),
+        )
     con.print(t)
     for name, lw in (("lr*", law.lr_law), ("batch* (tokens)", law.batch_law)) + (
-            (("lr* (of C)", law.lr_by_c),) if law.lr_by_c is not None else ()):
+        (("lr* (of C)", law.lr_by_c),) if law.lr_by_c is not None else ()
+    ):
         ci = lw.ci.get("exp")
         iv = f"  exponent {int(100 * law.ci_level)}% CI ({ci[0]:.3f}, {ci[1]:.3f})" if ci else ""
         con.print(f"{name} = {lw}{iv}", soft_wrap=True, markup=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from scalinglab.cli.app import app
@@ -14,13 +12,23 @@ from scalinglab.folders import DataDir
 @app.command("prep")
 def prep(
     sources: list[str] = typer.Argument(..., help="Files, folders, globs (quoted), `stdlib` or `site-packages`."),
-    out: str = typer.Option(..., "--out", "-o", help=f"DATA folder to write ({DataDir.META}, token shards, {DataDir.TOKENIZER}/)."),
-    tokenizer: str = typer.Option("bytes", "--tokenizer", "-t", help="bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR."),
-    val_fraction: float = typer.Option(0.01, "--val-fraction", help="Share of documents for validation (at least 1 document)."),
+    out: str = typer.Option(
+        ..., "--out", "-o", help=f"DATA folder to write ({DataDir.META}, token shards, {DataDir.TOKENIZER}/)."
+    ),
+    tokenizer: str = typer.Option(
+        "bytes", "--tokenizer", "-t", help="bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR."
+    ),
+    val_fraction: float = typer.Option(
+        0.01, "--val-fraction", help="Share of documents for validation (at least 1 document)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the document-level train/val split."),
-    field: Optional[str] = typer.Option(None, "--field", help="Text field of .jsonl records / .parquet column (default: text)."),
-    max_bytes: Optional[str] = typer.Option(None, "--max-bytes", help="Cap the corpus, e.g. 20M: documents in order until the cap."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
+    field: str | None = typer.Option(
+        None, "--field", help="Text field of .jsonl records / .parquet column (default: text)."
+    ),
+    max_bytes: str | None = typer.Option(
+        None, "--max-bytes", help="Cap the corpus, e.g. 20M: documents in order until the cap."
+    ),
+    workers: int | None = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)."),
     force: bool = typer.Option(False, "--force", help="Replace shards in --out made with other settings."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -29,8 +37,18 @@ def prep(
     from scalinglab.data.prep import prepare
 
     check_numbers(("--val-fraction", val_fraction, "(0,1)"), ("--seed", seed, "any"), ("--workers", workers, ">0"))
-    s = prepare(sources, out, tokenizer=tokenizer, val_fraction=val_fraction, seed=seed, field=field,
-                max_bytes=max_bytes, workers=workers, force=force, progress=not quiet)
+    s = prepare(
+        sources,
+        out,
+        tokenizer=tokenizer,
+        val_fraction=val_fraction,
+        seed=seed,
+        field=field,
+        max_bytes=max_bytes,
+        workers=workers,
+        force=force,
+        progress=not quiet,
+    )
     if json_out:
         emit_json(s)
         return

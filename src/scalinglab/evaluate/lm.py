@@ -43,7 +43,9 @@ class CausalLM:
 
     def check_ids(self, max_id: int, what: str) -> None:
         if max_id >= self.vocab_size:
-            raise UserError(f"{what} has token id {max_id} but the model's vocabulary is {self.vocab_size}: evaluate with data made by the model's own tokenizer")
+            raise UserError(
+                f"{what} has token id {max_id} but the model's vocabulary is {self.vocab_size}: evaluate with data made by the model's own tokenizer"
+            )
 
 
 # Text on which two tokenizers that differ almost surely disagree: words, digits, punctuation, non-ASCII.
@@ -67,7 +69,8 @@ def check_same_tokenizer(lm: CausalLM, data: str | Path) -> None:
         raise TokenizerMismatch(
             f"model {lm.source} and data {data} use different tokenizers (data: {kind}, vocab {data_tok.vocab_size}; "
             f"'Hello world' is {a[:4]}... for the model, {b[:4]}... for the data)",
-            hint="tokenize the text with the model's own tokenizer")
+            hint="tokenize the text with the model's own tokenizer",
+        )
 
 
 def pick_device(device: str = "auto") -> str:
@@ -102,8 +105,10 @@ def load_lm(path: str | Path, device: str = "auto") -> CausalLM:
     """A folder with config.json is a transformers model; one with a run record or checkpoint is our run."""
     p, device = Path(path), pick_device(device)
     if not p.is_dir():
-        raise FolderError(f"model {p} is not a folder",
-                          hint=f"give a run folder ({RunDir.RECORD}, {RunDir.CHECKPOINT}) or a transformers model folder (config.json)")
+        raise FolderError(
+            f"model {p} is not a folder",
+            hint=f"give a run folder ({RunDir.RECORD}, {RunDir.CHECKPOINT}) or a transformers model folder (config.json)",
+        )
     if hf.is_hf_folder(p):
         module = hf.load_hf_model(p, device)
         cfg = module.config
@@ -115,10 +120,22 @@ def load_lm(path: str | Path, device: str = "auto") -> CausalLM:
     if is_run_folder(p):
         model, spec = load_run(p)
         if spec.shape.arch != "gpt":
-            raise UserError(f"{p} is a {spec.shape.arch} run; evaluation and fine-tuning take GPT runs or transformers models")
+            raise UserError(
+                f"{p} is a {spec.shape.arch} run; evaluation and fine-tuning take GPT runs or transformers models"
+            )
         data = RunDir(p).data_path(spec)
-        return CausalLM(model.to(device).eval(), "run", str(p), spec.shape.seq_len, spec.shape.vocab, data_tokenizer(data) if data else None, device)
-    raise FolderError(f"{p} is neither a run folder ({RunDir.RECORD}/{RunDir.CHECKPOINT}) nor a transformers model folder (config.json)")
+        return CausalLM(
+            model.to(device).eval(),
+            "run",
+            str(p),
+            spec.shape.seq_len,
+            spec.shape.vocab,
+            data_tokenizer(data) if data else None,
+            device,
+        )
+    raise FolderError(
+        f"{p} is neither a run folder ({RunDir.RECORD}/{RunDir.CHECKPOINT}) nor a transformers model folder (config.json)"
+    )
 
 
 def load_run(run: str | Path):

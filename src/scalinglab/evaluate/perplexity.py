@@ -29,16 +29,27 @@ def windows(n: int, seq_len: int, stride: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def perplexity(lm, ids: np.ndarray, seq_len: int = 0, stride: int = 0, n_bytes: int | None = None,
-               batch_size: int = 8, progress: bool = False) -> dict:
+def perplexity(
+    lm,
+    ids: np.ndarray,
+    seq_len: int = 0,
+    stride: int = 0,
+    n_bytes: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict:
     """Loss (nats/token over scored tokens), perplexity, bits per byte (bits/token x tokens/byte of
     the evaluated text, when its UTF-8 size n_bytes is known)."""
     seq_len = seq_len or lm.max_len
     stride = stride or seq_len
     if seq_len < 2 or seq_len > lm.max_len:
-        raise UserError(f"window length {seq_len} must be between 2 and the model's context {lm.max_len}", keys=("seq_len",))
+        raise UserError(
+            f"window length {seq_len} must be between 2 and the model's context {lm.max_len}", keys=("seq_len",)
+        )
     if not 1 <= stride <= seq_len:
-        raise UserError(f"stride {stride} must be between 1 and the window length {seq_len}", keys=("stride", "seq_len"))
+        raise UserError(
+            f"stride {stride} must be between 1 and the window length {seq_len}", keys=("stride", "seq_len")
+        )
     ids = np.asarray(ids, dtype=np.int64)
     if len(ids) < 2:
         raise UserError(f"only {len(ids)} token(s) to evaluate: give a longer text or split")
@@ -55,9 +66,18 @@ def perplexity(lm, ids: np.ndarray, seq_len: int = 0, stride: int = 0, n_bytes: 
                 scored += e - first
             advance(len(group))
     loss = nll / scored
-    out = {"loss": loss, "perplexity": math.exp(min(loss, 700.0)), "bits_per_token": loss / math.log(2),
-           "bits_per_byte": None, "tokens": scored, "total_tokens": len(ids), "bytes": n_bytes,
-           "windows": len(wins), "seq_len": seq_len, "stride": stride}
+    out = {
+        "loss": loss,
+        "perplexity": math.exp(min(loss, 700.0)),
+        "bits_per_token": loss / math.log(2),
+        "bits_per_byte": None,
+        "tokens": scored,
+        "total_tokens": len(ids),
+        "bytes": n_bytes,
+        "windows": len(wins),
+        "seq_len": seq_len,
+        "stride": stride,
+    }
     if n_bytes:
         out["bits_per_byte"] = loss / math.log(2) * len(ids) / n_bytes
     return out
@@ -79,4 +99,3 @@ def _same_length_batches(wins, batch_size: int):
         group.append(w)
     if group:
         yield group
-

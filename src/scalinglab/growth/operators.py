@@ -31,8 +31,10 @@ def check_growable(shape: ModelShape, width: int = 1, depth: int = 1, mode: str 
     if shape.arch != "gpt":
         raise UserError(f"growth works on gpt models, not {shape.arch!r}: grow a gpt run")
     if shape.mup_base:  # widening changes muP's width multipliers, so the grown model would compute another function
-        raise UserError("growth keeps the function of standard-parametrization models only, not muP ones",
-                        hint="grow a run trained without muP")
+        raise UserError(
+            "growth keeps the function of standard-parametrization models only, not muP ones",
+            hint="grow a run trained without muP",
+        )
     for name, k in (("width", width), ("depth", depth)):
         if int(k) != k or k < 1:
             raise UserError(f"--{name} must be a whole number >= 1, got {k}: use 2 to double")
@@ -80,7 +82,9 @@ def _widen(name: str, t: torch.Tensor, k: int, moment: int, noise: float = 0.0, 
         raise ValueError(f"no width rule for parameter {name}")
     rest = m.group(2)
     if rest in ("ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias") or rest in (
-        "attn.c_proj.bias", "mlp.c_fc.bias", "mlp.c_proj.bias"
+        "attn.c_proj.bias",
+        "mlp.c_fc.bias",
+        "mlp.c_proj.bias",
     ):
         return t.repeat(k) / div
     if rest == "attn.c_attn.bias":
@@ -132,7 +136,9 @@ def deepen_state_dict(sd: dict[str, torch.Tensor], n_layers: int, k: int, mode: 
             m = _BLOCK.match(n)
             if m and int(m.group(1)) == i:
                 rest = m.group(2)
-                out[f"transformer.h.{j}.{rest}"] = torch.zeros_like(t) if new and rest in _ZERO_ON_NEW else t.detach().clone()
+                out[f"transformer.h.{j}.{rest}"] = (
+                    torch.zeros_like(t) if new and rest in _ZERO_ON_NEW else t.detach().clone()
+                )
     return out
 
 

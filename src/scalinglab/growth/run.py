@@ -40,7 +40,9 @@ def grow_run(
     if not src.has_checkpoint():
         raise FolderError(f"{run} has no {RunDir.CHECKPOINT}", hint="give a run folder trained by `scalinglab train`")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FolderError(f"{out} already exists and is not empty (or is a file)", hint="pick a fresh folder", keys=("out",))
+        raise FolderError(
+            f"{out} already exists and is not empty (or is a file)", hint="pick a fresh folder", keys=("out",)
+        )
     ckpt = load_checkpoint(src.checkpoint)
     spec = RunSpec.from_dict(ckpt["spec"])
     check_growable(spec.shape, width, depth, mode)
@@ -57,11 +59,19 @@ def grow_run(
     step = int(ckpt.get("step", 0))
     # an earlier restart's warmup and reset do not carry over (`train --resume GROWN --restart-warmup-steps K` sets
     # this one's); the restart itself begins where growth happened
-    sched = replace(spec.schedule, restart_steps=step, restart_warmup_steps=0,
-                    reset=False)
-    origin = replace(spec.origin, grown_from=str(run), growth={"width": width, "depth": depth, "mode": mode,
-                                                               "noise": noise, "at_step": step,
-                                                               "from_shape": spec.shape.name})
+    sched = replace(spec.schedule, restart_steps=step, restart_warmup_steps=0, reset=False)
+    origin = replace(
+        spec.origin,
+        grown_from=str(run),
+        growth={
+            "width": width,
+            "depth": depth,
+            "mode": mode,
+            "noise": noise,
+            "at_step": step,
+            "from_shape": spec.shape.name,
+        },
+    )
     new_spec = replace(spec, shape=shape, schedule=sched, origin=origin, run_id=f"{spec.run_id or run.name}-grown")
     new_model = build_model(shape)
     new_model.load_state_dict(sd)
@@ -77,11 +87,21 @@ def grow_run(
     new_ckpt.update(model=new_model.state_dict(), optimizer=opt_state, spec=new_spec.to_dict(), step=step)
 
     rec_old = src.read_record_dict() or {}
-    rec = RunRecord(spec=new_spec, status="pending", curve=RunDir.METRICS, steps_done=step, params=shape.params(), convention=new_spec.convention,
-                    tokens=rec_old.get("tokens", step * spec.tokens_per_step), flops=float(rec_old.get("flops", 0.0)),
-                    min_val_loss=rec_old.get("min_val_loss"), final_val_loss=rec_old.get("final_val_loss"),
-                    final_train_loss=rec_old.get("final_train_loss"), wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
-                    message=f"grown from {run} ({spec.shape.name} -> {shape.name}) at step {step}")
+    rec = RunRecord(
+        spec=new_spec,
+        status="pending",
+        curve=RunDir.METRICS,
+        steps_done=step,
+        params=shape.params(),
+        convention=new_spec.convention,
+        tokens=rec_old.get("tokens", step * spec.tokens_per_step),
+        flops=float(rec_old.get("flops", 0.0)),
+        min_val_loss=rec_old.get("min_val_loss"),
+        final_val_loss=rec_old.get("final_val_loss"),
+        final_train_loss=rec_old.get("final_train_loss"),
+        wall_time_s=float(rec_old.get("wall_time_s", 0.0)),
+        message=f"grown from {run} ({spec.shape.name} -> {shape.name}) at step {step}",
+    )
 
     with staged_dir(out, "grow") as tmp:  # nothing is left in OUT if anything fails
         dst = RunDir(tmp)
@@ -90,7 +110,17 @@ def grow_run(
         dst.write_record(rec)
         if src.metrics.is_file():
             shutil.copyfile(src.metrics, dst.metrics)
-    return {"run": str(run), "out": str(out), "from_shape": spec.shape.name, "to_shape": shape.name,
-            "params_before": spec.shape.params(), "params_after": shape.params(), "step": step,
-            "width": width, "depth": depth, "mode": mode, "noise": noise, "optimizer_state": moments is not None}
-
+    return {
+        "run": str(run),
+        "out": str(out),
+        "from_shape": spec.shape.name,
+        "to_shape": shape.name,
+        "params_before": spec.shape.params(),
+        "params_after": shape.params(),
+        "step": step,
+        "width": width,
+        "depth": depth,
+        "mode": mode,
+        "noise": noise,
+        "optimizer_state": moments is not None,
+    }

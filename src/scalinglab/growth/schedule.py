@@ -79,7 +79,9 @@ def small_shape(target: ModelShape, op: str, factor: int = 2) -> ModelShape:
     s = target
     if "width" in op:
         if s.d_model % factor or s.n_heads % factor:
-            raise UserError(f"{s.name} with {s.n_heads} heads cannot be halved in width: give d_model and heads divisible by {factor}")
+            raise UserError(
+                f"{s.name} with {s.n_heads} heads cannot be halved in width: give d_model and heads divisible by {factor}"
+            )
         s = s.with_(d_model=s.d_model // factor, n_heads=s.n_heads // factor)
     if "depth" in op:
         if s.n_layers % factor:
@@ -128,21 +130,33 @@ class _Curve:
         return out
 
 
-def plan_staged(law, target: ModelShape, budget_flops: float, op: str = "width", factor: int = 2,
-                tokens_per_step: int | None = None, law_name: str = "") -> StagedPlan:
+def plan_staged(
+    law,
+    target: ModelShape,
+    budget_flops: float,
+    op: str = "width",
+    factor: int = 2,
+    tokens_per_step: int | None = None,
+    law_name: str = "",
+) -> StagedPlan:
     """The single growth point that minimises compute to the direct run's final loss (see module docstring)."""
     if not hasattr(law, "predict_loss"):
-        raise UserError(f"law {law_name or law.kind!r} has no predict_loss(N, D): use a parametric law such as chinchilla-approach-3 or a fitted approach-3 law.json")
+        raise UserError(
+            f"law {law_name or law.kind!r} has no predict_loss(N, D): use a parametric law such as chinchilla-approach-3 or a fitted approach-3 law.json"
+        )
     if not budget_flops > 0 or not math.isfinite(budget_flops):
-        raise UserError(f"budget must be a positive number of FLOPs, got {budget_flops}", hint="give e.g. 1e19",
-                        keys=("budget",))
+        raise UserError(
+            f"budget must be a positive number of FLOPs, got {budget_flops}", hint="give e.g. 1e19", keys=("budget",)
+        )
     small = small_shape(target, op, factor)
     emb = getattr(law, "kind", "") != "kaplan"  # Kaplan's law counts non-embedding parameters
     n_s, n_l = float(small.params(embeddings=emb)), float(target.params(embeddings=emb))
     cs, cl = _Curve(law, n_s), _Curve(law, n_l)
     l_star = float(cl.loss(budget_flops))
     if not math.isfinite(l_star):
-        raise UserError(f"law {law_name} gives no finite loss for {target.name} at {budget_flops:.3g} FLOPs: check the law's values")
+        raise UserError(
+            f"law {law_name} gives no finite loss for {target.name} at {budget_flops:.3g} FLOPs: check the law's values"
+        )
     c_reach = float(cs.compute_at(l_star)[0])  # small model alone reaches the target loss here (maybe never)
     c_hi = min(c_reach, 1e3 * budget_flops)
     c_lo = max(6.0 * n_s * 1.0, c_hi * 1e-8)
@@ -169,16 +183,30 @@ def plan_staged(law, target: ModelShape, budget_flops: float, op: str = "width",
     staged = budget_flops - saved
     thr_key, const_key = _OP_KEYS[op]
     plan = StagedPlan(
-        op=op, law=law_name or getattr(law, "name", ""), small_shape=small.name, target_shape=target.name,
-        n_small=n_s, n_target=n_l, budget_flops=budget_flops, target_loss=l_star,
-        grow_flops=c1, grow_tokens=c1 / (6 * n_s), grow_loss=l_g, effective_tokens=c_eff / (6 * n_l),
-        tokens_after_growth=max(budget_flops - c_eff, 0.0) / (6 * n_l), staged_flops=staged,
+        op=op,
+        law=law_name or getattr(law, "name", ""),
+        small_shape=small.name,
+        target_shape=target.name,
+        n_small=n_s,
+        n_target=n_l,
+        budget_flops=budget_flops,
+        target_loss=l_star,
+        grow_flops=c1,
+        grow_tokens=c1 / (6 * n_s),
+        grow_loss=l_g,
+        effective_tokens=c_eff / (6 * n_l),
+        tokens_after_growth=max(budget_flops - c_eff, 0.0) / (6 * n_l),
+        staged_flops=staged,
         saving_pct=100.0 * saved / budget_flops,
-        slope_small=float(cs.slope(c1)), slope_target=float(cl.slope(c_eff)),
+        slope_small=float(cs.slope(c1)),
+        slope_target=float(cl.slope(c_eff)),
         loglog_slope_small=float(cs.slope(c1) * c1 / l_g),
         loglog_slope_target_end=float(cl.slope(budget_flops) * budget_flops / l_star),
-        small_suffices=bool(c1 >= 0.999 * c_reach), lr_small=_kaplan_lr(small), lr_target=_kaplan_lr(target),
-        seed_threshold=SEED_CONSTANTS[thr_key], seed_constant=SEED_CONSTANTS[const_key],
+        small_suffices=bool(c1 >= 0.999 * c_reach),
+        lr_small=_kaplan_lr(small),
+        lr_target=_kaplan_lr(target),
+        seed_threshold=SEED_CONSTANTS[thr_key],
+        seed_constant=SEED_CONSTANTS[const_key],
     )
     if tokens_per_step:
         plan.grow_step = round(plan.grow_tokens / tokens_per_step)

@@ -55,7 +55,7 @@ class Approach1(PowerLawAllocation):
         self.notes_: list[str] = []
         self.n_sizes_ = 0
 
-    def fit_curves(self, N, C: list, L: list) -> "Approach1":
+    def fit_curves(self, N, C: list, L: list) -> Approach1:
         N = np.asarray(N, dtype=float)
         if not (len(N) == len(C) == len(L)):
             raise UserError("approach 1 needs one curve (C and loss arrays) per model size N")
@@ -65,7 +65,7 @@ class Approach1(PowerLawAllocation):
         n = N[who]
         return self._fit(c, n, c / (6.0 * n), l, "envelope of loss-vs-FLOPs curves; D = C/(6N) along it")
 
-    def fit_points(self, N, D, C, loss) -> "Approach1":
+    def fit_points(self, N, D, C, loss) -> Approach1:
         """Without curves: the runs on the Pareto frontier (lower loss than every run of smaller C)."""
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
         if not (len(N) == len(D) == len(C) == len(L)) or len(N) < 2:
@@ -79,15 +79,19 @@ class Approach1(PowerLawAllocation):
         f = np.array(front)
         return self._fit(C[f], N[f], D[f], L[f], "no curves: Pareto frontier of final (C, loss) points")
 
-    def _fit(self, c, n, d, l, note) -> "Approach1":
+    def _fit(self, c, n, d, l, note) -> Approach1:
         self._reset()
         for f in self._fields:
             setattr(self, f + "_", None)
         self.notes_.append(note)
-        self.frontier_ = [{"C": float(a), "N": float(b), "D": float(x), "loss": float(y)} for a, b, x, y in zip(c, n, d, l)]
+        self.frontier_ = [
+            {"C": float(a), "N": float(b), "D": float(x), "loss": float(y)} for a, b, x, y in zip(c, n, d, l)
+        ]
         if len(np.unique(n)) < 2:
-            raise UserError(f"the loss envelope uses {len(np.unique(n))} model size(s): approach 1 needs runs of "
-                            "several sizes whose curves cross (more sizes, or longer runs)")
+            raise UserError(
+                f"the loss envelope uses {len(np.unique(n))} model size(s): approach 1 needs runs of "
+                "several sizes whose curves cross (more sizes, or longer runs)"
+            )
         lc = np.log10(c)
         self.a_, kn = fit_line(lc, np.log10(n))
         self.b_, kd = fit_line(lc, np.log10(d))

@@ -148,9 +148,19 @@ class Approach2(PowerLawAllocation):
 
     kind = "approach2"
 
-    def __init__(self, robust: str = "ransac", max_loss: float | None = None, seed: int = 42,
-                 budget_tol: float = 0.05, window: int | None = 5, keep_unbracketed: bool = False,
-                 bootstrap: int = 0, ci: float = 0.95, resample: str = "residuals", **kw):
+    def __init__(
+        self,
+        robust: str = "ransac",
+        max_loss: float | None = None,
+        seed: int = 42,
+        budget_tol: float = 0.05,
+        window: int | None = 5,
+        keep_unbracketed: bool = False,
+        bootstrap: int = 0,
+        ci: float = 0.95,
+        resample: str = "residuals",
+        **kw,
+    ):
         super().__init__(**kw)
         self.robust, self.max_loss, self.seed, self.budget_tol = robust, max_loss, seed, budget_tol
         self.window, self.keep_unbracketed = window, keep_unbracketed
@@ -178,23 +188,29 @@ class Approach2(PowerLawAllocation):
         if self.window is not None and self.window < 3:
             raise UserError(f"a parabola window of {self.window} sizes is too small: use 3 or more (or none)")
         if self.resample not in RESAMPLE or self.bootstrap < 0 or not 0 < self.ci < 1:
-            raise UserError(f"approach 2 bootstrap settings out of range (resample {self.resample!r}, bootstrap "
-                            f"{self.bootstrap}, ci {self.ci}): resample residuals, runs or bayesian, bootstrap >= 0, "
-                            "0 < ci < 1")
+            raise UserError(
+                f"approach 2 bootstrap settings out of range (resample {self.resample!r}, bootstrap "
+                f"{self.bootstrap}, ci {self.ci}): resample residuals, runs or bayesian, bootstrap >= 0, "
+                "0 < ci < 1"
+            )
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
         gid = self.profile(N, D, C, L, sample_weight)
         ok = [r for r in self.per_budget_ if r.ok]
         if len(ok) < 2:
             hint = "" if self.keep_unbracketed else ", or keep unbracketed budgets"
-            raise UserError(f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}",
-                            hint=f"add runs or budgets (3+ runs per budget on both sides of its minimum){hint}",
-                            keys=() if self.keep_unbracketed else ("keep_unbracketed",))
+            raise UserError(
+                f"approach 2 needs vertices at 2 or more budgets, got {len(ok)}",
+                hint=f"add runs or budgets (3+ runs per budget on both sides of its minimum){hint}",
+                keys=() if self.keep_unbracketed else ("keep_unbracketed",),
+            )
         c = np.log10([r.C for r in ok])
         a, ln = fit_line(c, np.log10([r.n_opt for r in ok]))
         b, ld = fit_line(c, np.log10([r.d_opt for r in ok]))
         if max(abs(ln), abs(ld)) > 300:  # vertices wildly off the grid: 10**x would overflow
-            raise UserError("approach 2: the fitted N_opt/D_opt line is degenerate (minima far outside the sampled "
-                            "sizes); widen the shapes or add budgets")
+            raise UserError(
+                "approach 2: the fitted N_opt/D_opt line is degenerate (minima far outside the sampled "
+                "sizes); widen the shapes or add budgets"
+            )
         self.a_, self.b_, self.k_n_, self.k_d_ = a, b, 10**ln, 10**ld
         self.n_budgets_ = len(ok)
         rel = np.array([r.n_opt for r in ok]) / (self.k_n_ * np.power([r.C for r in ok], self.a_)) - 1
@@ -219,8 +235,9 @@ class Approach2(PowerLawAllocation):
         keep = W > 0
         if self.max_loss is not None:
             keep &= L <= self.max_loss
-            self.notes_.append(f"dropped {int((L > self.max_loss).sum())} runs with loss > {self.max_loss:g} "
-                               "(not converged)")
+            self.notes_.append(
+                f"dropped {int((L > self.max_loss).sum())} runs with loss > {self.max_loss:g} (not converged)"
+            )
         gid = group_budgets(C, self.budget_tol)
         self.inlier_ = keep.copy()
         w = None if sample_weight is None else W
@@ -234,8 +251,9 @@ class Approach2(PowerLawAllocation):
                 self.per_budget_.append(BudgetFit(**row, skipped="fewer than 3 points"))
                 continue
             if len(np.unique(N[m])) < 3:
-                self._warn(f"budget {budget:.3g}: only {len(np.unique(N[m]))} distinct sizes, need 3 for a parabola; "
-                           "skipped")
+                self._warn(
+                    f"budget {budget:.3g}: only {len(np.unique(N[m]))} distinct sizes, need 3 for a parabola; skipped"
+                )
                 self.per_budget_.append(BudgetFit(**row, skipped="fewer than 3 sizes"))
                 continue
             order = np.argsort(N[m], kind="stable")  # ascending N, as minchilla (RANSAC's draws depend on order)
@@ -255,8 +273,13 @@ class Approach2(PowerLawAllocation):
 
         ok = [g for g, r in enumerate(self.per_budget_) if r.ok]
         rows = np.flatnonzero(np.isin(gid, ok) & self.inlier_)
-        W = resample_weights(groups[rows], int(self.bootstrap), np.random.default_rng(self.seed), strata=gid[rows],
-                             bayesian=self.resample == "bayesian")
+        W = resample_weights(
+            groups[rows],
+            int(self.bootstrap),
+            np.random.default_rng(self.seed),
+            strata=gid[rows],
+            bayesian=self.resample == "bayesian",
+        )
         C_ok = np.log10([self.per_budget_[g].C for g in ok])
         R = len(W)
         vert = np.full((R, len(ok), 3), np.nan)  # log10 N_opt, log10 D_opt, loss at vertex
@@ -305,7 +328,12 @@ class Approach2(PowerLawAllocation):
             return nan
         if self.window is not None and len(y) > self.window:
             lo = min(max(0, i - self.window // 2), len(y) - self.window)
-            xn, xd, y, w = xn[lo:lo + self.window], xd[lo:lo + self.window], y[lo:lo + self.window], w[lo:lo + self.window]
+            xn, xd, y, w = (
+                xn[lo : lo + self.window],
+                xd[lo : lo + self.window],
+                y[lo : lo + self.window],
+                w[lo : lo + self.window],
+            )
         out = []
         for x in (xn, xd):
             c2, c1, c0 = np.polyfit(x, y, 2, w=np.sqrt(w))
@@ -348,8 +376,9 @@ class Approach2(PowerLawAllocation):
                 row["range_n"] = (float(n.min()), float(n.max()))
                 self.inlier_[rows[~np.asarray(inl, bool)]] = False
             if not c2 > 0:
-                self._warn(f"budget {row['C']:.3g}: loss vs log {var.upper()} has no minimum (curvature {c2:.3g}); "
-                           "skipped")
+                self._warn(
+                    f"budget {row['C']:.3g}: loss vs log {var.upper()} has no minimum (curvature {c2:.3g}); skipped"
+                )
                 row["skipped"] = f"no minimum in {var.upper()}"
                 return
             xv = -c1 / (2 * c2)
@@ -359,8 +388,11 @@ class Approach2(PowerLawAllocation):
                 row["bracketed"] = False
                 row[f"outside_{var}"] = True
         if not row["bracketed"]:
-            where = (f"the lowest loss is at the {'smallest' if i_min == 0 else 'largest'} size" if edge
-                     else "the parabola's vertex lies outside the fitted sizes")
+            where = (
+                f"the lowest loss is at the {'smallest' if i_min == 0 else 'largest'} size"
+                if edge
+                else "the parabola's vertex lies outside the fitted sizes"
+            )
             what = f"budget {row['C']:.3g}: minimum not bracketed by the sampled sizes ({where})"
             if self.keep_unbracketed:
                 self._warn(what + "; kept, its vertex is an extrapolation")
@@ -372,8 +404,10 @@ class Approach2(PowerLawAllocation):
         """Warn where the allocation exponents cannot describe a compute-optimal frontier."""
         a, b = self.a_, self.b_
         if not 0 < a < 1:
-            self._warn(f"N_opt exponent a = {a:.3f} lies outside (0, 1): N_opt would not trade off against D_opt; "
-                       "check the budgets' minima (more sizes around each minimum)")
+            self._warn(
+                f"N_opt exponent a = {a:.3f} lies outside (0, 1): N_opt would not trade off against D_opt; "
+                "check the budgets' minima (more sizes around each minimum)"
+            )
         if b < 0:
             self._warn(f"D_opt exponent b = {b:.3f} is negative: optimal data would shrink as compute grows")
         if abs(a + b - 1) > 0.1:
@@ -385,10 +419,19 @@ class Approach2(PowerLawAllocation):
     def _extra_dict(self) -> dict[str, Any]:
         from scalinglab.laws.bootstrap import pack_draws
 
-        d = {"robust": self.robust, "max_loss": self.max_loss, "seed": self.seed, "budget_tol": self.budget_tol,
-             "window": self.window, "keep_unbracketed": self.keep_unbracketed, "n_budgets": self.n_budgets_,
-             "per_budget": [r.to_dict() for r in self.per_budget_], "warnings": self.warnings_, "notes": self.notes_,
-             "residuals": self.residuals_}
+        d = {
+            "robust": self.robust,
+            "max_loss": self.max_loss,
+            "seed": self.seed,
+            "budget_tol": self.budget_tol,
+            "window": self.window,
+            "keep_unbracketed": self.keep_unbracketed,
+            "n_budgets": self.n_budgets_,
+            "per_budget": [r.to_dict() for r in self.per_budget_],
+            "warnings": self.warnings_,
+            "notes": self.notes_,
+            "residuals": self.residuals_,
+        }
         if self.ci_:
             d.update(ci={k: list(v) for k, v in self.ci_.items()}, ci_level=self.ci, bootstrap=self.bootstrap)
         if self.boot_ is not None:
@@ -410,4 +453,3 @@ class Approach2(PowerLawAllocation):
             from scalinglab.laws.bootstrap import unpack_draws
 
             self.boot_ = unpack_draws(d["draws"], ALLOCATION_FIELDS)
-

@@ -20,8 +20,13 @@ PARAMS = ("E", "A", "B", "alpha", "beta")
 
 def hoffmann_grid() -> np.ndarray:
     """Hoffmann's 4500 starts as Epoch's code spells them, rows (a, b, e, alpha, beta) with A = exp(a) etc."""
-    g = product(np.arange(0, 2.5, 0.5), np.arange(0, 2.5, 0.5), np.arange(-1, 1.5, 0.5),
-                np.arange(0, 30, 5), np.arange(0, 30, 5))
+    g = product(
+        np.arange(0, 2.5, 0.5),
+        np.arange(0, 2.5, 0.5),
+        np.arange(-1, 1.5, 0.5),
+        np.arange(0, 30, 5),
+        np.arange(0, 30, 5),
+    )
     return np.array([(a, b, e, al, be) for al, be, e, a, b in g])
 
 
@@ -62,8 +67,7 @@ def lsq_objective(theta: np.ndarray, lN, lD, L, scale: float, W=None):
         qw = q if W is None else W * q
         f = (qw * q).sum(1)
         g = 2 * qw
-        grad = np.stack([(g * x1).sum(1), (g * x2).sum(1), (g * x3).sum(1), -((g * x1) @ lN), -((g * x2) @ lD)],
-                        axis=1)
+        grad = np.stack([(g * x1).sum(1), (g * x2).sum(1), (g * x3).sum(1), -((g * x1) @ lN), -((g * x2) @ lD)], axis=1)
     return f / scale, grad / scale
 
 
@@ -78,8 +82,7 @@ def _huber_tail(r, s, x1, x2, x3, lN, lD, delta, W):
     f = r.sum(1)
     x1 *= g
     x2 *= g
-    grad = np.stack([x1.sum(1), x2.sum(1), (g * x3).sum(1),
-                     -(x1 @ lN), -(x2 @ lD)], axis=1)
+    grad = np.stack([x1.sum(1), x2.sum(1), (g * x3).sum(1), -(x1 @ lN), -(x2 @ lD)], axis=1)
     return f / delta, grad / delta
 
 
@@ -238,10 +241,20 @@ class Approach3(ParametricLaw):
 
     kind = "approach3"
 
-    def __init__(self, delta: float = 1e-3, grid: np.ndarray | None = None, drop_highest: int = 0,
-                 bootstrap: int = 0, seed: int = 0, n_jobs: int = -1, ci: float = 0.95,
-                 tie: str | Sequence[tuple[str, str]] | None = None, fix: str | dict[str, float] | None = None,
-                 loss: str = "huber", **kw):
+    def __init__(
+        self,
+        delta: float = 1e-3,
+        grid: np.ndarray | None = None,
+        drop_highest: int = 0,
+        bootstrap: int = 0,
+        seed: int = 0,
+        n_jobs: int = -1,
+        ci: float = 0.95,
+        tie: str | Sequence[tuple[str, str]] | None = None,
+        fix: str | dict[str, float] | None = None,
+        loss: str = "huber",
+        **kw,
+    ):
         super().__init__(**kw)
         self.delta, self.grid, self.drop_highest = delta, grid, drop_highest
         self.bootstrap, self.seed, self.n_jobs, self.ci = bootstrap, seed, n_jobs, ci
@@ -257,12 +270,13 @@ class Approach3(ParametricLaw):
         self.warnings_: list[str] = []
         self.residuals_: dict[str, Any] = {}
 
-    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None,
-            groups=None) -> Approach3:
+    def fit(self, N, D, loss, progress: Callable[[str, int, int], None] | None = None, groups=None) -> Approach3:
         """groups: a run id per row (several rows of one run, e.g. WSD branches): the bootstrap resamples runs."""
         if not (self.delta > 0) or not (0 < self.ci < 1) or self.drop_highest < 0 or self.bootstrap < 0:
-            raise UserError(f"approach 3 settings out of range (delta {self.delta}, ci {self.ci}, drop_highest "
-                            f"{self.drop_highest}, bootstrap {self.bootstrap}): delta > 0, 0 < ci < 1, counts >= 0")
+            raise UserError(
+                f"approach 3 settings out of range (delta {self.delta}, ci {self.ci}, drop_highest "
+                f"{self.drop_highest}, bootstrap {self.bootstrap}): delta > 0, 0 < ci < 1, counts >= 0"
+            )
         if self.loss not in LOSSES:
             raise UserError(f"unknown fit loss {self.loss!r}: use huber or lsq")
         tie, fix = parse_tie(self.tie), parse_fix(self.fix)
@@ -280,15 +294,22 @@ class Approach3(ParametricLaw):
         self.notes_, self.warnings_, self.ci_, self.boot_ = [], [], None, None
         if self.drop_highest:
             if self.drop_highest >= len(L):
-                raise UserError(f"dropping the {self.drop_highest} highest losses leaves no points of {len(L)}",
-                                hint="drop fewer", keys=("drop_highest",))
+                raise UserError(
+                    f"dropping the {self.drop_highest} highest losses leaves no points of {len(L)}",
+                    hint="drop fewer",
+                    keys=("drop_highest",),
+                )
             keep = np.sort(np.argsort(L, kind="stable")[: len(L) - self.drop_highest])
-            self.notes_.append(f"dropped the {self.drop_highest} highest losses ({', '.join(f'{x:.3f}' for x in np.sort(L)[-self.drop_highest:])})")
+            self.notes_.append(
+                f"dropped the {self.drop_highest} highest losses ({', '.join(f'{x:.3f}' for x in np.sort(L)[-self.drop_highest :])})"
+            )
             N, D, L, groups = N[keep], D[keep], L[keep], groups[keep]
         k = P.shape[1]
         if len(L) <= k:
-            raise UserError(f"approach 3 has {k} free parameters but only {len(L)} points: give at least {k + 1} runs "
-                            "(or tie/fix parameters)")
+            raise UserError(
+                f"approach 3 has {k} free parameters but only {len(L)} points: give at least {k + 1} runs "
+                "(or tie/fix parameters)"
+            )
         self.n_points_ = len(L)
         obj = Objective(np.log(N), np.log(D), L, self.loss, self.delta, P, c0)
         grid = hoffmann_grid() if self.grid is None else np.asarray(self.grid, dtype=float)
@@ -342,8 +363,14 @@ class Approach3(ParametricLaw):
         R = int(self.bootstrap)
         weights = resample_weights(groups, R, np.random.default_rng(self.seed))
         # a few perturbed starts around the full-data optimum guard against a resample's other basin
-        jit = np.array([[0.5, 0.5, 0.05, 0.03, 0.03], [-0.5, -0.5, -0.05, -0.03, -0.03],
-                        [0.5, -0.5, 0.0, 0.03, -0.03], [-0.5, 0.5, 0.0, -0.03, 0.03]])
+        jit = np.array(
+            [
+                [0.5, 0.5, 0.05, 0.03, 0.03],
+                [-0.5, -0.5, -0.05, -0.03, -0.03],
+                [0.5, -0.5, 0.0, 0.03, -0.03],
+                [-0.5, 0.5, 0.0, -0.03, 0.03],
+            ]
+        )
         rep = [int(np.flatnonzero(obj.P[:, j])[0]) for j in range(obj.P.shape[1])]
         jit = jit[:, rep]
         n_chunks = 1 if self.n_jobs == 1 else max(1, min(20, R // 25))  # lockstep L-BFGS: fewer, larger batches

@@ -128,8 +128,10 @@ class ParametricLaw(Law):
         """Closed form: N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b, G = (αA/(βB))^(1/(α+β))."""
         self._check_fitted()
         if not (self.alpha_ > 0 and self.beta_ > 0 and self.A_ > 0 and self.B_ > 0):
-            raise UserError(f"law has alpha={self.alpha_:.3g}, beta={self.beta_:.3g}, A={self.A_:.3g}, B={self.B_:.3g}: "
-                            "no compute-optimal allocation without positive values (check the data or drop outliers)")
+            raise UserError(
+                f"law has alpha={self.alpha_:.3g}, beta={self.beta_:.3g}, A={self.A_:.3g}, B={self.B_:.3g}: "
+                "no compute-optimal allocation without positive values (check the data or drop outliers)"
+            )
         C = _arr(C)
         s = self.alpha_ + self.beta_
         G = (self.alpha_ * self.A_ / (self.beta_ * self.B_)) ** (1.0 / s)

@@ -47,8 +47,7 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
 
 def pack_draws(draws: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """Draws for a law file: one list per parameter, 7 significant digits (enough for any prediction)."""
-    return {"n": len(draws),
-            "values": {k: [float(f"{v:.7g}") for v in draws[:, i]] for i, k in enumerate(names)}}
+    return {"n": len(draws), "values": {k: [float(f"{v:.7g}") for v in draws[:, i]] for i, k in enumerate(names)}}
 
 
 def unpack_draws(d: dict[str, Any], names: Sequence[str]) -> np.ndarray:

@@ -3,9 +3,11 @@ compute-optimal FLOPs and tokens per model size of Table 3 (approach 1) and Tabl
 
 from __future__ import annotations
 
-CITATION = ("Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, arXiv:2203.15556, "
-            "Table 3 (approach 1) and Table A3 (approach 2); the values Krasser 2023 (Training compute-optimal "
-            "Perceiver AR language models) fits k_N and k_D to")
+CITATION = (
+    "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, arXiv:2203.15556, "
+    "Table 3 (approach 1) and Table A3 (approach 2); the values Krasser 2023 (Training compute-optimal "
+    "Perceiver AR language models) fits k_N and k_D to"
+)
 
 # Rows (FLOPs C, parameters N_opt, tokens D_opt), model sizes 400M .. 10T as the paper lists them.
 TABLE_3_APPROACH_1: tuple[tuple[float, float, float], ...] = (

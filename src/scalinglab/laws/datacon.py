@@ -91,14 +91,22 @@ class DataConstrainedLaw(ParametricLaw):
             s = float(h.sum())
             return s if np.isfinite(s) else 1e300
 
-        axes = {"E": np.log([1.5, 2.0]), "A": np.log([100.0, 1000.0]), "B": np.log([100.0, 2000.0]),
-                "alpha": [0.3, 0.5], "beta": [0.3, 0.5], "r_star_d": np.linspace(0, 20, 4)[1:],
-                "r_star_n": np.linspace(0, 20, 4)[1:]}  # R* = 0 divides by zero: the authors' grid without it
+        axes = {
+            "E": np.log([1.5, 2.0]),
+            "A": np.log([100.0, 1000.0]),
+            "B": np.log([100.0, 2000.0]),
+            "alpha": [0.3, 0.5],
+            "beta": [0.3, 0.5],
+            "r_star_d": np.linspace(0, 20, 4)[1:],
+            "r_star_n": np.linspace(0, 20, 4)[1:],
+        }  # R* = 0 divides by zero: the authors' grid without it
         starts = [np.array(s, dtype=float) for s in product(*(axes[f] for f in free))]
         bounds = [(1e-6, None) if f.startswith("r_star") else (None, None) for f in free]
         best = None
         for s in starts:
-            res = minimize(obj, s, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
+            res = minimize(
+                obj, s, method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000}
+            )
             if best is None or res.fun < best.fun:
                 best = res
         vals = full(best.x)[0]
@@ -116,8 +124,13 @@ class DataConstrainedLaw(ParametricLaw):
         return self
 
     def _extra_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"delta": self.delta, "n_points": self.n_points_, "warnings": self.warnings_,
-                             "notes": self.notes_, "residuals": self.residuals_}
+        d: dict[str, Any] = {
+            "delta": self.delta,
+            "n_points": self.n_points_,
+            "warnings": self.warnings_,
+            "notes": self.notes_,
+            "residuals": self.residuals_,
+        }
         if self.fix:
             d["fix"] = self.fix
         if self.objective_ is not None:

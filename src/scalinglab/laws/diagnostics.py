@@ -20,8 +20,12 @@ def residual_summary(rel, of: str) -> dict[str, Any]:
     rel = rel[np.isfinite(rel)]
     if not rel.size:
         return {"of": of, "n": 0}
-    return {"of": of, "n": int(rel.size), "max_rel": float(np.abs(rel).max()),
-            "rms_rel": float(np.sqrt(np.mean(rel**2)))}
+    return {
+        "of": of,
+        "n": int(rel.size),
+        "max_rel": float(np.abs(rel).max()),
+        "rms_rel": float(np.sqrt(np.mean(rel**2))),
+    }
 
 
 def log_jacobian(theta: np.ndarray, lN: np.ndarray, lD: np.ndarray) -> np.ndarray:
@@ -46,11 +50,15 @@ def identifiability_warnings(obj, z: np.ndarray, free: list[str]) -> list[str]:
     for var, lx, params in (("N", lN, ("A", "alpha")), ("D", lD, ("B", "beta"))):
         span = float(np.exp(lx.max() - lx.min()))
         if span < MIN_SPAN and any(p in free for p in params):
-            out.append(f"{var} spans only {span:.2g}x (< {MIN_SPAN:g}x): the data cannot identify {params[1]} and "
-                       f"{params[0]}; add runs over a wider range of {var} or fix {params[1]}")
+            out.append(
+                f"{var} spans only {span:.2g}x (< {MIN_SPAN:g}x): the data cannot identify {params[1]} and "
+                f"{params[0]}; add runs over a wider range of {var} or fix {params[1]}"
+            )
     if k and n / k < MIN_POINTS_PER_PARAM:
-        out.append(f"{n} points for {k} free parameters (< {MIN_POINTS_PER_PARAM:g} per parameter): the fit can "
-                   "pass through the noise; add runs, or tie or fix parameters")
+        out.append(
+            f"{n} points for {k} free parameters (< {MIN_POINTS_PER_PARAM:g} per parameter): the fit can "
+            "pass through the noise; add runs, or tie or fix parameters"
+        )
     if "E" in free and names["E"] < 1e-3 * L.min():
         out.append(f"E ran to its bound 0 (E = {names['E']:.3g}): the irreducible loss is not identified")
     for c in ("A", "B"):
@@ -59,11 +67,15 @@ def identifiability_warnings(obj, z: np.ndarray, free: list[str]) -> list[str]:
     for ex in ("alpha", "beta"):
         v = names[ex]
         if v <= 0:
-            out.append(f"{ex} = {v:.3g} is at or below its bound 0: the loss does not fall with "
-                       f"{'N' if ex == 'alpha' else 'D'}")
+            out.append(
+                f"{ex} = {v:.3g} is at or below its bound 0: the loss does not fall with "
+                f"{'N' if ex == 'alpha' else 'D'}"
+            )
         elif v > MAX_EXPONENT:
-            out.append(f"{ex} = {v:.3g} is above {MAX_EXPONENT:g}: implausible for a language model; the data "
-                       "likely spans too little to fix it")
+            out.append(
+                f"{ex} = {v:.3g} is above {MAX_EXPONENT:g}: implausible for a language model; the data "
+                "likely spans too little to fix it"
+            )
     if k:
         J = log_jacobian(theta, lN, lD) @ obj.P
         norms = np.linalg.norm(J, axis=0)
@@ -73,8 +85,10 @@ def identifiability_warnings(obj, z: np.ndarray, free: list[str]) -> list[str]:
         if cond > MAX_COND or not np.all(norms > 0):
             v = np.linalg.svd(Js)[2][-1]
             mix = " + ".join(f"{abs(c):.2f} {free[i]}" for i, c in enumerate(v) if abs(c) > 0.2)
-            out.append(f"the objective is flat along {mix} (condition number {cond:.2g} > {MAX_COND:g}): those "
-                       "parameters trade off against each other; widen N and D or fix one")
+            out.append(
+                f"the objective is flat along {mix} (condition number {cond:.2g} > {MAX_COND:g}): those "
+                "parameters trade off against each other; widen N and D or fix one"
+            )
         elif n > k:
             pred = np.log(np.exp(theta[0] - theta[3] * lN) + np.exp(theta[1] - theta[4] * lD) + np.exp(theta[2]))
             sigma2 = float(np.sum((pred - np.log(L)) ** 2) / (n - k))
@@ -84,6 +98,8 @@ def identifiability_warnings(obj, z: np.ndarray, free: list[str]) -> list[str]:
                     j = free.index(ex)
                     se = float(np.sqrt(max(cov[j, j], 0.0)))
                     if names[ex] > 0 and se > MAX_REL_SE * names[ex]:
-                        out.append(f"{ex} = {names[ex]:.3g} has a standard error of {se:.2g} (> {MAX_REL_SE:.0%} "
-                                   "of its value): the data do not determine it; add runs over a wider range")
+                        out.append(
+                            f"{ex} = {names[ex]:.3g} has a standard error of {se:.2g} (> {MAX_REL_SE:.0%} "
+                            "of its value): the data do not determine it; add runs over a wider range"
+                        )
     return out

@@ -19,8 +19,14 @@ ESTIMATES = {
     "approach-1": (TABLE_3_APPROACH_1, 0.50, 0.50),
     "approach-2": (TABLE_A3_APPROACH_2, 0.49, 0.51),
 }
-_ALIASES = {"1": "approach-1", "2": "approach-2", "approach_1": "approach-1", "approach_2": "approach-2",
-            "chinchilla-approach-1": "approach-1", "chinchilla-approach-2": "approach-2"}
+_ALIASES = {
+    "1": "approach-1",
+    "2": "approach-2",
+    "approach_1": "approach-1",
+    "approach_2": "approach-2",
+    "chinchilla-approach-1": "approach-1",
+    "chinchilla-approach-2": "approach-2",
+}
 COLUMNS = ("FLOPs", "Parameters", "Tokens")
 
 
@@ -106,12 +112,14 @@ def fit_estimates(C, N, D, a: float | None = None, b: float | None = None) -> Po
         k_d, b = _free(C, D)
     else:
         k_d = _fixed(C, D, b)
-    return PowerLawAllocation(k_n=k_n, a=a, k_d=k_d, b=b, name="estimates-fit",
-                              citation="k_N, k_D fitted to N_opt/D_opt estimates")
+    return PowerLawAllocation(
+        k_n=k_n, a=a, k_d=k_d, b=b, name="estimates-fit", citation="k_N, k_D fitted to N_opt/D_opt estimates"
+    )
 
 
-def fit_table(name_or_csv: str | Path, a: float | None = None, b: float | None = None,
-              published_exponents: bool = True) -> PowerLawAllocation:
+def fit_table(
+    name_or_csv: str | Path, a: float | None = None, b: float | None = None, published_exponents: bool = True
+) -> PowerLawAllocation:
     """Load and fit; a packaged table uses its paper's exponents unless a/b are given."""
     est = load_estimates(name_or_csv)
     if published_exponents:

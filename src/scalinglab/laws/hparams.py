@@ -56,8 +56,9 @@ def best_point(rows: list[dict[str, Any]], seq_tokens: int) -> TunePoint:
     budget, shape, and optionally beta2, warmup. Other swept settings (beta2, warmup) are taken at the best run's values."""
     ok = [r for r in rows if r["loss"] is not None and math.isfinite(r["loss"])]
     if not ok:
-        raise FolderError(f"no finished run at {rows[0]['shape']}, C={rows[0]['budget']:.3g}",
-                          hint="sweep the tuning study first")
+        raise FolderError(
+            f"no finished run at {rows[0]['shape']}, C={rows[0]['budget']:.3g}", hint="sweep the tuning study first"
+        )
     best = min(ok, key=lambda r: r["loss"])
     same = [r for r in ok if r.get("beta2") == best.get("beta2") and r.get("warmup") == best.get("warmup")]
     edge: list[str] = []
@@ -83,10 +84,21 @@ def best_point(rows: list[dict[str, Any]], seq_tokens: int) -> TunePoint:
     # the lr at the optimal batch: interpolate log lr* between the neighbouring batch sizes
     lr = math.exp(float(np.interp(math.log(batch), xb, np.log([per_batch[b][0] for b in bss]))))
     loss = vb[1] if vb else float(yb[ib])
-    return TunePoint(budget=float(best["budget"]), params=int(best["params"]), shape=str(best["shape"]), lr=lr,
-                     batch=batch, batch_tokens=batch * seq_tokens, loss=loss, lr_grid=float(best["lr"]),
-                     batch_grid=int(best["batch_size"]), runs=len(rows), edge=edge, beta2=best.get("beta2"),
-                     warmup=best.get("warmup"))
+    return TunePoint(
+        budget=float(best["budget"]),
+        params=int(best["params"]),
+        shape=str(best["shape"]),
+        lr=lr,
+        batch=batch,
+        batch_tokens=batch * seq_tokens,
+        loss=loss,
+        lr_grid=float(best["lr"]),
+        batch_grid=int(best["batch_size"]),
+        runs=len(rows),
+        edge=edge,
+        beta2=best.get("beta2"),
+        warmup=best.get("warmup"),
+    )
 
 
 def power_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -121,8 +133,9 @@ class PowerLaw:
         return f"{self.coef:.4g} * {self.var}^{self.exp:.4f}"
 
 
-def fit_power(x: np.ndarray, y: np.ndarray, var: str, bootstrap: int, seed: int, level: float,
-              at: list[float]) -> PowerLaw:
+def fit_power(
+    x: np.ndarray, y: np.ndarray, var: str, bootstrap: int, seed: int, level: float, at: list[float]
+) -> PowerLaw:
     """Power law of y on x, with intervals from resampling the points (the per-point optima) with replacement."""
     coef, e = power_fit(x, y)
     law = PowerLaw(coef, e, var)
@@ -164,9 +177,15 @@ class HparamsLaw:
         return self.batch_law(budget)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": self.kind, "lr": self.lr_law.to_dict(), "batch_tokens": self.batch_law.to_dict(),
-                             "ci_level": self.ci_level, "bootstrap": self.bootstrap,
-                             "points": [dict(p.__dict__) for p in self.points], "notes": list(self.notes)}
+        d: dict[str, Any] = {
+            "kind": self.kind,
+            "lr": self.lr_law.to_dict(),
+            "batch_tokens": self.batch_law.to_dict(),
+            "ci_level": self.ci_level,
+            "bootstrap": self.bootstrap,
+            "points": [dict(p.__dict__) for p in self.points],
+            "notes": list(self.notes),
+        }
         if self.lr_by_c is not None:
             d["lr_of_c"] = self.lr_by_c.to_dict()
         return d
@@ -174,16 +193,25 @@ class HparamsLaw:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HparamsLaw:
         if d.get("kind") != cls.kind or "lr" not in d or "batch_tokens" not in d:
-            raise FolderError("not an hparams law (kind 'hparams' with lr and batch_tokens)",
-                              hint="write one by fitting a tuning study (`fit hparams`)", keys=("hparams",))
-        return cls(PowerLaw.from_dict(d["lr"]), PowerLaw.from_dict(d["batch_tokens"]),
-                   [TunePoint(**p) for p in d.get("points", [])], list(d.get("notes", [])),
-                   PowerLaw.from_dict(d["lr_of_c"]) if d.get("lr_of_c") else None,
-                   float(d.get("ci_level", 0.95)), int(d.get("bootstrap", 0)))
+            raise FolderError(
+                "not an hparams law (kind 'hparams' with lr and batch_tokens)",
+                hint="write one by fitting a tuning study (`fit hparams`)",
+                keys=("hparams",),
+            )
+        return cls(
+            PowerLaw.from_dict(d["lr"]),
+            PowerLaw.from_dict(d["batch_tokens"]),
+            [TunePoint(**p) for p in d.get("points", [])],
+            list(d.get("notes", [])),
+            PowerLaw.from_dict(d["lr_of_c"]) if d.get("lr_of_c") else None,
+            float(d.get("ci_level", 0.95)),
+            int(d.get("bootstrap", 0)),
+        )
 
 
-def fit_hparams(points: list[TunePoint], *, lr_of: str = "N", bootstrap: int = 1000, seed: int = 42,
-                level: float = 0.95) -> HparamsLaw:
+def fit_hparams(
+    points: list[TunePoint], *, lr_of: str = "N", bootstrap: int = 1000, seed: int = 42, level: float = 0.95
+) -> HparamsLaw:
     """Power laws through the per-point optima: lr* of N (or C) and batch* (tokens) of C."""
     if not points:
         raise FolderError("no tuned points to fit", hint="sweep the tuning study first")

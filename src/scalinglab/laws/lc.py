@@ -19,8 +19,9 @@ ALLOCATION = ("k_n", "a", "k_d", "b")
 
 def lc_grid() -> np.ndarray:
     """Starts (ln A, ln E, gamma) as Porian et al.'s grid: gamma 0..0.3, ln E -1..1, ln A 0..25."""
-    return np.array([(a, e, g) for g, e, a in product(np.arange(0, 0.4, 0.1), np.arange(-1, 1.5, 0.5),
-                                                      np.arange(0, 30, 5))])
+    return np.array(
+        [(a, e, g) for g, e, a in product(np.arange(0, 0.4, 0.1), np.arange(-1, 1.5, 0.5), np.arange(0, 30, 5))]
+    )
 
 
 def _objective(X: np.ndarray, lc: np.ndarray, lL: np.ndarray, delta: float, W=None):
@@ -69,8 +70,9 @@ def fit_lc(C, L, delta: float = 1e-3, W=None, start=None) -> tuple[np.ndarray, f
         lL = np.where(W > 0, np.log(Lr), 0.0)
     k = len(starts)
     Ws, lLs = np.repeat(W, k, axis=0), np.repeat(lL, k, axis=0)
-    X, f, _ = lbfgs_batch(lambda X, idx: _objective(X, lc, lLs[idx], delta, Ws[idx]), np.tile(starts, (R, 1)),
-                          maxiter=300)
+    X, f, _ = lbfgs_batch(
+        lambda X, idx: _objective(X, lc, lLs[idx], delta, Ws[idx]), np.tile(starts, (R, 1)), maxiter=300
+    )
     f = np.where(np.isfinite(f), f, np.inf).reshape(R, k)
     X = X.reshape(R, k, 3)[np.arange(R), np.argmin(f, axis=1)]
     out = np.column_stack([np.exp(X[:, 1]), np.exp(X[:, 0] + X[:, 2] * mid), X[:, 2]])
@@ -110,8 +112,10 @@ class LossComputeLaw(Law):
         C, L = (np.asarray(v, dtype=float).ravel() for v in (C, loss))
         ok = np.isfinite(C) & np.isfinite(L) & (C > 0) & (L > 0)
         if ok.sum() < 4:
-            raise UserError(f"the compute-optimal loss law has 3 parameters and needs optimal losses at 4 or more "
-                            f"budgets, got {int(ok.sum())}: add budgets")
+            raise UserError(
+                f"the compute-optimal loss law has 3 parameters and needs optimal losses at 4 or more "
+                f"budgets, got {int(ok.sum())}: add budgets"
+            )
         C, L = C[ok], L[ok]
         (E, A, g), self.objective_ = fit_lc(C, L, self.delta)
         self.E_, self.A_, self.gamma_ = float(E), float(A), float(g)
@@ -121,8 +125,9 @@ class LossComputeLaw(Law):
         if not self.gamma_ > 0:
             self.warnings_.append(f"gamma = {self.gamma_:.3g}: the optimal loss does not fall with compute")
         if len(C) < 6:
-            self.warnings_.append(f"{len(C)} budgets for 3 parameters: E and gamma trade off; extrapolations are "
-                                  "loose (more budgets)")
+            self.warnings_.append(
+                f"{len(C)} budgets for 3 parameters: E and gamma trade off; extrapolations are loose (more budgets)"
+            )
         if self.E_ < 1e-3 * L.min():
             self.warnings_.append(f"E ran to its bound 0 (E = {self.E_:.3g}): the irreducible loss is not identified")
         return self
@@ -153,8 +158,10 @@ class LossComputeLaw(Law):
 
     def allocate(self, C):
         if not self.allocation:
-            raise UserError("this compute-optimal loss law carries no allocation (fit it from approach 1 or 2 "
-                            "minima to get N_opt and D_opt)")
+            raise UserError(
+                "this compute-optimal loss law carries no allocation (fit it from approach 1 or 2 "
+                "minima to get N_opt and D_opt)"
+            )
         al = self.allocation
         C = _arr(C)
         return al["k_n"] * np.power(C, al["a"]), al["k_d"] * np.power(C, al["b"])
@@ -169,8 +176,14 @@ class LossComputeLaw(Law):
     def _extra_dict(self) -> dict[str, Any]:
         from scalinglab.laws.bootstrap import pack_draws
 
-        d: dict[str, Any] = {"delta": self.delta, "source": self.source, "points": self.points_,
-                             "warnings": self.warnings_, "notes": self.notes_, "residuals": self.residuals_}
+        d: dict[str, Any] = {
+            "delta": self.delta,
+            "source": self.source,
+            "points": self.points_,
+            "warnings": self.warnings_,
+            "notes": self.notes_,
+            "residuals": self.residuals_,
+        }
         if self.allocation:
             d["allocation"] = self.allocation
         if self.boot_ is not None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def lbfgs_batch(fg, X0: np.ndarray, *, m: int = 10, maxiter: int = 1000, ftol: float = 1e-13,
-                gtol: float = 1e-10, max_ls: int = 40):
+def lbfgs_batch(
+    fg, X0: np.ndarray, *, m: int = 10, maxiter: int = 1000, ftol: float = 1e-13, gtol: float = 1e-10, max_ls: int = 40
+):
     """Minimise K independent problems. fg(X, idx) -> (f (k,), G (k, p)) for rows idx of the batch.
     Returns X (K, p), f (K,), n_iter (K,). Backtracking Armijo line search; curvature pairs with
     s.y <= 0 are skipped (their slot gets rho = 0), so each row follows plain L-BFGS."""

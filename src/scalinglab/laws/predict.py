@@ -26,8 +26,10 @@ def _parametric(draws: np.ndarray, N, D) -> np.ndarray:
 def loss_at(law, N: float, D: float, U: float | None = None, level: float = 0.95) -> dict[str, Any]:
     """The loss at (N, D) (and U unique tokens for the data-constrained law), with an interval from draws."""
     if not hasattr(law, "predict_loss"):
-        raise UserError(f"the {law.kind} law gives N_opt and D_opt at a budget, not the loss at (N, D): predict at a "
-                        "budget instead, or use an approach 3 or data-constrained law")
+        raise UserError(
+            f"the {law.kind} law gives N_opt and D_opt at a budget, not the loss at (N, D): predict at a "
+            "budget instead, or use an approach 3 or data-constrained law"
+        )
     if U is not None and law.kind != "data-constrained":
         raise UserError("unique tokens U apply to the data-constrained law only")
     out: dict[str, Any] = {"N": float(N), "D": float(D)}
@@ -92,8 +94,15 @@ def at_budget(law, C: float, level: float = 0.95) -> dict[str, Any]:
     return out
 
 
-def predict(law, *, n: float | None = None, d: float | None = None, u: float | None = None,
-            at: float | None = None, level: float = 0.95) -> dict[str, Any]:
+def predict(
+    law,
+    *,
+    n: float | None = None,
+    d: float | None = None,
+    u: float | None = None,
+    at: float | None = None,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """One entry point: the loss at (n, d[, u]) or the allocation and loss at budget `at`."""
     if (at is None) == (n is None or d is None):
         raise UserError("predict either at a budget C or at a model size N with tokens D, not both or neither")

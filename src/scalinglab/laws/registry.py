@@ -18,9 +18,20 @@ from scalinglab.laws.hparams import HparamsLaw
 from scalinglab.laws.lc import LossComputeLaw
 
 # A new law class is one line here: its `kind` (the "kind" key of its JSON) -> the class (with from_dict).
-KINDS: dict[str, Any] = {c.kind: c for c in (PowerLawAllocation, ParametricLaw, KaplanLaw,
-                                             Approach1, Approach2, Approach3, HparamsLaw, LossComputeLaw,
-                                             DataConstrainedLaw)}
+KINDS: dict[str, Any] = {
+    c.kind: c
+    for c in (
+        PowerLawAllocation,
+        ParametricLaw,
+        KaplanLaw,
+        Approach1,
+        Approach2,
+        Approach3,
+        HparamsLaw,
+        LossComputeLaw,
+        DataConstrainedLaw,
+    )
+}
 
 
 class LawChoiceError(ConfigError):
@@ -88,8 +99,9 @@ def load_law_choice(path: str | Path, approach: str | None = None) -> tuple[str,
     try:
         return key, law_from_dict(laws[key])
     except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise FolderError(f"{path} is not a valid law ({type(e).__name__}: {e})",
-                          hint="write it again with `scalinglab fit`") from None
+        raise FolderError(
+            f"{path} is not a valid law ({type(e).__name__}: {e})", hint="write it again with `scalinglab fit`"
+        ) from None
 
 
 def load_law(path: str | Path, approach: str | None = None) -> Law:

@@ -26,8 +26,11 @@ def build_model(shape: ModelShape) -> nn.Module:
     try:
         return cls(shape)
     except ValueError as e:
-        raise UserError(f"cannot build {shape.arch} {shape.name}: {e}", hint="change the width or the heads (heads must divide d_model)",
-                        keys=("d_model", "n_heads")) from None
+        raise UserError(
+            f"cannot build {shape.arch} {shape.name}: {e}",
+            hint="change the width or the heads (heads must divide d_model)",
+            keys=("d_model", "n_heads"),
+        ) from None
 
 
 __all__ = ["build_model"]

@@ -125,7 +125,13 @@ class GPT(nn.Module):
             raise ValueError(f"GPT needs arch 'gpt', got {shape.arch!r}")
         self.shape = shape
         s = shape
-        t = nn.ModuleDict(dict(wte=nn.Embedding(s.vocab, s.d_model), h=nn.ModuleList(Block(s) for _ in range(s.n_layers)), ln_f=LayerNorm(s.d_model, s.bias)))
+        t = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(s.vocab, s.d_model),
+                h=nn.ModuleList(Block(s) for _ in range(s.n_layers)),
+                ln_f=LayerNorm(s.d_model, s.bias),
+            )
+        )
         if s.pos == "learned":
             t["wpe"] = nn.Embedding(s.seq_len, s.d_model)
         elif s.pos != "rotary":

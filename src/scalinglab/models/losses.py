@@ -53,8 +53,9 @@ class LinearCrossEntropy(torch.autograd.Function):
         return dh * grad_out, dw * grad_out, None, None, None
 
 
-def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk_elements: int = CHUNK_ELEMENTS) -> torch.Tensor:
+def linear_cross_entropy(
+    h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+) -> torch.Tensor:
     """Mean cross-entropy of the logits h @ weight^T against targets, for h [N, d], weight [V, d], targets [N].
     Matmuls in autocast's dtype when autocast is on (as nn.Linear would run them), else in h's. For training:
     the forward pass already does the backward's work (wasted when no gradient is wanted)."""

@@ -17,15 +17,18 @@ def width_step(widths: list[int]) -> int:
     return reduce(math.gcd, widths) if widths else 64
 
 
-def shapes_around(n_opt: float, template: ModelShape, rule: str, step: int, spread: float = 3.0,
-                  at_least: int = 3) -> list[ModelShape]:
+def shapes_around(
+    n_opt: float, template: ModelShape, rule: str, step: int, spread: float = 3.0, at_least: int = 3
+) -> list[ModelShape]:
     """Shapes of widths k*step (depth from `rule`) with N in [n_opt/spread, n_opt*spread], sorted by N."""
     if not (n_opt > 0 and math.isfinite(n_opt)):
-        raise ConfigError(f"the law predicts no usable N_opt ({n_opt!r}) at this budget", hint="check the law file",
-                          keys=("around",))
+        raise ConfigError(
+            f"the law predicts no usable N_opt ({n_opt!r}) at this budget", hint="check the law file", keys=("around",)
+        )
     if spread <= 1:
-        raise ConfigError(f"bad spread {spread}: it must exceed 1", hint="3 places shapes from N_opt/3 to 3 N_opt",
-                          keys=("spread",))
+        raise ConfigError(
+            f"bad spread {spread}: it must exceed 1", hint="3 places shapes from N_opt/3 to 3 N_opt", keys=("spread",)
+        )
     cands: list[tuple[float, ModelShape]] = []
     for k in range(1, 4097):
         d = k * step
@@ -40,8 +43,11 @@ def shapes_around(n_opt: float, template: ModelShape, rule: str, step: int, spre
         if n > n_opt * spread * 4:
             break
     if not cands:
-        raise ConfigError(f"no shape of rule {rule!r} with width step {step}", hint="give explicit shapes instead",
-                          keys=("rule", "shapes"))
+        raise ConfigError(
+            f"no shape of rule {rule!r} with width step {step}",
+            hint="give explicit shapes instead",
+            keys=("rule", "shapes"),
+        )
     inside = [s for n, s in cands if n_opt / spread <= n <= n_opt * spread]
     if len(inside) < at_least:
         near = sorted(cands, key=lambda t: abs(math.log(t[0] / n_opt)))[:at_least]

@@ -3,14 +3,26 @@ reference model and its steps, the budget C_ref, then for each candidate the ste
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from scalinglab.accounting import flops_parts, perceiver_ar
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.errors import UserError
 
-COLUMNS = ("d_model", "layers", "num_steps", "D_iso", "N", "N_cross", "N_self", "C", "C_cross", "C_self", "C_self_approx")
+COLUMNS = (
+    "d_model",
+    "layers",
+    "num_steps",
+    "D_iso",
+    "N",
+    "N_cross",
+    "N_self",
+    "C",
+    "C_cross",
+    "C_self",
+    "C_self_approx",
+)
 RATIOS = ("N_cross/N", "C_cross/C", "C_self/C_self_approx")
 
 
@@ -61,8 +73,9 @@ def reference_budget(ref: ModelShape, steps: int, batch_size: int, convention: s
     return _per_token(ref, convention)[0] * d_ref, d_ref
 
 
-def experiment_setup(shapes: Sequence[ModelShape], c_ref: float, batch_size: int,
-                     convention: str = "chinchilla") -> list[ExperimentRow]:
+def experiment_setup(
+    shapes: Sequence[ModelShape], c_ref: float, batch_size: int, convention: str = "chinchilla"
+) -> list[ExperimentRow]:
     """Each shape trained with the same self-part budget C_self = C_ref (the article's Table 1 layout)."""
     if c_ref <= 0 or batch_size <= 0:
         raise UserError(f"budget and batch size must be positive (got {c_ref}, {batch_size})")
@@ -73,11 +86,21 @@ def experiment_setup(shapes: Sequence[ModelShape], c_ref: float, batch_size: int
         steps = perceiver_ar.num_training_steps(d_iso, s.trained_per_sequence, batch_size)
         n_self, n_cross = s.params_self(), s.params_cross()
         c_self, c_cross = c_self_tok * d_iso, c_cross_tok * d_iso
-        rows.append(ExperimentRow(
-            d_model=s.d_model, layers=s.n_layers, num_steps=steps, D_iso=d_iso,
-            N=n_self + n_cross, N_cross=n_cross, N_self=n_self,
-            C=c_self + c_cross, C_cross=c_cross, C_self=c_self, C_self_approx=6 * n_self * d_iso,
-        ))
+        rows.append(
+            ExperimentRow(
+                d_model=s.d_model,
+                layers=s.n_layers,
+                num_steps=steps,
+                D_iso=d_iso,
+                N=n_self + n_cross,
+                N_cross=n_cross,
+                N_self=n_self,
+                C=c_self + c_cross,
+                C_cross=c_cross,
+                C_self=c_self,
+                C_self_approx=6 * n_self * d_iso,
+            )
+        )
     return rows
 
 
@@ -87,17 +110,26 @@ def experiment_ratios(shapes: Sequence[ModelShape], convention: str = "chinchill
     for s in shapes:
         c_self, c_cross = _per_token(s, convention)
         n_self, n_cross = s.params_self(), s.params_cross()
-        out.append({
-            "d_model": s.d_model, "layers": s.n_layers,
-            "N_cross/N": n_cross / (n_cross + n_self),
-            "C_cross/C": c_cross / (c_cross + c_self),
-            "C_self/C_self_approx": c_self / (6 * n_self),
-        })
+        out.append(
+            {
+                "d_model": s.d_model,
+                "layers": s.n_layers,
+                "N_cross/N": n_cross / (n_cross + n_self),
+                "C_cross/C": c_cross / (c_cross + c_self),
+                "C_self/C_self_approx": c_self / (6 * n_self),
+            }
+        )
     return out
 
 
-def plan_experiment(base: ModelShape, ref: tuple[int, int], ref_steps: int, models: Sequence[tuple[int, int]],
-                    batch_size: int, convention: str = "chinchilla") -> tuple[float, list[ExperimentRow], list[dict]]:
+def plan_experiment(
+    base: ModelShape,
+    ref: tuple[int, int],
+    ref_steps: int,
+    models: Sequence[tuple[int, int]],
+    batch_size: int,
+    convention: str = "chinchilla",
+) -> tuple[float, list[ExperimentRow], list[dict]]:
     """(C_ref, setup rows, ratio rows) for (d_model, layers) pairs sharing `base`'s vocab, seq_len, latents."""
     ref_shape = base.with_(d_model=ref[0], n_layers=ref[1])
     c_ref, _ = reference_budget(ref_shape, ref_steps, batch_size, convention)

@@ -38,8 +38,11 @@ def parse_range(text: str) -> list[int]:
             return list(range(start, stop + 1, step))
         return [int(p) for p in text.split(",") if p.strip()]
     except ValueError:
-        raise UserError(f"bad widths {text!r}", hint="write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320",
-                        keys=("d_models",)) from None
+        raise UserError(
+            f"bad widths {text!r}",
+            hint="write START:STOP:STEP (inclusive), e.g. 256:1024:64, or a list 256,320",
+            keys=("d_models",),
+        ) from None
 
 
 def layers_for(d_model: int, rule: str) -> int:
@@ -53,8 +56,11 @@ def layers_for(d_model: int, rule: str) -> int:
         except ValueError:
             r = 0.0
         if r <= 0:
-            raise UserError(f"bad depth rule {rule!r}: the aspect ratio must be a positive number", hint="e.g. aspect:64",
-                            keys=("rule",))
+            raise UserError(
+                f"bad depth rule {rule!r}: the aspect ratio must be a positive number",
+                hint="e.g. aspect:64",
+                keys=("rule",),
+            )
         return max(1, round(d_model / r))
     raise UserError(f"unknown depth rule {rule!r}", hint="use minchilla or aspect:R (e.g. aspect:64)", keys=("rule",))
 
@@ -126,10 +132,17 @@ def plan_isoflop(
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
     if batch_size < 0:
-        raise UserError(f"bad batch size {batch_size}", hint="give a positive number of sequences per step (0: by budget)",
-                        keys=("batch_size",))
+        raise UserError(
+            f"bad batch size {batch_size}",
+            hint="give a positive number of sequences per step (0: by budget)",
+            keys=("batch_size",),
+        )
     if not shapes:
-        raise UserError("no model shapes", hint="give shapes such as 512x9 or widths such as 256:1024:64", keys=("shapes", "d_models"))
+        raise UserError(
+            "no model shapes",
+            hint="give shapes such as 512x9 or widths such as 256:1024:64",
+            keys=("shapes", "d_models"),
+        )
     base = base or RunSpec(shape=shapes[0])
     hp = hparams or Resolver(lr=base.lr, batch_size=batch_size, warmup_steps=base.schedule.warmup_steps)
     runs: list[PlannedRun] = []
@@ -138,14 +151,18 @@ def plan_isoflop(
         for shape in shapes:
             rid = run_id(c, shape)
             if shape.n_layers < 1 or shape.d_model % shape.n_heads:  # dropped below; no N or C to count
-                reason = (f"no layers (d_model {shape.d_model} too small for the depth rule)" if shape.n_layers < 1 else
-                          f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}")
+                reason = (
+                    f"no layers (d_model {shape.d_model} too small for the depth rule)"
+                    if shape.n_layers < 1
+                    else f"d_model {shape.d_model} is not divisible by n_heads {shape.n_heads}"
+                )
                 dropped.append(Dropped(rid, c, shape.d_model, shape.n_layers, 0, 0, reason, "shape"))
                 continue
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
-            spec = replace(base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention,
-                           run_id=rid)
+            spec = replace(
+                base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention, run_id=rid
+            )
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
             tokens = steps * tps
@@ -195,8 +212,15 @@ def report_published_law(plan: IsoflopPlan) -> None:
         plan.law_note = f"published law {plan.law_name} unavailable ({e.__class__.__name__}: {e})"
     for c in plan.budgets:
         ns = [r.params for r in plan.runs if r.budget == c]
-        row: dict[str, Any] = {"budget": c, "runs": len(ns), "n_min": min(ns) if ns else None,
-                               "n_max": max(ns) if ns else None, "n_opt": None, "d_opt": None, "brackets": None}
+        row: dict[str, Any] = {
+            "budget": c,
+            "runs": len(ns),
+            "n_min": min(ns) if ns else None,
+            "n_max": max(ns) if ns else None,
+            "n_opt": None,
+            "d_opt": None,
+            "brackets": None,
+        }
         if law is not None:
             n_opt, d_opt = law.allocate(c)
             row.update(n_opt=float(n_opt), d_opt=float(d_opt))

@@ -44,7 +44,11 @@ class OptimalPlan:
 
     def to_dict(self) -> dict:
         return {
-            "budget": self.budget, "law": self.law, "N_opt": self.n_opt, "D_opt": self.d_opt, "aspect": self.aspect,
+            "budget": self.budget,
+            "law": self.law,
+            "N_opt": self.n_opt,
+            "D_opt": self.d_opt,
+            "aspect": self.aspect,
             "candidates": [dict(c.__dict__, name=c.name) for c in self.candidates],
         }
 
@@ -58,7 +62,10 @@ def law_n(shape: ModelShape, law_name: str) -> int:
 
 def _bracket(base: ModelShape, n_layers: int, n_opt: float, law_name: str, multiple: int) -> list[int]:
     """The multiples of `multiple` for d_model just below and just above N_opt (N grows with d_model)."""
-    n_of = lambda d: law_n(base.with_(d_model=d, n_layers=n_layers), law_name)
+
+    def n_of(d):
+        return law_n(base.with_(d_model=d, n_layers=n_layers), law_name)
+
     lo, hi = 1, MAX_D_MODEL // multiple
     if n_of(hi * multiple) < n_opt:
         return [hi * multiple]
@@ -71,9 +78,17 @@ def _bracket(base: ModelShape, n_layers: int, n_opt: float, law_name: str, multi
     return [k * multiple for k in (lo - 1, lo) if k >= 1]
 
 
-def candidate_shapes(base: ModelShape, n_opt: float, budget: float, law_name: str = "", aspect: float = DEFAULT_ASPECT,
-                     aspect_weight: float = 1.0, multiple: int = DEFAULT_MULTIPLE, top: int = 5,
-                     convention: str = "chinchilla") -> list[Candidate]:
+def candidate_shapes(
+    base: ModelShape,
+    n_opt: float,
+    budget: float,
+    law_name: str = "",
+    aspect: float = DEFAULT_ASPECT,
+    aspect_weight: float = 1.0,
+    multiple: int = DEFAULT_MULTIPLE,
+    top: int = 5,
+    convention: str = "chinchilla",
+) -> list[Candidate]:
     """For every depth the two widths bracketing N_opt, ranked by N error plus aspect-ratio deviation."""
     if aspect <= 0 or multiple <= 0 or top <= 0 or aspect_weight < 0:
         raise UserError("aspect, multiple and top must be positive and aspect weight >= 0: fix the option")
@@ -89,22 +104,35 @@ def candidate_shapes(base: ModelShape, n_opt: float, budget: float, law_name: st
             score = abs(math.log(n / n_opt)) + aspect_weight * abs(math.log(asp / aspect))
             c = flops_parts(s, convention)
             tokens = budget / c["self"]
-            cands.append(Candidate(d, n_layers, n, s.params(), asp, n / n_opt - 1.0, score, tokens,
-                                   tokens * (c["self"] + c["cross"])))
+            cands.append(
+                Candidate(
+                    d, n_layers, n, s.params(), asp, n / n_opt - 1.0, score, tokens, tokens * (c["self"] + c["cross"])
+                )
+            )
     cands.sort(key=lambda c: c.score)
     return cands[:top]
 
 
-def plan_optimal(budget: float, law_name: str, base: ModelShape, aspect: float = DEFAULT_ASPECT,
-                 aspect_weight: float = 1.0, multiple: int = DEFAULT_MULTIPLE, top: int = 5,
-                 convention: str = "chinchilla", law=None) -> OptimalPlan:
+def plan_optimal(
+    budget: float,
+    law_name: str,
+    base: ModelShape,
+    aspect: float = DEFAULT_ASPECT,
+    aspect_weight: float = 1.0,
+    multiple: int = DEFAULT_MULTIPLE,
+    top: int = 5,
+    convention: str = "chinchilla",
+    law=None,
+) -> OptimalPlan:
     """N_opt, D_opt at budget C (the self-part budget for perceiver-ar) from `law` (a law object, e.g. a fitted
     law.json) or else the published law `law_name`."""
     from scalinglab.laws.estimates import canonical_name, fit_table
     from scalinglab.laws.published import get_law
 
     if not (budget > 0 and math.isfinite(budget)):
-        raise UserError(f"budget must be a positive number of FLOPs, got {budget}", hint="e.g. 5.78e17", keys=("budget",))
+        raise UserError(
+            f"budget must be a positive number of FLOPs, got {budget}", hint="e.g. 5.78e17", keys=("budget",)
+        )
     validate(base)
     if law is None:
         law = get_law(law_name)  # unknown names: UserError listing the known ones

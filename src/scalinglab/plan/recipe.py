@@ -109,8 +109,13 @@ class Resolver:
 
     def settings(self) -> dict[str, Any]:
         """The user's choices as the study's settings keep them (0: resolved per run), so an extension resolves alike."""
-        d: dict[str, Any] = {"recipe": "legacy" if self.legacy else RECIPE_NAME, "lr": self.lr,
-                             "batch_size": self.batch_size, "warmup_steps": self.warmup_steps, "beta2": self.beta2}
+        d: dict[str, Any] = {
+            "recipe": "legacy" if self.legacy else RECIPE_NAME,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "warmup_steps": self.warmup_steps,
+            "beta2": self.beta2,
+        }
         if self.law is not None:
             d["hparams"] = _no_none(self.law.to_dict())  # TOML has no null
         return d

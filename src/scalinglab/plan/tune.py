@@ -25,26 +25,41 @@ def setting_suffix(lr: float, batch: int, beta2: float, warmup: int) -> str:
     return s
 
 
-def plan_tune(budgets: list[float], shapes: list, *, lrs: list[float], batch_sizes: list[int],
-              beta2s: list[float] | None = None, warmups: list[int] | None = None, **kw: Any) -> IsoflopPlan:
+def plan_tune(
+    budgets: list[float],
+    shapes: list,
+    *,
+    lrs: list[float],
+    batch_sizes: list[int],
+    beta2s: list[float] | None = None,
+    warmups: list[int] | None = None,
+    **kw: Any,
+) -> IsoflopPlan:
     """plan_isoflop's arguments (batch_size and hparams excepted) plus the grid. beta2 or warmup 0 (the default
     when not swept): the recipe's rule for that run."""
     if not lrs or any(not (x > 0) for x in lrs):
         raise ConfigError("the grid's learning rates must be positive", hint="e.g. 1e-3,2e-3,4e-3", keys=("lrs",))
     if not batch_sizes or any(b <= 0 for b in batch_sizes):
-        raise ConfigError("the grid's batch sizes must be positive numbers of sequences per step", hint="e.g. 16,32,64",
-                          keys=("batch_sizes",))
+        raise ConfigError(
+            "the grid's batch sizes must be positive numbers of sequences per step",
+            hint="e.g. 16,32,64",
+            keys=("batch_sizes",),
+        )
     beta2s, warmups = beta2s or [0.0], warmups or [0]
     if any(not (0 <= b < 1) for b in beta2s) or any(w < 0 for w in warmups):
-        raise ConfigError("beta2 values must lie in [0, 1) and warmups be >= 0 steps", hint="e.g. 0.95,0.99,0.999",
-                          keys=("beta2s", "warmups"))
+        raise ConfigError(
+            "beta2 values must lie in [0, 1) and warmups be >= 0 steps",
+            hint="e.g. 0.95,0.99,0.999",
+            keys=("beta2s", "warmups"),
+        )
     runs: list[PlannedRun] = []
     dropped: list[Dropped] = []
     law_report: list[dict[str, Any]] = []
     law_name, law_note = "", ""
     for lr, bs, b2, w in product(lrs, batch_sizes, beta2s, warmups):
-        p = plan_isoflop(budgets, shapes, batch_size=bs, hparams=Resolver(lr=lr, batch_size=bs, beta2=b2, warmup_steps=w),
-                         **kw)
+        p = plan_isoflop(
+            budgets, shapes, batch_size=bs, hparams=Resolver(lr=lr, batch_size=bs, beta2=b2, warmup_steps=w), **kw
+        )
         suf = setting_suffix(lr, bs, b2, w)
         for r in p.runs:
             # the grid's own values (0: the recipe's rule, resolved per run in the spec), so runs group by setting

@@ -36,18 +36,30 @@ def plan_wsd(budgets: list[float], shapes: list, **kw: Any) -> IsoflopPlan:
         for p in pts:
             s = p.spec.steps
             if s < total and cooldown_start(s, p.spec.schedule.decay_frac) < warmup:
-                dropped.append(Dropped(p.spec.run_id, p.budget, shape.d_model, shape.n_layers, p.params, s,
-                                       f"its cooldown would start inside the trunk's warmup ({warmup} steps)", "steps"))
+                dropped.append(
+                    Dropped(
+                        p.spec.run_id,
+                        p.budget,
+                        shape.d_model,
+                        shape.n_layers,
+                        p.params,
+                        s,
+                        f"its cooldown would start inside the trunk's warmup ({warmup} steps)",
+                        "steps",
+                    )
+                )
                 continue
             if keep and s == keep[-1].spec.steps:
                 continue  # two budgets rounding to one step count: one point
             keep.append(p)
-        sched = replace(last.spec.schedule, kind="wsd", branches=[p.tokens for p in keep],
-                        branch_budgets=[p.budget for p in keep])
+        sched = replace(
+            last.spec.schedule, kind="wsd", branches=[p.tokens for p in keep], branch_budgets=[p.budget for p in keep]
+        )
         spec = replace(last.spec, schedule=sched, run_id=run_id(shape))
         runs.append(PlannedRun(spec, last.budget, last.tokens, last.params, last.flops_per_token, last.epochs))
-    return IsoflopPlan(runs, dropped, grid.budgets, {**grid.settings, "schedule": "wsd"}, grid.law_name,
-                       grid.law_report, grid.law_note)
+    return IsoflopPlan(
+        runs, dropped, grid.budgets, {**grid.settings, "schedule": "wsd"}, grid.law_name, grid.law_report, grid.law_note
+    )
 
 
 def flop_cost(plan: IsoflopPlan) -> dict[str, float]:
@@ -63,8 +75,13 @@ def flop_cost(plan: IsoflopPlan) -> dict[str, float]:
         separate += sum(steps) * per_step
         wsd += (total + sum(s - cooldown_start(s, r.spec.schedule.decay_frac) for s in steps if s < total)) * per_step
         points += len(steps)
-    return {"separate_flops": separate, "wsd_flops": wsd, "saving": 1 - wsd / separate if separate else 0.0,
-            "runs": len(plan.runs), "points": points}
+    return {
+        "separate_flops": separate,
+        "wsd_flops": wsd,
+        "saving": 1 - wsd / separate if separate else 0.0,
+        "runs": len(plan.runs),
+        "points": points,
+    }
 
 
 def saving_bound(budgets: list[float], decay_frac: float = 0.2) -> float:

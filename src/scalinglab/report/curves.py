@@ -31,7 +31,9 @@ class PAExperiment:
     vocab: int
     seq_len: int
     models: tuple[PAModel, ...]
-    alternates: tuple[tuple[int, PAModel], ...] = ()  # (version, model) retrained later (the article's training commands)
+    alternates: tuple[
+        tuple[int, PAModel], ...
+    ] = ()  # (version, model) retrained later (the article's training commands)
     xlim: tuple[float, float] = (0.1, 1.2)
     ylim: tuple[float, float] = (0.85, 1.0)
     title: str = ""
@@ -43,22 +45,33 @@ class PAExperiment:
 
 EXPERIMENTS: dict[str, PAExperiment] = {
     "scaling-1": PAExperiment(
-        vocab=32000, seq_len=2048,
-        models=(PAModel("Model 1 (ref)", 512, 9, 50000), PAModel("Model 2 (opt)", 624, 11, 31421),
-                PAModel("Model 3", 728, 13, 21231)),
+        vocab=32000,
+        seq_len=2048,
+        models=(
+            PAModel("Model 1 (ref)", 512, 9, 50000),
+            PAModel("Model 2 (opt)", 624, 11, 31421),
+            PAModel("Model 3", 728, 13, 21231),
+        ),
         alternates=((1, PAModel("Model 2 (opt, updated)", 592, 10, 34336)),),
-        xlim=(0.1, 1.1), ylim=(3.2, 3.6),
+        xlim=(0.1, 1.1),
+        ylim=(3.2, 3.6),
         title="Experiment 1: SentencePiece vocab 32000, seq 2048, 512 latents",
     ),
     "scaling-2a": PAExperiment(
-        vocab=262, seq_len=4096,
-        models=(PAModel("Model 1 (ref)", 512, 9, 26144), PAModel("Model 2 (opt 2)", 584, 10, 18275),
-                PAModel("Model 3 (opt 1)", 584, 9, 20298), PAModel("Model 4", 432, 7, 46451),
-                PAModel("Model 5", 768, 13, 8276)),
+        vocab=262,
+        seq_len=4096,
+        models=(
+            PAModel("Model 1 (ref)", 512, 9, 26144),
+            PAModel("Model 2 (opt 2)", 584, 10, 18275),
+            PAModel("Model 3 (opt 1)", 584, 9, 20298),
+            PAModel("Model 4", 432, 7, 46451),
+            PAModel("Model 5", 768, 13, 8276),
+        ),
         title="Experiment 2a: UTF-8 bytes vocab 262, seq 4096, 512 latents",
     ),
     "scaling-2b": PAExperiment(
-        vocab=262, seq_len=2048,
+        vocab=262,
+        seq_len=2048,
         models=(PAModel("Model 1 (ref)", 512, 9, 26144), PAModel("Model 2 (opt)", 584, 10, 18275)),
         title="Experiment 2b: UTF-8 bytes vocab 262, seq 2048, 512 latents",
     ),
@@ -75,7 +88,9 @@ def read_curve_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     except FileNotFoundError:
         raise UserError(f"no curve CSV at {p}: give an existing file or folder") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{p} is not a readable CSV ({str(e).splitlines()[0]}): export it again from TensorBoard") from None
+        raise UserError(
+            f"{p} is not a readable CSV ({str(e).splitlines()[0]}): export it again from TensorBoard"
+        ) from None
     cols = {c.lower().strip(): c for c in df.columns}
     step = cols.get("step")
     val = next((cols[c] for c in ("value", "val_loss", "loss") if c in cols), None)
@@ -100,16 +115,25 @@ def experiment_files(folder: str | Path, experiment: str) -> dict[int, Path]:
     pat = re.compile(rf"(^|_){re.escape(experiment)}_version_(\d+)\b")
     found = {int(m.group(2)): p for p in sorted(folder.glob("*.csv")) if (m := pat.search(p.name))}
     if not found:
-        raise UserError(f"no CSV for experiment {experiment!r} in {folder}: expected names like "
-                        f"run-logs-0.8.0_{experiment}_version_0-tag-val_loss.csv")
+        raise UserError(
+            f"no CSV for experiment {experiment!r} in {folder}: expected names like "
+            f"run-logs-0.8.0_{experiment}_version_0-tag-val_loss.csv"
+        )
     return dict(sorted(found.items()))
 
 
 def _shape(exp: PAExperiment, m: PAModel):
     from scalinglab.accounting.shape import ModelShape
 
-    return ModelShape(d_model=m.d_model, n_layers=m.n_layers, vocab=exp.vocab, seq_len=exp.seq_len,
-                      arch="perceiver-ar", latents=LATENTS, prefix_dropout=PREFIX_DROPOUT)
+    return ModelShape(
+        d_model=m.d_model,
+        n_layers=m.n_layers,
+        vocab=exp.vocab,
+        seq_len=exp.seq_len,
+        arch="perceiver-ar",
+        latents=LATENTS,
+        prefix_dropout=PREFIX_DROPOUT,
+    )
 
 
 def budget(exp: PAExperiment) -> float:
@@ -123,8 +147,9 @@ def budget(exp: PAExperiment) -> float:
 def _pick_model(exp: PAExperiment, version: int, last_step: float) -> PAModel:
     """The article's model for this version; a retrained alternate when the curve's length says so."""
     if version >= len(exp.models):
-        raise UserError(f"version_{version} is not a model of this experiment (it has {len(exp.models)}): "
-                        "remove the extra CSV")
+        raise UserError(
+            f"version_{version} is not a model of this experiment (it has {len(exp.models)}): remove the extra CSV"
+        )
     cands = [exp.models[version]] + [m for v, m in exp.alternates if v == version]
     return min(cands, key=lambda m: abs(m.steps - last_step))
 
@@ -146,11 +171,22 @@ def experiment_runs(folder: str | Path, experiment: str) -> tuple[PAExperiment, 
         c_self, c_cross = pa.flops_per_token_self(shape), pa.flops_per_token_cross(shape)
         tokens = step * BATCH * LATENTS
         d_plan = pa.num_training_tokens(m.steps, LATENTS, BATCH)
-        runs.append({
-            "version": version, "model": m, "shape": shape, "file": path.name,
-            "n": pa.params(shape), "n_self": pa.params_self(shape),
-            "c_self_per_token": c_self, "c_cross_per_token": c_cross,
-            "tokens": d_plan, "c_self": c_self * d_plan, "c": (c_self + c_cross) * d_plan,
-            "x": tokens * (c_self + c_cross) / c_ref, "step": step, "loss": loss,
-        })
+        runs.append(
+            {
+                "version": version,
+                "model": m,
+                "shape": shape,
+                "file": path.name,
+                "n": pa.params(shape),
+                "n_self": pa.params_self(shape),
+                "c_self_per_token": c_self,
+                "c_cross_per_token": c_cross,
+                "tokens": d_plan,
+                "c_self": c_self * d_plan,
+                "c": (c_self + c_cross) * d_plan,
+                "x": tokens * (c_self + c_cross) / c_ref,
+                "step": step,
+                "loss": loss,
+            }
+        )
     return exp, c_ref, runs

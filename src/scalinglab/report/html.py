@@ -42,7 +42,7 @@ class Table:
     left: tuple[str, ...] = ()
 
     @classmethod
-    def from_records(cls, records: list[dict[str, Any]], caption: str = "", left: tuple[str, ...] = ()) -> "Table":
+    def from_records(cls, records: list[dict[str, Any]], caption: str = "", left: tuple[str, ...] = ()) -> Table:
         cols: list[str] = []
         for r in records:
             cols += [k for k in r if k not in cols]
@@ -117,7 +117,7 @@ def _table_html(t: Table, cls: str = "") -> str:
     if t.caption:
         out.append(f"<caption>{e(t.caption)}</caption>")
     if any(t.columns):
-        out.append("<tr>" + "".join(f'<th{_l(c, t)}>{e(str(c))}</th>' for c in t.columns) + "</tr>")
+        out.append("<tr>" + "".join(f"<th{_l(c, t)}>{e(str(c))}</th>" for c in t.columns) + "</tr>")
     for row in t.rows:
         out.append("<tr>" + "".join(f"<td{_l(c, t)}>{e(fmt(v))}</td>" for c, v in zip(t.columns, row)) + "</tr>")
     out.append("</table></div>")

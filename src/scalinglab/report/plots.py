@@ -3,8 +3,9 @@ published laws, loss vs compute with the budget line, iso-loss contours with the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +60,9 @@ def short_log_ticks(ax) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: str = "IsoFLOP curves",
-                   max_loss: float | None = None):
+def isoflop_figure(
+    N, budget, loss, used, parabolas: Sequence[Parabola], title: str = "IsoFLOP curves", max_loss: float | None = None
+):
     """Loss vs N per budget: used runs filled; runs left out hollow, triangles for those over `max_loss` (did not
     converge) and circles for the parabola fit's outliers; points above the plotted loss range sit on its top edge.
     The fitted parabola in log N, its minimum marked with a star."""
@@ -70,7 +72,9 @@ def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: 
     colors = dict(zip(budgets, _colors(len(budgets))))
     fig = new_figure(7.6, 4.6)
     ax = fig.add_subplot()
-    lo, hi = (float(loss[used].min()), float(loss[used].max())) if used.any() else (float(loss.min()), float(loss.max()))
+    lo, hi = (
+        (float(loss[used].min()), float(loss[used].max())) if used.any() else (float(loss.min()), float(loss.max()))
+    )
     stars = [p.loss_opt for p in parabolas if np.isfinite(p.loss_opt)]
     lo = min([lo, *stars])
     pad = 0.06 * (hi - lo or 1.0)
@@ -83,8 +87,17 @@ def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: 
         col = colors[b]
         ax.scatter(N[m & used], loss[m & used], color=col, s=24, zorder=3, label=f"C = {sci(b)}")
         for sel, marker in ((m & outlier, "o"), (m & over, "^")):
-            ax.scatter(N[sel], shown[sel], marker=marker, facecolors="none", edgecolors=col, s=30, lw=1.1,
-                       zorder=3, clip_on=False)
+            ax.scatter(
+                N[sel],
+                shown[sel],
+                marker=marker,
+                facecolors="none",
+                edgecolors=col,
+                s=30,
+                lw=1.1,
+                zorder=3,
+                clip_on=False,
+            )
     for p in parabolas:
         col = colors.get(p.budget, "black")
         x0, x1 = np.log10(p.n_range[0]) - 0.05, np.log10(p.n_range[1]) + 0.05
@@ -98,11 +111,24 @@ def isoflop_figure(N, budget, loss, used, parabolas: Sequence[Parabola], title: 
         if np.isfinite(p.n_opt) and p.n_opt > 0:
             ax.plot([p.n_opt], [p.loss_opt], marker="*", ms=13, color=col, mec="black", mew=0.7, zorder=5)
     if outlier.any():
-        ax.scatter([], [], facecolors="none", edgecolors="gray", s=30,
-                   label=f"left out: parabola outlier ({int(outlier.sum())})")
+        ax.scatter(
+            [],
+            [],
+            facecolors="none",
+            edgecolors="gray",
+            s=30,
+            label=f"left out: parabola outlier ({int(outlier.sum())})",
+        )
     if over.any():
-        ax.scatter([], [], marker="^", facecolors="none", edgecolors="gray", s=30,
-                   label=f"left out: loss > {max_loss:g}, --max-loss ({int(over.sum())})")
+        ax.scatter(
+            [],
+            [],
+            marker="^",
+            facecolors="none",
+            edgecolors="gray",
+            s=30,
+            label=f"left out: loss > {max_loss:g}, --max-loss ({int(over.sum())})",
+        )
     if ((~used) & (loss > y1)).any():
         ax.plot([], [], ls="none", label="(off the scale: on the top edge)")
     ax.plot([], [], marker="*", ms=11, ls="none", color="white", mec="black", label="parabola minimum")
@@ -120,8 +146,15 @@ PUBLISHED_COLORS = (PALETTE[1], PALETTE[3], PALETTE[5], PALETTE[6], PALETTE[7])
 
 
 def allocation_figure(
-    C, N_opt, D_opt, fitted: dict[str, Any] | None = None, band=None, published: dict[str, Any] | None = None,
-    at: Sequence[float] = (), c_range: tuple[float, float] | None = None, band_label: str = "bootstrap 95% band",
+    C,
+    N_opt,
+    D_opt,
+    fitted: dict[str, Any] | None = None,
+    band=None,
+    published: dict[str, Any] | None = None,
+    at: Sequence[float] = (),
+    c_range: tuple[float, float] | None = None,
+    band_label: str = "bootstrap 95% band",
     envelope: Sequence[dict] = (),
 ):
     """N_opt and D_opt vs C, log-log: IsoFLOP minima, fitted laws (the first with its bootstrap band), approach 1's
@@ -134,8 +167,9 @@ def allocation_figure(
     axes = fig.subplots(1, 2)
     for k, (ax, y, what) in enumerate(zip(axes, (N_opt, D_opt), ("N_opt (parameters)", "D_opt (tokens)"))):
         if band is not None:
-            ax.fill_between(band[0], band[1 + 2 * k], band[2 + 2 * k], color=PALETTE[0], alpha=0.18, lw=0,
-                            label=band_label)
+            ax.fill_between(
+                band[0], band[1 + 2 * k], band[2 + 2 * k], color=PALETTE[0], alpha=0.18, lw=0, label=band_label
+            )
         for name, law in (fitted or {}).items():
             col = next((c for key, c in FITTED_COLORS.items() if key in name), "black")
             ax.plot(grid, law.allocate(grid)[k], color=col, lw=1.8, label=name)
@@ -149,13 +183,28 @@ def allocation_figure(
             segs = [(c, v) for c, v in zip(np.split(ec, cuts), np.split(ev, cuts)) if len(c)]
             mc = np.array([np.sqrt(c.min() * c.max()) for c, _ in segs])
             mv = np.array([np.exp(np.log(v).mean()) for _, v in segs])
-            ax.plot(mc, mv, color=FITTED_COLORS["approach 1"], lw=0, marker="D", ms=4, mfc="none", mew=1.0,
-                    label="approach 1: runs on the envelope")
+            ax.plot(
+                mc,
+                mv,
+                color=FITTED_COLORS["approach 1"],
+                lw=0,
+                marker="D",
+                ms=4,
+                mfc="none",
+                mew=1.0,
+                label="approach 1: runs on the envelope",
+            )
         if len(C):
             ax.scatter(C, y, color="black", s=26, zorder=4, label="IsoFLOP minima (approach 2)")
         for j, (name, law) in enumerate((published or {}).items()):
-            ax.plot(grid, law.allocate(grid)[k], ls="--", lw=1.1, color=PUBLISHED_COLORS[j % len(PUBLISHED_COLORS)],
-                    label=f"{name} (published)")
+            ax.plot(
+                grid,
+                law.allocate(grid)[k],
+                ls="--",
+                lw=1.1,
+                color=PUBLISHED_COLORS[j % len(PUBLISHED_COLORS)],
+                label=f"{name} (published)",
+            )
         for i, c in enumerate(at):
             ax.axvline(c, ls=":", lw=0.9, color="gray", label="--at budgets" if i == 0 else None)
         log_axes(ax)
@@ -168,8 +217,9 @@ def allocation_figure(
     return fig
 
 
-def envelope_figure(N, C: Sequence, L: Sequence, frontier: Sequence[dict],
-                    title: str = "Approach 1: lower envelope of the loss curves"):
+def envelope_figure(
+    N, C: Sequence, L: Sequence, frontier: Sequence[dict], title: str = "Approach 1: lower envelope of the loss curves"
+):
     """Every run's loss vs FLOPs coloured by its N (log colour scale), the envelope (lowest loss at each
     compute, approach 1) as a black line over them."""
     import matplotlib
@@ -200,8 +250,13 @@ def envelope_figure(N, C: Sequence, L: Sequence, frontier: Sequence[dict],
 
 
 def loss_compute_figure(
-    curves: Sequence[Curve], relative: bool = False, budget_label: str = "budget", xlim=None, ylim=None,
-    title: str = "", max_panels: int = 6,
+    curves: Sequence[Curve],
+    relative: bool = False,
+    budget_label: str = "budget",
+    xlim=None,
+    ylim=None,
+    title: str = "",
+    max_panels: int = 6,
 ):
     """Loss vs compute for every run, the budget a vertical dashed line (the Perceiver AR article's
     plot_experiment when `relative`: x = FLOPs / budget, one panel, the budget at 1.0)."""
@@ -236,7 +291,7 @@ def loss_compute_figure(
         if ylim:
             ax.set_ylim(*ylim)
         ax.legend(fontsize=7 if len(cs) <= 6 else 6)
-    for ax in axes[len(groups):]:
+    for ax in axes[len(groups) :]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
@@ -256,8 +311,18 @@ def contour_figure(law, N, D, loss, budgets: Sequence[float] = (), title: str = 
     levels = np.quantile(z[np.isfinite(z)], np.linspace(0.02, 0.9, 14))
     cs = ax.contour(gn, gd, z, levels=np.unique(levels), cmap="viridis", linewidths=0.9)
     ax.clabel(cs, fontsize=6, fmt="%.3g")
-    sc = ax.scatter(N, D, c=loss, cmap="viridis", s=22, edgecolors="black", linewidths=0.4, zorder=3,
-                    vmin=cs.levels.min(), vmax=cs.levels.max())
+    sc = ax.scatter(
+        N,
+        D,
+        c=loss,
+        cmap="viridis",
+        s=22,
+        edgecolors="black",
+        linewidths=0.4,
+        zorder=3,
+        vmin=cs.levels.min(),
+        vmax=cs.levels.max(),
+    )
     fig.colorbar(sc, ax=ax, label="loss")
     c_lo, c_hi = 6 * 10 ** (n_lo + d_lo), 6 * 10 ** (n_hi + d_hi)
     cg = np.logspace(np.log10(c_lo), np.log10(c_hi), 200)

@@ -30,7 +30,9 @@ def make_devices(gpus: str | None, per_gpu: int | None, workers: int, check_gpus
     --workers N (or no GPU) -> a CPU pool of N runs at once. check_gpus: refuse GPU indices this machine does not
     have (off for a stand-in trainer in tests)."""
     if per_gpu is not None and per_gpu < 1:
-        raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
+        raise UserError(
+            f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",)
+        )
     if gpus is None and workers < 1:
         n = gpu_count()
         gpus = ",".join(map(str, range(n))) if n else None
@@ -45,14 +47,22 @@ def make_devices(gpus: str | None, per_gpu: int | None, workers: int, check_gpus
         if check_gpus:
             n = gpu_count()
             if n == 0:
-                raise UserError(f"GPUs {gpus} asked for, but this machine has none visible (nvidia-smi lists none)",
-                                hint="leave the GPUs unset to train on CPU workers", keys=("gpus", "workers"))
+                raise UserError(
+                    f"GPUs {gpus} asked for, but this machine has none visible (nvidia-smi lists none)",
+                    hint="leave the GPUs unset to train on CPU workers",
+                    keys=("gpus", "workers"),
+                )
             if max(ids) >= n:
-                raise UserError(f"GPU {max(ids)} does not exist: this machine has {n} (0..{n - 1})",
-                                hint=f"give indices below {n}", keys=("gpus",))
+                raise UserError(
+                    f"GPU {max(ids)} does not exist: this machine has {n} (0..{n - 1})",
+                    hint=f"give indices below {n}",
+                    keys=("gpus",),
+                )
         return gpu_devices(ids, gpu_memory_bytes() if per_gpu is None else 0, per_gpu)
     if workers < 1:
-        raise UserError(f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",))
+        raise UserError(
+            f"bad worker count {workers}", hint="give how many CPU runs to train at once, 1 or more", keys=("workers",)
+        )
     threads = max(1, (os.cpu_count() or 1) // workers)
     # CPU workers must not grab a GPU, and share the cores instead of each taking all of them.
     env = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

@@ -90,8 +90,9 @@ def run_need(row: dict[str, Any]) -> Need:
     share = compute_share(params)
     steps = int(row.get("steps") or spec.get("steps") or 0)
     flops = 6 * params * steps * batch * accum * seq  # 6N per token: enough to order runs
-    return Need(CONTEXT_BYTES + BYTES_PER_PARAM * params + act, share,
-                flops / (share * NOMINAL_PEAK) + steps * STEP_OVERHEAD_S)
+    return Need(
+        CONTEXT_BYTES + BYTES_PER_PARAM * params + act, share, flops / (share * NOMINAL_PEAK) + steps * STEP_OVERHEAD_S
+    )
 
 
 def choose(pending: list[tuple[str, Need]], devices: list[Device]) -> tuple[str, int] | None:
@@ -120,8 +121,13 @@ def assign(pending: list[tuple[str, Need]], devices: list[Device]) -> list[tuple
 def gpu_memory_bytes() -> int:
     """Smallest total memory of the visible GPUs, from nvidia-smi (the sweep never initialises CUDA); 0 if none."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20, check=False).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return 0
     mem = {}

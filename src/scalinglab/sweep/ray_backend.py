@@ -49,8 +49,11 @@ def _check_reachable(address: str | None) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot reach a Ray cluster at {address} ({e})",
-                        hint="start one with `ray start --head` and give its HOST:PORT", keys=("address",)) from None
+        raise UserError(
+            f"cannot reach a Ray cluster at {address} ({e})",
+            hint="start one with `ray start --head` and give its HOST:PORT",
+            keys=("address",),
+        ) from None
 
 
 class RayExecutor:
@@ -61,14 +64,24 @@ class RayExecutor:
         ray = _ray()
         self.ray = ray
         if per_gpu is not None and per_gpu < 1:
-            raise UserError(f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",))
+            raise UserError(
+                f"bad runs per GPU {per_gpu}", hint="give how many runs share one GPU, 1 or more", keys=("per_gpu",)
+            )
         _check_reachable(address)
         try:
-            ray.init(address=address or "auto", ignore_reinit_error=True, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=True)
+            ray.init(
+                address=address or "auto",
+                ignore_reinit_error=True,
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=True,
+            )
         except ConnectionError as e:
-            raise UserError(f"cannot reach a Ray cluster at {address or 'auto'} ({e})",
-                            hint="start one with `ray start --head` and give its HOST:PORT", keys=("address",)) from None
+            raise UserError(
+                f"cannot reach a Ray cluster at {address or 'auto'} ({e})",
+                hint="start one with `ray start --head` and give its HOST:PORT",
+                keys=("address",),
+            ) from None
         res = ray.cluster_resources()
         gpus, cpus = int(res.get("GPU", 0)), int(res.get("CPU", 1))
         self.per_gpu, self.gpus = per_gpu, gpus

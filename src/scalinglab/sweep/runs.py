@@ -34,14 +34,14 @@ def train_argv(run_dir: Path, train_cmd: str | None = None) -> list[str]:
     return [*base, "--config", str(run.config), "--out", str(run_dir), "--json"]
 
 
-def start_trainer(argv: list[str], run_dir: Path, env: dict[str, str], where: str,
-                  **popen_kw: Any) -> subprocess.Popen:
+def start_trainer(argv: list[str], run_dir: Path, env: dict[str, str], where: str, **popen_kw: Any) -> subprocess.Popen:
     """Start the trainer with its output appended to the run's log, after a header line saying when and where."""
     with open(RunDir(run_dir).log, "ab") as log:
         log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {where}: {' '.join(argv)}\n".encode())
         log.flush()
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, **env}, **popen_kw)
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, **popen_kw
+        )
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:

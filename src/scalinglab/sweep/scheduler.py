@@ -54,12 +54,25 @@ def _report(console: Any, rid: str, status: str, rec: dict | None, msg: str, cou
     loss = f" val {rec['final_val_loss']:.4f}" if rec.get("final_val_loss") is not None else ""
     took = f" in {rec['wall_time_s']:.1f} s" if rec.get("wall_time_s") else ""
     n = sum(counts.values())
-    console.print(f"[{counts.get('done', 0)}/{n} done] {status} {rid}{loss}{took}" + (f": {msg}" if msg else ""),
-                  highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"[{counts.get('done', 0)}/{n} done] {status} {rid}{loss}{took}" + (f": {msg}" if msg else ""),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
-def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = False, train_cmd: str | None = None,
-          console: Any = None, live: bool = True, poll_s: float = 0.5, deadline: float | None = None) -> dict[str, int]:
+def sweep(
+    study_dir: str | Path,
+    executor: Executor,
+    *,
+    retry_failed: bool = False,
+    train_cmd: str | None = None,
+    console: Any = None,
+    live: bool = True,
+    poll_s: float = 0.5,
+    deadline: float | None = None,
+) -> dict[str, int]:
     """Run every pending run of the study; returns the final status counts. A failing run never stops
     the sweep; SIGINT/SIGTERM hands in-flight runs back (they resume from their checkpoints next time), and
     so does reaching `deadline` (a time.time() value), after which it returns normally."""
@@ -159,8 +172,11 @@ def sweep(study_dir: str | Path, executor: Executor, *, retry_failed: bool = Fal
         n = len(inflight)
         hand_back("interrupted; resumes from its checkpoint on the next sweep")
         signum = signal.SIGTERM if isinstance(e, _Stop) else signal.SIGINT
-        raise Interrupted(f"interrupted: {n} run(s) in flight stopped and handed back; "
-                          f"rerun `scalinglab sweep {study_dir}` to resume them", signum) from None
+        raise Interrupted(
+            f"interrupted: {n} run(s) in flight stopped and handed back; "
+            f"rerun `scalinglab sweep {study_dir}` to resume them",
+            signum,
+        ) from None
     except BaseException:
         # A store error (disk full) or a bug: stop the trainers rather than leave them running without a sweep,
         # and keep the first error (the hand-back may fail the same way).

@@ -38,9 +38,27 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
-FRAME_COLUMNS = ["run_id", "status", "arch", "d_model", "n_layers", "n_heads", "params", "tokens", "budget",
-                 "flops", "final_val_loss", "min_val_loss", "final_train_loss", "planned_tokens", "steps",
-                 "attempts", "wall_time_s", "device", "run_dir"]
+FRAME_COLUMNS = [
+    "run_id",
+    "status",
+    "arch",
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "params",
+    "tokens",
+    "budget",
+    "flops",
+    "final_val_loss",
+    "min_val_loss",
+    "final_train_loss",
+    "planned_tokens",
+    "steps",
+    "attempts",
+    "wall_time_s",
+    "device",
+    "run_dir",
+]
 
 
 def is_study(path: str | os.PathLike) -> bool:
@@ -83,9 +101,13 @@ class StoreError(FolderError):
     def __init__(self, path: Path, err: sqlite3.Error | str):
         self.path, self.err = path, str(err)
         msg = str(err)
-        fix = ("free some disk space" if "full" in msg else
-               "make the study folder writable" if "readonly" in msg or "read-only" in msg else
-               "check the disk and that no other program holds the file")
+        fix = (
+            "free some disk space"
+            if "full" in msg
+            else "make the study folder writable"
+            if "readonly" in msg or "read-only" in msg
+            else "check the disk and that no other program holds the file"
+        )
         super().__init__(f"the study store {path} failed: {msg}", hint=f"{fix}, then rerun the command (runs resume)")
 
     def __reduce__(self):
@@ -101,12 +123,16 @@ class Store:
         self.dir = Path(study_dir)
         path = StudyDir(self.dir).store
         if not create and not path.is_file():
-            raise FolderError(f"{self.dir} is not a study (no {path.name})", hint="plan one first (`scalinglab plan isoflop`)")
+            raise FolderError(
+                f"{self.dir} is not a study (no {path.name})", hint="plan one first (`scalinglab plan isoflop`)"
+            )
         if not create and path.stat().st_size == 0:
             raise FolderError(f"{path} is empty (0 bytes)", hint="restore it from a backup or re-plan the study")
         try:
             if readonly:
-                self.con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
+                self.con = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None
+                )
             else:
                 self.con = sqlite3.connect(path, timeout=60, isolation_level=None)
         except sqlite3.Error as e:
@@ -122,12 +148,14 @@ class Store:
             self.con.execute("SELECT id, status FROM runs LIMIT 1")
         except sqlite3.DatabaseError as e:
             self.con.close()
-            raise FolderError(f"{path} is not a readable study database ({e})", hint="restore it or re-plan the study") from None
+            raise FolderError(
+                f"{path} is not a readable study database ({e})", hint="restore it or re-plan the study"
+            ) from None
 
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -160,8 +188,21 @@ class Store:
                 c.execute(
                     "INSERT INTO runs (id, idx, spec, budget, arch, d_model, n_layers, n_heads, params, planned_tokens,"
                     " steps, run_dir, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r["id"], i, json.dumps(r["spec"]), r["budget"], r["arch"], r["d_model"], r["n_layers"],
-                     r["n_heads"], r["params"], r["planned_tokens"], r["steps"], r["run_dir"], time.time()),
+                    (
+                        r["id"],
+                        i,
+                        json.dumps(r["spec"]),
+                        r["budget"],
+                        r["arch"],
+                        r["d_model"],
+                        r["n_layers"],
+                        r["n_heads"],
+                        r["params"],
+                        r["planned_tokens"],
+                        r["steps"],
+                        r["run_dir"],
+                        time.time(),
+                    ),
                 )
 
     def runs(self) -> list[dict[str, Any]]:
@@ -193,15 +234,22 @@ class Store:
             return False  # another machine's processes cannot be checked from here
         return not pid_alive(r["owner_pid"], r["owner_start"]) and not pid_alive(r["child_pid"], r["child_start"])
 
-    def claim(self, worker: str = "", owner_pid: int | None = None,
-              pick: Callable[[list[dict[str, Any]]], tuple[dict[str, Any], str] | None] | None = None
-              ) -> dict[str, Any] | None:
+    def claim(
+        self,
+        worker: str = "",
+        owner_pid: int | None = None,
+        pick: Callable[[list[dict[str, Any]]], tuple[dict[str, Any], str] | None] | None = None,
+    ) -> dict[str, Any] | None:
         """Atomically take a pending (or orphaned running) run: status -> running, attempts += 1. Without `pick`,
         the first in plan order (orphans first); pick(candidates) -> (row, worker) or None chooses instead."""
         pid = owner_pid or os.getpid()
         with self.tx() as c:
-            rows = [dict(r) for r in c.execute("SELECT * FROM runs WHERE status IN ('pending', 'running') "
-                                               "ORDER BY status = 'running' DESC, idx").fetchall()]
+            rows = [
+                dict(r)
+                for r in c.execute(
+                    "SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY status = 'running' DESC, idx"
+                ).fetchall()
+            ]
             rows = [r for r in rows if r["status"] == "pending" or self._orphaned(r)]
             if not rows:
                 return None
@@ -213,41 +261,65 @@ class Store:
                     return None
                 r, worker = chosen
             now = time.time()
-            c.execute("UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
-                      " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
-                      " message='' WHERE id=?", (HOST, pid, proc_start(pid), worker, now, now, r["id"]))
+            c.execute(
+                "UPDATE runs SET status='running', attempts=attempts+1, owner_host=?, owner_pid=?,"
+                " owner_start=?, child_pid=NULL, child_start=NULL, worker=?, started_at=?, updated_at=?,"
+                " message='' WHERE id=?",
+                (HOST, pid, proc_start(pid), worker, now, now, r["id"]),
+            )
             return dict(c.execute("SELECT * FROM runs WHERE id=?", (r["id"],)).fetchone())
 
     def set_child(self, run_id: str, pid: int | None) -> None:
         with self.tx() as c:
-            c.execute("UPDATE runs SET child_pid=?, child_start=?, updated_at=? WHERE id=?",
-                      (pid, proc_start(pid) if pid else None, time.time(), run_id))
+            c.execute(
+                "UPDATE runs SET child_pid=?, child_start=?, updated_at=? WHERE id=?",
+                (pid, proc_start(pid) if pid else None, time.time(), run_id),
+            )
 
-    def progress(self, run_id: str, step: int | None, train_loss: float | None, val_loss: float | None,
-                 eta_s: float | None) -> None:
+    def progress(
+        self, run_id: str, step: int | None, train_loss: float | None, val_loss: float | None, eta_s: float | None
+    ) -> None:
         with self.tx() as c:
-            c.execute("UPDATE runs SET last_step=?, last_train_loss=?, last_val_loss=COALESCE(?, last_val_loss),"
-                      " eta_s=?, updated_at=? WHERE id=? AND status='running'",
-                      (step, train_loss, val_loss, eta_s, time.time(), run_id))
+            c.execute(
+                "UPDATE runs SET last_step=?, last_train_loss=?, last_val_loss=COALESCE(?, last_val_loss),"
+                " eta_s=?, updated_at=? WHERE id=? AND status='running'",
+                (step, train_loss, val_loss, eta_s, time.time(), run_id),
+            )
 
-    def finish(self, run_id: str, status: str, record: dict[str, Any] | None, exit_code: int | None,
-               message: str = "") -> None:
+    def finish(
+        self, run_id: str, status: str, record: dict[str, Any] | None, exit_code: int | None, message: str = ""
+    ) -> None:
         rec = record or {}
         with self.tx() as c:
             c.execute(
                 "UPDATE runs SET status=?, final_val_loss=?, min_val_loss=?, final_train_loss=?, tokens=?, flops=?,"
                 " wall_time_s=?, device=COALESCE(?, device), exit_code=?, message=?, finished_at=?, updated_at=?,"
                 " eta_s=NULL, child_pid=NULL WHERE id=?",
-                (status, rec.get("final_val_loss"), rec.get("min_val_loss"), rec.get("final_train_loss"),
-                 rec.get("tokens"), rec.get("flops"), rec.get("wall_time_s"), rec.get("device") or None, exit_code,
-                 message or rec.get("message", ""), time.time(), time.time(), run_id),
+                (
+                    status,
+                    rec.get("final_val_loss"),
+                    rec.get("min_val_loss"),
+                    rec.get("final_train_loss"),
+                    rec.get("tokens"),
+                    rec.get("flops"),
+                    rec.get("wall_time_s"),
+                    rec.get("device") or None,
+                    exit_code,
+                    message or rec.get("message", ""),
+                    time.time(),
+                    time.time(),
+                    run_id,
+                ),
             )
 
     def release(self, run_id: str, message: str = "interrupted") -> None:
         """Hand a run back (sweep stopped on purpose): it resumes from its checkpoint next time."""
         with self.tx() as c:
-            c.execute("UPDATE runs SET status='pending', child_pid=NULL, eta_s=NULL, message=?, updated_at=?"
-                      " WHERE id=? AND status='running'", (message, time.time(), run_id))
+            c.execute(
+                "UPDATE runs SET status='pending', child_pid=NULL, eta_s=NULL, message=?, updated_at=?"
+                " WHERE id=? AND status='running'",
+                (message, time.time(), run_id),
+            )
 
     def retry_failed(self) -> int:
         with self.tx() as c:
@@ -261,10 +333,21 @@ def branch_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
     for b in RunDir(row.get("run_dir") or ".").read_branches():
         if b.get("end") or b.get("val_loss") is None:
             continue
-        out.append({**row, "run_id": f"{row['run_id']}@{b['tokens']}", "status": "done", "tokens": b["tokens"],
-                    "planned_tokens": b["tokens"], "steps": b["steps"], "budget": b.get("budget"),
-                    "flops": b["flops_at_point"], "final_val_loss": b["val_loss"], "min_val_loss": b["val_loss"],
-                    "final_train_loss": b.get("train_loss")})
+        out.append(
+            {
+                **row,
+                "run_id": f"{row['run_id']}@{b['tokens']}",
+                "status": "done",
+                "tokens": b["tokens"],
+                "planned_tokens": b["tokens"],
+                "steps": b["steps"],
+                "budget": b.get("budget"),
+                "flops": b["flops_at_point"],
+                "final_val_loss": b["val_loss"],
+                "min_val_loss": b["val_loss"],
+                "final_train_loss": b.get("train_loss"),
+            }
+        )
     return out
 
 
@@ -302,8 +385,15 @@ def load_runs(study_dir: str | os.PathLike):
             continue
         rows = RunDir(run_dir).read_metrics()
         val = [(m.get("flops"), m["val_loss"]) for m in rows if m.get("val_loss") is not None]
-        pts = val if len(val) >= 3 else [(m.get("flops"), m["train_loss"]) for m in rows
-                                          if m.get("val_loss") is None and m.get("train_loss") is not None]
+        pts = (
+            val
+            if len(val) >= 3
+            else [
+                (m.get("flops"), m["train_loss"])
+                for m in rows
+                if m.get("val_loss") is None and m.get("train_loss") is not None
+            ]
+        )
         c, l = (np.array([x[i] for x in pts], float) if pts else np.array([]) for i in (0, 1))
         ok = np.isfinite(c) & np.isfinite(l) & (c > 0) & (l > 0)
         if ok.sum() >= 2:

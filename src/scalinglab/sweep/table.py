@@ -11,8 +11,15 @@ from rich.text import Text
 from scalinglab.fmt import si
 from scalinglab.plan.isoflop import fmt_budget
 
-STYLE = {"done": "green", "running": "cyan", "failed": "red", "diverged": "yellow", "pending": "dim",
-         "interrupted": "magenta", "stale": "magenta"}
+STYLE = {
+    "done": "green",
+    "running": "cyan",
+    "failed": "red",
+    "diverged": "yellow",
+    "pending": "dim",
+    "interrupted": "magenta",
+    "stale": "magenta",
+}
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -43,8 +50,11 @@ def _eta(s: float | None) -> str:
 
 def summary(counts: dict[str, int]) -> Text:
     total = sum(counts.values())
-    parts = [f"{counts.get(k, 0)} {k}" for k in ("running", "interrupted", "stale", "pending", "failed", "diverged")
-             if counts.get(k)]
+    parts = [
+        f"{counts.get(k, 0)} {k}"
+        for k in ("running", "interrupted", "stale", "pending", "failed", "diverged")
+        if counts.get(k)
+    ]
     return Text(f"{counts.get('done', 0)}/{total} done" + (" | " + ", ".join(parts) if parts else ""), style="bold")
 
 
@@ -55,18 +65,33 @@ def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     with_c = not all(r.get("budget") and r["id"].startswith(f"C{fmt_budget(r['budget'])}_") for r in rows)
     cols = ("run", "C", "N", "status", "step", "train", "val", "ETA", "device")
     for col in cols if with_c else [c for c in cols if c != "C"]:
-        t.add_column(col, justify="left" if col in ("run", "status", "device") else "right",
-                     overflow="fold", no_wrap=col != "run", min_width=len(col))
+        t.add_column(
+            col,
+            justify="left" if col in ("run", "status", "device") else "right",
+            overflow="fold",
+            no_wrap=col != "run",
+            min_width=len(col),
+        )
     for r in rows:
         st = r["status"]
         done = st in ("done", "diverged")
         val = r.get("final_val_loss") if done else r.get("last_val_loss")
-        step = (f"{_steps(r.get('last_step') or 0)}/{_steps(r['steps'])}" if st in ("running", "interrupted", "stale")
-                else (_steps(r["steps"]) if done else ""))
-        t.add_row(r["id"], *([fmt_budget(r["budget"]) if r.get("budget") else ""] if with_c else []), human(r["params"]),
-                  Text(st, style=STYLE.get(st, "")),
-                  step, _f(r.get("final_train_loss") if done else r.get("last_train_loss")), _f(val),
-                  _eta(r.get("eta_s")) if st == "running" else "", r.get("device") or r.get("worker") or "")
+        step = (
+            f"{_steps(r.get('last_step') or 0)}/{_steps(r['steps'])}"
+            if st in ("running", "interrupted", "stale")
+            else (_steps(r["steps"]) if done else "")
+        )
+        t.add_row(
+            r["id"],
+            *([fmt_budget(r["budget"]) if r.get("budget") else ""] if with_c else []),
+            human(r["params"]),
+            Text(st, style=STYLE.get(st, "")),
+            step,
+            _f(r.get("final_train_loss") if done else r.get("last_train_loss")),
+            _f(val),
+            _eta(r.get("eta_s")) if st == "running" else "",
+            r.get("device") or r.get("worker") or "",
+        )
     return t
 
 

@@ -60,10 +60,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, pickle of arbitrary objects, not a torch file at all
-        raise FolderError(f"{path} {load_failure(e)}", hint=f"delete it to restart the run from {RunDir.CONFIG}") from None
+        raise FolderError(
+            f"{path} {load_failure(e)}", hint=f"delete it to restart the run from {RunDir.CONFIG}"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model" not in ckpt or "spec" not in ckpt:
-        raise FolderError(f"{path} is not a scalinglab checkpoint (no format/model/spec keys)",
-                          hint="resume a run folder written by `scalinglab train`", keys=("resume",))
+        raise FolderError(
+            f"{path} is not a scalinglab checkpoint (no format/model/spec keys)",
+            hint="resume a run folder written by `scalinglab train`",
+            keys=("resume",),
+        )
     return ckpt
 
 

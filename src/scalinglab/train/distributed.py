@@ -29,21 +29,40 @@ def rank() -> int:
 def launch(spec, run_dir: Path, nproc: int, resume: bool, progress: bool) -> int:
     """Start `nproc` ranks of `scalinglab train` on this spec; returns torchrun's exit code."""
     if nproc < 1:
-        raise UserError(f"bad process count {nproc}", hint="give the number of processes (GPUs) for this run, 1 or more",
-                        keys=("nproc",))
+        raise UserError(
+            f"bad process count {nproc}",
+            hint="give the number of processes (GPUs) for this run, 1 or more",
+            keys=("nproc",),
+        )
     if spec.batch_size % nproc:
-        raise UserError(f"batch size {spec.batch_size} is not divisible by {nproc} processes",
-                        hint="each rank takes an equal slice of the global batch, so pick a multiple",
-                        keys=("batch_size", "nproc"))
+        raise UserError(
+            f"batch size {spec.batch_size} is not divisible by {nproc} processes",
+            hint="each rank takes an equal slice of the global batch, so pick a multiple",
+            keys=("batch_size", "nproc"),
+        )
     from scalinglab.fileio import atomic_write_text
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_file = RunDir(run_dir).launch_spec
     atomic_write_text(spec_file, spec.to_toml())
-    train = ["--resume", str(run_dir), "--config", str(spec_file)] if resume else ["--config", str(spec_file), "--out", str(run_dir)]
-    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "scalinglab", "train", *train, "--progress" if progress else "--no-progress"]
+    train = (
+        ["--resume", str(run_dir), "--config", str(spec_file)]
+        if resume
+        else ["--config", str(spec_file), "--out", str(run_dir)]
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "scalinglab",
+        "train",
+        *train,
+        "--progress" if progress else "--no-progress",
+    ]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     try:

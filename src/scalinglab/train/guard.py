@@ -22,10 +22,12 @@ class RunTooLong(ConfigError):
 
     def __init__(self, flops: float, days: float, epochs: float, peak: float, device: str):
         self.flops, self.days, self.epochs, self.peak, self.device = flops, days, epochs, peak, device
-        super().__init__(f"this run needs {flops:.3g} FLOPs: at least {_duration(days)} at {peak:.0e} FLOP/s "
-                         f"(above what this machine's {device}s can do), reading the train split {epochs:.3g} times",
-                         hint="lower the budget, steps or tokens, or allow long runs explicitly",
-                         keys=("budget_flops", "steps", "tokens", "runtime.allow_long"))
+        super().__init__(
+            f"this run needs {flops:.3g} FLOPs: at least {_duration(days)} at {peak:.0e} FLOP/s "
+            f"(above what this machine's {device}s can do), reading the train split {epochs:.3g} times",
+            hint="lower the budget, steps or tokens, or allow long runs explicitly",
+            keys=("budget_flops", "steps", "tokens", "runtime.allow_long"),
+        )
 
     def __reduce__(self):
         return (self.__class__, (self.flops, self.days, self.epochs, self.peak, self.device))

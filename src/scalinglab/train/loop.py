@@ -43,8 +43,11 @@ def resolve_steps(spec: RunSpec) -> int:
     given = [k for k in ("steps", "tokens", "budget_flops") if getattr(spec, k)]
     if len(given) != 1:
         what = "none" if not given else ", ".join(given)
-        raise ConfigError(f"a run needs exactly one of steps, tokens, budget_flops (got {what})", hint="give one",
-                          keys=("steps", "tokens", "budget_flops"))
+        raise ConfigError(
+            f"a run needs exactly one of steps, tokens, budget_flops (got {what})",
+            hint="give one",
+            keys=("steps", "tokens", "budget_flops"),
+        )
     if spec.steps:
         return int(spec.steps)
     if spec.tokens:
@@ -63,10 +66,17 @@ def peak_lr(spec: RunSpec) -> float:
 def make_schedule(spec: RunSpec, total: int) -> Schedule:
     s = spec.schedule
     try:
-        return Schedule(peak=peak_lr(spec), total=total, kind=s.kind,
-                        warmup=s.warmup_steps if s.warmup_steps > 0 else default_warmup(total),
-                        min_ratio=s.min_lr_ratio, decay_frac=s.decay_frac, restart_at=s.restart_steps,
-                        restart_warmup=s.restart_warmup_steps, reset=s.reset)
+        return Schedule(
+            peak=peak_lr(spec),
+            total=total,
+            kind=s.kind,
+            warmup=s.warmup_steps if s.warmup_steps > 0 else default_warmup(total),
+            min_ratio=s.min_lr_ratio,
+            decay_frac=s.decay_frac,
+            restart_at=s.restart_steps,
+            restart_warmup=s.restart_warmup_steps,
+            reset=s.reset,
+        )
     except ValueError as e:
         raise ConfigError(str(e), keys=("schedule.kind",)) from None
 
@@ -75,7 +85,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for but CUDA is not available", hint="use cpu or auto", keys=("device",))
+        raise ConfigError(
+            f"device {name!r} asked for but CUDA is not available", hint="use cpu or auto", keys=("device",)
+        )
     return torch.device(name)
 
 
@@ -103,8 +115,17 @@ def _progress(enabled: bool, total: int, start: int):
 
     if not enabled:
         return None
-    p = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=Console(file=sys.stderr), transient=False)
+    p = Progress(
+        TextColumn("train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=False,
+    )
     p.start()
     p.add_task("train", total=total, completed=start, info="")
     return p
@@ -125,8 +146,14 @@ class Trainer:
     `step`, `evaluate`, `snapshot`/`restore` are what hooks use; fields are set by `setup`.
     """
 
-    def __init__(self, spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True,
-                 stop_at_step: int | None = None):
+    def __init__(
+        self,
+        spec: RunSpec,
+        out_dir: str | Path,
+        resume: bool = False,
+        progress: bool = True,
+        stop_at_step: int | None = None,
+    ):
         self.spec, self.run_dir, self.resume = spec, RunDir(out_dir), resume
         self.progress, self.stop_at_step = progress, stop_at_step
 
@@ -139,8 +166,11 @@ class Trainer:
         validate_spec(spec)
         self.data = TokenData(spec.data)
         if self.data.vocab_size > shape.vocab:
-            raise ConfigError(f"data vocabulary {self.data.vocab_size} exceeds the model's vocab {shape.vocab}",
-                              hint=f"leave vocab unset or give at least {self.data.vocab_size}", keys=("vocab",))
+            raise ConfigError(
+                f"data vocabulary {self.data.vocab_size} exceeds the model's vocab {shape.vocab}",
+                hint=f"leave vocab unset or give at least {self.data.vocab_size}",
+                keys=("vocab",),
+            )
         for k in ("batch_size", "grad_accum"):
             if getattr(spec, k) <= 0:
                 raise ConfigError(f"{k} must be positive, got {getattr(spec, k)}", keys=(k,))
@@ -161,13 +191,19 @@ class Trainer:
         self.log_every = spec.logging.log_every or 10
         done = int(ckpt["step"]) if ckpt is not None else 0
         latents = shape.latents if shape.arch == "perceiver-ar" else 0
-        check_duration((self.total - min(done, self.total)) * spec.tokens_per_step * self.fpt,
-                       self.data.epochs(self.total * spec.tokens_per_step, shape.seq_len, latents), self.device.type,
-                       self.dist.world if self.dist is not None else 1, allow=spec.runtime.allow_long)
+        check_duration(
+            (self.total - min(done, self.total)) * spec.tokens_per_step * self.fpt,
+            self.data.epochs(self.total * spec.tokens_per_step, shape.seq_len, latents),
+            self.device.type,
+            self.dist.world if self.dist is not None else 1,
+            allow=spec.runtime.allow_long,
+        )
         self._build_model(ckpt)
         self.metrics = self.bar = None
         self.hooks: list[Hook] = []
-        self.created = not self.run_dir.path.exists()  # a folder made here goes again if the run fails before a checkpoint
+        self.created = (
+            not self.run_dir.path.exists()
+        )  # a folder made here goes again if the run fails before a checkpoint
         try:
             self._start_record(ckpt)
             self._setup_outputs(ckpt, val)
@@ -184,13 +220,20 @@ class Trainer:
         main = self.dist is None or self.dist.is_main  # one tracker run per run, from rank 0
         tracker = trackers.make_tracker(
             trackers.TrackerConfig.from_logging(spec.logging) if main else trackers.TrackerConfig(),
-            self.run_dir.path, spec.run_id or self.run_dir.path.name,
-            {**trackers.flat_params(spec.to_dict()), "params": shape.params(), "flops_per_token": self.fpt})
-        self.metrics = MetricsLog(self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard,
-                                  tracker=tracker)
+            self.run_dir.path,
+            spec.run_id or self.run_dir.path.name,
+            {**trackers.flat_params(spec.to_dict()), "params": shape.params(), "flops_per_token": self.fpt},
+        )
+        self.metrics = MetricsLog(
+            self.run_dir.path, self.step_done, tensorboard=spec.logging.tensorboard, tracker=tracker
+        )
         self.val = torch.from_numpy(val).to(self.device)
-        self.batches = Batches(self.data, spec, self.device, rows=self.dist.rows if self.dist is not None else slice(None))
-        branches = wsd.WsdBranches.from_spec(spec, self.run_dir.path, self.total, self.sched, self.fpt, fresh=ckpt is None)
+        self.batches = Batches(
+            self.data, spec, self.device, rows=self.dist.rows if self.dist is not None else slice(None)
+        )
+        branches = wsd.WsdBranches.from_spec(
+            spec, self.run_dir.path, self.total, self.sched, self.fpt, fresh=ckpt is None
+        )
         self.hooks = [branches] if branches is not None else []
         self.bar = _progress(self.progress, self.total, self.step_done)
         self.window = Accum.zeros(self.device)  # the losses since the last sync point
@@ -198,8 +241,11 @@ class Trainer:
     def _load_checkpoint(self) -> dict[str, Any] | None:
         path = self.run_dir.checkpoint
         if not self.resume and path.exists():
-            raise FolderError(f"{self.run_dir.path} already holds a trained run ({path.name})",
-                              hint="continue it or pick a fresh run folder", keys=("resume", "out"))
+            raise FolderError(
+                f"{self.run_dir.path} already holds a trained run ({path.name})",
+                hint="continue it or pick a fresh run folder",
+                keys=("resume", "out"),
+            )
         return load_checkpoint(path) if self.resume and path.exists() else None
 
     def _build_model(self, ckpt: dict[str, Any] | None) -> None:
@@ -214,12 +260,18 @@ class Trainer:
             try:
                 raw.load_state_dict(ckpt["model"])
             except RuntimeError as e:
-                raise FolderError(f"{self.run_dir.checkpoint} does not fit shape {shape.name} of the run's spec "
-                                  f"({str(e).splitlines()[0][:100]})", hint="resume with the spec it was trained with") from None
+                raise FolderError(
+                    f"{self.run_dir.checkpoint} does not fit shape {shape.name} of the run's spec "
+                    f"({str(e).splitlines()[0][:100]})",
+                    hint="resume with the spec it was trained with",
+                ) from None
             self.step_done, self.state = int(ckpt["step"]), dict(ckpt.get("state") or {})
             if self.step_done > self.total:
-                raise ConfigError(f"{self.run_dir.checkpoint} is at step {self.step_done}, past this spec's {self.total} steps",
-                                  hint="give a larger stop criterion", keys=("steps", "tokens", "budget_flops"))
+                raise ConfigError(
+                    f"{self.run_dir.checkpoint} is at step {self.step_done}, past this spec's {self.total} steps",
+                    hint="give a larger stop criterion",
+                    keys=("steps", "tokens", "budget_flops"),
+                )
         raw.to(self.device)
         raw.activation_checkpointing = spec.runtime.activation_checkpointing
         model = self.dist.wrap(raw) if self.dist is not None else raw
@@ -243,11 +295,21 @@ class Trainer:
         # FLOPs carried from the checkpoint: a grown run's earlier steps were taken by the smaller model
         self.step0, self.flops0 = step, float(state.get("flops", step * spec.tokens_per_step * self.fpt))
         dev = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        self.rec = RunRecord(spec=spec, status="running", curve=RunDir.METRICS, convention=spec.convention,
-                             params=spec.shape.params(), steps_done=step, tokens=step * spec.tokens_per_step,
-                             flops=self.flops0, device=dev, min_val_loss=state.get("min_val_loss"),
-                             final_val_loss=state.get("last_val_loss"), final_train_loss=state.get("last_train_loss"),
-                             wall_time_s=float(state.get("elapsed_s", 0.0)))
+        self.rec = RunRecord(
+            spec=spec,
+            status="running",
+            curve=RunDir.METRICS,
+            convention=spec.convention,
+            params=spec.shape.params(),
+            steps_done=step,
+            tokens=step * spec.tokens_per_step,
+            flops=self.flops0,
+            device=dev,
+            min_val_loss=state.get("min_val_loss"),
+            final_val_loss=state.get("last_val_loss"),
+            final_train_loss=state.get("last_train_loss"),
+            wall_time_s=float(state.get("elapsed_s", 0.0)),
+        )
         self.elapsed0 = self.rec.wall_time_s
         self.run_dir.path.mkdir(parents=True, exist_ok=True)
         self.run_dir.write_spec(spec)
@@ -267,8 +329,11 @@ class Trainer:
 
     def snapshot(self) -> dict[str, Any]:
         """Model, optimizer and RNG state, to come back to after a detour (a WSD cooldown branch)."""
-        return {"model": {k: v.detach().clone() for k, v in self.raw.state_dict().items()},
-                "optimizer": copy.deepcopy(self.opt.state_dict()), "rng": rng_state(self.dropout_rng)}
+        return {
+            "model": {k: v.detach().clone() for k, v in self.raw.state_dict().items()},
+            "optimizer": copy.deepcopy(self.opt.state_dict()),
+            "rng": rng_state(self.dropout_rng),
+        }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.raw.load_state_dict(snap["model"])
@@ -281,12 +346,25 @@ class Trainer:
         if not bool(torch.stack([p.detach().isfinite().all() for p in self.params]).all()):
             raise Diverged(f"weights became non-finite at step {step}")
         rec = self.rec
-        st = {"elapsed_s": self.elapsed0 + time.perf_counter() - self.t0, "min_val_loss": rec.min_val_loss,
-              "last_val_loss": rec.final_val_loss, "last_train_loss": rec.final_train_loss,
-              "tokens": rec.tokens, "flops": rec.flops}
-        save_checkpoint(self.run_dir.checkpoint, {"model": self.raw.state_dict(), "optimizer": self.opt.state_dict(),
-                                                  "step": step, "spec": self.spec.to_dict(),
-                                                  "rng": rng_state(self.dropout_rng), "state": st})
+        st = {
+            "elapsed_s": self.elapsed0 + time.perf_counter() - self.t0,
+            "min_val_loss": rec.min_val_loss,
+            "last_val_loss": rec.final_val_loss,
+            "last_train_loss": rec.final_train_loss,
+            "tokens": rec.tokens,
+            "flops": rec.flops,
+        }
+        save_checkpoint(
+            self.run_dir.checkpoint,
+            {
+                "model": self.raw.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "step": step,
+                "spec": self.spec.to_dict(),
+                "rng": rng_state(self.dropout_rng),
+                "state": st,
+            },
+        )
         self.last_ckpt = step
 
     def _sync_point(self, step: int, n_steps: int, lr: float, do_eval: bool) -> tuple[dict[str, Any], float]:
@@ -297,14 +375,22 @@ class Trainer:
             self.dist.mean_(acc.loss_sum)
         train_loss = (acc.loss_sum / n_steps).item()
         if not math.isfinite(train_loss) or acc.bad.item() > 0:
-            raise Diverged(f"loss became {train_loss} (or a gradient norm non-finite) between steps {step - n_steps + 1} and {step}")
+            raise Diverged(
+                f"loss became {train_loss} (or a gradient norm non-finite) between steps {step - n_steps + 1} and {step}"
+            )
         acc.loss_sum.zero_()
         rec.steps_done, rec.tokens = step, step * spec.tokens_per_step
         rec.flops = self.flops0 + (step - self.step0) * spec.tokens_per_step * self.fpt
         rec.final_train_loss = train_loss
         now = time.perf_counter()
-        row = {"step": step, "tokens": rec.tokens, "flops": rec.flops, "lr": lr, "train_loss": train_loss,
-               "time_s": round(self.elapsed0 + now - self.t0, 3)}
+        row = {
+            "step": step,
+            "tokens": rec.tokens,
+            "flops": rec.flops,
+            "lr": lr,
+            "train_loss": train_loss,
+            "time_s": round(self.elapsed0 + now - self.t0, 3),
+        }
         if do_eval:
             v = self.evaluate()
             if not math.isfinite(v):
@@ -337,16 +423,22 @@ class Trainer:
                 step += 1
                 n_sum += 1
                 do_eval = step == total or (spec.logging.eval_every > 0 and step % spec.logging.eval_every == 0)
-                do_ckpt = (step == total or (spec.logging.checkpoint_every > 0 and step % spec.logging.checkpoint_every == 0)
-                           or step == stop_at)
+                do_ckpt = (
+                    step == total
+                    or (spec.logging.checkpoint_every > 0 and step % spec.logging.checkpoint_every == 0)
+                    or step == stop_at
+                )
                 if not (do_eval or do_ckpt or step % self.log_every == 0):
                     continue
                 row, now = self._sync_point(step, n_sum, lr, do_eval)
                 n_sum = 0
                 if self.bar is not None:
                     tps = (step - step_win) * spec.tokens_per_step / max(1e-9, now - t_win)
-                    info = (f"loss {row['train_loss']:.4f}" + (f" val {row['val_loss']:.4f}" if do_eval else "")
-                            + f"  {tps:,.0f} tok/s")
+                    info = (
+                        f"loss {row['train_loss']:.4f}"
+                        + (f" val {row['val_loss']:.4f}" if do_eval else "")
+                        + f"  {tps:,.0f} tok/s"
+                    )
                     self.bar.update(self.bar.task_ids[0], completed=step, info=info)
                 t_win, step_win = now, step
                 if do_ckpt:
@@ -359,7 +451,9 @@ class Trainer:
                 rec.status, rec.message = "done", ""
         except Diverged as e:
             rec.status = "diverged"
-            kept = f"last good checkpoint: step {self.last_ckpt}" if self.last_ckpt >= 0 else "no checkpoint was written"
+            kept = (
+                f"last good checkpoint: step {self.last_ckpt}" if self.last_ckpt >= 0 else "no checkpoint was written"
+            )
             rec.message = f"{e}; {kept}. Lower the peak LR, lengthen the warmup or clip gradients"
         except Interrupted:
             raise
@@ -388,8 +482,10 @@ class Trainer:
         rec.flops = self.flops0 + (step - self.step0) * spec.tokens_per_step * self.fpt
         self.checkpoint(step)
         rec.status = "pending"
-        rec.message = (f"stopped by {signal.Signals(signum).name} at step {step} of {self.total}, checkpoint written; "
-                       f"continue with scalinglab train --resume {self.run_dir.path}")
+        rec.message = (
+            f"stopped by {signal.Signals(signum).name} at step {step} of {self.total}, checkpoint written; "
+            f"continue with scalinglab train --resume {self.run_dir.path}"
+        )
         raise Interrupted(f"interrupted: {rec.message}", signum)
 
     def _fail(self, e: BaseException) -> None:
@@ -423,8 +519,9 @@ class Trainer:
             self.dist.close()
 
 
-def run_training(spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True,
-                 stop_at_step: int | None = None) -> RunRecord:
+def run_training(
+    spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True, stop_at_step: int | None = None
+) -> RunRecord:
     """Train `spec` into the run folder `out_dir`; resume=True continues from its checkpoint if present.
 
     Returns the RunRecord also written to the run folder (status done, diverged, or pending when

@@ -33,8 +33,10 @@ class Batches:
 
     def get(self, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         s, ga = self.spec, self.spec.grad_accum
-        return [self._to_dev(self.data.train_batch(step * ga + i, s.batch_size, s.shape.seq_len, s.seed)[self.rows])
-                for i in range(ga)]
+        return [
+            self._to_dev(self.data.train_batch(step * ga + i, s.batch_size, s.shape.seq_len, s.seed)[self.rows])
+            for i in range(ga)
+        ]
 
 
 @dataclass
@@ -63,7 +65,9 @@ class Stepper:
     amp: Any  # autocast context (or contextlib.nullcontext)
     grad_clip: float
 
-    def __call__(self, micro: Micro, lr: float, acc: Accum, prefetch: Callable[[], Micro] | None = None) -> Micro | None:
+    def __call__(
+        self, micro: Micro, lr: float, acc: Accum, prefetch: Callable[[], Micro] | None = None
+    ) -> Micro | None:
         """The mean loss is added to acc.loss_sum and a non-finite gradient norm counted in acc.bad, both on the
         device. Returns prefetch() (the next step's batches), called after the backward kernels are queued so
         host work overlaps them."""

@@ -30,8 +30,11 @@ class TrackerConfig:
     @classmethod
     def from_logging(cls, logging_cfg: Any) -> TrackerConfig:
         """From a RunSpec's logging section (fields tracker, tracker_uri, tracker_experiment)."""
-        return cls(kind=logging_cfg.tracker or "none", uri=logging_cfg.tracker_uri,
-                   experiment=logging_cfg.tracker_experiment or "scalinglab")
+        return cls(
+            kind=logging_cfg.tracker or "none",
+            uri=logging_cfg.tracker_uri,
+            experiment=logging_cfg.tracker_experiment or "scalinglab",
+        )
 
     def to_logging(self) -> dict[str, str]:
         """The logging-section fields that select this tracker (for dataclasses.replace)."""
@@ -66,8 +69,10 @@ class MlflowTracker:
         try:
             import mlflow
         except ImportError:
-            raise UserError("logger mlflow needs the mlflow package: pip install 'scalinglab[track]' "
-                            "(or mlflow-skinny), or train without a logger") from None
+            raise UserError(
+                "logger mlflow needs the mlflow package: pip install 'scalinglab[track]' "
+                "(or mlflow-skinny), or train without a logger"
+            ) from None
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating experiment" chatter on stderr
         self._mlflow = mlflow
         self._client = mlflow.MlflowClient(tracking_uri=cfg.uri)
@@ -79,10 +84,12 @@ class MlflowTracker:
             exp_id = exp.experiment_id if exp is not None else self._client.create_experiment(cfg.experiment)
             run = self._client.create_run(exp_id, run_name=run_name, tags={"scalinglab.run_dir": str(run_dir)})
             run_id = run.info.run_id
-            self._client.log_batch(run_id, params=[mlflow.entities.Param(k, str(v)[:6000])
-                                                   for k, v in sorted(params.items())])
-            atomic_write_json(state_path, {"kind": "mlflow", "uri": cfg.uri, "run_id": run_id,
-                                           "experiment": cfg.experiment})
+            self._client.log_batch(
+                run_id, params=[mlflow.entities.Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+            )
+            atomic_write_json(
+                state_path, {"kind": "mlflow", "uri": cfg.uri, "run_id": run_id, "experiment": cfg.experiment}
+            )
         else:
             self._client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
@@ -93,8 +100,11 @@ class MlflowTracker:
         from mlflow.entities import Metric
 
         ts, step = int(time.time() * 1000), int(row["step"])
-        ms = [Metric(k, float(row[k]), ts, step) for k in ("train_loss", "val_loss", "lr", "tokens", "flops")
-              if row.get(k) is not None]
+        ms = [
+            Metric(k, float(row[k]), ts, step)
+            for k in ("train_loss", "val_loss", "lr", "tokens", "flops")
+            if row.get(k) is not None
+        ]
         self._client.log_batch(self.run_id, metrics=ms)
 
     def close(self, status: str) -> None:

@@ -43,19 +43,28 @@ class WsdBranches:
         budgets = list(spec.schedule.branch_budgets)
         toks = list(spec.schedule.branches)
         if toks != sorted(set(toks)) or toks[0] <= 0:
-            raise ConfigError(f"WSD branches must be increasing positive token counts, got {toks}",
-                              hint="fix the run's spec", keys=("schedule.branches",))
+            raise ConfigError(
+                f"WSD branches must be increasing positive token counts, got {toks}",
+                hint="fix the run's spec",
+                keys=("schedule.branches",),
+            )
         self.branches: list[Branch] = []
         for i, d in enumerate(toks):
             s = math.ceil(d / self.tps - 1e-9)
             if s > total:
-                raise ConfigError(f"branch at {d:,} tokens lies past the run's end ({total * self.tps:,} tokens)",
-                                  hint="make the last branch the run's own token count", keys=("schedule.branches",))
+                raise ConfigError(
+                    f"branch at {d:,} tokens lies past the run's end ({total * self.tps:,} tokens)",
+                    hint="make the last branch the run's own token count",
+                    keys=("schedule.branches",),
+                )
             start = cooldown_start(s, sched.decay_frac)
             if s < total and start < sched.warmup:
-                raise ConfigError(f"branch at {d:,} tokens would start its cooldown (step {start}) inside the warmup "
-                                  f"({sched.warmup} steps)", hint="drop that branch or shorten the warmup",
-                                  keys=("schedule.branches", "schedule.warmup_steps"))
+                raise ConfigError(
+                    f"branch at {d:,} tokens would start its cooldown (step {start}) inside the warmup "
+                    f"({sched.warmup} steps)",
+                    hint="drop that branch or shorten the warmup",
+                    keys=("schedule.branches", "schedule.warmup_steps"),
+                )
             self.branches.append(Branch(s, start, float(budgets[i]) if i < len(budgets) else None))
         if fresh:  # a fresh start: lines from an earlier attempt may belong to another spec
             atomic_write_text(self.file, "")
@@ -66,8 +75,11 @@ class WsdBranches:
         if not spec.schedule.branches:
             return None
         if spec.schedule.kind != "wsd":
-            raise ConfigError(f"WSD branches need schedule 'wsd' (got {spec.schedule.kind!r})", hint="set the schedule to wsd",
-                              keys=("schedule.kind",))
+            raise ConfigError(
+                f"WSD branches need schedule 'wsd' (got {spec.schedule.kind!r})",
+                hint="set the schedule to wsd",
+                keys=("schedule.kind",),
+            )
         return cls(spec, out, total, sched, fpt, fresh)
 
     def before_step(self, trainer, step: int) -> None:
@@ -89,15 +101,28 @@ class WsdBranches:
             train_loss = acc.loss_sum.item()
         finally:
             trainer.restore(saved)
-        self._write(b, v if math.isfinite(v) else None, train_loss if math.isfinite(train_loss) else None, end=False,
-                    branch_time_s=round(time.perf_counter() - t0, 3))
+        self._write(
+            b,
+            v if math.isfinite(v) else None,
+            train_loss if math.isfinite(train_loss) else None,
+            end=False,
+            branch_time_s=round(time.perf_counter() - t0, 3),
+        )
 
     def _write(self, b: Branch, val_loss, train_loss, end: bool, **more: Any) -> None:
         """Append the line of point `b` to the run's branch lines."""
-        row = {"steps": b.steps, "tokens": b.steps * self.tps, "budget": b.budget,
-               "flops_at_point": b.steps * self.tps * self.fpt, "val_loss": val_loss, "train_loss": train_loss,
-               "branch_flops": (b.steps - b.start) * self.tps * self.fpt, "cooldown_steps": b.steps - b.start,
-               **more, "end": end}
+        row = {
+            "steps": b.steps,
+            "tokens": b.steps * self.tps,
+            "budget": b.budget,
+            "flops_at_point": b.steps * self.tps * self.fpt,
+            "val_loss": val_loss,
+            "train_loss": train_loss,
+            "branch_flops": (b.steps - b.start) * self.tps * self.fpt,
+            "cooldown_steps": b.steps - b.start,
+            **more,
+            "end": end,
+        }
         if self.out.exists():
             with open(self.file, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")

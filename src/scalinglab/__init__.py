@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "FitOptions": "scalinglab.analysis",
     "StudyFit": "scalinglab.analysis",
     "fit_study": "scalinglab.analysis",
+    "backtest": "scalinglab.analysis",
+    "predict": "scalinglab.laws.predict",
     # planning
     "plan_isoflop": "scalinglab.plan.isoflop",
     "plan_optimal": "scalinglab.plan.optimal",
@@ -70,6 +72,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_cli_interface.py holds the two 
     "Trainer",
     "UserError",
     "__version__",
+    "backtest",
     "fit_estimates",
     "fit_study",
     "get_law",
@@ -79,6 +82,7 @@ __all__ = [  # the names of _EXPORTS (tests/test_cli_interface.py holds the two 
     "load_runs_frame",
     "plan_isoflop",
     "plan_optimal",
+    "predict",
     "prepare",
     "run_training",
 ]
@@ -99,7 +103,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.analysis import Columns, FitOptions, Runs, StudyFit, fit_study
+    from scalinglab.analysis import Columns, FitOptions, Runs, StudyFit, backtest, fit_study
     from scalinglab.data.prep import prepare
     from scalinglab.errors import UserError
     from scalinglab.folders import DataDir, RunDir, StudyDir
@@ -107,6 +111,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from scalinglab.laws.approach2 import Approach2
     from scalinglab.laws.approach3 import Approach3
     from scalinglab.laws.estimates import fit_estimates, load_estimates
+    from scalinglab.laws.predict import predict
     from scalinglab.laws.published import get_law
     from scalinglab.laws.registry import load_law
     from scalinglab.plan.isoflop import plan_isoflop

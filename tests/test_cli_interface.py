@@ -189,8 +189,7 @@ print(json.dumps({"status": "done"}))
 
 
 def test_status_csv(tiny_data, tmp_path):
-    from scalinglab.cli.study_cmd import CSV_COLUMNS
-    from scalinglab.sweep.store import load_runs_frame
+    from scalinglab.sweep.store import CSV_COLUMNS, load_runs_frame
 
     study = tmp_path / "STUDY"
     p = cli(

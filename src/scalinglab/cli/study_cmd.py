@@ -597,28 +597,6 @@ def _status(study: Path) -> dict:
     }
 
 
-CSV_COLUMNS = (
-    "run_id",
-    "status",
-    "arch",
-    "d_model",
-    "n_layers",
-    "n_heads",
-    "params",
-    "tokens",
-    "budget",
-    "flops",
-    "final_val_loss",
-    "min_val_loss",
-    "final_train_loss",
-    "planned_tokens",
-    "steps",
-    "attempts",
-    "wall_time_s",
-    "device",
-)
-
-
 def _write_csv(study: Path, dest: str) -> int:
     """One row per run (the columns `fit` and `report` read: params, tokens, flops, final_val_loss); '-' = stdout."""
     import csv
@@ -626,13 +604,13 @@ def _write_csv(study: Path, dest: str) -> int:
     import sys
 
     from scalinglab.fileio import atomic_write_text
-
+    from scalinglab.sweep.store import CSV_COLUMNS as columns
     rows = _status(study)["runs"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow(columns)
     for r in rows:
-        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in CSV_COLUMNS])
+        w.writerow(["" if (v := (r["id"] if k == "run_id" else r.get(k))) is None else v for k in columns])
     if dest == "-":
         sys.stdout.write(buf.getvalue())
     else:

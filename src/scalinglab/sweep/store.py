@@ -59,6 +59,7 @@ FRAME_COLUMNS = [
     "device",
     "run_dir",
 ]
+CSV_COLUMNS = tuple(c for c in FRAME_COLUMNS if c != "run_dir")  # `status --csv`: the table less the run folder
 
 
 def is_study(path: str | os.PathLike) -> bool:

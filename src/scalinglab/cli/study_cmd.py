@@ -605,6 +605,7 @@ def _write_csv(study: Path, dest: str) -> int:
 
     from scalinglab.fileio import atomic_write_text
     from scalinglab.sweep.store import CSV_COLUMNS as columns
+
     rows = _status(study)["runs"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -19,7 +19,9 @@ from scalinglab.folders import DataDir, RunDir, StudyDir
 
 STAGES = ("prep", "plan", "sweep", "fit", "report")
 
-# cpu: sized for 2 cores in about 5 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100.
+# cpu: sized for 2 cores in about 5 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100/H200, about
+# 15 minutes on an H200 (docs/benchmarks.md; budgets 1e15..3e16 were 2.6x the FLOPs, about 27 minutes).
+# batch_size 0: each budget's batch size from the literature rule (plan/recipe.py), as for the learning rate.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
         source="stdlib",
@@ -46,8 +48,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         source="site-packages",
         max_bytes=None,
         seq_len=512,
-        batch_size=64,
-        budgets="1e15,3e15,1e16,3e16",
+        batch_size=0,
+        budgets="3e14,1e15,3e15,1e16",
         d_models="128:576:64",
         max_epochs=2.0,
         compile=True,

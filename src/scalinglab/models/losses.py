@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import torch
 
-CHUNK_ELEMENTS = 2**28  # logits per chunk: 512 MB in bf16, small next to an H100's memory, many rows per matmul
+# logits per chunk. Eager mode materialises each chunk's fp32 intermediates (about 14 bytes per logit: 3.5 GB at 2**28);
+# compiled, they fuse into bf16 logits and gradient (4 bytes per logit), and 2**30 ran 3% faster than 2**28 on an H200
+# (bench/results/head-variants-nvidia-h200.txt)
+CHUNK_ELEMENTS = 2**28
+CHUNK_ELEMENTS_COMPILED = 2**30
 
 
 def chunk_rows(n: int, vocab: int, chunk_elements: int = CHUNK_ELEMENTS) -> int:
@@ -54,11 +58,13 @@ class LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(
-    h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_elements: int = CHUNK_ELEMENTS
+    h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_elements: int | None = None
 ) -> torch.Tensor:
     """Mean cross-entropy of the logits h @ weight^T against targets, for h [N, d], weight [V, d], targets [N].
     Matmuls in autocast's dtype when autocast is on (as nn.Linear would run them), else in h's. For training:
     the forward pass already does the backward's work (wasted when no gradient is wanted)."""
+    if chunk_elements is None:
+        chunk_elements = CHUNK_ELEMENTS_COMPILED if torch.compiler.is_compiling() else CHUNK_ELEMENTS
     dev = h.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else h.dtype
     return LinearCrossEntropy.apply(h, weight, targets, chunk_rows(h.shape[0], weight.shape[0], chunk_elements), dtype)

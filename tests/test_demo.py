@@ -74,3 +74,26 @@ def test_demo_bad_input_one_line(tmp_path, args, needle):
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
     assert f.read_text() == "not a folder"
     assert not (tmp_path / "o").exists()
+
+
+def test_demo_reports_lc_from_four_budgets(tmp_path, monkeypatch):
+    # lc (L*(C) = E + A C^-gamma) joins approaches 2 and 3 where the study has the 4 budgets it needs, and the
+    # summary gives its optimal loss at 10x the largest budget: here the known law it was fitted to
+    import numpy as np
+
+    from scalinglab.demo import Demo, fit_approaches, format_summary
+    from scalinglab.laws.lc import LossComputeLaw
+
+    assert fit_approaches([1e11, 3e11, 1e12]) == ("2", "3")
+    assert fit_approaches([1e11, 3e11, 1e12, 3e12]) == ("2", "3", "lc")
+    budgets = [1e14, 3e14, 1e15, 3e15]
+    truth = lambda c: 0.6 + 40.0 * np.power(c, -0.1)  # noqa: E731
+    law = LossComputeLaw().fit(budgets, truth(np.array(budgets)))
+    demo = Demo(tmp_path / "out", scale="gpu")
+    monkeypatch.setattr(Demo, "budgets", lambda self: budgets)
+    demo.laws = {"lc": law}
+    d = demo.summary(complete=True)
+    assert d["budget"] == pytest.approx(3e16)
+    assert d["lc"]["loss"] == pytest.approx(float(truth(3e16)), rel=1e-3)
+    line = next(x for x in format_summary(d) if x.startswith("  lc"))
+    assert f"predicted optimal loss {d['lc']['loss']:.4f}" in line

@@ -7,6 +7,7 @@ IsoFLOP parabola's vertex (scalinglab.analysis.backtest). Prints a table and wri
     python bench/backtest_porian.py              # every config, window starts 0, 2, 4 (45 backtests)
     python bench/backtest_porian.py --quick      # 2 configs, one window each
     python bench/backtest_porian.py --tables bench/results/backtest-porian.json   # its tables again, no fitting
+    python bench/backtest_porian.py --fit-budgets 6 --starts 0,2   # 6 budgets (32x span) instead of 4
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from scalinglab.analysis.runs import Runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SCALINGLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "porian2024-resolving"
-FIT_BUDGETS, AHEAD = 4, 4  # 4 budgets fitted (8x span); predict 4 doublings (16x) above the largest
+FIT_BUDGETS, AHEAD = 4, 4  # default: 4 budgets fitted (8x span); predict 4 doublings (16x) above the largest
 
 
-def one(cfg: pd.DataFrame, start: int, opts: FitOptions) -> list[dict]:
+def one(cfg: pd.DataFrame, start: int, opts: FitOptions, k: int = FIT_BUDGETS, ahead: int = AHEAD) -> list[dict]:
     budgets = np.sort(cfg.flops.unique())
-    fit_b = budgets[start : start + FIT_BUDGETS]
-    target = budgets[start + FIT_BUDGETS - 1 + AHEAD]
+    fit_b = budgets[start : start + k]
+    target = budgets[start + k - 1 + ahead]
     sub = cfg[cfg.flops.isin([*fit_b, target])]
     runs = Runs.from_arrays(sub.N.to_numpy(), sub.D.to_numpy(), sub.flops.to_numpy(), sub.loss.to_numpy())
     bt = backtest(runs, opts, holdout_largest=1)
@@ -115,11 +116,16 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--starts", default="0,2,4", help="window starts (index of the first fitted budget)")
     ap.add_argument("--bootstrap", type=int, default=100, help="approach 3 resamples (FitOptions.bootstrap)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "backtest-porian.json"))
+    ap.add_argument(
+        "--fit-budgets", type=int, default=FIT_BUDGETS, help="consecutive budgets fitted (each 2x the last)"
+    )
+    ap.add_argument("--ahead", type=int, default=AHEAD, help="doublings from the largest fitted budget to the target")
+    ap.add_argument("--out", default=None, help="default bench/results/backtest-porian[-K-budgets][-A-ahead].json")
     ap.add_argument("--tables", metavar="JSON", help="print the tables of an earlier run's JSON; fits nothing")
     a = ap.parse_args()
     if a.tables:
-        print_tables(json.loads(Path(a.tables).read_text())["rows"])
+        keep = {int(x) for x in a.starts.split(",")}  # --starts filters the stored windows
+        print_tables([r for r in json.loads(Path(a.tables).read_text())["rows"] if r["start"] in keep])
         return 0
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (public data beside the checkout)", file=sys.stderr)
@@ -133,9 +139,9 @@ def main() -> int:
         c = df[df.config == cfg]
         n_b = c.flops.nunique()
         for s in starts:
-            if s + FIT_BUDGETS - 1 + AHEAD >= n_b:
+            if s + a.fit_budgets - 1 + a.ahead >= n_b:
                 continue
-            for r in one(c, s, opts):
+            for r in one(c, s, opts, a.fit_budgets, a.ahead):
                 rows.append({"config": cfg, "start": s, **r})
             print(f"{cfg} start {s}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     print_tables(rows)
@@ -143,8 +149,8 @@ def main() -> int:
         "command": "python bench/backtest_porian.py " + " ".join(sys.argv[1:]),
         "machine": platform.node() and platform.machine(),
         "data": "porian2024-resolving/isoflop_points.csv",
-        "fit_budgets": FIT_BUDGETS,
-        "predict_doublings_ahead": AHEAD,
+        "fit_budgets": a.fit_budgets,
+        "predict_doublings_ahead": a.ahead,
         "bootstrap": a.bootstrap,
         "wall_s": time.perf_counter() - t0,
         "summary": summary(rows),
@@ -153,6 +159,10 @@ def main() -> int:
         "rows": rows,
     }
     if not a.quick:
+        suffix = (f"-{a.fit_budgets}-budgets" if a.fit_budgets != FIT_BUDGETS else "") + (
+            f"-{a.ahead}-ahead" if a.ahead != AHEAD else ""
+        )
+        a.out = a.out or str(ROOT / "bench" / "results" / f"backtest-porian{suffix}.json")
         Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {a.out}", file=sys.stderr)
     return 0

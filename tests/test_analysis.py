@@ -255,3 +255,19 @@ def test_fit_and_report_agree_on_a_study_with_curves(capsys, tmp_path):
     assert f["skipped"] == r["skipped"] and "1 model size" in f["skipped"]["approach1"]
     assert any("29 of 61 runs not done" in n for n in f["notes"])
     assert round(f["laws"]["approach2"]["a"], 3) == 0.478
+
+
+def test_summary_gives_the_backtested_prediction():
+    # N_opt from approach 2 and the optimal loss from lc (the pair that held best in the Porian backtests), at each
+    # `at` budget, with the same numbers as each approach's own allocation row
+    runs = Runs.from_csv(ROOT / "examples" / "tuned-gpu" / "runs.csv")
+    opts = FitOptions(approaches=("2", "3", "lc"), at=(1e16, 1e17), bootstrap=0, runs_bootstrap=50)
+    fit = fit_study(runs, opts)
+    rec = dict(fit.recommended())
+    assert list(rec) == ["prediction at C = 1e+16 (best in backtests)", "prediction at C = 1e+17 (best in backtests)"]
+    for (key, text), a2, lc in zip(rec.items(), fit.approaches["2"].at, fit.approaches["lc"].at):
+        assert text.startswith(f"N_opt = {a2.n_opt:.3g} (95% {a2.n_opt_ci[0]:.3g}–{a2.n_opt_ci[1]:.3g}) (approach 2)")
+        assert f"loss = {lc.loss:.4g} (95% {lc.loss_ci[0]:.3g}–{lc.loss_ci[1]:.3g}) (lc)" in text
+        assert (key, text) in fit.summary()
+    only3 = fit_study(runs, FitOptions(approaches=("3",), at=(1e16,), bootstrap=0))
+    assert only3.recommended() == []

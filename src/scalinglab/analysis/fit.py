@@ -167,6 +167,28 @@ class StudyFit:
                         f"β = {law.beta_:.4f}",
                     )
                 )
+        return out + self.recommended()
+
+    def recommended(self) -> list[tuple[str, str]]:
+        """At each `at` budget: N_opt from approach 2 and the optimal loss from lc, where fitted. In backtests of
+        small studies on Porian et al.'s 15 IsoFLOP grids (docs/reproductions/predictions.md) these held best:
+        approach 2's N_opt within 1.12x and lc's loss within 1.7% (medians, 16x ahead), approach 3 2.25x and 7.8%."""
+        a2, lc = self.approaches.get("2"), self.approaches.get("lc")
+        if a2 is None and lc is None:
+            return []
+        pct, out = f"{100 * self.options.ci:g}%", []
+
+        def ci(pair) -> str:
+            return f" ({pct} {pair[0]:.3g}–{pair[1]:.3g})" if pair else ""
+
+        for i, c in enumerate(self.options.at):
+            parts = []
+            if a2 is not None and i < len(a2.at):
+                parts.append(f"N_opt = {a2.at[i].n_opt:.3g}{ci(a2.at[i].n_opt_ci)} (approach 2)")
+            if lc is not None and i < len(lc.at) and lc.at[i].loss is not None:
+                parts.append(f"loss = {lc.at[i].loss:.4g}{ci(lc.at[i].loss_ci)} (lc)")
+            if parts:
+                out.append((f"prediction at C = {c:.3g} (best in backtests)", ", ".join(parts)))
         return out
 
 

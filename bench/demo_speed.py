@@ -3,6 +3,7 @@ peak measured in the same call (what the whole preset would take at 100% of the 
 
     python bench/demo_speed.py --out /tmp/demo-gpu                   # the whole preset
     python bench/demo_speed.py --out /tmp/demo-gpu --max-minutes 5    # stop cleanly; run again to continue
+    python bench/demo_speed.py --out /tmp/demo-mps --mps               # the sweep under NVIDIA MPS
 Writes bench/results/demo-<device>.json; calls on the same --out add up (each call's wall time and FLOPs listed).
 """
 
@@ -46,6 +47,7 @@ def main() -> int:
     ap.add_argument("--out", required=True, help="the demo's folder (reused: a second call continues)")
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--result", default=None, help="JSON path (default bench/results/demo-<device>.json)")
+    ap.add_argument("--mps", action="store_true", help="sweep under NVIDIA MPS (demo --mps)")
     a = ap.parse_args()
     import torch
     from throughput import matmul_peak
@@ -63,6 +65,8 @@ def main() -> int:
     cmd = [sys.executable, "-m", "scalinglab", "demo", "--scale", "gpu", "--out", str(out)]
     if a.max_minutes:
         cmd += ["--max-minutes", f"{a.max_minutes:g}"]
+    if a.mps:
+        cmd += ["--mps"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t = time.perf_counter()
     rc = subprocess.run(cmd, env=env, check=False).returncode
@@ -73,6 +77,7 @@ def main() -> int:
     doc["calls"].append(
         {
             "command": " ".join(["python", "bench/demo_speed.py", *sys.argv[1:]]),
+            "mps": a.mps,
             "exit_code": rc,
             "wall_s": wall,
             "matmul_peak_flops": peak,

@@ -45,6 +45,9 @@ def main() -> int:
     if log:
         with open(log, "a") as f:
             f.write(f"start {rid} {time.time()} {'resume' if '--resume' in a else 'fresh'}\n")
+    if os.environ.get("FAKE_ENV_LOG"):  # the MPS pipe folder this trainer was given
+        with open(os.environ["FAKE_ENV_LOG"], "a") as f:
+            f.write(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "-") + "\n")
     if rid in os.environ.get("FAKE_FAIL", "").split(","):
         print("boom: injected failure", file=sys.stderr)
         return 1
@@ -191,6 +194,49 @@ def test_gpu_slots_pack_runs_per_gpu(tiny_data, tmp_path, fake):
         live += d
         peak = max(peak, live)
     assert peak == 4
+
+
+FAKE_MPS = """#!/bin/sh
+# stand-in for nvidia-cuda-mps-control: logs how it was called and which pipe folder it was given
+if [ "$#" -gt 0 ]; then echo "start $* $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_MPS_LOG"
+else echo "command $(cat) $CUDA_MPS_PIPE_DIRECTORY" >> "$FAKE_MPS_LOG"; fi
+"""
+
+
+def test_mps_daemon_serves_the_gpu_runs(tiny_data, tmp_path, fake):
+    """--mps: a private MPS control daemon is started (-d) before the runs, every trainer gets its pipe folder, and
+    it is told to quit (and its folder removed) when the sweep ends."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-cuda-mps-control").write_text(FAKE_MPS)
+    (bin_dir / "nvidia-cuda-mps-control").chmod(0o755)
+    env = {
+        **fake,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_MPS_LOG": str(tmp_path / "mps.log"),
+        "FAKE_ENV_LOG": str(tmp_path / "env.log"),
+    }
+    study = tmp_path / "STUDY"
+    plan(tiny_data, study, "1e10,2e10", "48x2,64x2")
+    p = cli("sweep", str(study), "--gpus", "0", "--per-gpu", "2", "--mps", env=env)
+    assert p.returncode == 0, p.stderr
+    calls = [ln.split() for ln in (tmp_path / "mps.log").read_text().splitlines()]
+    assert [c[:2] for c in calls] == [["start", "-d"], ["command", "quit"]]
+    pipe = calls[0][2]
+    assert calls[1][2] == pipe and Path(pipe).name == "pipe" and not Path(pipe).parent.exists()
+    assert (tmp_path / "env.log").read_text().split() == [pipe] * 4  # all four runs
+    # no GPU, another backend, no daemon binary: one line, exit 2, nothing started
+    q = cli("sweep", str(study), "--workers", "1", "--mps", env=env)
+    assert (
+        q.returncode == 2
+        and "MPS is for runs on GPUs, and this sweep has none; leave MPS off (--mps)" in q.stderr
+        and "Traceback" not in q.stderr
+    )
+    q = cli("sweep", str(study), "--backend", "ray", "--mps", env=env)
+    assert q.returncode == 2 and "--mps works with the local backend" in q.stderr
+    q = cli("sweep", str(study), "--gpus", "0", "--mps", env={**fake, "PATH": str(Path(PY).parent)})
+    assert q.returncode == 2 and "MPS needs nvidia-cuda-mps-control on the PATH" in q.stderr
+    assert len((tmp_path / "mps.log").read_text().splitlines()) == 2
 
 
 def test_sweep_bad_input(tmp_path):

@@ -90,6 +90,7 @@ class Demo:
         workers: int = 0,
         max_minutes: float | None = None,
         console: Any = None,
+        mps: bool = False,
     ):
         if scale not in PRESETS:
             raise UserError(f"unknown scale {scale!r}", hint="use cpu or gpu", keys=("scale",))
@@ -115,7 +116,7 @@ class Demo:
             self.out / "report.html",
             self.out / "figures",
         )
-        self.workers, self.t0 = workers, time.time()
+        self.workers, self.t0, self.mps = workers, time.time(), mps
         self.deadline = self.t0 + 60 * max_minutes if max_minutes else None
         self.console = console
         self.counts: dict[str, int] = {}
@@ -183,12 +184,21 @@ class Demo:
         else:
             devices = make_devices(None, None, self.workers or os.cpu_count() or 1)
         where = ", ".join(f"{d.name} (up to {d.max_runs} runs)" for d in devices)
+        ctx, served = contextlib.nullcontext(), []
+        if self.mps:
+            from scalinglab.sweep.mps import MPS, gpu_devices_for_mps
+
+            served, ctx = gpu_devices_for_mps(devices), MPS()
+            where += ", under NVIDIA MPS"
         self._say(
             f"== sweep: {where}" + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else "")
         )
-        self.counts = sweep(
-            self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline
-        )
+        with ctx as m:
+            for d in served:
+                d.env = {**d.env, **m.env}
+            self.counts = sweep(
+                self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline
+            )
         if self.counts.get("failed"):  # the fit goes on with the runs that finished
             sys.stderr.write(
                 f"warning: {self.counts['failed']} run(s) failed (see {StudyDir(self.study).run_rel('<id>')}/{RunDir.LOG}); "

@@ -21,7 +21,7 @@ def demo_cmd(
         "cpu",
         "--scale",
         help="cpu: the stdlib corpus in minutes on 2 cores; gpu: "
-        "site-packages, budgets 1e15..3e16, on one GPU (about 25 minutes).",
+        "site-packages, budgets 3e14..1e16, on one GPU (about 15 minutes on an H200).",
     ),
     stage: str = typer.Option("all", "--stage", help="Run one stage: prep, plan, sweep, fit, report (or all)."),
     max_minutes: float | None = typer.Option(
@@ -30,16 +30,18 @@ def demo_cmd(
         help="Stop the sweep cleanly this many minutes after the command started; rerun the same command to continue.",
     ),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (0: one per core; GPUs are used when present)."),
+    mps: bool = typer.Option(False, "--mps", help="Sweep the GPU runs under NVIDIA MPS (as `sweep --mps`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fitted laws and the recommendation as JSON."),
 ) -> None:
-    """Prep the running Python's stdlib (bytes), plan an IsoFLOP study, sweep it, fit approaches 2 and 3, write
+    """Prep the running Python's stdlib (bytes), plan an IsoFLOP study, sweep it, fit approaches 2 and 3 (and lc with 4
+    budgets), write
     the report, and print N_opt ∝ C^a and the recommended N, D at 10x the largest budget. Rerun to resume."""
     from scalinglab.demo import Demo, format_summary
     from scalinglab.sweep.table import make_console
 
     check_numbers(("--max-minutes", max_minutes, ">0"), ("--workers", workers, ">=0"))
     con = make_console(stderr=json_out)
-    demo = Demo(out, scale=scale, workers=workers, max_minutes=max_minutes, console=con)
+    demo = Demo(out, scale=scale, workers=workers, max_minutes=max_minutes, console=con, mps=mps)
     # --json: everything the stages print goes to stderr, so stdout holds only the JSON
     with contextlib.redirect_stdout(sys.stderr) if json_out else contextlib.nullcontext():
         summary = demo.run(stage)

@@ -518,11 +518,17 @@ def sweep_cmd(
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (when there is no GPU, or to force CPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),
     json_out: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
+    mps: bool = typer.Option(
+        False,
+        "--mps",
+        help="Run the packed GPU runs under a private NVIDIA MPS daemon, started and stopped by the sweep (local backend).",
+    ),
     train_cmd: str | None = typer.Option(
         None, "--train-cmd", hidden=True, help="Replace `python -m scalinglab train` (tests)."
     ),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
+    import contextlib
     import os
 
     from scalinglab.study import load_study_toml
@@ -531,6 +537,8 @@ def sweep_cmd(
     from scalinglab.sweep.table import make_console
 
     check_numbers(("--per-gpu", per_gpu, ">0"), ("--workers", workers, ">=0"))
+    if mps and backend != "local":
+        raise UserError("--mps works with the local backend", hint="leave out --mps", keys=("mps", "backend"))
     load_study_toml(study)
     if backend == "local":
         from scalinglab.sweep.local import LocalExecutor, make_devices
@@ -543,8 +551,16 @@ def sweep_cmd(
         ex = RayExecutor(address, per_gpu=per_gpu, workers=workers)
     else:
         raise UserError(f"unknown --backend {backend!r}: use local or ray")
+    ctx, served = contextlib.nullcontext(), []
+    if mps:
+        from scalinglab.sweep.mps import MPS, gpu_devices_for_mps
+
+        served, ctx = gpu_devices_for_mps(ex.devices), MPS()
     try:
-        counts = sweep(study, ex, retry_failed=retry_failed, train_cmd=train_cmd, console=make_console(stderr=True))
+        with ctx as m:
+            for d in served:  # every trainer on these GPUs reaches the daemon through its pipe folder
+                d.env = {**d.env, **m.env}
+            counts = sweep(study, ex, retry_failed=retry_failed, train_cmd=train_cmd, console=make_console(stderr=True))
     finally:
         if hasattr(ex, "close"):
             ex.close()

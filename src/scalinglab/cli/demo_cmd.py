@@ -33,9 +33,9 @@ def demo_cmd(
     mps: bool = typer.Option(False, "--mps", help="Sweep the GPU runs under NVIDIA MPS (as `sweep --mps`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the fitted laws and the recommendation as JSON."),
 ) -> None:
-    """Prep the running Python's stdlib (bytes), plan an IsoFLOP study, sweep it, fit approaches 2 and 3 (and lc with 4
-    budgets), write
-    the report, and print N_opt ∝ C^a and the recommended N, D at 10x the largest budget. Rerun to resume."""
+    """Prep the running Python's stdlib (bytes), plan an IsoFLOP study, sweep it, fit approaches 2 and 3 (and lc
+    where there are 4 budgets), write the report, and print N_opt ∝ C^a and the recommended N, D at 10x the largest
+    budget. Rerun to resume."""
     from scalinglab.demo import Demo, format_summary
     from scalinglab.sweep.table import make_console
 

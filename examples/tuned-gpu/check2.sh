@@ -11,16 +11,7 @@
 # Usage: STATE=examples/tuned-gpu/state.tgz bash examples/tuned-gpu/check2.sh [WORKDIR]
 #        (WORKDIR as run.sh's, default /tmp/tuned; SCALE=tiny runs the same stages on CPU after SCALE=tiny run.sh)
 set -euo pipefail
-W=${1:-/tmp/tuned}
-SCALE=${SCALE:-gpu}
-DEADLINE=${DEADLINE:-$(( $(date +%s) + 100000 ))}
-mkdir -p "$W"
-[ -n "${STATE:-}" ] && [ -f "$STATE" ] && [ ! -f "$W/study/study.db" ] && tar -xzf "$STATE" -C "$W"
-left() { echo $(( DEADLINE - $(date +%s) )); }
-sweep() {
-  local t; t=$(left); [ "$t" -gt 30 ] || return 0
-  timeout --signal=TERM "$t" scalinglab sweep "$@" || true
-}
+source "$(dirname "$0")/common.sh"
 if [ "$SCALE" = tiny ]; then
   SRC=stdlib; SEQ=32; SHAPES=8x1,16x1,24x1,32x1,48x1; RULE=aspect:16; BUDGETS4=1e9,3e9,5e9,1e10; B4=5e9
   TARGET=3e10; HOLD=1.5e10; EXTRA="--min-steps 5"; GPU_ARGS="--workers 2"; TUNE_ARGS="--workers 2"

@@ -7,16 +7,7 @@
 # bounds the sweeps so one call ends in time; STATE (a tarball from an earlier call) restores the study folders.
 # Usage: bash examples/tuned-gpu/run.sh [WORKDIR]; SCALE=tiny runs the same stages on CPU in minutes.
 set -euo pipefail
-W=${1:-/tmp/tuned}
-SCALE=${SCALE:-gpu}
-DEADLINE=${DEADLINE:-$(( $(date +%s) + 100000 ))}
-mkdir -p "$W"
-[ -n "${STATE:-}" ] && [ -f "$STATE" ] && [ ! -f "$W/study/study.db" ] && tar -xzf "$STATE" -C "$W"
-left() { echo $(( DEADLINE - $(date +%s) )); }
-sweep() {  # sweep STUDY within the deadline (interrupted runs resume from their checkpoints next time)
-  local t; t=$(left); [ "$t" -gt 30 ] || return 0
-  timeout --signal=TERM "$t" scalinglab sweep "$1" $SWEEP_ARGS || true
-}
+source "$(dirname "$0")/common.sh"
 if [ "$SCALE" = tiny ]; then
   SRC=stdlib; SEQ=32; SHAPES=8x1,16x1,24x1,32x1,48x1; RULE=aspect:16; TUNE_SHAPES=16x1,32x1; TUNE_C=3e9
   LRS=3e-3,1e-2,3e-2; BSS=8,16; BUDGETS=1e9,3e9,1e10; TARGET=3e10; SWEEP_ARGS="--workers 2"; EXTRA="--min-steps 5"
@@ -32,18 +23,18 @@ fi
 # 1. tuning grid
 [ -f "$W/tune/study.db" ] || scalinglab plan tune --data "$W/data" --shapes "$TUNE_SHAPES" --budgets "$TUNE_C" \
   --lrs "$LRS" --batch-sizes "$BSS" --seq-len "$SEQ" $TUNE_EXTRA --out "$W/tune" --json > "$W/tune-plan.json"
-SWEEP_ARGS0=$SWEEP_ARGS; SWEEP_ARGS=$TUNE_SWEEP; sweep "$W/tune"; SWEEP_ARGS=$SWEEP_ARGS0
+sweep "$W/tune" $TUNE_SWEEP
 scalinglab status "$W/tune" --json > "$W/tune-status.json"
 [ -f "$W/hparams.json" ] || scalinglab fit hparams "$W/tune" --out "$W/hparams.json" > "$W/hparams.txt"
 # 2. the study with tuned settings
 [ -f "$W/study/study.db" ] || scalinglab plan isoflop --data "$W/data" --budgets "$BUDGETS" --shapes "$SHAPES" \
   --seq-len "$SEQ" --hparams "$W/hparams.json" $EXTRA --out "$W/study" --json > "$W/plan.json"
-sweep "$W/study"
+sweep "$W/study" $SWEEP_ARGS
 # 3. predict at TARGET from the small budgets, then extend the study around that prediction
 if [ ! -f "$W/extend.json" ] && [ "$(left)" -gt 60 ]; then
   scalinglab fit "$W/study" --approach 3 --at "$TARGET" --out "$W/law-small.json" --json > "$W/fit-small.json"
   scalinglab plan isoflop --extend "$W/study" --budgets "$TARGET" --around "$W/law-small.json" --rule "$RULE" \
     --json > "$W/extend.json"
 fi
-[ -f "$W/extend.json" ] && sweep "$W/study"
+[ -f "$W/extend.json" ] && sweep "$W/study" $SWEEP_ARGS
 scalinglab status "$W/study" --json > "$W/status.json"

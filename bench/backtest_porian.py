@@ -53,9 +53,32 @@ def one(cfg: pd.DataFrame, start: int, opts: FitOptions, k: int = FIT_BUDGETS, a
                 "loss_err": r.loss_err,
                 "loss_inside": inside_l,
                 "vertex": r.vertex_n is not None,
+                # error over the interval's half-width on the error's side, in log space: > 1 is outside
+                "n_z": _z(r.n_opt_obs, r.n_opt_pred, r.n_opt_lo, r.n_opt_hi),
+                "loss_z": _z(r.loss_obs, r.loss_pred, r.loss_lo, r.loss_hi),
             }
         )
     return out
+
+
+def _z(obs, pred, lo, hi) -> float | None:
+    if pred is None or lo is None or hi is None:
+        return None
+    side = hi if obs > pred else lo
+    width = abs(np.log(side / pred))
+    return float(abs(np.log(obs / pred)) / width) if width > 0 else None
+
+
+def widening(rs: list[dict], key: str) -> tuple[float | None, float | None]:
+    """The factor by which the intervals' log half-widths must grow to hold 95% of these backtests' observed values,
+    and the coverage that factor reaches on each configuration when it is taken from the other configurations
+    (leave one configuration out)."""
+    zs = [(r["config"], r[key]) for r in rs if r.get(key) is not None]
+    if len(zs) < 10:
+        return None, None
+    k = float(np.quantile([z for _, z in zs], 0.95))
+    held = [z <= np.quantile([w for c2, w in zs if c2 != c], 0.95) for c, z in zs]
+    return k, float(np.mean(held))
 
 
 def summary(rows: list[dict]) -> dict:
@@ -79,6 +102,9 @@ def summary(rows: list[dict]) -> dict:
             if len(le)
             else None,
         }
+        for key, name in (("n_z", "n_opt"), ("loss_z", "loss")):
+            k, cv = widening(rs, key)
+            res[ap][f"{name}_widen_95"], res[ap][f"{name}_widen_95_cv_coverage"] = k, cv
     return res
 
 
@@ -107,6 +133,19 @@ def print_tables(rows: list[dict]) -> None:
             )
 
 
+def print_widening(rows: list[dict]) -> None:
+    print("\nwidening the 95% intervals to hold 95% of these backtests (log half-widths times k)")
+    print(
+        "| approach | N_opt: k | N_opt: coverage, k from the other configurations | loss: k | loss: coverage, likewise |"
+    )
+    print("|---|---|---|---|---|")
+    for name, s in summary(rows).items():
+        print(
+            f"| {name} | {fmt(s.get('n_opt_widen_95'), '.2f')} | {fmt(s.get('n_opt_widen_95_cv_coverage'), '.0%')}"
+            f" | {fmt(s.get('loss_widen_95'), '.2f')} | {fmt(s.get('loss_widen_95_cv_coverage'), '.0%')} |"
+        )
+
+
 def fmt(x, spec):
     return "–" if x is None else format(x, spec)
 
@@ -125,7 +164,9 @@ def main() -> int:
     a = ap.parse_args()
     if a.tables:
         keep = {int(x) for x in a.starts.split(",")}  # --starts filters the stored windows
-        print_tables([r for r in json.loads(Path(a.tables).read_text())["rows"] if r["start"] in keep])
+        rows = [r for r in json.loads(Path(a.tables).read_text())["rows"] if r["start"] in keep]
+        print_tables(rows)
+        print_widening(rows)
         return 0
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (public data beside the checkout)", file=sys.stderr)
@@ -145,6 +186,7 @@ def main() -> int:
                 rows.append({"config": cfg, "start": s, **r})
             print(f"{cfg} start {s}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     print_tables(rows)
+    print_widening(rows)
     doc = {
         "command": "python bench/backtest_porian.py " + " ".join(sys.argv[1:]),
         "machine": platform.node() and platform.machine(),

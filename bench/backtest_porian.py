@@ -108,16 +108,27 @@ def summary(rows: list[dict]) -> dict:
     return res
 
 
+def groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """All backtests, those on Porian et al.'s tuned configurations (lr, batch and beta2 tuned per size), the rest."""
+    tuned = ["_tuned_" in r["config"] for r in rows]
+    return {
+        "all": rows,
+        "tuned": [r for r, t in zip(rows, tuned) if t],
+        "base": [r for r, t in zip(rows, tuned) if not t],
+    }
+
+
+TITLES = {
+    "all": "all configurations",
+    "tuned": "tuned hyperparameters (hparams 'tuned')",
+    "base": "base hyperparameters",
+}
+
+
 def print_tables(rows: list[dict]) -> None:
-    """One table for all backtests, then for Porian et al.'s tuned configurations (lr, batch and beta2 tuned per
-    size) and for the rest."""
-    parts = (
-        ("all configurations", rows),
-        ("tuned hyperparameters (hparams 'tuned')", [r for r in rows if "_tuned_" in r["config"]]),
-        ("base hyperparameters", [r for r in rows if "_tuned_" not in r["config"]]),
-    )
-    for title, rs in parts:
-        print(f"\n{title}")
+    """The table of each group, then how much the intervals would have to widen (all backtests)."""
+    for key, rs in groups(rows).items():
+        print(f"\n{TITLES[key]}")
         print(
             "| approach | backtests | N_opt off by (median, p90) | N_opt in 95% interval | |loss err| median, p90 |"
             " loss within 1% | loss in 95% interval | loss bias (median) |"
@@ -131,6 +142,7 @@ def print_tables(rows: list[dict]) -> None:
                 f" | {fmt(s['loss_within_1pct'], '.0%')} | {fmt(s['loss_in_interval'], '.0%')}"
                 f" | {fmt(s['loss_bias_median'], '+.2%')} |"
             )
+    print_widening(rows)
 
 
 def print_widening(rows: list[dict]) -> None:
@@ -166,7 +178,6 @@ def main() -> int:
         keep = {int(x) for x in a.starts.split(",")}  # --starts filters the stored windows
         rows = [r for r in json.loads(Path(a.tables).read_text())["rows"] if r["start"] in keep]
         print_tables(rows)
-        print_widening(rows)
         return 0
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent (public data beside the checkout)", file=sys.stderr)
@@ -186,18 +197,15 @@ def main() -> int:
                 rows.append({"config": cfg, "start": s, **r})
             print(f"{cfg} start {s}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     print_tables(rows)
-    print_widening(rows)
     doc = {
         "command": "python bench/backtest_porian.py " + " ".join(sys.argv[1:]),
-        "machine": platform.node() and platform.machine(),
+        "machine": platform.machine(),
         "data": "porian2024-resolving/isoflop_points.csv",
         "fit_budgets": a.fit_budgets,
         "predict_doublings_ahead": a.ahead,
         "bootstrap": a.bootstrap,
         "wall_s": time.perf_counter() - t0,
-        "summary": summary(rows),
-        "summary_tuned": summary([r for r in rows if "_tuned_" in r["config"]]),
-        "summary_base": summary([r for r in rows if "_tuned_" not in r["config"]]),
+        **{("summary" if k == "all" else f"summary_{k}"): summary(rs) for k, rs in groups(rows).items()},
         "rows": rows,
     }
     if not a.quick:

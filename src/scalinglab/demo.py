@@ -175,6 +175,7 @@ class Demo:
 
     def sweep(self) -> dict[str, int]:
         from scalinglab.sweep.local import LocalExecutor, gpu_count, make_devices
+        from scalinglab.sweep.mps import mps_for
         from scalinglab.sweep.scheduler import sweep
         from scalinglab.sweep.table import make_console
 
@@ -184,18 +185,11 @@ class Demo:
         else:
             devices = make_devices(None, None, self.workers or os.cpu_count() or 1)
         where = ", ".join(f"{d.name} (up to {d.max_runs} runs)" for d in devices)
-        ctx, served = contextlib.nullcontext(), []
-        if self.mps:
-            from scalinglab.sweep.mps import MPS, gpu_devices_for_mps
-
-            served, ctx = gpu_devices_for_mps(devices), MPS()
-            where += ", under NVIDIA MPS"
+        where += ", under NVIDIA MPS" if self.mps else ""
         self._say(
             f"== sweep: {where}" + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else "")
         )
-        with ctx as m:
-            for d in served:
-                d.env = {**d.env, **m.env}
+        with mps_for(devices, self.mps):
             self.counts = sweep(
                 self.study, LocalExecutor(devices), console=make_console(stderr=True), deadline=self.deadline
             )
@@ -214,15 +208,14 @@ class Demo:
         from scalinglab.sweep.store import load_runs
 
         self._need_study()
-        lc = " and lc (L*(C) = E + A/C^γ)" if "lc" in fit_approaches(self.budgets()) else ""
+        approaches = fit_approaches(self.budgets())
+        lc = " and lc (L*(C) = E + A/C^γ)" if "lc" in approaches else ""
         self._say(f"== fit: approaches 2 (IsoFLOP parabolas), 3 (L = E + A/N^α + B/D^β){lc}")
         prog, cb = progress_bars(self.console is not None and sys.stderr.isatty())
         with prog or contextlib.nullcontext():
             # the tiny demo's few sizes per budget rarely straddle every minimum: its vertices are kept, with the
             # warnings that say so, so that approach 2 has a line to show
-            opts = FitOptions(
-                approaches=fit_approaches(self.budgets()), at=(self.target_budget(),), keep_unbracketed=True
-            )
+            opts = FitOptions(approaches=approaches, at=(self.target_budget(),), keep_unbracketed=True)
             self.fitted = fit_study(load_runs(self.study), opts, progress=cb)
         self.laws = self.fitted.laws
         for w in self.fitted.warnings:

@@ -528,7 +528,6 @@ def sweep_cmd(
     ),
 ) -> None:
     """Train every pending run of a study; rerun to resume after a crash (done runs are skipped)."""
-    import contextlib
     import os
 
     from scalinglab.study import load_study_toml
@@ -551,15 +550,10 @@ def sweep_cmd(
         ex = RayExecutor(address, per_gpu=per_gpu, workers=workers)
     else:
         raise UserError(f"unknown --backend {backend!r}: use local or ray")
-    ctx, served = contextlib.nullcontext(), []
-    if mps:
-        from scalinglab.sweep.mps import MPS, gpu_devices_for_mps
+    from scalinglab.sweep.mps import mps_for
 
-        served, ctx = gpu_devices_for_mps(ex.devices), MPS()
     try:
-        with ctx as m:
-            for d in served:  # every trainer on these GPUs reaches the daemon through its pipe folder
-                d.env = {**d.env, **m.env}
+        with mps_for(getattr(ex, "devices", []), mps):
             counts = sweep(study, ex, retry_failed=retry_failed, train_cmd=train_cmd, console=make_console(stderr=True))
     finally:
         if hasattr(ex, "close"):

@@ -10,10 +10,12 @@ the sweep ends. The speed-up has not been measured here yet: `python bench/demo_
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from scalinglab.errors import UserError
@@ -70,9 +72,17 @@ class MPS:
         )
 
 
-def gpu_devices_for_mps(devices: list) -> list:
-    """The GPU devices whose trainers the daemon serves; a sweep with none has nothing to share."""
+@contextlib.contextmanager
+def mps_for(devices: list, on: bool) -> Iterator[None]:
+    """With on: a private daemon for the sweep's GPU devices, whose trainers get its pipe folder; a sweep with no
+    GPU device has nothing to share. With on False: nothing."""
+    if not on:
+        yield
+        return
     gpus = [d for d in devices if d.env.get("CUDA_VISIBLE_DEVICES")]
     if not gpus:
         raise UserError("MPS is for runs on GPUs, and this sweep has none", hint="leave MPS off", keys=("mps",))
-    return gpus
+    with MPS() as m:
+        for d in gpus:
+            d.env = {**d.env, **m.env}
+        yield

@@ -96,6 +96,22 @@ def test_approach2_warns_on_few_points_and_outside_minimum():
     assert any("not bracketed" in w and "kept" in w for w in fit.warnings_)
 
 
+def test_approach2_warns_when_its_intervals_cannot_have_width():
+    # a window of 3 sizes: each parabola interpolates its points, the residual bootstrap has nothing to resample and
+    # the interval collapses to the point estimate; the fit says so. With 5 sizes it has width and no such warning.
+    rng = np.random.default_rng(0)
+    law = _true_law(rng)
+    N, D, C, L = _isoflop_runs(law, rng, np.geomspace(1e17, 1e19, 3), per=7, n_bad=0)
+    three = Approach2(robust="lsq", window=3, bootstrap=50, seed=1).fit(N, D, C, L)
+    lo, hi = three.ci_["a"]
+    assert hi - lo < 1e-9
+    assert any("intervals too narrow: at every budget" in w for w in three.warnings_)
+    five = Approach2(robust="lsq", window=5, bootstrap=50, seed=1).fit(N, D, C, L)
+    lo, hi = five.ci_["a"]
+    assert hi - lo > 1e-4
+    assert not any("intervals too narrow" in w for w in five.warnings_)
+
+
 def _true_law(rng):
     return ParametricLaw(
         E=rng.uniform(1.5, 2.0),

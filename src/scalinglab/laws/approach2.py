@@ -284,6 +284,7 @@ class Approach2(PowerLawAllocation):
         R = len(W)
         vert = np.full((R, len(ok), 3), np.nan)  # log10 N_opt, log10 D_opt, loss at vertex
         rng = np.random.default_rng(self.seed + 1)
+        exact = []  # budgets whose window holds 3 sizes: the parabola runs through them, no residual is left
         for j, g in enumerate(ok):
             m = gid[rows] == g
             r_g = rows[m]
@@ -296,6 +297,8 @@ class Approach2(PowerLawAllocation):
                 win = (N[r_g][order] >= lo_n) & (N[r_g][order] <= hi_n)
                 yhat = np.polyval(row.coef_n, xn[win])
                 k = int(win.sum())
+                if k <= 3:
+                    exact.append(row.C)
                 e = (y[win] - yhat) * np.sqrt(k / max(k - 3, 1))
                 for i in range(R):
                     ys = y.copy()
@@ -312,6 +315,12 @@ class Approach2(PowerLawAllocation):
                 b, ld = fit_line(C_ok[v], vert[i, v, 1])
                 if max(abs(ln), abs(ld)) < 300:  # a resample whose vertices run off the grid has no line
                     boot[i] = (10**ln, a, 10**ld, b)
+        if exact:
+            which = "every budget" if len(exact) == len(ok) else "budgets " + ", ".join(f"{c:.3g}" for c in exact)
+            self._warn(
+                f"intervals too narrow: at {which} the parabola passes exactly through the 3 sizes of its window, "
+                "so resampled residuals cannot move its vertex; use a window of 4 or more sizes, or resample runs"
+            )
         self.boot_ = boot
         self.boot_vertices_ = vert[:, :, 2]
         self.ci_ = percentile_ci(boot, ALLOCATION_FIELDS, self.ci)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16's remaining GPU work, to run after run.sh (NOT RUN YET: written when the session's device time was spent).
+# Issue 16's second part of the GPU check, run after run.sh (ran in two device calls: log-call4.txt, log-call5.txt):
 #   A. a fourth small budget (B4) in the tuned study, so the lc law (3 parameters) can be fitted, then the backtest
 #      of 1e16 again: in 42 backtests on Porian et al.'s grids lc was the best loss predictor (docs/reproductions/
 #      predictions.md), and run.sh's 3 small budgets were too few for it

@@ -265,9 +265,42 @@ def test_summary_gives_the_backtested_prediction():
     fit = fit_study(runs, opts)
     rec = dict(fit.recommended())
     assert list(rec) == ["prediction at C = 1e+16 (best in backtests)", "prediction at C = 1e+17 (best in backtests)"]
-    for (key, text), a2, lc in zip(rec.items(), fit.approaches["2"].at, fit.approaches["lc"].at):
-        assert text.startswith(f"N_opt = {a2.n_opt:.3g} (95% {a2.n_opt_ci[0]:.3g}–{a2.n_opt_ci[1]:.3g}) (approach 2)")
-        assert f"loss = {lc.loss:.4g} (95% {lc.loss_ci[0]:.3g}–{lc.loss_ci[1]:.3g}) (lc)" in text
+    pred = fit.to_dict()["prediction"]
+    assert [p["C"] for p in pred] == [1e16, 1e17]
+    for (key, text), a2, lc, p in zip(rec.items(), fit.approaches["2"].at, fit.approaches["lc"].at, pred):
+        n_cal, l_cal = p["N_opt_ci_calibrated"], p["loss_ci_calibrated"]
+        assert text.startswith(
+            f"N_opt = {a2.n_opt:.3g} (95% {a2.n_opt_ci[0]:.3g}–{a2.n_opt_ci[1]:.3g}, "
+            f"calibrated {n_cal[0]:.3g}–{n_cal[1]:.3g}) (approach 2)"
+        )
+        assert (
+            f"loss = {lc.loss:.4g} (95% {lc.loss_ci[0]:.3g}–{lc.loss_ci[1]:.3g}, calibrated {l_cal[0]:.3g}–{l_cal[1]:.3g}) (lc)"
+            in text
+        )
         assert (key, text) in fit.summary()
+        # the JSON holds the same numbers; the calibrated interval contains the bootstrap one
+        assert (p["N_opt"], p["loss"]) == (a2.n_opt, lc.loss) and (p["N_opt_from"], p["loss_from"]) == (
+            "approach2",
+            "lc",
+        )
+        assert n_cal[0] <= a2.n_opt_ci[0] <= a2.n_opt_ci[1] <= n_cal[1]
+        assert l_cal[0] <= lc.loss_ci[0] <= lc.loss_ci[1] <= l_cal[1]
+    at90 = fit_study(runs, FitOptions(approaches=("2",), at=(1e16,), ci=0.9, bootstrap=0, runs_bootstrap=50))
+    assert at90.prediction()[0]["N_opt_ci_calibrated"] is None  # the factors are for 95% intervals only
+    assert "calibrated" not in at90.recommended()[0][1]
     only3 = fit_study(runs, FitOptions(approaches=("3",), at=(1e16,), bootstrap=0))
     assert only3.recommended() == []
+
+
+def test_calibration_factors_are_the_backtests_and_widen_in_log_space():
+    # the factors are the ones bench/backtest_porian.py measured (approach 2's N_opt, lc's loss), to 2 decimals
+    from scalinglab.analysis.calibration import WIDEN_95, widened
+
+    summary = json.loads((ROOT / "bench" / "results" / "backtest-porian.json").read_text())["summary"]
+    assert WIDEN_95["n_opt"] == round(summary["2"]["n_opt_widen_95"], 2)
+    assert WIDEN_95["loss"] == round(summary["lc"]["loss_widen_95"], 2)
+    # each side's log distance from the point times k, asymmetric sides kept; k = 1 is the identity
+    lo, hi = widened(2.0, (1.0, 8.0), 3.0)
+    assert np.isclose(lo, 2.0 * 0.5**3) and np.isclose(hi, 2.0 * 4.0**3)
+    assert np.allclose(widened(0.7, (0.65, 0.8), 1.0), (0.65, 0.8))
+    assert widened(1.0, None, 3.0) is None and widened(1.0, (0.0, 2.0), 3.0) is None

@@ -120,6 +120,7 @@ class StudyFit:
             "options": self.options.to_dict(),
             "laws": {f"approach{k}": v.to_dict(self.options.ci) for k, v in self.approaches.items()},
             "skipped": {f"approach{k}": v for k, v in self.skipped.items()},
+            "prediction": self.prediction(),
             "notes": list(self.notes),
             "warnings": list(self.warnings),
         }
@@ -169,26 +170,52 @@ class StudyFit:
                 )
         return out + self.recommended()
 
-    def recommended(self) -> list[tuple[str, str]]:
+    def prediction(self) -> list[dict[str, Any]]:
         """At each `at` budget: N_opt from approach 2 and the optimal loss from lc, where fitted. In backtests of
         small studies on Porian et al.'s 15 IsoFLOP grids (docs/reproductions/predictions.md) these held best:
-        approach 2's N_opt within 1.12x and lc's loss within 1.7% (medians, 16x ahead), approach 3 2.25x and 7.8%."""
+        approach 2's N_opt within 1.12x and lc's loss within 1.7% (medians, 16x ahead), approach 3 2.25x and 7.8%.
+        Each comes with its bootstrap interval and, for 95% intervals, that interval widened as those backtests
+        needed to hold 95% (analysis/calibration.py)."""
+        from scalinglab.analysis.calibration import WIDEN_95, widened
+
         a2, lc = self.approaches.get("2"), self.approaches.get("lc")
-        if a2 is None and lc is None:
-            return []
-        pct, out = f"{100 * self.options.ci:g}%", []
-
-        def ci(pair) -> str:
-            return f" ({pct} {pair[0]:.3g}–{pair[1]:.3g})" if pair else ""
-
+        ninety_five = abs(self.options.ci - 0.95) < 1e-9
+        out = []
         for i, c in enumerate(self.options.at):
-            parts = []
+            row: dict[str, Any] = {"C": c}
             if a2 is not None and i < len(a2.at):
-                parts.append(f"N_opt = {a2.at[i].n_opt:.3g}{ci(a2.at[i].n_opt_ci)} (approach 2)")
+                r = a2.at[i]
+                row.update(N_opt=r.n_opt, N_opt_from="approach2", N_opt_ci=_pair(r.n_opt_ci))
+                row["N_opt_ci_calibrated"] = _pair(
+                    widened(r.n_opt, r.n_opt_ci, WIDEN_95["n_opt"]) if ninety_five else None
+                )
             if lc is not None and i < len(lc.at) and lc.at[i].loss is not None:
-                parts.append(f"loss = {lc.at[i].loss:.4g}{ci(lc.at[i].loss_ci)} (lc)")
-            if parts:
-                out.append((f"prediction at C = {c:.3g} (best in backtests)", ", ".join(parts)))
+                r = lc.at[i]
+                row.update(loss=r.loss, loss_from="lc", loss_ci=_pair(r.loss_ci))
+                row["loss_ci_calibrated"] = _pair(widened(r.loss, r.loss_ci, WIDEN_95["loss"]) if ninety_five else None)
+            if len(row) > 1:
+                out.append(row)
+        return out
+
+    def recommended(self) -> list[tuple[str, str]]:
+        """prediction() as summary lines."""
+        pct = f"{100 * self.options.ci:g}%"
+
+        def ci(row, key) -> str:
+            pair, cal = row.get(f"{key}_ci"), row.get(f"{key}_ci_calibrated")
+            if not pair:
+                return ""
+            txt = f"{pct} {pair[0]:.3g}–{pair[1]:.3g}"
+            return f" ({txt}, calibrated {cal[0]:.3g}–{cal[1]:.3g})" if cal else f" ({txt})"
+
+        out = []
+        for row in self.prediction():
+            parts = []
+            if "N_opt" in row:
+                parts.append(f"N_opt = {row['N_opt']:.3g}{ci(row, 'N_opt')} (approach 2)")
+            if "loss" in row:
+                parts.append(f"loss = {row['loss']:.4g}{ci(row, 'loss')} (lc)")
+            out.append((f"prediction at C = {row['C']:.3g} (best in backtests)", ", ".join(parts)))
         return out
 
 

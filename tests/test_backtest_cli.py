@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import shared
+from scalinglab.analysis.calibration import WIDEN_95
 from scalinglab.cli import main
 
 GPU = Path(__file__).resolve().parents[1] / "examples" / "python-code-gpu"
@@ -56,7 +57,14 @@ def test_backtest_gpu_example_holds_out_the_largest_budget(capsys):
         "loss_obs",
         "loss_err",
     }
-    assert [r["approach"] for r in d["rows"]] == ["1", "2", "3"] and all(keys <= set(r) for r in d["rows"])
+    assert [r["approach"] for r in d["rows"]] == ["1", "2", "3", "2/lc calibrated"]
+    assert all(keys <= set(r) for r in d["rows"])
+    # the recommended pair's row: approach 2's N_opt, its interval widened in log space by the backtests' factor
+    a2, cal = d["rows"][1], d["rows"][3]
+    k = WIDEN_95["n_opt"]
+    assert cal["n_opt_pred"] == a2["n_opt_pred"] and cal["loss_pred"] is None  # no lc fitted here
+    assert cal["n_opt_lo"] == pytest.approx(a2["n_opt_pred"] * (a2["n_opt_lo"] / a2["n_opt_pred"]) ** k)
+    assert cal["n_opt_hi"] == pytest.approx(a2["n_opt_pred"] * (a2["n_opt_hi"] / a2["n_opt_pred"]) ** k)
     runs = pd.read_csv(GPU / "runs.csv")
     top = runs[runs.budget == runs.budget.max()]
     best = top.loc[top.final_val_loss.idxmin()]
@@ -87,7 +95,11 @@ def test_backtest_porian_compute_optimal_loss(capsys, tmp_path):
     row = next(r for r in d["rows"] if r["budget"] == pytest.approx(6.4e18))
     assert row["vertex_loss"] is not None and round(100 * row["loss_err"], 2) == 0.24
     assert row["loss_lo"] < row["loss_obs"] < row["loss_hi"]
-    assert len(d["rows"]) == 6 and all(abs(r["loss_err"]) < 0.01 for r in d["rows"])  # 2x..64x: within 1%
+    lc = [r for r in d["rows"] if r["approach"] == "lc"]
+    assert len(lc) == 6 and all(abs(r["loss_err"]) < 0.01 for r in lc)  # 2x..64x: within 1%
+    cal = [r for r in d["rows"] if r["approach"] == "2/lc calibrated"]
+    assert [r["loss_pred"] for r in cal] == [r["loss_pred"] for r in lc]
+    assert all(c["loss_lo"] <= r["loss_lo"] and r["loss_hi"] <= c["loss_hi"] for c, r in zip(cal, lc))
 
 
 def test_predict_gadre_held_out_run_from_a_law_file(capsys, tmp_path):
@@ -202,6 +214,6 @@ def test_report_draws_the_backtest(capsys, tmp_path):
     )
     assert code == 0, err
     d = json.loads(js)
-    assert [r["approach"] for r in d["backtest"]] == ["2"] and "backtest" in d["report"]["figures"]
+    assert [r["approach"] for r in d["backtest"]] == ["2", "2/lc calibrated"] and "backtest" in d["report"]["figures"]
     html = out.read_text()
     assert "Backtest: predictions at held-out budgets" in html and 'id="fig-backtest"' in html

@@ -194,5 +194,40 @@ def backtest(
                     o.vertex_loss,
                 )
             )
+        rows.extend(_calibrated_row(fit, i, o))
     how = {"above": holdout_above} if holdout_above is not None else {"largest": holdout_largest}
     return Backtest(fit, obs, tuple(rows), how)
+
+
+CALIBRATED = "2/lc calibrated"
+"""The row of the recommended pair (approach 2's N_opt, lc's loss) with its calibrated 95% intervals."""
+
+
+def _calibrated_row(fit: StudyFit, i: int, o: Observed) -> list[BacktestRow]:
+    """The recommended prediction at the i-th held-out budget, scored with its calibrated intervals (none when the
+    fit has neither approach 2 nor lc, or its intervals are not 95% ones)."""
+    pred = fit.prediction()
+    p = pred[i] if i < len(pred) else {}
+    n_ci, l_ci = p.get("N_opt_ci_calibrated"), p.get("loss_ci_calibrated")
+    if not (n_ci or l_ci):
+        return []
+    n_ci, l_ci, loss = n_ci or (None, None), l_ci or (None, None), p.get("loss")
+    return [
+        BacktestRow(
+            o.budget,
+            CALIBRATED,
+            p.get("N_opt"),
+            n_ci[0],
+            n_ci[1],
+            o.n_opt,
+            loss,
+            l_ci[0],
+            l_ci[1],
+            o.loss,
+            None if loss is None else loss / o.loss - 1,
+            o.best_n,
+            o.best_loss,
+            o.vertex_n,
+            o.vertex_loss,
+        )
+    ]

@@ -19,18 +19,13 @@ import json
 import platform
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def cli(*args: str) -> str:
-    r = subprocess.run([sys.executable, "-m", "scalinglab", *args], capture_output=True, text=True, check=False)
-    if r.returncode:
-        sys.exit(f"scalinglab {' '.join(args)} failed:\n{r.stderr[-2000:]}")
-    return r.stdout
+from wsd import cli  # noqa: E402 - `python -m scalinglab ARGS` with this checkout's src, exits on failure
 
 
 def main() -> int:

@@ -168,66 +168,50 @@ def backtest(
     obs = tuple(observed_optimum(done.subset(gid == g), options) for g in held)
     opts = replace(options, at=tuple(o.budget for o in obs))
     fit = fit_study(done.subset(~is_held), opts, progress)
+    pred = fit.prediction()
     rows = []
     for i, o in enumerate(obs):
         for name, f in fit.approaches.items():
-            if i >= len(f.at):
-                continue
-            a = f.at[i]
-            n_ci, l_ci = a.n_opt_ci or (None, None), a.loss_ci or (None, None)
+            if i < len(f.at):
+                a = f.at[i]
+                rows.append(_row(o, name, a.n_opt, a.n_opt_ci, a.loss, a.loss_ci))
+        p = pred[i] if i < len(pred) else {}
+        if p.get("N_opt_ci_calibrated") or p.get("loss_ci_calibrated"):
             rows.append(
-                BacktestRow(
-                    o.budget,
-                    name,
-                    a.n_opt,
-                    n_ci[0],
-                    n_ci[1],
-                    o.n_opt,
-                    a.loss,
-                    l_ci[0],
-                    l_ci[1],
-                    o.loss,
-                    None if a.loss is None else a.loss / o.loss - 1,
-                    o.best_n,
-                    o.best_loss,
-                    o.vertex_n,
-                    o.vertex_loss,
+                _row(
+                    o,
+                    CALIBRATED,
+                    p.get("N_opt"),
+                    p.get("N_opt_ci_calibrated"),
+                    p.get("loss"),
+                    p.get("loss_ci_calibrated"),
                 )
             )
-        rows.extend(_calibrated_row(fit, i, o))
     how = {"above": holdout_above} if holdout_above is not None else {"largest": holdout_largest}
     return Backtest(fit, obs, tuple(rows), how)
 
 
 CALIBRATED = "2/lc calibrated"
-"""The row of the recommended pair (approach 2's N_opt, lc's loss) with its calibrated 95% intervals."""
+"""The row of the recommended pair (approach 2's N_opt, lc's loss) with its calibrated 95% intervals (fit.prediction)."""
 
 
-def _calibrated_row(fit: StudyFit, i: int, o: Observed) -> list[BacktestRow]:
-    """The recommended prediction at the i-th held-out budget, scored with its calibrated intervals (none when the
-    fit has neither approach 2 nor lc, or its intervals are not 95% ones)."""
-    pred = fit.prediction()
-    p = pred[i] if i < len(pred) else {}
-    n_ci, l_ci = p.get("N_opt_ci_calibrated"), p.get("loss_ci_calibrated")
-    if not (n_ci or l_ci):
-        return []
-    n_ci, l_ci, loss = n_ci or (None, None), l_ci or (None, None), p.get("loss")
-    return [
-        BacktestRow(
-            o.budget,
-            CALIBRATED,
-            p.get("N_opt"),
-            n_ci[0],
-            n_ci[1],
-            o.n_opt,
-            loss,
-            l_ci[0],
-            l_ci[1],
-            o.loss,
-            None if loss is None else loss / o.loss - 1,
-            o.best_n,
-            o.best_loss,
-            o.vertex_n,
-            o.vertex_loss,
-        )
-    ]
+def _row(o: Observed, approach: str, n_opt, n_ci, loss, l_ci) -> BacktestRow:
+    """One prediction (intervals may be None) scored against the observed optimum o."""
+    n_ci, l_ci = n_ci or (None, None), l_ci or (None, None)
+    return BacktestRow(
+        o.budget,
+        approach,
+        n_opt,
+        n_ci[0],
+        n_ci[1],
+        o.n_opt,
+        loss,
+        l_ci[0],
+        l_ci[1],
+        o.loss,
+        None if loss is None else loss / o.loss - 1,
+        o.best_n,
+        o.best_loss,
+        o.vertex_n,
+        o.vertex_loss,
+    )

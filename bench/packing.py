@@ -7,12 +7,13 @@
 Throughput is measured in the window where all K runs are past their warmup steps and none has finished:
 each run's metrics.jsonl lines are timestamped by polling, and the tokens they add in that window count.
 Model FLOPs per token = 6N + 12*L*d*T (N all params), as nanoGPT's estimate_mfu counts them.
-Writes bench/results/packing-<device>.json.
+Writes bench/results/packing-<device>[-compiled][-mps].json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -49,8 +50,11 @@ def device_name(device: str) -> str:
     return "cpu"
 
 
+EXTRA_ENV: dict[str, str] = {}  # NVIDIA MPS's pipe folder under --mps
+
+
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = {**os.environ, **EXTRA_ENV}
     if os.environ.get("PACKING_CPU"):
         env["OMP_NUM_THREADS"] = "1"  # CPU smoke test: K processes share the cores
     env["PYTHONPATH"] = str(ROOT / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -161,6 +165,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--compile", action="store_true", help="torch.compile every run (as with plan --compile)")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--mps", action="store_true", help="the K runs share the GPU through NVIDIA MPS (sweep --mps)")
     ap.add_argument("--quick", action="store_true", help="CPU smoke test: tiny model, K = 1,2, short runs")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
     args = ap.parse_args()
@@ -180,12 +185,18 @@ def main() -> None:
     dev = device_name(args.device)
     ks = [int(k) for k in args.ks.split(",")]
     rows = []
-    print(f"device: {dev}  seq_len {args.seq_len}  batch {args.batch_size}  compile {args.compile}", flush=True)
+    print(
+        f"device: {dev}  seq_len {args.seq_len}  batch {args.batch_size}  compile {args.compile}  mps {args.mps}",
+        flush=True,
+    )
     print(
         f"{'model':>12} {'params':>8} {'K':>3} {'steps/run':>9} {'Mtok/s':>8} {'TFLOP/s':>8} {'x K=1':>6} {'window s':>8}",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="packing-") as td:
+    from scalinglab.sweep.mps import MPS
+
+    with tempfile.TemporaryDirectory(prefix="packing-") as td, MPS() if args.mps else contextlib.nullcontext() as m:
+        EXTRA_ENV.update(m.env if args.mps else {})
         tmp = Path(td)
         for spec in args.models.split(","):
             m = re.fullmatch(r"(\d+)x(\d+):(\d+)", spec.strip())
@@ -239,14 +250,16 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
-    path = out / f"packing-{slug}{'-quick' if args.quick else ''}.json"
+    tag = ("-compiled" if args.compile else "") + ("-mps" if args.mps else "") + ("-quick" if args.quick else "")
+    path = out / f"packing-{slug}{tag}.json"
     import torch
 
     doc = {
         "device": dev,
         "torch": torch.__version__,
         "settings": {
-            k: getattr(args, k) for k in ("models", "ks", "seconds", "seq_len", "batch_size", "compile", "device")
+            k: getattr(args, k)
+            for k in ("models", "ks", "seconds", "seq_len", "batch_size", "compile", "mps", "device")
         },
         "results": rows,
     }

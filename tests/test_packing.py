@@ -7,6 +7,7 @@ import heapq
 import importlib.util
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from scalinglab.sweep.packing import (
     GIB,
     MAX_PER_GPU,
     MEM_SHARE,
+    TURN_DEPTH,
     Device,
     Need,
     activation_bytes,
@@ -66,6 +68,21 @@ def test_longest_first_and_backfill():
     devs[0].add(need(40e6, 1.0))
     devs[0].add(need(12e6, 1.0))  # 0.75 used: no 40M run fits, the longest run that does starts (backfill)
     assert choose(pending, devs) == ("tiny", 0)
+
+
+def test_compiled_runs_take_turns_on_a_gpu():
+    """Compiled runs: TURN_DEPTH to a GPU whatever their size (one trains, the next ones compile and wait), counting
+    no compute share; uncompiled runs beside them still pack by share; a fixed --per-gpu K has no turns."""
+    for params in (1e6, 40e6, 200e6):
+        devs = h200s()
+        compiled = [(f"r{i}", replace(need(params, 10.0), compiled=True)) for i in range(12)]
+        assert len(assign(compiled, devs)) == TURN_DEPTH == devs[0].turn_runs
+        assert devs[0].used_share == 0.0
+        assert len(assign([(f"u{i}", need(1e6, 1.0)) for i in range(12)], devs)) == MAX_PER_GPU - TURN_DEPTH
+        devs[0].remove(compiled[0][1])
+        assert devs[0].turn_runs == TURN_DEPTH - 1 and choose(compiled[3:], devs) == ("r3", 0)
+    devs = gpu_devices([0], H200, per_gpu=5)
+    assert len(assign([(f"r{i}", replace(need(1e6, 1.0), compiled=True)) for i in range(12)], devs)) == 5
 
 
 def test_memory_caps_the_packing():
@@ -151,7 +168,8 @@ def test_run_need_from_store_row():
     assert n.share == compute_share(3.4e6) == 1 / 8
     assert n.mem == CONTEXT_BYTES + BYTES_PER_PARAM * 3.4e6 + activation_bytes(256, 4, 256, 512, 64)
     longer = run_need({"params": 3.4e6, "steps": 2000, "spec": spec})
-    assert longer.seconds > n.seconds
+    assert longer.seconds > n.seconds and not n.compiled
+    assert run_need({"params": 3.4e6, "steps": 1000, "spec": {**spec, "runtime": {"compile": True}}}).compiled
 
 
 def test_store_claim_takes_the_picked_run(tmp_path):

@@ -48,6 +48,9 @@ def main() -> int:
     if os.environ.get("FAKE_ENV_LOG"):  # the MPS pipe folder this trainer was given
         with open(os.environ["FAKE_ENV_LOG"], "a") as f:
             f.write(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "-") + "\n")
+    if os.environ.get("FAKE_TURN_LOG"):  # the GPU turn's lock file this trainer was given
+        with open(os.environ["FAKE_TURN_LOG"], "a") as f:
+            f.write(f"{rid} {os.environ.get('SCALINGLAB_GPU_TURN', '-')}\n")
     if rid in os.environ.get("FAKE_FAIL", "").split(","):
         print("boom: injected failure", file=sys.stderr)
         return 1
@@ -194,6 +197,27 @@ def test_gpu_slots_pack_runs_per_gpu(tiny_data, tmp_path, fake):
         live += d
         peak = max(peak, live)
     assert peak == 4
+
+
+def test_compiled_runs_take_turns_on_their_gpu(tiny_data, tmp_path, fake):
+    """Packed by size (no --per-gpu), compiled runs get their GPU's turn lock and at most TURN_DEPTH are placed on
+    a GPU at once; uncompiled runs get none."""
+    from scalinglab.sweep.packing import TURN_DEPTH, gpu_devices
+
+    log = tmp_path / "turns.log"
+    env = {**fake, "FAKE_STEP_S": "0.01", "FAKE_TURN_LOG": str(log)}
+    study = tmp_path / "STUDY"
+    plan(tiny_data, study, "1e10,2e10,3e10", "48x2,64x2", "--compile")
+    p = cli("sweep", str(study), "--gpus", "0", env=env)
+    assert p.returncode == 0, p.stderr
+    assert sorted(log.read_text().split()[1::2]) == [str(study.resolve() / ".turns" / "gpu0.lock")] * 6
+    events = sorted((float(t), +1 if kind == "start" else -1) for kind, _, t, _ in fake_log(fake))
+    live = [sum(d for _, d in events[: i + 1]) for i in range(len(events))]
+    assert max(live) == min(TURN_DEPTH, gpu_devices([0], 0)[0].max_runs)  # and the CPU cores' limit
+    log.unlink()
+    plan(tiny_data, tmp_path / "S2", "1e10", "48x2,64x2")
+    assert cli("sweep", str(tmp_path / "S2"), "--gpus", "0", env=env).returncode == 0
+    assert log.read_text().split()[1::2] == ["-", "-"]
 
 
 FAKE_MPS = """#!/bin/sh

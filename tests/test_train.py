@@ -304,3 +304,57 @@ def test_library_error_gets_its_flags_from_the_cli(tiny_data, tmp_path, capsys):
     assert ex.value.code == 2 and err.count("\n") == 1
     assert err.startswith("error: a run needs exactly one of steps, tokens, budget_flops (got none); give one")
     assert err.rstrip().endswith("(--steps, --tokens, --budget)")
+
+
+def test_taking_turns_waits_for_the_gpu_and_changes_nothing(tiny_data, tmp_path):
+    """SCALINGLAB_GPU_TURN (set by a sweep for compiled runs on one GPU): the trainer warms up on a snapshot, waits
+    while another process holds the turn, then trains exactly as without it; stopped while waiting, it hands back
+    a resumable run."""
+    import fcntl
+
+    args = ["--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--heads", "1", "--seq-len", "16"]
+    args += ["--batch-size", "2", "--steps", "60", "--eval-every", "30", "--log-every", "5", "--seed", "3"]
+    args += ["--no-progress", "--json"]
+    a = _cli(*args, "--out", str(tmp_path / "A"))
+    out_a, err = a.communicate(timeout=120)
+    assert a.returncode == 0, err
+    lock = tmp_path / "gpu0.lock"
+    env = dict(os.environ, OMP_NUM_THREADS="1", SCALINGLAB_GPU_TURN=str(lock))
+
+    def started(run: Path) -> subprocess.Popen:  # a trainer set up, warmed up and waiting: its record says running
+        p = subprocess.Popen(
+            [sys.executable, "-m", "scalinglab", "train", *args, "--out", str(run)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        deadline = time.time() + 60
+        while not (run / "record.json").exists() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # a 60-step run of this model takes well under that once it trains
+        assert p.poll() is None and not read_metrics(run), "trained while another process held the turn"
+        return p
+
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        b = started(tmp_path / "B")
+        c = started(tmp_path / "C")
+        c.send_signal(signal.SIGTERM)
+        _, err_c = c.communicate(timeout=60)
+        assert c.returncode != 0 and "stopped by SIGTERM at step 0" in err_c
+        assert json.loads((tmp_path / "C" / "record.json").read_text())["status"] == "pending"
+    out_b, err = b.communicate(timeout=120)  # the turn is free: B trains
+    assert b.returncode == 0, err
+    assert f"waiting for the GPU's turn ({lock})" in err
+    assert json.loads(out_b)["final_val_loss"] == json.loads(out_a)["final_val_loss"]
+    assert [r["train_loss"] for r in read_metrics(tmp_path / "B")] == [
+        r["train_loss"] for r in read_metrics(tmp_path / "A")
+    ]
+    sa = torch.load(tmp_path / "A" / "checkpoint.pt", weights_only=True)["model"]
+    sb = torch.load(tmp_path / "B" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    resumed = _cli("--resume", str(tmp_path / "C"), "--json", "--no-progress")
+    out_c, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert json.loads(out_c)["final_val_loss"] == json.loads(out_a)["final_val_loss"]

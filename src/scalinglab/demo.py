@@ -20,7 +20,7 @@ from scalinglab.folders import DataDir, RunDir, StudyDir
 STAGES = ("prep", "plan", "sweep", "fit", "report")
 
 # cpu: sized for 2 cores in about 5 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100/H200, about
-# 15 minutes on an H200 (docs/benchmarks.md; budgets 1e15..3e16 were 2.6x the FLOPs, about 27 minutes).
+# 12 minutes on an H200 (docs/benchmarks.md; budgets 1e15..3e16 were 2.6x the FLOPs, about 27 minutes).
 # batch_size 0: each budget's batch size from the literature rule (plan/recipe.py), as for the learning rate.
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(
@@ -176,6 +176,7 @@ class Demo:
     def sweep(self) -> dict[str, int]:
         from scalinglab.sweep.local import LocalExecutor, gpu_count, make_devices
         from scalinglab.sweep.mps import mps_for
+        from scalinglab.sweep.packing import TURN_DEPTH
         from scalinglab.sweep.scheduler import sweep
         from scalinglab.sweep.table import make_console
 
@@ -184,7 +185,11 @@ class Demo:
             devices = make_devices(None, None, 0)  # packed per run: many small runs to a GPU, few large ones
         else:
             devices = make_devices(None, None, self.workers or os.cpu_count() or 1)
-        where = ", ".join(f"{d.name} (up to {d.max_runs} runs)" for d in devices)
+        where = ", ".join(
+            f"{d.name} (up to {d.max_runs} runs"
+            + (f"; compiled runs train one at a time, {TURN_DEPTH} placed)" if d.turns else ")")
+            for d in devices
+        )
         where += ", under NVIDIA MPS" if self.mps else ""
         self._say(
             f"== sweep: {where}" + (f", stopping {self._left():.0f} s from now at the latest" if self.deadline else "")

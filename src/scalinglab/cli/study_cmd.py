@@ -513,7 +513,7 @@ def sweep_cmd(
     per_gpu: int | None = typer.Option(
         None,
         "--per-gpu",
-        help="Runs sharing one GPU at once, whatever their size; default: packed per run from its size and memory (many small runs, few large ones).",
+        help="Runs training on one GPU at once, whatever their size; default: placed per run from its size and memory (compiled runs take turns, uncompiled ones share: many small, few large).",
     ),
     workers: int = typer.Option(0, "--workers", help="CPU runs at once (when there is no GPU, or to force CPU)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Run failed runs again."),

@@ -6,7 +6,8 @@ their size. Under MPS the kernels of several processes share the GPU at once (NV
 https://docs.nvidia.com/deploy/mps/). `scalinglab sweep --mps` starts a private MPS control daemon with its own pipe
 and log folders (a system-wide daemon is left alone), points every trainer at its pipe folder, and stops it when
 the sweep ends. Measured on the GPU demo (docs/benchmarks.md): 15.3% of the matmul peak under MPS against 14.0%
-without, so MPS is an option, not the default.
+without, so MPS is an option, not the default. Compiled runs packed by size take turns on a GPU anyway
+(scalinglab.train.turns), so MPS matters for uncompiled runs and for a fixed --per-gpu K.
 """
 
 from __future__ import annotations

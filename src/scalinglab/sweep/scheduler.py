@@ -18,6 +18,7 @@ from scalinglab.errors import Interrupted
 from scalinglab.sweep import runs as R
 from scalinglab.sweep.packing import Device, choose, run_need
 from scalinglab.sweep.store import Store
+from scalinglab.train.turns import ENV as TURN_ENV
 
 
 @dataclass
@@ -112,6 +113,7 @@ def sweep(
         return next(r for r in rows if r["id"] == rid), f"{devices[i].name}.{k}"
 
     placed: dict[str, Any] = {}
+    turn_dir = study_dir / ".turns"
 
     def hand_back(msg: str) -> None:
         executor.stop_all()
@@ -137,6 +139,9 @@ def sweep(
                 i, k, need = placed["device"], placed["k"], placed["need"]
                 dev = devices[i]
                 slot = Slot(row["worker"], dict(dev.env), need.share)
+                if dev.takes_turns(need):  # compiled runs on this GPU train one at a time (train/turns.py)
+                    turn_dir.mkdir(exist_ok=True)
+                    slot.env[TURN_ENV] = str(turn_dir / f"{dev.name}.lock")
                 try:
                     pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
                 except OSError as e:  # cannot even launch (bad train command, disk full): this run fails

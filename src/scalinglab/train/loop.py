@@ -25,7 +25,7 @@ from scalinglab.fileio import os_error_message
 from scalinglab.folders import RunDir
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec, validate_spec
-from scalinglab.train import distributed, trackers, wsd
+from scalinglab.train import distributed, trackers, turns, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.metrics import MetricsLog
@@ -408,11 +408,14 @@ class Trainer:
         step = self.step_done
         n_sum, t_win, step_win = 0, time.perf_counter(), step
         stop = StopSignals() if self.dist is None else None  # DDP ranks must stop at the same step: not here
+        turn = turns.from_env() if self.dist is None else None  # set by a sweep whose runs take turns on a GPU
         try:
             if stop is not None:
                 stop.__enter__()
             self.model.train()
             micro = self.batches.get(step) if step < total else None
+            if turn is not None and micro is not None:
+                self._take_turn(turn, micro, step, stop)
             while step < total:
                 if stop is not None and stop.signum:  # SIGTERM or Ctrl-C: keep the work, then stop
                     self._stop(step, stop.signum)
@@ -470,10 +473,26 @@ class Trainer:
             rec.status, rec.message = "failed", f"{type(e).__name__}: {e}"[:500]
             raise
         finally:
+            if turn is not None:
+                turn.release()
             if stop is not None:
                 stop.__exit__()
             self._close()
         return rec
+
+    def _take_turn(self, turn: turns.Turn, micro: Micro, step: int, stop: StopSignals | None) -> None:
+        """Compile and warm up on a snapshot (restored after, so the run is unchanged), then wait for the GPU's
+        turn; the waiting is not counted in the run's time."""
+        snap = self.snapshot()
+        for _ in range(turns.WARM_STEPS):
+            self.step(micro, self.sched(step), Accum.zeros(self.device))
+        self.restore(snap)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        waited = turn.wait(lambda: bool(stop is not None and stop.signum))
+        if waited is None:
+            self._stop(step, stop.signum)
+        self.t0 += waited
 
     def _stop(self, step: int, signum: int) -> None:
         """Checkpoint the steps done so far and stop (raises Interrupted; the record says pending)."""

@@ -80,7 +80,7 @@ def test_compiled_runs_take_turns_on_a_gpu():
         assert devs[0].used_share == 0.0
         assert len(assign([(f"u{i}", need(1e6, 1.0)) for i in range(12)], devs)) == MAX_PER_GPU - TURN_DEPTH
         devs[0].remove(compiled[0][1])
-        assert devs[0].turn_runs == TURN_DEPTH - 1 and choose(compiled[3:], devs) == ("r3", 0)
+        assert devs[0].turn_runs == TURN_DEPTH - 1 and choose(compiled[TURN_DEPTH:], devs) == (f"r{TURN_DEPTH}", 0)
     devs = gpu_devices([0], H200, per_gpu=5)
     assert len(assign([(f"r{i}", replace(need(1e6, 1.0), compiled=True)) for i in range(12)], devs)) == 5
 

@@ -4,7 +4,8 @@ peak measured in the same call (what the whole preset would take at 100% of the 
     python bench/demo_speed.py --out /tmp/demo-gpu                   # the whole preset
     python bench/demo_speed.py --out /tmp/demo-gpu --max-minutes 5    # stop cleanly; run again to continue
     python bench/demo_speed.py --out /tmp/demo-mps --mps               # the sweep under NVIDIA MPS
-Writes bench/results/demo-<device>.json; calls on the same --out add up (each call's wall time and FLOPs listed).
+Writes bench/results/demo-<device>.json; calls on the same --out add up (each call's wall time, FLOPs and seconds per
+demo stage listed).
 """
 
 from __future__ import annotations
@@ -62,15 +63,19 @@ def main() -> int:
     out = Path(a.out)
     study = out / "study"
     before = study_progress(study) if StudyDir(study).store.exists() else {"flops_trained": 0.0}
-    cmd = [sys.executable, "-m", "scalinglab", "demo", "--scale", "gpu", "--out", str(out)]
+    cmd = [sys.executable, "-m", "scalinglab", "demo", "--scale", "gpu", "--out", str(out), "--json"]
     if a.max_minutes:
         cmd += ["--max-minutes", f"{a.max_minutes:g}"]
     if a.mps:
         cmd += ["--mps"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t = time.perf_counter()
-    rc = subprocess.run(cmd, env=env, check=False).returncode
-    wall = time.perf_counter() - t
+    p = subprocess.run(cmd, env=env, check=False, stdout=subprocess.PIPE, text=True)
+    rc, wall = p.returncode, time.perf_counter() - t
+    try:
+        stage_s = json.loads(p.stdout).get("stage_s", {})  # the demo's summary: seconds per stage in this call
+    except ValueError:
+        stage_s = {}
     now = study_progress(study)
     done = now["counts"].get("done", 0) == now["runs"] and Demo(out, scale="gpu").report_path.exists()
     doc = json.loads(result.read_text()) if result.exists() else {"device": dev, "preset": "gpu", "calls": []}
@@ -82,6 +87,7 @@ def main() -> int:
             "wall_s": wall,
             "matmul_peak_flops": peak,
             "flops_trained_in_call": now["flops_trained"] - before["flops_trained"],
+            "stage_s": stage_s,
         }
     )
     wall_total = sum(c["wall_s"] for c in doc["calls"])

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from scalinglab.demo import STAGES
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -34,6 +36,7 @@ def test_demo_tiny_stops_resumes_and_fits(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     d = json.loads(p.stdout)
     assert d["complete"] is True and d["counts"] == {"done": 12}  # 3 budgets x 4 shapes
+    assert list(d["stage_s"]) == list(STAGES) and 0 <= sum(d["stage_s"].values()) <= d["elapsed_s"] + 0.5  # rounding
     assert "(reused)" in p.stderr  # prep and plan were not redone
     assert (out / "law.json").is_file() and (out / "report.html").is_file()
     assert any((out / "figures").glob("*.png"))

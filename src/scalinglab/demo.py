@@ -117,6 +117,7 @@ class Demo:
             self.out / "figures",
         )
         self.workers, self.t0, self.mps = workers, time.time(), mps
+        self.stage_s: dict[str, float] = {}
         self.deadline = self.t0 + 60 * max_minutes if max_minutes else None
         self.console = console
         self.counts: dict[str, int] = {}
@@ -254,7 +255,9 @@ class Demo:
         for s in todo:
             if s in ("fit", "report") and stage == "all" and not self._sweep_complete():
                 return self.summary(complete=False)
+            t = time.time()
             getattr(self, s)()
+            self.stage_s[s] = round(time.time() - t, 1)
         return self.summary(complete=self._sweep_complete() if stage in ("sweep", "all") else True)
 
     def summary(self, complete: bool = True) -> dict[str, Any]:
@@ -265,6 +268,7 @@ class Demo:
             "complete": complete,
             "counts": counts,
             "elapsed_s": round(time.time() - self.t0, 1),
+            "stage_s": dict(self.stage_s),  # wall seconds of each stage run in this call
         }
         if not complete:
             d["message"] = (

@@ -10,7 +10,6 @@ when the process ends, however it ends, so a killed run never holds a GPU.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import time
@@ -28,6 +27,8 @@ class Turn:
 
     def wait(self, stopped: Callable[[], bool], poll_s: float = 0.05) -> float | None:
         """Block until this process holds the turn; seconds waited, or None if `stopped()` came true first."""
+        import fcntl  # POSIX only: imported here so the trainer itself imports anywhere
+
         t, said = time.perf_counter(), False
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         while True:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "scalinglab", *args], env=env, capture_output=True, text=True)
+from wsd import cli  # noqa: E402 - `python -m scalinglab ARGS` with this checkout's src, exits on failure
 
 
 def main() -> int:
@@ -61,20 +56,16 @@ def main() -> int:
         data = make_data(Path(td) / "data", 256, 20_000_000)
         for i, (name, flags) in enumerate(ways):
             study = Path(td) / f"study{i}"
-            p = cli(
+            plan = cli(
                 *("plan", "isoflop", "--data", str(data), "--budgets", a.budgets, "--shapes", a.shapes),
                 *("--seq-len", str(a.seq_len), "--batch-size", str(a.batch_size), "--min-steps", "10"),
                 *("--max-epochs", "100", "--compile" if cuda else "--no-compile", "--out", str(study), "--json"),
             )
-            if p.returncode != 0:
-                sys.exit(p.stderr)
-            runs = json.loads(p.stdout)["runs"]
+            runs = json.loads(plan)["runs"]
             flops = sum(float(r["budget"]) for r in runs)
             t = time.perf_counter()
-            p = cli("sweep", str(study), *flags)
+            cli("sweep", str(study), *flags)
             wall = time.perf_counter() - t
-            if p.returncode != 0:
-                sys.exit(p.stderr[-3000:])
             row = {"sweep": name, "flags": flags, "runs": len(runs), "flops": flops, "wall_s": wall}
             row["ratio_to_matmul_peak"] = flops / wall / peak
             rows.append(row)

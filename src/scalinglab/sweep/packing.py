@@ -84,8 +84,9 @@ class Device:
             self.turn_runs -= 1
         else:
             self.used_share = max(0.0, self.used_share - need.share)
-        self.used_mem = max(0.0, self.used_mem - need.mem) if self.runs else 0.0
-        self.used_share = self.used_share if self.runs else 0.0
+        self.used_mem = max(0.0, self.used_mem - need.mem)
+        if not self.runs:  # no float residue on an empty device
+            self.used_mem = self.used_share = 0.0
 
 
 def activation_bytes(d_model: int, n_layers: int, vocab: int, seq_len: int, micro_batch: int) -> int:

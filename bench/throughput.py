@@ -27,6 +27,7 @@ import torch
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.models import build_model
 from scalinglab.records import RunSpec
+from scalinglab.train.graph import GraphedStep
 from scalinglab.train.loop import autocast_ctx
 from scalinglab.train.optim import build_optimizer
 from scalinglab.train.step import Accum, Stepper
@@ -103,11 +104,13 @@ def bench_one(
     torch.manual_seed(0)
     raw = build(impl, shape).to(device)
     n_params = sum(p.numel() for p in raw.parameters())
+    graphed = impl == "scalinglab-graph"  # the trainer's default on CUDA: the whole step as one CUDA graph
+    mode = "default" if graphed else mode
     model = raw if mode == "none" else torch.compile(raw, mode=None if mode == "default" else mode)
     opt = build_optimizer(raw, spec, 1e-4, device.type)
     amp = autocast_ctx(spec, device)
     params = [p for p in raw.parameters() if p.requires_grad]
-    step_fn = Stepper(model, opt, params, amp, grad_clip=1.0)  # the trainer's own optimizer step
+    step_fn = (GraphedStep if graphed else Stepper)(model, opt, params, amp, grad_clip=1.0)  # the trainer's steps
     acc = Accum.zeros(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     cuda = device.type == "cuda"
@@ -132,9 +135,15 @@ def bench_one(
         sync(device)
         return time.perf_counter() - t
 
+    if graphed:  # compile, warm up and record the whole step (as the trainer does before its first step)
+        t = time.perf_counter()
+        step_fn.warm_up(slot[0], 1e-4)
+        sync(device)
+        warmup_s = time.perf_counter() - t
     if warm_only:  # one compiled step: fills the compile caches for the measuring process (--prewarm)
-        return {"warmup_s": run(1)}
-    warmup_s = run(3)  # compile, then CUDA-graph recording in reduce-overhead mode
+        return {"warmup_s": warmup_s if graphed else run(1)}
+    if not graphed:
+        warmup_s = run(3)  # compile, then CUDA-graph recording in reduce-overhead mode
     probe = run(3) / 3
     steps = max(5, min(500, int(target_s / max(probe, 1e-6))))
     dt = run(steps)
@@ -219,7 +228,11 @@ def prewarm(jobs: list[tuple[str, int, int, int]], n: int, a: argparse.Namespace
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="two tiny shapes, few steps (CPU smoke test)")
-    ap.add_argument("--impls", default=",".join(IMPLS), help="comma list of scalinglab, hf-gpt2, scalinglab-plain-ce")
+    ap.add_argument(
+        "--impls",
+        default=",".join(IMPLS),
+        help="comma list of scalinglab, hf-gpt2, scalinglab-plain-ce, scalinglab-graph (the whole step as a CUDA graph)",
+    )
     ap.add_argument("--extra", default="", help="impl@shape@vocab rows to add, e.g. scalinglab-plain-ce@128x2@50304")
     ap.add_argument(
         "--mode", default=None, help="torch.compile mode for both: reduce-overhead (CUDA default), default, none"

@@ -25,7 +25,7 @@ from scalinglab.fileio import os_error_message
 from scalinglab.folders import RunDir
 from scalinglab.models import build_model
 from scalinglab.records import RunRecord, RunSpec, validate_spec
-from scalinglab.train import distributed, trackers, turns, wsd
+from scalinglab.train import distributed, graph, trackers, turns, wsd
 from scalinglab.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from scalinglab.train.guard import StopSignals, check_duration
 from scalinglab.train.metrics import MetricsLog
@@ -189,6 +189,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
         self.log_every = spec.logging.log_every or 10
+        self.turn = turns.from_env() if self.dist is None else None  # set by a sweep whose runs take turns on a GPU
+        if self.turn is not None:
+            self.turn.keep_off()  # compile off the cores of the run that trains meanwhile
         done = int(ckpt["step"]) if ckpt is not None else 0
         latents = shape.latents if shape.arch == "perceiver-ar" else 0
         check_duration(
@@ -275,10 +278,15 @@ class Trainer:
         raw.to(self.device)
         raw.activation_checkpointing = spec.runtime.activation_checkpointing
         model = self.dist.wrap(raw) if self.dist is not None else raw
-        if spec.runtime.compile:
-            # reduce-overhead (CUDA graphs) measured fastest for small models (bench/results/throughput-*.json)
-            mode = spec.runtime.compile_mode or ("reduce-overhead" if self.device.type == "cuda" else "default")
-            model = torch.compile(model, mode=None if mode == "default" else mode)
+        rt = spec.runtime
+        self.graphed = rt.compile and graph.eligible(
+            self.device, rt.compile_mode, self.dist is not None, self.dropout_rng, rt.activation_checkpointing
+        )
+        if rt.compile:
+            # the whole step as one CUDA graph where it can be (train/graph.py), else reduce-overhead (CUDA graphs
+            # of forward and backward), measured fastest for small models (bench/results/throughput-*.json)
+            mode = rt.compile_mode or ("reduce-overhead" if self.device.type == "cuda" else "default")
+            model = torch.compile(model, mode=None if mode == "default" or self.graphed else mode)
         self.raw, self.model = raw, model
         self.opt = build_optimizer(raw, spec, self.sched(self.step_done), self.device.type)
         if ckpt is not None and ckpt.get("optimizer") is not None:
@@ -286,7 +294,8 @@ class Trainer:
         if ckpt is not None and ckpt.get("rng"):
             set_rng_state(ckpt["rng"], self.dropout_rng)
         self.params = [p for p in raw.parameters() if p.requires_grad]
-        self.stepper = Stepper(model, self.opt, self.params, self.amp, spec.grad_clip)
+        make = graph.GraphedStep if self.graphed else Stepper
+        self.stepper = make(model, self.opt, self.params, self.amp, spec.grad_clip)
 
     def _start_record(self, ckpt: dict[str, Any] | None) -> None:
         spec, step, state = self.spec, self.step_done, self.state
@@ -336,8 +345,11 @@ class Trainer:
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.raw.load_state_dict(snap["model"])
-        self.opt.load_state_dict(snap["optimizer"])
+        self.raw.load_state_dict(snap["model"])  # copies into the parameters (a recorded graph keeps them)
+        if self.graphed:
+            graph.restore_optimizer(self.opt, snap["optimizer"])
+        else:
+            self.opt.load_state_dict(snap["optimizer"])
         set_rng_state(snap["rng"], self.dropout_rng)
 
     # -- checkpoint and record --------------------------------------------------------------------
@@ -358,7 +370,7 @@ class Trainer:
             self.run_dir.checkpoint,
             {
                 "model": self.raw.state_dict(),
-                "optimizer": self.opt.state_dict(),
+                "optimizer": graph.portable_state(self.opt),
                 "step": step,
                 "spec": self.spec.to_dict(),
                 "rng": rng_state(self.dropout_rng),
@@ -408,14 +420,16 @@ class Trainer:
         step = self.step_done
         n_sum, t_win, step_win = 0, time.perf_counter(), step
         stop = StopSignals() if self.dist is None else None  # DDP ranks must stop at the same step: not here
-        turn = turns.from_env() if self.dist is None else None  # set by a sweep whose runs take turns on a GPU
+        turn = self.turn
         try:
             if stop is not None:
                 stop.__enter__()
             self.model.train()
             micro = self.batches.get(step) if step < total else None
+            if micro is not None and (turn is not None or self.graphed):
+                self._warm_up(micro, step)
             if turn is not None and micro is not None:
-                self._take_turn(turn, micro, step, stop)
+                self._take_turn(turn, step, stop)
             while step < total:
                 if stop is not None and stop.signum:  # SIGTERM or Ctrl-C: keep the work, then stop
                     self._stop(step, stop.signum)
@@ -480,15 +494,20 @@ class Trainer:
             self._close()
         return rec
 
-    def _take_turn(self, turn: turns.Turn, micro: Micro, step: int, stop: StopSignals | None) -> None:
-        """Compile and warm up on a snapshot (restored after, so the run is unchanged), then wait for the GPU's
-        turn; the waiting is not counted in the run's time."""
+    def _warm_up(self, micro: Micro, step: int) -> None:
+        """Compile and warm up (and record the graphed step) on a snapshot, restored after: the run is unchanged."""
         snap = self.snapshot()
-        for _ in range(turns.WARM_STEPS):
-            self.step(micro, self.sched(step), Accum.zeros(self.device))
+        if self.graphed:
+            self.stepper.warm_up(micro, self.sched(step))
+        else:
+            for _ in range(turns.WARM_STEPS):
+                self.step(micro, self.sched(step), Accum.zeros(self.device))
         self.restore(snap)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def _take_turn(self, turn: turns.Turn, step: int, stop: StopSignals | None) -> None:
+        """Wait for the GPU's turn (after the warm-up); the waiting is not counted in the run's time."""
         waited = turn.wait(lambda: bool(stop is not None and stop.signum))
         if waited is None:
             self._stop(step, stop.signum)

@@ -358,24 +358,3 @@ def test_taking_turns_waits_for_the_gpu_and_changes_nothing(tiny_data, tmp_path)
     out_c, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert json.loads(out_c)["final_val_loss"] == json.loads(out_a)["final_val_loss"]
-
-
-def test_turn_cores_split_and_pinning(tmp_path):
-    """A sweep's turn-taking runs compile on the waiting cores and train on their GPU's own two (train/turns.py)."""
-    from scalinglab.train import turns
-
-    sixteen = list(range(16))
-    assert turns.cpu_env(1, 2, sixteen) == {turns.HOLD_ENV: "2,3", turns.WAIT_ENV: ",".join(map(str, range(4, 16)))}
-    assert turns.cpu_env(0, 1, [0, 1, 2, 3, 4]) == {}  # fewer than 4 cores left to wait on: no pinning
-    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("pinning needs sched_setaffinity and 2 cores")
-    mine = os.sched_getaffinity(0)
-    a, b = sorted(mine)[:2]
-    turn = turns.Turn(str(tmp_path / "gpu0.lock"), hold={a}, wait={b})
-    try:
-        turn.keep_off()
-        assert os.sched_getaffinity(0) == {b}
-        assert turn.wait(lambda: False) is not None and os.sched_getaffinity(0) == {a}
-    finally:
-        turn.release()
-        os.sched_setaffinity(0, mine)

@@ -43,7 +43,7 @@ class RuntimeConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     compile: bool = False
-    compile_mode: str = ""  # "": reduce-overhead on CUDA, torch's default elsewhere
+    compile_mode: str = ""  # "": the whole step as one CUDA graph (train/graph.py) or reduce-overhead on CUDA
     activation_checkpointing: bool = False
     threads: int = 0  # CPU threads; 0: 1 below 1M parameters, else torch's
     allow_long: bool = False  # train even a run past train.guard's bounds (over 30 days at peak speed, 100 epochs)

@@ -160,7 +160,8 @@ def train(
     compile_mode: str | None = typer.Option(
         None,
         "--compile-mode",
-        help="reduce-overhead (CUDA default: CUDA graphs) | max-autotune-no-cudagraphs | default",
+        help="unset: on one CUDA GPU the whole step as one CUDA graph, else reduce-overhead | reduce-overhead | "
+        "max-autotune-no-cudagraphs | default",
     ),
     activation_checkpointing: bool | None = typer.Option(
         None,

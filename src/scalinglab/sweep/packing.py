@@ -26,7 +26,7 @@ MAX_PER_GPU = 8  # beyond this, processes mostly wait on each other's launches a
 # a compiled step: ~12-20% of matmul peak up to a few M params, ~35% at 10-20M, >= 45% from 50M (bench/packing.py
 # measured 2-2.5x aggregate throughput from 4 runs of 3.5M-11M params on one GPU).
 SHARE_STEPS = ((5e6, 1 / 8), (20e6, 1 / 4), (60e6, 1 / 2))
-TURN_DEPTH = 6  # compiled runs on one GPU at once: one trains while the next five compile and wait their turn
+TURN_DEPTH = 4  # compiled runs on one GPU at once: one trains while the next three compile and wait their turn
 STEP_OVERHEAD_S = 0.004  # host time per optimizer step that no model size removes (launches, clip, optimizer)
 NOMINAL_PEAK = 8e14  # bf16 FLOP/s of an H100/H200-class GPU; only orders runs, never reported
 

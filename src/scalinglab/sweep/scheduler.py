@@ -18,7 +18,6 @@ from scalinglab.errors import Interrupted
 from scalinglab.sweep import runs as R
 from scalinglab.sweep.packing import Device, choose, run_need
 from scalinglab.sweep.store import Store
-from scalinglab.train import turns
 from scalinglab.train.turns import ENV as TURN_ENV
 
 
@@ -115,7 +114,6 @@ def sweep(
 
     placed: dict[str, Any] = {}
     turn_dir = study_dir / ".turns"
-    turn_gpus = [i for i, d in enumerate(devices) if d.turns]
 
     def hand_back(msg: str) -> None:
         executor.stop_all()
@@ -144,7 +142,6 @@ def sweep(
                 if dev.takes_turns(need):  # compiled runs on this GPU train one at a time (train/turns.py)
                     turn_dir.mkdir(exist_ok=True)
                     slot.env[TURN_ENV] = str(turn_dir / f"{dev.name}.lock")
-                    slot.env.update(turns.cpu_env(turn_gpus.index(i), len(turn_gpus)))
                 try:
                     pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
                 except OSError as e:  # cannot even launch (bad train command, disk full): this run fails

@@ -189,9 +189,6 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (fp32 runs) use TF32
         self.log_every = spec.logging.log_every or 10
-        self.turn = turns.from_env() if self.dist is None else None  # set by a sweep whose runs take turns on a GPU
-        if self.turn is not None:
-            self.turn.keep_off()  # compile off the cores of the run that trains meanwhile
         done = int(ckpt["step"]) if ckpt is not None else 0
         latents = shape.latents if shape.arch == "perceiver-ar" else 0
         check_duration(
@@ -420,7 +417,7 @@ class Trainer:
         step = self.step_done
         n_sum, t_win, step_win = 0, time.perf_counter(), step
         stop = StopSignals() if self.dist is None else None  # DDP ranks must stop at the same step: not here
-        turn = self.turn
+        turn = turns.from_env() if self.dist is None else None  # set by a sweep whose runs take turns on a GPU
         try:
             if stop is not None:
                 stop.__enter__()

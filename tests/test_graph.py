@@ -59,12 +59,16 @@ def test_portable_state_has_float_hyperparameters(tiny_data):
     spec = spec_for(tiny_data)
     model = build_model(ModelShape(d_model=16, n_layers=1, vocab=262, seq_len=16, n_heads=1))
     opt = build_optimizer(model, spec, 1e-3, "cpu")
-    opt.param_groups[1]["lr"] = torch.tensor(2e-3)
+    _steps(model, opt, 1, 0)
+    for g in opt.param_groups:  # as a graphed step leaves them (step counts are on the device there)
+        g["lr"], g["capturable"] = torch.tensor(2e-3), True
     sd = graph.portable_state(opt)
     assert type(sd["param_groups"][1]["lr"]) is float and sd["param_groups"][1]["lr"] == pytest.approx(2e-3)
-    fresh = build_optimizer(copy.deepcopy(model), spec, 1e-3, "cpu")
+    twin = copy.deepcopy(model)
+    fresh = build_optimizer(twin, spec, 1e-3, "cpu")
     fresh.load_state_dict(sd)
-    assert fresh.param_groups[1]["lr"] == pytest.approx(2e-3)
+    assert fresh.param_groups[1]["lr"] == pytest.approx(2e-3) and not fresh.param_groups[1]["capturable"]
+    _steps(twin, fresh, 1, 1)  # a capturable Adam would refuse to step on the CPU
 
 
 def test_eligible_only_for_one_cuda_gpu_without_rng_or_an_explicit_mode():

@@ -41,6 +41,9 @@ class GraphedStep:
         for g in opt.param_groups:  # the graph reads each group's LR from a device tensor refilled before replay
             g["lr"] = torch.tensor(float(g["lr"]), dtype=torch.float32, device=dev)
             g["capturable"] = True
+        for p, st in opt.state.items():  # a capturable step keeps its count on the device (a CPU run's is not)
+            if isinstance(st.get("step"), torch.Tensor) and st["step"].device != p.device:
+                st["step"] = st["step"].to(p.device, torch.float32)
         self.static: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.loss = self.bad = torch.zeros((), device=dev)
 
@@ -126,10 +129,13 @@ def restore_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None
 
 
 def portable_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
-    """opt.state_dict() with device-tensor hyperparameters (a graphed step's learning rates) as plain floats, so a
-    checkpoint loads into any optimizer."""
+    """opt.state_dict() with device-tensor hyperparameters (a graphed step's learning rates) as plain floats and
+    capturable off, so a checkpoint loads into any optimizer: a capturable Adam refuses to step on the CPU, and a
+    graphed step turns it back on."""
     sd = opt.state_dict()
     sd["param_groups"] = [
-        {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in g.items()} for g in sd["param_groups"]
+        {k: (float(v) if isinstance(v, torch.Tensor) else v) for k, v in g.items()}
+        | ({"capturable": False} if "capturable" in g else {})
+        for g in sd["param_groups"]
     ]
     return sd

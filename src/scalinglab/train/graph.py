@@ -47,10 +47,6 @@ class GraphedStep:
         self.static: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.loss = self.bad = torch.zeros((), device=dev)
 
-    @property
-    def needs_warm_up(self) -> bool:
-        return self.graph is None
-
     def _body(self) -> None:
         ga = len(self.static)
         loss_sum = torch.zeros((), device=self.params[0].device)

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from scalinglab import __version__
 from scalinglab.fmt import decimals, power_law, si, sig
-from scalinglab.sweep.table import status_view
+from scalinglab.sweep.table import live_view, status_view
 
 PY = sys.executable
 
@@ -172,6 +172,15 @@ def test_status_table_fits_80_columns_without_cutting_numbers():
         assert cell in text, cell
 
 
+def test_live_view_says_which_runs_wait_for_their_gpu():
+    rows = _rows()
+    rows[2]["id"] = "C1.25e16_640x10"
+    con = Console(width=80, file=io.StringIO(), force_terminal=False)
+    con.print(live_view(rows, {"done": 1, "running": 2, "pending": 1}, waiting=frozenset({"C1.25e16_640x10"})))
+    lines = con.file.getvalue().splitlines()
+    assert [("waiting" in l, "running" in l) for l in lines if "C1.25e16_" in l] == [(False, True), (True, False)]
+
+
 FAKE = r"""
 import json, os, sys, tomllib
 from pathlib import Path
@@ -229,6 +238,24 @@ def test_status_csv(tiny_data, tmp_path):
     assert p.returncode == 0 and p.stdout == out.read_text()
     p = cli("status", str(study), "--csv", str(tmp_path))
     assert p.returncode == 2 and p.stderr.startswith("error: --csv") and "Traceback" not in p.stderr
+
+
+def test_status_says_which_runs_wait_for_their_gpu(tiny_data, tmp_path):
+    """A trainer waiting for its GPU's turn leaves a marker in its run folder; `status` shows that run as waiting."""
+    from scalinglab.sweep.store import Store
+    from scalinglab.train.turns import WAITING
+
+    study = tmp_path / "S"
+    args = ["--data", str(tiny_data), "--budgets", "1e10", "--shapes", "32x2,48x2", "--seq-len", "32"]
+    assert cli("plan", "isoflop", *args, "--batch-size", "4", "--min-steps", "20", "--out", str(study)).returncode == 0
+    with Store(study) as st:  # this test process is the claiming sweep: both runs stay "running"
+        st.claim()
+        b = st.claim()
+        st.run_path(b).mkdir(parents=True, exist_ok=True)
+        (st.run_path(b) / WAITING).touch()
+    lines = cli("status", str(study)).stdout.splitlines()
+    shown = {l.split()[0]: ("waiting" in l, "running" in l) for l in lines if l.startswith("C1e10_")}
+    assert len(shown) == 2 and shown.pop(b["id"]) == (True, False) and list(shown.values()) == [(False, True)]
 
 
 def test_status_json_unchanged_by_csv_option(tiny_data, tmp_path):

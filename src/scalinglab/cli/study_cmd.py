@@ -663,7 +663,19 @@ def status_cmd(
         emit_json(_status(study))
         return
     rows, counts = _shown_runs(study)
-    make_console().print(status_view(rows, counts))
+    make_console().print(status_view(rows, counts, _waiting(study, rows)))
+
+
+def _waiting(study: Path, rows: list[dict]) -> frozenset[str]:
+    """Running runs whose trainer waits for its GPU's turn (the marker scalinglab.train.turns.WAITING)."""
+    from scalinglab.folders import StudyDir
+    from scalinglab.train.turns import WAITING
+
+    return frozenset(
+        r["id"]
+        for r in rows
+        if r["status"] == "running" and r.get("run_dir") and (StudyDir(study).run(r["run_dir"]).path / WAITING).exists()
+    )
 
 
 def _shown_runs(study: Path) -> tuple[list[dict], dict[str, int]]:

@@ -18,7 +18,7 @@ from scalinglab.errors import Interrupted
 from scalinglab.sweep import runs as R
 from scalinglab.sweep.packing import Device, choose, run_need
 from scalinglab.sweep.store import Store
-from scalinglab.train.turns import ENV as TURN_ENV
+from scalinglab.train import turns
 
 
 @dataclass
@@ -132,6 +132,7 @@ def sweep(
                 if row is None:
                     break
                 run_dir = st.run_path(row)
+                (run_dir / turns.WAITING).unlink(missing_ok=True)  # left by a trainer killed while it waited
                 adopted = R.prepare(run_dir, json.loads(row["spec"]))
                 if adopted:
                     record(row["id"], adopted["status"], adopted, None, "adopted a finished record")
@@ -141,7 +142,7 @@ def sweep(
                 slot = Slot(row["worker"], dict(dev.env), need.share)
                 if dev.takes_turns(need):  # compiled runs on this GPU train one at a time (train/turns.py)
                     turn_dir.mkdir(exist_ok=True)
-                    slot.env[TURN_ENV] = str(turn_dir / f"{dev.name}.lock")
+                    slot.env[turns.ENV] = str(turn_dir / f"{dev.name}.lock")
                 try:
                     pid = executor.start(row["id"], R.train_argv(run_dir, train_cmd), run_dir, slot)
                 except OSError as e:  # cannot even launch (bad train command, disk full): this run fails
@@ -171,7 +172,8 @@ def sweep(
                         eta = m["time_s"] / step * max(0, info["steps"] - step)
                     st.progress(rid, step, m.get("train_loss"), m.get("val_loss"), eta)
                 if view:
-                    view.update(live_view(st.runs(), st.counts()), refresh=True)
+                    waiting = frozenset(r for r, i in inflight.items() if (i["run_path"] / turns.WAITING).exists())
+                    view.update(live_view(st.runs(), st.counts(), waiting), refresh=True)
             time.sleep(poll_s)
     except (KeyboardInterrupt, _Stop) as e:
         n = len(inflight)

@@ -14,6 +14,7 @@ from scalinglab.plan.isoflop import fmt_budget
 STYLE = {
     "done": "green",
     "running": "cyan",
+    "waiting": "dim cyan",
     "failed": "red",
     "diverged": "yellow",
     "pending": "dim",
@@ -58,8 +59,9 @@ def summary(counts: dict[str, int]) -> Text:
     return Text(f"{counts.get('done', 0)}/{total} done" + (" | " + ", ".join(parts) if parts else ""), style="bold")
 
 
-def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
-    """Fits 80 columns: numbers are SI-abbreviated and never cut; only a long run id wraps onto a second line."""
+def runs_table(rows: list[dict[str, Any]], title: str = "", waiting: frozenset[str] = frozenset()) -> Table:
+    """Fits 80 columns: numbers are SI-abbreviated and never cut; only a long run id wraps onto a second line.
+    `waiting`: ids of running runs whose trainer waits for its GPU's turn (shown as "waiting")."""
     t = Table(title=title or None, show_edge=False, header_style="bold", pad_edge=False)
     # planned run ids already say their budget (C1e15_256x4): the C column only for others (WSD trunks)
     with_c = not all(r.get("budget") and r["id"].startswith(f"C{fmt_budget(r['budget'])}_") for r in rows)
@@ -74,6 +76,7 @@ def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
         )
     for r in rows:
         st = r["status"]
+        shown = "waiting" if st == "running" and r["id"] in waiting else st
         done = st in ("done", "diverged")
         val = r.get("final_val_loss") if done else r.get("last_val_loss")
         step = (
@@ -85,7 +88,7 @@ def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
             r["id"],
             *([fmt_budget(r["budget"]) if r.get("budget") else ""] if with_c else []),
             human(r["params"]),
-            Text(st, style=STYLE.get(st, "")),
+            Text(shown, style=STYLE.get(shown, "")),
             step,
             _f(r.get("final_train_loss") if done else r.get("last_train_loss")),
             _f(val),
@@ -95,10 +98,10 @@ def runs_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     return t
 
 
-def live_view(rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
+def live_view(rows: list[dict[str, Any]], counts: dict[str, int], waiting: frozenset[str] = frozenset()) -> Group:
     running = [r for r in rows if r["status"] == "running"]
-    return Group(summary(counts), runs_table(running) if running else Text("no runs in flight"))
+    return Group(summary(counts), runs_table(running, waiting=waiting) if running else Text("no runs in flight"))
 
 
-def status_view(rows: list[dict[str, Any]], counts: dict[str, int]) -> Group:
-    return Group(summary(counts), runs_table(rows))
+def status_view(rows: list[dict[str, Any]], counts: dict[str, int], waiting: frozenset[str] = frozenset()) -> Group:
+    return Group(summary(counts), runs_table(rows, waiting=waiting))

@@ -1,4 +1,4 @@
-"""Training: one run from a RunSpec into a run folder (checkpoint, metrics, record), resumable bit-exactly.
+"""Training: one run from a RunSpec into a run folder (checkpoint, metrics, record), resumable (bit-exactly on CPU).
 
 Parts: schedule (LR), optim (Adam/AdamW), checkpoint (file format), metrics (JSONL + TensorBoard), loop.
 """

@@ -505,7 +505,12 @@ class Trainer:
 
     def _take_turn(self, turn: turns.Turn, step: int, stop: StopSignals | None) -> None:
         """Wait for the GPU's turn (after the warm-up); the waiting is not counted in the run's time."""
-        waited = turn.wait(lambda: bool(stop is not None and stop.signum))
+        marker = self.run_dir.path / turns.WAITING
+        marker.touch()
+        try:
+            waited = turn.wait(lambda: bool(stop is not None and stop.signum))
+        finally:
+            marker.unlink(missing_ok=True)
         if waited is None:
             self._stop(step, stop.signum)
         self.t0 += waited

@@ -178,6 +178,7 @@ def test_live_view_says_which_runs_wait_for_their_gpu():
     con = Console(width=80, file=io.StringIO(), force_terminal=False)
     con.print(live_view(rows, {"done": 1, "running": 2, "pending": 1}, waiting=frozenset({"C1.25e16_640x10"})))
     lines = con.file.getvalue().splitlines()
+    assert lines[0] == "1/4 done | 1 running, 1 waiting, 1 pending"
     assert [("waiting" in l, "running" in l) for l in lines if "C1.25e16_" in l] == [(False, True), (True, False)]
 
 

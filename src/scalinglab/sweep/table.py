@@ -53,7 +53,7 @@ def summary(counts: dict[str, int]) -> Text:
     total = sum(counts.values())
     parts = [
         f"{counts.get(k, 0)} {k}"
-        for k in ("running", "interrupted", "stale", "pending", "failed", "diverged")
+        for k in ("running", "waiting", "interrupted", "stale", "pending", "failed", "diverged")
         if counts.get(k)
     ]
     return Text(f"{counts.get('done', 0)}/{total} done" + (" | " + ", ".join(parts) if parts else ""), style="bold")
@@ -98,10 +98,16 @@ def runs_table(rows: list[dict[str, Any]], title: str = "", waiting: frozenset[s
     return t
 
 
+def _split_waiting(rows: list[dict[str, Any]], counts: dict[str, int], waiting: frozenset[str]) -> dict[str, int]:
+    n = sum(1 for r in rows if r["status"] == "running" and r["id"] in waiting)
+    return {**counts, "running": counts.get("running", 0) - n, "waiting": n} if n else counts
+
+
 def live_view(rows: list[dict[str, Any]], counts: dict[str, int], waiting: frozenset[str] = frozenset()) -> Group:
     running = [r for r in rows if r["status"] == "running"]
-    return Group(summary(counts), runs_table(running, waiting=waiting) if running else Text("no runs in flight"))
+    table = runs_table(running, waiting=waiting) if running else Text("no runs in flight")
+    return Group(summary(_split_waiting(rows, counts, waiting)), table)
 
 
 def status_view(rows: list[dict[str, Any]], counts: dict[str, int], waiting: frozenset[str] = frozenset()) -> Group:
-    return Group(summary(counts), runs_table(rows, waiting=waiting))
+    return Group(summary(_split_waiting(rows, counts, waiting)), runs_table(rows, waiting=waiting))

@@ -243,8 +243,8 @@ def test_status_csv(tiny_data, tmp_path):
 
 def test_status_says_which_runs_wait_for_their_gpu(tiny_data, tmp_path):
     """A trainer waiting for its GPU's turn leaves a marker in its run folder; `status` shows that run as waiting."""
+    from scalinglab.folders import RunDir
     from scalinglab.sweep.store import Store
-    from scalinglab.train.turns import WAITING
 
     study = tmp_path / "S"
     args = ["--data", str(tiny_data), "--budgets", "1e10", "--shapes", "32x2,48x2", "--seq-len", "32"]
@@ -253,7 +253,7 @@ def test_status_says_which_runs_wait_for_their_gpu(tiny_data, tmp_path):
         st.claim()
         b = st.claim()
         st.run_path(b).mkdir(parents=True, exist_ok=True)
-        (st.run_path(b) / WAITING).touch()
+        (st.run_path(b) / RunDir.WAITING).touch()
     lines = cli("status", str(study)).stdout.splitlines()
     shown = {l.split()[0]: ("waiting" in l, "running" in l) for l in lines if l.startswith("C1e10_")}
     assert len(shown) == 2 and shown.pop(b["id"]) == (True, False) and list(shown.values()) == [(False, True)]

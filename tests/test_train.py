@@ -312,7 +312,7 @@ def test_taking_turns_waits_for_the_gpu_and_changes_nothing(tiny_data, tmp_path)
     a resumable run."""
     import fcntl
 
-    from scalinglab.train import turns
+    from scalinglab.folders import RunDir
 
     args = ["--data", str(tiny_data), "--d-model", "16", "--layers", "1", "--heads", "1", "--seq-len", "16"]
     args += ["--batch-size", "2", "--steps", "60", "--eval-every", "30", "--log-every", "5", "--seed", "3"]
@@ -336,7 +336,7 @@ def test_taking_turns_waits_for_the_gpu_and_changes_nothing(tiny_data, tmp_path)
             time.sleep(0.05)
         time.sleep(1.5)  # a 60-step run of this model takes well under that once it trains
         assert p.poll() is None and not read_metrics(run), "trained while another process held the turn"
-        assert (run / turns.WAITING).exists()  # what the sweep's live table shows as "waiting"
+        assert (run / RunDir.WAITING).exists()  # what the sweep's live table shows as "waiting"
         return p
 
     with open(lock, "w") as held:
@@ -347,10 +347,10 @@ def test_taking_turns_waits_for_the_gpu_and_changes_nothing(tiny_data, tmp_path)
         _, err_c = c.communicate(timeout=60)
         assert c.returncode != 0 and "stopped by SIGTERM at step 0" in err_c
         assert json.loads((tmp_path / "C" / "record.json").read_text())["status"] == "pending"
-        assert not (tmp_path / "C" / turns.WAITING).exists()
+        assert not (tmp_path / "C" / RunDir.WAITING).exists()
     out_b, err = b.communicate(timeout=120)  # the turn is free: B trains
     assert b.returncode == 0, err
-    assert f"waiting for the GPU's turn ({lock})" in err and not (tmp_path / "B" / turns.WAITING).exists()
+    assert f"waiting for the GPU's turn ({lock})" in err and not (tmp_path / "B" / RunDir.WAITING).exists()
     assert json.loads(out_b)["final_val_loss"] == json.loads(out_a)["final_val_loss"]
     assert [r["train_loss"] for r in read_metrics(tmp_path / "B")] == [
         r["train_loss"] for r in read_metrics(tmp_path / "A")

@@ -32,8 +32,8 @@ def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
 
 class RunDir:
     """RUN/: config.toml (the RunSpec), checkpoint.pt (latest, atomic), record.json (the RunRecord),
-    metrics.jsonl (one line per logged step), branches.jsonl (WSD cooldown points), train.log, tb/, and
-    tracker.json (only with an experiment tracker)."""
+    metrics.jsonl (one line per logged step), branches.jsonl (WSD cooldown points), train.log, tb/,
+    tracker.json (only with an experiment tracker), and .waiting-for-gpu while its trainer waits for a GPU's turn."""
 
     CONFIG = "config.toml"
     CHECKPOINT = "checkpoint.pt"
@@ -44,6 +44,7 @@ class RunDir:
     TENSORBOARD = "tb"
     LAUNCH_SPEC = ".ddp-spec.toml"  # the spec handed to the ranks of a multi-process run, gone when it ends
     TRACKER = "tracker.json"  # which experiment-tracker run (MLflow) this run logs to, so a resume continues it
+    WAITING = ".waiting-for-gpu"  # while the trainer waits for its GPU's turn (train/turns.py): shown as "waiting"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -89,6 +90,10 @@ class RunDir:
     @property
     def tracker(self) -> Path:
         return self.path / self.TRACKER
+
+    @property
+    def waiting(self) -> Path:
+        return self.path / self.WAITING
 
     def has_checkpoint(self) -> bool:
         return self.checkpoint.is_file()

@@ -667,14 +667,12 @@ def status_cmd(
 
 
 def _waiting(study: Path, rows: list[dict]) -> frozenset[str]:
-    """Running runs whose trainer waits for its GPU's turn (the marker scalinglab.train.turns.WAITING)."""
+    """Running runs whose trainer waits for its GPU's turn (RunDir.waiting)."""
     from scalinglab.folders import StudyDir
-    from scalinglab.train.turns import WAITING
 
+    sd = StudyDir(study)
     return frozenset(
-        r["id"]
-        for r in rows
-        if r["status"] == "running" and r.get("run_dir") and (StudyDir(study).run(r["run_dir"]).path / WAITING).exists()
+        r["id"] for r in rows if r["status"] == "running" and r.get("run_dir") and sd.run(r["run_dir"]).waiting.exists()
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from scalinglab.errors import Interrupted
+from scalinglab.folders import RunDir
 from scalinglab.sweep import runs as R
 from scalinglab.sweep.packing import Device, choose, run_need
 from scalinglab.sweep.store import Store
@@ -132,7 +133,7 @@ def sweep(
                 if row is None:
                     break
                 run_dir = st.run_path(row)
-                (run_dir / turns.WAITING).unlink(missing_ok=True)  # left by a trainer killed while it waited
+                RunDir(run_dir).waiting.unlink(missing_ok=True)  # left by a trainer killed while it waited
                 adopted = R.prepare(run_dir, json.loads(row["spec"]))
                 if adopted:
                     record(row["id"], adopted["status"], adopted, None, "adopted a finished record")
@@ -172,7 +173,7 @@ def sweep(
                         eta = m["time_s"] / step * max(0, info["steps"] - step)
                     st.progress(rid, step, m.get("train_loss"), m.get("val_loss"), eta)
                 if view:
-                    waiting = frozenset(r for r, i in inflight.items() if (i["run_path"] / turns.WAITING).exists())
+                    waiting = frozenset(r for r, i in inflight.items() if RunDir(i["run_path"]).waiting.exists())
                     view.update(live_view(st.runs(), st.counts(), waiting), refresh=True)
             time.sleep(poll_s)
     except (KeyboardInterrupt, _Stop) as e:

@@ -505,7 +505,7 @@ class Trainer:
 
     def _take_turn(self, turn: turns.Turn, step: int, stop: StopSignals | None) -> None:
         """Wait for the GPU's turn (after the warm-up); the waiting is not counted in the run's time."""
-        marker = self.run_dir.path / turns.WAITING
+        marker = self.run_dir.waiting
         marker.touch()
         try:
             waited = turn.wait(lambda: bool(stop is not None and stop.signum))

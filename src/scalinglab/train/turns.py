@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 ENV = "SCALINGLAB_GPU_TURN"
-WAITING = ".waiting-for-gpu"  # in the run folder while its trainer waits for the turn: the live table says "waiting"
 WARM_STEPS = 3  # torch.compile's reduce-overhead runs a step eagerly, records CUDA graphs, then replays them
 
 

@@ -69,6 +69,7 @@ def main() -> int:
     if a.mps:
         cmd += ["--mps"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    print(f"{dev}: bf16 matmul peak {peak / 1e12:.1f} TFLOP/s", flush=True)  # kept in the log if this call is killed
     t = time.perf_counter()
     p = subprocess.run(cmd, env=env, check=False, stdout=subprocess.PIPE, text=True)
     rc, wall = p.returncode, time.perf_counter() - t

@@ -49,6 +49,29 @@ def test_tiny_gpt_learns_below_unigram_entropy(tiny_data, tmp_path):
     assert on_disk.status == "done" and on_disk.final_val_loss == rec.final_val_loss
 
 
+def test_auto_threads_one_on_a_gpu_and_for_small_cpu_models(tiny_data, tmp_path):
+    from dataclasses import replace
+
+    from scalinglab.train.loop import GPU_THREADS, auto_threads
+
+    small = spec_for(tiny_data)
+    big = spec_for(tiny_data, shape=ModelShape(d_model=256, n_layers=4, vocab=262, seq_len=32, n_heads=4))
+    assert small.shape.params() < 1_000_000 < big.shape.params()
+    with_rt = lambda s, **kw: replace(s, runtime=replace(s.runtime, **kw))  # noqa: E731
+    assert GPU_THREADS == 1
+    assert auto_threads(small, cuda=False) == 1
+    assert auto_threads(big, cuda=False) == 0  # torch's own default
+    assert auto_threads(big, cuda=True) == GPU_THREADS
+    assert auto_threads(with_rt(big, device="cuda:0"), cuda=True) == GPU_THREADS
+    assert auto_threads(with_rt(big, device="cpu"), cuda=True) == 0
+    assert auto_threads(with_rt(small, device="cpu"), cuda=True) == 1
+    assert auto_threads(with_rt(big, threads=3), cuda=True) == 3
+    assert auto_threads(with_rt(big, threads=3), cuda=False) == 3
+    before = torch.get_num_threads()
+    run_training(spec_for(tiny_data, steps=2, logging=NO_EVAL), tmp_path / "RUN", progress=False)
+    assert torch.get_num_threads() == before
+
+
 def test_run_folder_contract(tiny_data, tmp_path):
     spec = spec_for(tiny_data, steps=40, logging={"log_every": 10})
     rec = run_training(spec, tmp_path / "RUN", progress=False)

@@ -148,7 +148,7 @@ def train(
     ),
     log_every: int | None = typer.Option(None, "--log-every", help="steps between metric lines (default 10)"),
     threads: int | None = typer.Option(
-        None, "--threads", help="CPU threads (default: 1 below 1M params, else torch's)"
+        None, "--threads", help="CPU threads (default: 1 on a GPU and below 1M params on the CPU, else torch's)"
     ),
     device: str | None = typer.Option(
         None, "--device", help="auto | cpu | cuda | cuda:N (default auto: a GPU when there is one)"

@@ -559,21 +559,36 @@ class Trainer:
             self.dist.close()
 
 
+# A GPU run's host work per step is a batch gather, a copy and a few launches; torch's intra-op threads only spin
+# between them. On one H200 host (16 cores), a 0.5M-parameter graphed run with 16 threads kept 85% of the cores busy
+# alone, and beside 3 runs compiling it trained at 4 Mtok/s instead of 23; with one thread it kept 6% busy and lost
+# nothing beside them (bench/host_threads.py, docs/benchmarks.md).
+GPU_THREADS = 1
+
+
+def auto_threads(spec: RunSpec, cuda: bool) -> int:
+    """The intra-op CPU threads a run sets: spec.runtime.threads, else 1 for models under 1M parameters on the
+    CPU (more threads only add sync overhead there: 5x slower on 2 busy cores), GPU_THREADS on a GPU, and 0
+    (torch's default) for the rest."""
+    n, device = spec.runtime.threads, spec.runtime.device
+    if n > 0:
+        return n
+    if device == "cpu" or (device == "auto" and not cuda):
+        return 1 if spec.shape.params() < 1_000_000 else 0
+    return GPU_THREADS
+
+
 def run_training(
     spec: RunSpec, out_dir: str | Path, resume: bool = False, progress: bool = True, stop_at_step: int | None = None
 ) -> RunRecord:
     """Train `spec` into the run folder `out_dir`; resume=True continues from its checkpoint if present.
 
     Returns the RunRecord also written to the run folder (status done, diverged, or pending when
-    stopped early by stop_at_step). Raises UserError for bad input.
-    CPU threads: spec.runtime.threads, else 1 for models under 1M parameters (more threads only add sync
-    overhead there: 5x slower on 2 busy cores). Bit-exact resume on CPU needs the same thread count.
+    stopped early by stop_at_step). Raises UserError for bad input. CPU threads: auto_threads; bit-exact resume
+    on CPU needs the same thread count.
     """
     threads0 = torch.get_num_threads()
-    n, device = spec.runtime.threads, spec.runtime.device
-    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    if n == 0 and on_cpu and spec.shape.params() < 1_000_000:
-        n = 1
+    n = auto_threads(spec, torch.cuda.is_available())
     if n > 0:
         torch.set_num_threads(n)
     try:

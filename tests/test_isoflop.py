@@ -41,6 +41,9 @@ def test_tokens_steps_follow_flops_per_token():
         assert abs(r.tokens * fpt - r.budget) <= fpt * tps / 2
         assert r.params == r.spec.shape.params()
         assert r.spec.logging.eval_every >= 1 and r.spec.logging.checkpoint_every >= 1
+        assert r.spec.logging.checkpoint_minutes == 5.0  # checkpoints at least 5 minutes of training apart
+    again = plan_isoflop([3e10], shapes, data="D", train_tokens=10**9, batch_size=4, min_steps=1, checkpoint_minutes=0)
+    assert {r.spec.logging.checkpoint_minutes for r in again.runs} == {0.0}
 
 
 def test_drops_runs_with_too_few_steps_or_repeated_data():

@@ -19,7 +19,7 @@ from test_sweep import PY, check_curve, cli, plan
 def test_cpu_study_killed_and_resumed(tiny_data, tmp_path):
     """SIGKILL to the sweep's process group mid-study, then `sweep` again: every run done exactly once."""
     study = tmp_path / "STUDY"
-    planned = {r["id"]: r for r in plan(tiny_data, study, "5e9", "32x2,48x2,64x2")["runs"]}
+    planned = {r["id"]: r for r in plan(tiny_data, study, "5e9", "32x2,48x2,64x2", "--checkpoint-minutes", "0")["runs"]}
     assert len(planned) == 3
     log = open(tmp_path / "sweep1.log", "w")
     p = subprocess.Popen(

@@ -72,6 +72,24 @@ def test_auto_threads_one_on_a_gpu_and_for_small_cpu_models(tiny_data, tmp_path)
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("minutes,expected", [(0.0, [10, 20, 30, 40, 50, 60]), (60.0, [60])])
+def test_checkpoint_minutes_is_a_floor_between_periodic_checkpoints(
+    tiny_data, tmp_path, monkeypatch, minutes, expected
+):
+    from scalinglab.train.loop import Trainer
+
+    steps, original = [], Trainer.checkpoint
+
+    def record(self, step):
+        steps.append(step)
+        original(self, step)
+
+    monkeypatch.setattr(Trainer, "checkpoint", record)
+    spec = spec_for(tiny_data, logging={"eval_every": 0, "checkpoint_every": 10, "checkpoint_minutes": minutes})
+    rec = run_training(spec, tmp_path / "RUN", progress=False)
+    assert rec.status == "done" and steps == expected  # the last step is always checkpointed
+
+
 def test_run_folder_contract(tiny_data, tmp_path):
     spec = spec_for(tiny_data, steps=40, logging={"log_every": 10})
     rec = run_training(spec, tmp_path / "RUN", progress=False)

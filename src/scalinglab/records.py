@@ -57,6 +57,7 @@ class LoggingConfig:
     eval_every: int = 0  # 0: only at the end
     eval_batches: int = 8
     checkpoint_every: int = 0  # 0: only at the end
+    checkpoint_minutes: float = 0.0  # periodic checkpoints at least this many minutes of training apart (0: no floor)
     tensorboard: bool = True
     tracker: str = "none"  # none | mlflow: also log to an experiment tracker (train/trackers.py)
     tracker_uri: str = ""  # its tracking URI, absolute (e.g. file:/abs/STUDY/mlruns)
@@ -163,6 +164,7 @@ LEGACY = {
     "eval_every": ("logging", "eval_every"),
     "eval_batches": ("logging", "eval_batches"),
     "checkpoint_every": ("logging", "checkpoint_every"),
+    "checkpoint_minutes": ("logging", "checkpoint_minutes"),
     "tensorboard": ("logging", "tensorboard"),
     "isoflop_budget": ("origin", "planned_budget"),
     "grown_from": ("origin", "grown_from"),
@@ -320,6 +322,7 @@ _RULES: dict[str, tuple[bool, Any, str]] = {
     "logging.eval_every": (_INT, lambda v: v >= 0, "a whole number >= 0 (0: only at the end)"),
     "logging.eval_batches": (_INT, lambda v: v > 0, "a whole number > 0"),
     "logging.checkpoint_every": (_INT, lambda v: v >= 0, "a whole number >= 0 (0: only at the end)"),
+    "logging.checkpoint_minutes": (_NUM, lambda v: v >= 0, "a finite number >= 0 (0: every checkpoint_every steps)"),
     "shape.d_model": (_INT, lambda v: v > 0, "a whole number > 0"),
     "shape.n_layers": (_INT, lambda v: v > 0, "a whole number > 0"),
     "shape.vocab": (_INT, lambda v: v > 0, "a whole number > 0"),

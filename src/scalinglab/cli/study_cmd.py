@@ -59,6 +59,9 @@ def plan_isoflop_cmd(
     seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
+    checkpoint_minutes: float = typer.Option(
+        5.0, "--checkpoint-minutes", help="Minutes of training at least between a run's checkpoints (0: no floor)."
+    ),
     eval_batches: int = typer.Option(8, "--eval-batches", help="Validation batches per evaluation."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N (auto: a GPU when there is one)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto | fp32 | bf16 (auto: bf16 autocast on CUDA, fp32 on CPU)."),
@@ -119,6 +122,7 @@ def plan_isoflop_cmd(
         ("--seed", seed, ">=0"),
         ("--evals", evals, ">=0"),
         ("--checkpoints", checkpoints, ">=0"),
+        ("--checkpoint-minutes", checkpoint_minutes, ">=0"),
         ("--eval-batches", eval_batches, ">0"),
         ("--spread", spread, ">0"),
         ("--width-step", width_step, ">=0"),
@@ -194,6 +198,7 @@ def plan_isoflop_cmd(
         "seed": seed,
         "evals": evals,
         "checkpoints": checkpoints,
+        "checkpoint_minutes": checkpoint_minutes,
         "parametrization": parametrization,
         "mup_base_width": mup,
         **hp.settings(),
@@ -246,6 +251,7 @@ def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings:
         base=base,
         evals=settings.get("evals", 10),
         checkpoints=settings.get("checkpoints", 10),
+        checkpoint_minutes=settings.get("checkpoint_minutes", 5.0),
         hparams=hp,
         epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, s.latents if s.arch == "perceiver-ar" else 0),
     )
@@ -370,6 +376,7 @@ def _extend(
         "max_epochs": st.get("max_epochs", 1.0),
         "evals": st.get("evals", 10),
         "checkpoints": st.get("checkpoints", 10),
+        "checkpoint_minutes": st.get("checkpoint_minutes", 5.0),
     }
     cs = parse_floats(budgets, "--budgets")
     rule = rule or st.get("rule", "minchilla")

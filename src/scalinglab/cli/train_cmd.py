@@ -146,6 +146,9 @@ def train(
     checkpoint_every: int | None = typer.Option(
         None, "--checkpoint-every", help="steps between checkpoints (default 0: only at the end)"
     ),
+    checkpoint_minutes: float | None = typer.Option(
+        None, "--checkpoint-minutes", help="minutes of training at least between checkpoints (default 0: no floor)"
+    ),
     log_every: int | None = typer.Option(None, "--log-every", help="steps between metric lines (default 10)"),
     threads: int | None = typer.Option(
         None, "--threads", help="CPU threads (default: 1 on a GPU and below 1M params on the CPU, else torch's)"
@@ -221,6 +224,7 @@ def train(
         ("--eval-every", eval_every, ">=0"),
         ("--eval-batches", eval_batches, ">0"),
         ("--checkpoint-every", checkpoint_every, ">=0"),
+        ("--checkpoint-minutes", checkpoint_minutes, ">=0"),
         ("--log-every", log_every, ">=0"),
         ("--threads", threads, ">=0"),
         ("--restart-warmup-steps", restart_warmup_steps, ">=0"),
@@ -273,7 +277,11 @@ def train(
         allow_long=True if allow_long else None,
     )
     over["logging"] = given(
-        eval_every=eval_every, eval_batches=eval_batches, checkpoint_every=checkpoint_every, log_every=log_every
+        eval_every=eval_every,
+        eval_batches=eval_batches,
+        checkpoint_every=checkpoint_every,
+        checkpoint_minutes=checkpoint_minutes,
+        log_every=log_every,
     )
     if logger is not None or logger_uri is not None:
         from scalinglab.train.trackers import TrackerConfig, resolve_uri

@@ -119,6 +119,7 @@ def plan_isoflop(
     base: RunSpec | None = None,
     evals: int = 10,
     checkpoints: int = 10,
+    checkpoint_minutes: float = 5.0,
     epochs_fn: Any = None,
     hparams: Resolver | None = None,
 ) -> IsoflopPlan:
@@ -187,6 +188,7 @@ def plan_isoflop(
                 log = replace(log, eval_every=max(1, steps // evals))
             if checkpoints > 0 and log.checkpoint_every == 0:
                 log = replace(log, checkpoint_every=max(1, steps // checkpoints))
+                log = replace(log, checkpoint_minutes=checkpoint_minutes)
             spec.logging = log
             runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))

@@ -374,7 +374,17 @@ class Trainer:
                 "state": st,
             },
         )
-        self.last_ckpt = step
+        self.last_ckpt, self.ckpt_t = step, time.perf_counter()
+
+    def _periodic_checkpoint(self, step: int) -> bool:
+        """Every checkpoint_every steps, once checkpoint_minutes of training have passed since the last checkpoint
+        (or the start). A run holds its GPU's turn while it writes one: 436 MB at 36M parameters, 0.7-1.2 s on a
+        2-core host, so ten add 7-12 s to a run that trains for a minute. DDP ranks must all decide
+        alike (the sync point is a collective), so they keep the step rule alone."""
+        log = self.spec.logging
+        if log.checkpoint_every <= 0 or step % log.checkpoint_every:
+            return False
+        return self.dist is not None or time.perf_counter() - self.ckpt_t >= 60 * log.checkpoint_minutes
 
     def _sync_point(self, step: int, n_steps: int, lr: float, do_eval: bool) -> tuple[dict[str, Any], float]:
         """The window's mean loss, the divergence check, the record's counters and the metric line; returns the
@@ -427,6 +437,7 @@ class Trainer:
                 self._warm_up(micro, step)
             if turn is not None and micro is not None:
                 self._take_turn(turn, step, stop)
+            self.ckpt_t = time.perf_counter()  # training time since the last checkpoint (checkpoint_minutes)
             while step < total:
                 if stop is not None and stop.signum:  # SIGTERM or Ctrl-C: keep the work, then stop
                     self._stop(step, stop.signum)
@@ -437,11 +448,7 @@ class Trainer:
                 step += 1
                 n_sum += 1
                 do_eval = step == total or (spec.logging.eval_every > 0 and step % spec.logging.eval_every == 0)
-                do_ckpt = (
-                    step == total
-                    or (spec.logging.checkpoint_every > 0 and step % spec.logging.checkpoint_every == 0)
-                    or step == stop_at
-                )
+                do_ckpt = step == total or step == stop_at or self._periodic_checkpoint(step)
                 if not (do_eval or do_ckpt or step % self.log_every == 0):
                     continue
                 row, now = self._sync_point(step, n_sum, lr, do_eval)

@@ -128,6 +128,8 @@ def plan_isoflop(
     `base` carries the training settings every run shares (schedule, seed, ...); `hparams` resolves each run's
     batch size, peak LR, warmup and beta2 (default: batch_size as given, the rest from the literature recipe);
     `epochs_fn(tokens, shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
+    Each run evaluates `evals` times and checkpoints `checkpoints` times, at least `checkpoint_minutes` of
+    training apart (a checkpoint holds the GPU while it is written; the last step is always checkpointed).
     """
     for c in budgets:
         if not (c > 0 and math.isfinite(c)):
@@ -187,8 +189,7 @@ def plan_isoflop(
             if evals > 0 and log.eval_every == 0:
                 log = replace(log, eval_every=max(1, steps // evals))
             if checkpoints > 0 and log.checkpoint_every == 0:
-                log = replace(log, checkpoint_every=max(1, steps // checkpoints))
-                log = replace(log, checkpoint_minutes=checkpoint_minutes)
+                log = replace(log, checkpoint_every=max(1, steps // checkpoints), checkpoint_minutes=checkpoint_minutes)
             spec.logging = log
             runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))

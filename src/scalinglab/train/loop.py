@@ -567,9 +567,9 @@ class Trainer:
 
 
 # A GPU run's host work per step is a batch gather, a copy and a few launches; torch's intra-op threads only spin
-# between them. On one H200 host (16 cores), a 0.5M-parameter graphed run with 16 threads kept 85% of the cores busy
-# alone, and beside 3 runs compiling it trained at 4 Mtok/s instead of 23; with one thread it kept 6% busy and lost
-# nothing beside them (bench/host_threads.py, docs/benchmarks.md).
+# between them. On one H200 host (16 cores), a 0.5M-parameter graphed run with 16 threads kept 87% of the cores busy
+# alone and trained at 3.8 Mtok/s while 3 runs compiled beside it; with one thread it kept 6% busy and trained at
+# 23.4 Mtok/s alone and 24.0 beside them (bench/host_threads.py, docs/benchmarks.md).
 GPU_THREADS = 1
 
 

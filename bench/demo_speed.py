@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -71,13 +72,18 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     print(f"{dev}: bf16 matmul peak {peak / 1e12:.1f} TFLOP/s", flush=True)  # kept in the log if this call is killed
     t = time.perf_counter()
-    p = subprocess.run(cmd, env=env, check=False, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    # SIGTERM (e.g. from `timeout`) stops the demo the way the sweep expects (its runs checkpoint and are handed
+    # back), and the JSON below is still written with what was done.
+    signal.signal(signal.SIGTERM, lambda *_: p.send_signal(signal.SIGTERM))
+    stdout, _ = p.communicate()
     rc, wall = p.returncode, time.perf_counter() - t
     try:
-        stage_s = json.loads(p.stdout).get("stage_s", {})  # the demo's summary: seconds per stage in this call
+        stage_s = json.loads(stdout).get("stage_s", {})  # the demo's summary: seconds per stage in this call
     except ValueError:
         stage_s = {}
-    now = study_progress(study)
+    empty = {"runs": 0, "counts": {}, "flops_planned": 0.0, "flops_trained": 0.0}  # stopped before the plan
+    now = study_progress(study) if StudyDir(study).store.exists() else empty
     done = now["counts"].get("done", 0) == now["runs"] and Demo(out, scale="gpu").report_path.exists()
     doc = json.loads(result.read_text()) if result.exists() else {"device": dev, "preset": "gpu", "calls": []}
     doc["calls"].append(

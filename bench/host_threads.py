@@ -42,14 +42,6 @@ def busy_since(prev: tuple[int, int]) -> tuple[float, tuple[int, int]]:
     return 1 - (now[0] - prev[0]) / max(1, now[1] - prev[1]), now
 
 
-def last_row(run_dir: Path) -> dict | None:
-    from scalinglab.folders import RunDir
-
-    m = RunDir(run_dir).metrics
-    lines = [ln for ln in m.read_text().splitlines() if ln.strip()] if m.exists() else []
-    return json.loads(lines[-1]) if lines else None
-
-
 def mean(xs: list[float]) -> float | None:
     return round(sum(xs) / len(xs), 3) if xs else None
 
@@ -58,8 +50,9 @@ def one_config(name: str, threads: int, beside: bool, specs: dict, work: Path) -
     from scalinglab.folders import RunDir
     from scalinglab.records import RunSpec
     from scalinglab.sweep import runs as R
+    from scalinglab.train import turns
 
-    lock = work / f"{name}.lock"
+    lock, tokens_per_step = work / f"{name}.lock", RunSpec.from_dict(specs[TRAINED]).tokens_per_step
 
     def start(rid: str, env: dict[str, str], threads: int = 0) -> tuple[Path, subprocess.Popen]:
         rd = work / name / rid
@@ -68,10 +61,10 @@ def one_config(name: str, threads: int, beside: bool, specs: dict, work: Path) -
         spec = json.loads(json.dumps(specs[rid]))
         spec["runtime"]["threads"] = threads
         RunDir(rd).write_spec(RunSpec.from_dict(spec))
-        return rd, R.start_trainer(R.train_argv(rd), rd, {**env, "SCALINGLAB_GPU_TURN": str(lock)}, name)
+        return rd, R.start_trainer(R.train_argv(rd), rd, {**env, turns.ENV: str(lock)}, name)
 
     rd0, p0 = start(TRAINED, {}, threads)
-    while (row := last_row(rd0)) is None or row["step"] < 10:  # compiled, warmed up, holding the turn, training
+    while R.tail_metrics(rd0).get("step", 0) < 10:  # compiled, warmed up, holding the turn, training
         if p0.poll() is not None:
             sys.exit(f"{TRAINED} ended before training: see {RunDir(rd0).log}")
         time.sleep(0.1)
@@ -84,8 +77,8 @@ def one_config(name: str, threads: int, beside: bool, specs: dict, work: Path) -
     while p0.poll() is None:
         time.sleep(0.5)
         busy, prev = busy_since(prev)
-        row = last_row(rd0)
-        samples.append((round(time.time() - t0, 2), row["tokens"], round(busy, 3)))
+        tokens = R.tail_metrics(rd0)["step"] * tokens_per_step
+        samples.append((round(time.time() - t0, 2), tokens, round(busy, 3)))
         for rid, rd, _ in others:
             if rid not in waiting_at and RunDir(rd).waiting.exists():
                 waiting_at[rid] = round(time.time() - t0, 2)
@@ -101,7 +94,7 @@ def one_config(name: str, threads: int, beside: bool, specs: dict, work: Path) -
         time.sleep(0.5)
         if busy_since(prev)[0] < 0.1:
             break
-    rows = [json.loads(ln) for ln in RunDir(rd0).metrics.read_text().splitlines() if ln.strip()]
+    rows = RunDir(rd0).read_metrics()
     a, b = rows[0], rows[-1]
     windows = [  # (start s, Mtok/s, busy share of CPU cores) over 2 s
         (t1, round((k2 - k1) / (t2 - t1) / 1e6, 2), u)

@@ -45,7 +45,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_mode: str = ""  # "": the whole step as one CUDA graph (train/graph.py) or reduce-overhead on CUDA
     activation_checkpointing: bool = False
-    threads: int = 0  # CPU threads; 0: 1 below 1M parameters, else torch's
+    threads: int = 0  # CPU threads; 0: train.loop.auto_threads (1 on a GPU and below 1M parameters on the CPU)
     allow_long: bool = False  # train even a run past train.guard's bounds (over 30 days at peak speed, 100 epochs)
 
 

@@ -142,7 +142,13 @@ def main() -> int:
     dev = torch.cuda.get_device_name()
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
     result = Path(a.result) if a.result else ROOT / "bench" / "results" / f"host-threads-{slug}.json"
-    out = {"device": dev, "cpu_cores": len(Path("/proc/cpuinfo").read_text().split("processor")) - 1, "configs": {}}
+    out = {
+        "device": dev,
+        "cpu_cores": len(Path("/proc/cpuinfo").read_text().split("processor")) - 1,
+        "date": time.strftime("%Y-%m-%d"),
+        "command": " ".join(["python", "bench/host_threads.py", *sys.argv[1:]]),
+        "configs": {},
+    }
     print(f"{'configuration':14s} {'Mtok/s':>7s} {'while others compile':>21s} {'CPU busy':>9s} {'after':>7s}")
     for name in names:
         r = one_config(name, *CONFIGS[name], specs, work)

@@ -178,11 +178,15 @@ def free(device: torch.device) -> None:
 
 
 def table(rows: list[dict], peak: float) -> str:
+    """Markdown: the trainer's default step (the whole-step graph on CUDA when it was measured, else `scalinglab`)
+    beside hf-gpt2 and their ratio, then any other impl's column."""
     ok = {(r["impl"], r["d_model"], r["layers"], r["vocab"]): r for r in rows}
     keys = sorted({(r["d_model"], r["layers"], r["vocab"]) for r in rows}, key=lambda k: (k[2], k[0]))
-    extra = sorted({r["impl"] for r in rows} - set(IMPLS))
-    head = "| shape | vocab | batch | scalinglab Mtok/s (ratio to peak) | hf-gpt2 Mtok/s (ratio) | scalinglab / hf |"
-    head += "".join(f" {e} Mtok/s |" for e in extra)
+    impls = {r["impl"] for r in rows}
+    main = "scalinglab-graph" if "scalinglab-graph" in impls else "scalinglab"
+    extra = sorted(impls - {main, "hf-gpt2"})
+    head = f"| shape | vocab | batch | {main} Mtok/s (ratio to peak) | hf-gpt2 Mtok/s (ratio) | {main} / hf |"
+    head += "".join(f" {e} Mtok/s (ratio) |" for e in extra)
     lines = [head, "|" + "---|" * (6 + len(extra))]
 
     def cell(r):
@@ -191,7 +195,7 @@ def table(rows: list[dict], peak: float) -> str:
         return "error" if "error" in r else f"{r['tokens_per_s'] / 1e6:.2f} ({r['model_flops_per_s'] / peak:.1%})"
 
     for d, L, v in keys:
-        a, b = ok.get(("scalinglab", d, L, v)), ok.get(("hf-gpt2", d, L, v))
+        a, b = ok.get((main, d, L, v)), ok.get(("hf-gpt2", d, L, v))
         both = a and b and "error" not in a and "error" not in b
         ratio = f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" if both else ""
         batch = (a or b or {}).get("batch", "")

@@ -21,7 +21,7 @@ def demo_cmd(
         "cpu",
         "--scale",
         help="cpu: the stdlib corpus in minutes on 2 cores; gpu: "
-        "site-packages, budgets 3e14..1e16, on one GPU (about 10 minutes on an H200).",
+        "site-packages, budgets 3e14..1e16, on one GPU (9 minutes on an H200).",
     ),
     stage: str = typer.Option("all", "--stage", help="Run one stage: prep, plan, sweep, fit, report (or all)."),
     max_minutes: float | None = typer.Option(

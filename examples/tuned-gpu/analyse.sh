@@ -20,3 +20,6 @@ for p in sp mup; do
   scalinglab status "$W/tune-$p" --csv "$E/tune-$p-runs.csv" > /dev/null
   scalinglab fit hparams "$W/tune-$p" --out "$E/hparams-$p.json" > "$E/hparams-$p.txt" 2>&1
 done
+# the densified-grid call (dense.sh): its runs table is the tuned study after 12 more runs
+scalinglab backtest "$E/dense-runs.csv" --holdout-above 2e15 --json > "$E/dense-backtest.json"
+scalinglab backtest "$E/dense-runs.csv" --holdout-above 2e15 > "$E/dense-backtest.txt" 2>&1

@@ -1,6 +1,6 @@
 """The documentation site: `mkdocs build --strict` passes (no broken link, no missing page), every CLI command has
-a generated reference page, the README links into pages that exist, and the cheap console examples of the pages
-still print what the pages show."""
+a generated reference page, the README links into pages that exist, its speed table is the committed benchmark
+JSON, and the cheap console examples of the pages still print what the pages show."""
 
 from __future__ import annotations
 
@@ -128,3 +128,24 @@ def test_cheap_examples_have_not_drifted():
     import gen_examples
 
     assert gen_examples.main(["--check"]) == 0, "a docs example prints something else now: run docs/gen_examples.py"
+
+
+def test_readme_speed_table_is_the_committed_benchmark():
+    """Every row of the README's side-by-side table is the committed same-run JSON, rounded as shown."""
+    import json
+
+    doc = json.loads((ROOT / "bench" / "results" / "throughput-nvidia-h200.json").read_text())
+    peak = doc["matmul_peak_flops"]
+    got = {(r["impl"], r["d_model"], r["layers"], r["vocab"]): r for r in doc["rows"] if "error" not in r}
+    rows = re.findall(
+        r"^\| (\d+)x(\d+) \| (\d+) \| (\d+) \| ([\d.]+) \(([\d.]+)%\) \| ([\d.]+) \(([\d.]+)%\) \| ([\d.]+) \|$",
+        (ROOT / "README.md").read_text(),
+        re.M,
+    )
+    assert len(rows) == 8, "the README's speed table should have 8 rows (4 shapes x 2 vocabularies)"
+    for d, L, v, batch, ours, ours_pct, hf, hf_pct, ratio in rows:
+        a, b = (got[(i, int(d), int(L), int(v))] for i in ("scalinglab-graph", "hf-gpt2"))
+        assert int(batch) == a["batch"] == b["batch"]
+        for r, mtok, pct in ((a, ours, ours_pct), (b, hf, hf_pct)):
+            assert f"{r['tokens_per_s'] / 1e6:.2f}" == mtok and f"{100 * r['model_flops_per_s'] / peak:.1f}" == pct
+        assert f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}" == ratio

@@ -2,7 +2,8 @@
 
 The peer is Hugging Face transformers' GPT2LMHeadModel (SDPA attention) on the same shape, batch and data,
 through the same step (scalinglab.train.step.Stepper): torch.compile (same mode), bf16 autocast, fused AdamW, gradient clipping at 1.0. Each
-row is tagged "impl": "scalinglab" or "hf-gpt2". Model FLOPs per token are 6N + 12*L*d*T (N all parameters,
+row is tagged "impl": "scalinglab", "hf-gpt2", or on CUDA "scalinglab-graph" (the trainer's default there: the
+whole step recorded as one CUDA graph, scalinglab.train.graph.GraphedStep), which leads the table. Model FLOPs per token are 6N + 12*L*d*T (N all parameters,
 the 'palm' convention), and every rate is also a ratio to a bf16 8192^3 matmul measured in the same run.
 
     python bench/throughput.py            # 128x2 .. 1024x16, vocab 256 and 50304, seq 1024 (CUDA)
@@ -35,6 +36,7 @@ from scalinglab.train.step import Accum, Stepper
 # (d_model, layers): sequences per step, as in the side-by-side nanoGPT measurement this bench replaces
 BATCH = {(128, 2): 64, (256, 4): 64, (512, 8): 32, (1024, 16): 16}
 IMPLS = ("scalinglab", "hf-gpt2")
+GPU_IMPLS = ("scalinglab-graph", "scalinglab", "hf-gpt2")  # on CUDA also the trainer's default, the whole-step graph
 
 
 def sync(device: torch.device) -> None:
@@ -234,8 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="two tiny shapes, few steps (CPU smoke test)")
     ap.add_argument(
         "--impls",
-        default=",".join(IMPLS),
-        help="comma list of scalinglab, hf-gpt2, scalinglab-plain-ce, scalinglab-graph (the whole step as a CUDA graph)",
+        default=None,
+        help="comma list of scalinglab, hf-gpt2, scalinglab-plain-ce, scalinglab-graph (the whole step as a CUDA graph,"
+        " CUDA only); default: scalinglab-graph,scalinglab,hf-gpt2 on CUDA, scalinglab,hf-gpt2 on the CPU",
     )
     ap.add_argument("--extra", default="", help="impl@shape@vocab rows to add, e.g. scalinglab-plain-ce@128x2@50304")
     ap.add_argument(
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     seq = a.seq_len or (1024 if cuda else 64)
     mode = a.mode or ("reduce-overhead" if cuda else "none")
-    impls = [i for i in a.impls.split(",") if i]
+    impls = [i for i in (a.impls or ",".join(GPU_IMPLS if cuda else IMPLS)).split(",") if i]
     jobs = [
         (i, d, L, v)
         for v in (int(x) for x in (a.vocabs or ("256,4096" if a.quick else "256,50304")).split(","))

@@ -148,6 +148,7 @@ DOMAINS: dict[str, dict[str, str]] = {
         "--beta2": "[0,1)",
         "--warmup-steps": ">=0",
         "--seed": ">=0",
+        "--seeds": ">0",
         "--evals": ">=0",
         "--checkpoints": ">=0",
         "--checkpoint-minutes": ">=0",

@@ -57,6 +57,12 @@ def plan_isoflop_cmd(
         0, "--warmup-steps", help="0: as many tokens as the model has parameters, at most a tenth of the run."
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds every run's initialisation and batch order."),
+    seeds: int | None = typer.Option(
+        None,
+        "--seeds",
+        help="Runs per budget and shape, seeded --seed, --seed + 1, ... (fits average them per size); "
+        "default 1, with --extend the study's.",
+    ),
     evals: int = typer.Option(10, "--evals", help="Validation points per run's curve."),
     checkpoints: int = typer.Option(10, "--checkpoints", help="Checkpoints per run (how much a killed sweep redoes)."),
     checkpoint_minutes: float = typer.Option(
@@ -120,6 +126,7 @@ def plan_isoflop_cmd(
         ("--beta2", beta2, "[0,1)"),
         ("--warmup-steps", warmup_steps, ">=0"),
         ("--seed", seed, ">=0"),
+        ("--seeds", seeds, ">0"),
         ("--evals", evals, ">=0"),
         ("--checkpoints", checkpoints, ">=0"),
         ("--checkpoint-minutes", checkpoint_minutes, ">=0"),
@@ -129,7 +136,7 @@ def plan_isoflop_cmd(
         ("--mup-base-width", mup_base_width, ">=0"),
     )
     if extend is not None:
-        _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, json_out)
+        _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, seeds, json_out)
         return
     if around is not None:
         raise UserError("--around places shapes in an existing study: give --extend STUDY too")
@@ -196,6 +203,7 @@ def plan_isoflop_cmd(
         "max_epochs": max_epochs,
         "schedule": schedule,
         "seed": seed,
+        "seeds": seeds or 1,
         "evals": evals,
         "checkpoints": checkpoints,
         "checkpoint_minutes": checkpoint_minutes,
@@ -238,8 +246,12 @@ def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings:
     from scalinglab.plan.isoflop import plan_isoflop
     from scalinglab.plan.wsd import plan_wsd
 
-    planner = plan_wsd if settings["schedule"] == "wsd" else plan_isoflop  # wsd: Hägele et al. 2024 branches
-    return planner(
+    wsd = settings["schedule"] == "wsd"  # Hägele et al. 2024: one run per shape, cooldowns branched at each budget
+    seeds = int(settings.get("seeds", 1))
+    if wsd and seeds > 1:
+        raise UserError("--seeds applies to cosine and constant studies; a WSD study trains one run per shape")
+    extra = {} if wsd else {"seeds": seeds}
+    return (plan_wsd if wsd else plan_isoflop)(
         budgets,
         model_shapes,
         data=str(td.path.resolve()),
@@ -254,6 +266,7 @@ def _make_plan(td, budgets: list[float], model_shapes: list, base, hp, settings:
         checkpoint_minutes=settings.get("checkpoint_minutes", 5.0),
         hparams=hp,
         epochs_fn=lambda tok, s: td.epochs(tok, s.seq_len, s.latents if s.arch == "perceiver-ar" else 0),
+        **extra,
     )
 
 
@@ -326,6 +339,7 @@ def _extend(
     approach: str | None,
     spread: float,
     step: int,
+    seeds: int | None,
     json_out: bool,
 ) -> None:
     """`plan isoflop --extend STUDY`: the study's own settings, new budgets x (shapes | shapes around a law)."""
@@ -377,11 +391,12 @@ def _extend(
         "evals": st.get("evals", 10),
         "checkpoints": st.get("checkpoints", 10),
         "checkpoint_minutes": st.get("checkpoint_minutes", 5.0),
+        "seeds": seeds or st.get("seeds", 1),
     }
     cs = parse_floats(budgets, "--budgets")
     rule = rule or st.get("rule", "minchilla")
     template = first.shape
-    note: dict = {"budgets": cs}
+    note: dict = {"budgets": cs, "seeds": settings["seeds"]}
     if around is None:
         dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
         _check_depths(dims, rule)

@@ -39,6 +39,32 @@ def envelope(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray], n_grid: in
     return grid[ok], best[ok], who[ok]
 
 
+def mean_replicates(N: np.ndarray, C: list[np.ndarray], L: list[np.ndarray]):
+    """Replicate runs (the same size and compute, other seeds) as one mean curve each: the envelope takes the lowest
+    loss, so left apart it would pick each size's luckiest seed. A group's curves are averaged at the first
+    curve's compute points they all cover (interpolated in log C). Returns N, C, L and the number of runs merged
+    into others (0: no replicates, the input unchanged)."""
+    keys = [(float(n), float(np.max(c))) for n, c in zip(N, C)]
+    groups: dict[tuple[float, float], list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    if len(groups) == len(keys):
+        return N, C, L, 0
+    n_out, c_out, l_out = [], [], []
+    for ix in groups.values():
+        c0 = np.sort(C[ix[0]])
+        lo, hi = max(np.min(C[i]) for i in ix), min(np.max(C[i]) for i in ix)
+        c0 = c0[(c0 >= lo) & (c0 <= hi)]
+        curves = []
+        for i in ix:
+            o = np.argsort(C[i])
+            curves.append(np.interp(np.log(c0), np.log(C[i][o]), L[i][o]))
+        n_out.append(N[ix[0]])
+        c_out.append(c0)
+        l_out.append(np.mean(curves, axis=0))
+    return np.array(n_out), c_out, l_out, len(keys) - len(groups)
+
+
 class Approach1(PowerLawAllocation):
     """fit_curves(N, C_list, loss_list) or fit_points(N, D, C, loss) -> self with k_n_, a_, k_d_, b_,
     frontier_ (rows C, N, D, loss on the envelope)."""
@@ -61,15 +87,26 @@ class Approach1(PowerLawAllocation):
             raise UserError("approach 1 needs one curve (C and loss arrays) per model size N")
         if len(N) < 2:
             raise UserError(f"approach 1 needs curves of 2 or more model sizes, got {len(N)}: add runs")
-        c, l, who = envelope(N, [np.asarray(x, float) for x in C], [np.asarray(x, float) for x in L], self.n_grid)
+        N, C, L, merged = mean_replicates(N, [np.asarray(x, float) for x in C], [np.asarray(x, float) for x in L])
+        c, l, who = envelope(N, C, L, self.n_grid)
         n = N[who]
-        return self._fit(c, n, c / (6.0 * n), l, "envelope of loss-vs-FLOPs curves; D = C/(6N) along it")
+        note = "envelope of loss-vs-FLOPs curves; D = C/(6N) along it"
+        if merged:
+            note += f"; replicate runs (other seeds) averaged into one curve per size and budget ({merged} merged)"
+        return self._fit(c, n, c / (6.0 * n), l, note)
 
     def fit_points(self, N, D, C, loss) -> Approach1:
         """Without curves: the runs on the Pareto frontier (lower loss than every run of smaller C)."""
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
         if not (len(N) == len(D) == len(C) == len(L)) or len(N) < 2:
             raise UserError("approach 1 needs N, D, C and loss of equal length, for 2 or more runs")
+        keys, inv = np.unique(np.stack([N, D]), axis=1, return_inverse=True)
+        if keys.shape[1] < len(N):  # replicate runs (other seeds): their mean, not the luckiest seed
+            inv = inv.ravel()
+            k = keys.shape[1]
+            count = np.bincount(inv, minlength=k)
+            N, D = keys
+            C, L = (np.bincount(inv, v, k) / count for v in (C, L))
         order = np.lexsort((L, C))
         front, best = [], np.inf
         for i in order:

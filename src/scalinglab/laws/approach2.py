@@ -67,6 +67,22 @@ def fit_line(x: np.ndarray, y: np.ndarray):
     return float(slope), float(intercept)
 
 
+def size_window(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, window: int | None):
+    """One budget's runs by distinct size (x ascending; replicate runs of a size, other seeds, share its x): the
+    mean loss of each size (weighted by w), the index of the lowest, the number of sizes, and the mask of the rows
+    of the `window` sizes centred on it (every row when there are no more sizes). Without replicates a size is a
+    run, so this is the window of runs. Returns (mask, i_min, n_sizes, sizes, mean loss per size)."""
+    sizes, inv = np.unique(x, return_inverse=True)
+    ww = np.ones(len(y)) if w is None else np.asarray(w, float)
+    mean = np.bincount(inv, ww * y, len(sizes)) / np.bincount(inv, ww, len(sizes))
+    i, k = int(np.argmin(mean)), len(sizes)
+    lo, hi = 0, k
+    if window is not None and k > window:
+        lo = min(max(0, i - window // 2), k - window)
+        hi = lo + window
+    return (inv >= lo) & (inv < hi), i, k, sizes, mean
+
+
 @dataclass(frozen=True)
 class BudgetFit:
     """One budget's IsoFLOP profile: the parabolas' vertices, or why there is none (`skipped`)."""
@@ -330,19 +346,12 @@ class Approach2(PowerLawAllocation):
         pos = w > 0
         xn, xd, y, w = xn[pos], xd[pos], y[pos], w[pos]
         nan = (np.nan, np.nan, np.nan)
-        if len(y) < 3:
+        if len(np.unique(xn)) < 3:
             return nan
-        i = int(np.argmin(y))
-        if i in (0, len(y) - 1) and not self.keep_unbracketed:
+        win, i, k, _, _ = size_window(xn, y, w, self.window)
+        if i in (0, k - 1) and not self.keep_unbracketed:
             return nan
-        if self.window is not None and len(y) > self.window:
-            lo = min(max(0, i - self.window // 2), len(y) - self.window)
-            xn, xd, y, w = (
-                xn[lo : lo + self.window],
-                xd[lo : lo + self.window],
-                y[lo : lo + self.window],
-                w[lo : lo + self.window],
-            )
+        xn, xd, y, w = xn[win], xd[win], y[win], w[win]
         out = []
         for x in (xn, xd):
             c2, c1, c0 = np.polyfit(x, y, 2, w=np.sqrt(w))
@@ -365,17 +374,15 @@ class Approach2(PowerLawAllocation):
 
     def _fit_budget(self, row: dict[str, Any], n, d, l, rows, w=None) -> None:
         """One budget's parabola (rows: the input rows of n, d, l, sorted by N; w their weights) into `row`."""
-        i_min = int(np.argmin(l))
-        row["best_n"], row["best_d"], row["best_loss"] = float(n[i_min]), float(d[i_min]), float(l[i_min])
-        edge = i_min in (0, len(l) - 1)
+        win, i_min, k, sizes, mean = size_window(n, l, w, self.window)
+        at = n == sizes[i_min]  # the best size's runs (one, or its replicates)
+        row["best_n"], row["best_d"], row["best_loss"] = float(sizes[i_min]), float(d[at].mean()), float(mean[i_min])
+        edge = i_min in (0, k - 1)
         row["bracketed"] = not edge
-        lo, hi = 0, len(l)
-        if self.window is not None and len(l) > self.window:
-            lo = min(max(0, i_min - self.window // 2), len(l) - self.window)
-            hi = lo + self.window
-            row["window_n"] = (float(n[lo]), float(n[hi - 1]))
-        n, d, l, rows = n[lo:hi], d[lo:hi], l[lo:hi], rows[lo:hi]
-        w = None if w is None else w[lo:hi]
+        if not win.all():
+            row["window_n"] = (float(n[win].min()), float(n[win].max()))
+        n, d, l, rows = n[win], d[win], l[win], rows[win]
+        w = None if w is None else w[win]
         for var, x in (("n", np.log10(n)), ("d", np.log10(d))):
             (c2, c1, c0), inl, how = fit_parabola(x, l, self.robust, self.seed, w)
             row[f"method_{var}"] = how

@@ -122,6 +122,7 @@ def plan_isoflop(
     checkpoint_minutes: float = 5.0,
     epochs_fn: Any = None,
     hparams: Resolver | None = None,
+    seeds: int = 1,
 ) -> IsoflopPlan:
     """Every (budget, shape) pair becomes a RunSpec unless it has too few steps or would repeat data.
 
@@ -130,7 +131,11 @@ def plan_isoflop(
     `epochs_fn(tokens, shape)` gives the epochs a run covers (TokenData.epochs), else tokens / train_tokens.
     Each run evaluates `evals` times and checkpoints `checkpoints` times, at least `checkpoint_minutes` of
     training apart (a checkpoint holds the GPU while it is written; the last step is always checkpointed).
+    `seeds` runs per (budget, shape), seeded base.seed, base.seed + 1, ...: the first keeps the plain run id, the
+    others add _s1, _s2, ... (fits average them per size: laws/approach2.size_window, approach1.mean_replicates).
     """
+    if seeds < 1:
+        raise UserError(f"bad seeds {seeds!r}", hint="give 1 or more runs per budget and shape", keys=("seeds",))
     for c in budgets:
         if not (c > 0 and math.isfinite(c)):
             raise UserError(f"bad budget {c!r}: budgets must be positive FLOP counts, e.g. 1e15")
@@ -191,7 +196,9 @@ def plan_isoflop(
             if checkpoints > 0 and log.checkpoint_every == 0:
                 log = replace(log, checkpoint_every=max(1, steps // checkpoints), checkpoint_minutes=checkpoint_minutes)
             spec.logging = log
-            runs.append(PlannedRun(spec, float(c), tokens, n, fpt, float(epochs)))
+            for i in range(seeds):  # replicates differ in seed (initialisation, batch order) and id only
+                rep = spec if i == 0 else replace(spec, seed=base.seed + i, run_id=f"{rid}_s{i}")
+                runs.append(PlannedRun(rep, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)
     return plan

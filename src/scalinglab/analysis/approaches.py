@@ -68,6 +68,7 @@ def fit_approach1(runs: Runs, options: FitOptions, progress: Progress | None = N
     else:
         law = Approach1().fit_points(sub.N, sub.D, sub.C, sub.loss)
         used = keep
+    notes += [f"approach 1: {n.rsplit('; ', 1)[1]}" for n in law.notes_ if "replicate" in n]
     warns = []
     if law.n_sizes_ < 3:
         warns.append(

@@ -100,11 +100,13 @@ class Approach1(PowerLawAllocation):
         N, D, C, L = (np.asarray(v, dtype=float).ravel() for v in (N, D, C, loss))
         if not (len(N) == len(D) == len(C) == len(L)) or len(N) < 2:
             raise UserError("approach 1 needs N, D, C and loss of equal length, for 2 or more runs")
+        note = "no curves: Pareto frontier of final (C, loss) points"
         keys, inv = np.unique(np.stack([N, D]), axis=1, return_inverse=True)
         if keys.shape[1] < len(N):  # replicate runs (other seeds): their mean, not the luckiest seed
             inv = inv.ravel()
             k = keys.shape[1]
             count = np.bincount(inv, minlength=k)
+            note += f"; replicate runs (other seeds) averaged per size and budget ({len(N) - k} merged)"
             N, D = keys
             C, L = (np.bincount(inv, v, k) / count for v in (C, L))
         order = np.lexsort((L, C))
@@ -114,7 +116,7 @@ class Approach1(PowerLawAllocation):
                 front.append(i)
                 best = L[i]
         f = np.array(front)
-        return self._fit(C[f], N[f], D[f], L[f], "no curves: Pareto frontier of final (C, loss) points")
+        return self._fit(C[f], N[f], D[f], L[f], note)
 
     def _fit(self, c, n, d, l, note) -> Approach1:
         self._reset()

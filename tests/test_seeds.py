@@ -12,7 +12,7 @@ import pytest
 
 from scalinglab.laws.approach1 import Approach1
 from scalinglab.laws.approach2 import Approach2
-from test_sweep import cli, plan
+from test_sweep import cli, plan, plan_args
 
 
 def specs(study: Path) -> dict[str, dict]:
@@ -51,23 +51,10 @@ def test_extend_with_more_seeds_adds_only_the_new_replicates(tiny_data, tmp_path
 
 
 def test_seeds_must_be_positive_and_not_wsd(tiny_data, tmp_path):
-    p = cli(*_plan_args(tiny_data, tmp_path / "A"), "--seeds", "0")
+    p = cli(*plan_args(tiny_data, tmp_path / "A", "3e9", "16x1,24x1", "--seeds", "0"))
     assert p.returncode == 2 and "--seeds" in p.stderr and "Traceback" not in p.stderr
-    p = cli(*_plan_args(tiny_data, tmp_path / "B"), "--seeds", "2", "--schedule", "wsd")
+    p = cli(*plan_args(tiny_data, tmp_path / "B", "3e9", "16x1,24x1", "--seeds", "2", "--schedule", "wsd"))
     assert p.returncode == 2 and "WSD" in p.stderr and not (tmp_path / "B").exists()
-
-
-def _plan_args(data: Path, out: Path) -> list[str]:
-    return ["plan", "isoflop", "--data", str(data), "--budgets", "3e9", "--shapes", "16x1,24x1"] + [
-        "--seq-len",
-        "32",
-        "--batch-size",
-        "4",
-        "--min-steps",
-        "5",
-        "--out",
-        str(out),
-    ]
 
 
 def _grid(replicates: int, noise: float = 0.01, seed: int = 0):

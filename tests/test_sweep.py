@@ -103,18 +103,9 @@ def cli(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess
     )
 
 
-def plan(data: Path, out: Path, budgets: str, shapes: str, *extra: str) -> dict:
-    p = cli(
-        "plan",
-        "isoflop",
-        "--data",
-        str(data),
-        "--budgets",
-        budgets,
-        "--shapes",
-        shapes,
-        "--seq-len",
-        "32",
+def plan_args(data: Path, out: Path, budgets: str, shapes: str, *extra: str) -> list[str]:
+    """`plan isoflop` arguments of the tests' tiny studies (seq 32, batch 4, at least 20 steps, --json)."""
+    return ["plan", "isoflop", "--data", str(data), "--budgets", budgets, "--shapes", shapes, "--seq-len", "32"] + [
         "--batch-size",
         "4",
         "--min-steps",
@@ -123,7 +114,11 @@ def plan(data: Path, out: Path, budgets: str, shapes: str, *extra: str) -> dict:
         str(out),
         "--json",
         *extra,
-    )
+    ]
+
+
+def plan(data: Path, out: Path, budgets: str, shapes: str, *extra: str) -> dict:
+    p = cli(*plan_args(data, out, budgets, shapes, *extra))
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -34,13 +33,14 @@ def main() -> int:
     a = ap.parse_args()
     import torch
 
+    from scalinglab import fmt
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.models import build_model
     from scalinglab.train.checkpoint import save_checkpoint
 
     dev = torch.device(a.device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    slug = fmt.slug(name)
     result = Path(a.result) if a.result else ROOT / "bench" / "results" / f"checkpoint-speed-{slug}.json"
     rows, total = [], 0.0
     print(f"{'shape':>6s} {'params':>7s} {'MB':>6s} {'s each':>7s}   (median of {a.repeats})")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -54,12 +53,13 @@ def main() -> int:
     import torch
     from throughput import matmul_peak
 
+    from scalinglab import fmt
     from scalinglab.demo import Demo
     from scalinglab.folders import StudyDir
 
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     peak = matmul_peak(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
+    slug = fmt.slug(dev)
     result = Path(a.result) if a.result else ROOT / "bench" / "results" / f"demo-{slug}.json"
     out = Path(a.out)
     study = out / "study"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -124,6 +123,7 @@ def main() -> int:
     a = ap.parse_args()
     import torch
 
+    from scalinglab import fmt
     from scalinglab.demo import Demo
     from scalinglab.sweep.store import Store
 
@@ -140,7 +140,7 @@ def main() -> int:
     with Store(demo.study) as st:
         specs = {r["id"]: json.loads(r["spec"]) for r in st.runs()}
     dev = torch.cuda.get_device_name()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
+    slug = fmt.slug(dev)
     result = Path(a.result) if a.result else ROOT / "bench" / "results" / f"host-threads-{slug}.json"
     out = {
         "device": dev,

@@ -179,6 +179,7 @@ def main() -> None:
             "cpu",
         )
         os.environ["PACKING_CPU"] = "1"
+    from scalinglab import fmt
     from scalinglab.accounting.shape import ModelShape
     from scalinglab.sweep.packing import compute_share
 
@@ -249,7 +250,7 @@ def main() -> None:
             )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
+    slug = fmt.slug(dev)
     tag = ("-compiled" if args.compile else "") + ("-mps" if args.mps else "") + ("-quick" if args.quick else "")
     path = out / f"packing-{slug}{tag}.json"
     import torch

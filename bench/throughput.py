@@ -17,7 +17,6 @@ import argparse
 import gc
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from scalinglab import fmt
 from scalinglab.accounting.shape import ModelShape
 from scalinglab.models import build_model
 from scalinglab.records import RunSpec
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_one(i, d, L, int(v), seq, a.batch or BATCH.get((d, L), 16), mode, 0.0, device, warm_only=True)
         return 0
     dev_name = torch.cuda.get_device_name() if cuda else "cpu"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dev_name).strip("-").lower()
+    slug = fmt.slug(dev_name)
     out = Path(a.out) if a.out else Path(__file__).parent / "results" / f"throughput-{slug}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     peak = matmul_peak(device)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -74,7 +73,9 @@ def main() -> int:
     print(f"taking turns / {a.k} at once: {together['wall_s'] / turns['wall_s']:.2f}x faster")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", dev).strip("-").lower()
+    from scalinglab import fmt
+
+    slug = fmt.slug(dev)
     doc = {
         "device": dev,
         "torch": torch.__version__,

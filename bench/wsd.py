@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -184,6 +183,7 @@ def main() -> None:
     budgets = (
         [float(b) for b in args.budgets.split(",")] if args.budgets else [1.25e13 * 2 ** (i / 2) for i in range(7)][:6]
     )
+    from scalinglab.fmt import slug as file_slug
     from scalinglab.plan.wsd import budgets_needed, saving_bound
     from scalinglab.sweep.store import load_runs_frame
 
@@ -293,7 +293,7 @@ def main() -> None:
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", device).strip("-").lower()
+    slug = file_slug(device)
     path = out / f"wsd-{slug}{'-quick' if args.quick else ''}.json"
     doc = {
         "device": device,

@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from scalinglab import __version__
-from scalinglab.fmt import decimals, power_law, si, sig
+from scalinglab.fmt import decimals, power_law, si, sig, slug
 from scalinglab.sweep.table import live_view, status_view
 
 PY = sys.executable
@@ -160,6 +160,18 @@ def _rows():
             }
         )
     return rows
+
+
+def test_slug_names_the_committed_results():
+    """bench/ names its result files by fmt.slug of the device (or machine) name, as the committed files show."""
+    assert (
+        slug("NVIDIA H200") == "nvidia-h200"
+        and slug("x86_64") == "x86-64"
+        and slug(" A100-SXM4 (80GB) ") == "a100-sxm4-80gb"
+    )
+    results = Path(__file__).resolve().parents[1] / "bench" / "results"
+    assert (results / f"throughput-{slug('NVIDIA H200')}.json").exists()
+    assert (results / f"checkpoint-speed-{slug('x86_64')}.json").exists()
 
 
 def test_status_table_fits_80_columns_without_cutting_numbers():

@@ -4,6 +4,7 @@ Pure Python (no numpy needed), so every layer can use it; one helper so tables a
 from __future__ import annotations
 
 import math
+import re
 
 _SI = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 
@@ -56,3 +57,8 @@ def power_law(lhs: str, k: float, exponent: float) -> str:
     """'N_opt = 0.000802 * C ** 0.61': 4 decimals (2 for the exponent), widened to keep 3 significant digits
     (2 for the exponent), so 0.000802 never prints as 0.0008 and a copied formula gives the same law."""
     return f"{lhs} = {decimals(k, 4)} * C ** {decimals(exponent, 2, min_sig=2)}"
+
+
+def slug(name: str) -> str:
+    """A device or machine name as part of a file name, as bench/results uses it: 'NVIDIA H200' -> 'nvidia-h200'."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()

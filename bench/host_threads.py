@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -144,7 +145,7 @@ def main() -> int:
     result = Path(a.result) if a.result else ROOT / "bench" / "results" / f"host-threads-{slug}.json"
     out = {
         "device": dev,
-        "cpu_cores": len(Path("/proc/cpuinfo").read_text().split("processor")) - 1,
+        "cpu_cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d"),
         "command": " ".join(["python", "bench/host_threads.py", *sys.argv[1:]]),
         "configs": {},

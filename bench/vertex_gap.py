@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from scalinglab.analysis.runs import Runs
 from scalinglab.laws.approach2 import Approach2
@@ -34,12 +35,6 @@ def gaps(N, D, C, loss) -> list[tuple[float, float]]:
     a = Approach2()
     a.profile(N, D, C, loss)
     return [(r.C, (r.best_loss - r.loss_opt_n) / r.best_loss) for r in a.per_budget_ if r.ok and r.loss_opt_n]
-
-
-def rank_corr(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (no ties expected in these continuous values)."""
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def main() -> int:
@@ -84,7 +79,7 @@ def main() -> int:
         big = y[x > 1]
         out["lc_backtests"] = {
             "n": len(rows),
-            "spearman_max_gap_vs_abs_loss_err": round(rank_corr(x, y), 3),
+            "spearman_max_gap_vs_abs_loss_err": round(float(spearmanr(x, y).statistic), 3),
             "abs_loss_err_pct_median_gap_above_1pct": None if not len(big) else round(float(np.median(big)), 3),
             "n_gap_above_1pct": int(len(big)),
             "abs_loss_err_pct_median_gap_below_1pct": round(float(np.median(y[x <= 1])), 3),

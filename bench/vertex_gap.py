@@ -8,7 +8,8 @@ configurations (../shared/data/porian2024-resolving) and of each runs CSV given,
 bench/results/backtest-porian.json, the largest gap among a backtest's fitted budgets beside its loss error.
 Writes bench/results/vertex-gap.json.
 
-    python bench/vertex_gap.py examples/tuned-gpu/runs.csv examples/tuned-gpu/untuned-runs.csv
+    python bench/vertex_gap.py examples/tuned-gpu/runs.csv examples/tuned-gpu/untuned-runs.csv \
+        examples/tuned-gpu/dense-runs.csv examples/tuned-gpu/replicate-runs.csv
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from scalinglab.accounting.shape import ModelShape
-from scalinglab.laws.hparams import HparamsLaw, best_point, fit_hparams
+from scalinglab.laws.hparams import HparamsLaw, PowerLaw, TunePoint, best_point, fit_hparams, reach_notes
 from scalinglab.plan.isoflop import plan_isoflop
 from scalinglab.plan.recipe import Recipe, Resolver, deepseek_m, pow2_batch
+from scalinglab.plan.wsd import plan_wsd
 from test_sweep import cli
 
 
@@ -238,8 +239,38 @@ def test_tune_sweep_fit_and_plan_with_hparams(tiny_data, tmp_path):
         "--json",
     )
     assert p.returncode == 0, p.stderr
-    for r in json.loads(p.stdout)["runs"]:
+    planned = json.loads(p.stdout)
+    for r in planned["runs"]:
         assert r["lr"] == pytest.approx(law.lr(r["params"], r["budget"]), rel=1e-9)
         assert r["batch_size"] == pow2_batch(law.batch_tokens(r["budget"]), 16)
+    # tuned at 1e9 only, planned up to 3e9: the batch law is used 3x beyond its budgets; the lr law at its own sizes
+    assert [n for n in planned["notes"] if n.startswith("batch*(C) was fitted on budgets 1e+09..1e+09")]
+    assert "3x beyond" in planned["notes"][0] and not [n for n in planned["notes"] if n.startswith("lr*")]
     p = cli("fit", "hparams", str(tmp_path / "S"))
     assert p.returncode == 2 and "not a tuning study" in p.stderr
+
+
+def test_reach_notes_say_how_far_past_the_fit_and_what_its_interval_allows_there():
+    """A law used within 2x of its points says nothing; beyond, the note gives the factor and the values the
+    exponent's interval allows there, which hold the law's own value (and equal it for a zero-width interval)."""
+    pts = [TunePoint(c, int(n), "s", 1e-3, 8.0, 2048.0, 1.0, 1e-3, 8, 9) for c in (1e14, 4e14) for n in (4e5, 3e6)]
+    batch = PowerLaw(0.04, 0.36, "C", {"exp": [-0.27, 1.0]})
+    law = HparamsLaw(PowerLaw(0.17, -0.29, "N", {"exp": [-0.29, -0.29]}), batch, pts)
+    assert reach_notes(law, [4e5, 3e6], [6e13, 7e14], True, True) == []
+    (lr_note, b_note) = reach_notes(law, [3e6, 1.5e7], [1e16], True, True)
+    assert "25x beyond" in b_note and "used at 1e+16" in b_note
+    lo, hi = (float(x) for x in b_note.split(" allows ")[1].split(" tokens")[0].split(".."))
+    assert lo < batch(1e16) < hi and hi / lo == pytest.approx((1e16 / 2e14) ** 1.27, rel=1e-2)
+    assert "5x beyond" in lr_note
+    lo, hi = (float(x) for x in lr_note.split(" allows ")[1].split(" there")[0].split(".."))
+    assert lo == hi == pytest.approx(law.lr_law(1.5e7), rel=1e-2)
+    assert reach_notes(law, [1.5e7], [1e16], False, False) == []  # the user fixed both: nothing follows the laws
+    # the planner (Python API, and the WSD plan built on it) carries them; a fixed batch size silences batch*'s
+    shapes = [ModelShape(d, 2, 262, 32) for d in (32, 48)]
+    kw = dict(data="D", train_tokens=10**12, batch_size=0, min_steps=1)
+    for planner in (plan_isoflop, plan_wsd):
+        plan = planner([1e12, 1e13], shapes, hparams=Resolver(law=law), **kw)
+        assert [n.split(" was fitted")[0] for n in plan.notes] == ["lr*(N)", "batch*(C)"]
+        assert "100x beyond" in plan.notes[1]
+    plan = plan_isoflop([1e12], shapes, hparams=Resolver(law=law, batch_size=4), **kw)
+    assert [n.split(" was fitted")[0] for n in plan.notes] == ["lr*(N)"]

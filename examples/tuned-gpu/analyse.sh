@@ -23,3 +23,31 @@ done
 # the densified-grid call (dense.sh): its runs table is the tuned study after 12 more runs
 scalinglab backtest "$E/dense-runs.csv" --holdout-above 2e15 --json > "$E/dense-backtest.json"
 scalinglab backtest "$E/dense-runs.csv" --holdout-above 2e15 > "$E/dense-backtest.txt" 2>&1
+# the fresh study (replicate.sh: one trainer version, two seeds per size, 1e13..1e15 and five sizes at 1e16) and the
+# 1e16 sizes again at batch 64 (batch64.sh). Protocol of the issue: fit 1e14..1e15; beside it, fit 1e13..1e15. The
+# 1e16 observation three ways: the runs at batch 128 (the law's), at batch 64, and each size's better of the two.
+T=$(mktemp -d)
+awk -F, 'NR==1 || $9<2e15' "$E/replicate-runs.csv" > "$T/small.csv"   # column 9: budget
+awk -F, 'NR>1 && $9>2e15' "$E/replicate-runs.csv" > "$T/b128"
+tail -n +2 "$E/batch64-runs.csv" > "$T/b64"
+python3 - "$T" <<'PY'
+import csv, sys
+t = sys.argv[1]
+head = open(f"{t}/small.csv").readline()
+fields = head.strip().split(",")
+b128 = list(csv.DictReader(open(f"{t}/b128"), fieldnames=fields))
+b64 = {r["run_id"]: r for r in csv.DictReader(open(f"{t}/b64"), fieldnames=fields)}
+best = [min((r, b64.get(r["run_id"], r)), key=lambda x: float(x["final_val_loss"])) for r in b128]
+w = csv.DictWriter(open(f"{t}/best", "w"), fieldnames=fields)
+w.writerows(best)
+PY
+for fit in 1e14 1e13; do
+  for obs in b128 b64 best; do
+    f="$T/$fit-$obs.csv"
+    if [ $fit = 1e14 ]; then awk -F, 'NR==1 || $9>=1e14' "$T/small.csv" > "$f"; else cp "$T/small.csv" "$f"; fi
+    cat "$T/$obs" >> "$f"
+    scalinglab backtest "$f" --holdout-above 2e15 --json > "$E/replicate-backtest-$fit-$obs.json"
+    scalinglab backtest "$f" --holdout-above 2e15 > "$E/replicate-backtest-$fit-$obs.txt" 2>&1
+  done
+done
+rm -rf "$T"

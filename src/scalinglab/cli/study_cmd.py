@@ -318,6 +318,7 @@ def _show(study: Path, plan, json_out: bool, extra: dict | None = None) -> None:
                 "runs": runs,
                 "dropped": [d.to_dict() for d in plan.dropped],
                 "law": {"name": plan.law_name, "note": plan.law_note, "budgets": plan.law_report},
+                "notes": plan.notes,
                 **(extra or {}),
             }
         )
@@ -510,6 +511,8 @@ def _print_plan(study: Path, plan, runs: list[dict]) -> None:
         con.print(f"dropped {d.run_id}: {d.reason}" + (f" ({flag(d.key)})" if d.key else ""), soft_wrap=True)
     if plan.law_note:
         con.print(plan.law_note, soft_wrap=True, markup=False)
+    for note in plan.notes:
+        con.print(f"note: {note}", soft_wrap=True, markup=False)
     for row in plan.law_report:
         if row["n_opt"] is None:
             continue

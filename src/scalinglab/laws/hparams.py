@@ -235,3 +235,44 @@ def fit_hparams(
     other = lr_c if lr_of == "N" else lr_n
     law = HparamsLaw(main, batch, points, notes, other if lr_of == "N" else None, level, bootstrap)
     return law
+
+
+REACH = 2.0
+"""How far (a factor) beyond the points it was fitted on a law may be used before a plan says so."""
+
+
+def reach_notes(law: HparamsLaw, params: list[float], budgets: list[float], use_lr: bool, use_batch: bool) -> list[str]:
+    """What a plan should know when it uses the laws beyond the points they were fitted on: for lr* and batch*, the
+    factor past the fitted range and, where the fit has an exponent interval, the spread of values it allows there
+    (the law pivoted at the geometric middle of its points with each end of the interval). A batch law fitted on
+    two budgets and used 25x beyond them allowed anything from 8 to 1,200 sequences at 1e16, where 64 instead of
+    128 moved that budget's optimal size by 15% (examples/tuned-gpu)."""
+    if not law.points:
+        return []
+    out = []
+    checks = []
+    if use_lr:
+        x = params if law.lr_law.var == "N" else budgets
+        fitted = [p.params if law.lr_law.var == "N" else p.budget for p in law.points]
+        checks.append(("lr*", law.lr_law, x, fitted, "", "sizes" if law.lr_law.var == "N" else "budgets"))
+    if use_batch:
+        checks.append(("batch*", law.batch_law, budgets, [p.budget for p in law.points], " tokens", "budgets"))
+    for name, pl, xs, fitted, unit, over in checks:
+        lo, hi = min(fitted), max(fitted)
+        far = max(xs, key=lambda v: max(v / hi, lo / v))
+        factor = max(far / hi, lo / far)
+        if factor < REACH:
+            continue
+        what = (
+            f"{name}({pl.var}) was fitted on {over} {lo:.3g}..{hi:.3g} and is used at {far:.3g} ({factor:.0f}x beyond)"
+        )
+        e_ci = pl.ci.get("exp")
+        if e_ci:
+            mid = math.sqrt(lo * hi)
+            ends = sorted(pl(mid) * (far / mid) ** e for e in e_ci)
+            what += (
+                f"; its exponent's {law.ci_level:.0%} interval {e_ci[0]:.2f}..{e_ci[1]:.2f} allows "
+                f"{ends[0]:.3g}..{ends[1]:.3g}{unit} there (the law: {pl(far):.3g})"
+            )
+        out.append(what + f": tune at {over} nearer {far:.3g} (plan tune) or set the value yourself")
+    return out

@@ -91,11 +91,14 @@ class Resolver:
         """Under muP the LR is the base-width model's at every width (muP scales the hidden layers' own LR)."""
         if self.lr > 0 or self.legacy:
             return self.lr
-        if shape.mup_base:
-            shape = shape.with_(d_model=shape.mup_base, n_heads=0, mup_base=0)
         if self.law is not None:
-            return float(self.law.lr(shape.params(), budget))
-        return self.recipe.lr(shape)
+            return float(self.law.lr(self.lr_params(shape), budget))
+        return self.recipe.lr(_lr_shape(shape))
+
+    @staticmethod
+    def lr_params(shape: ModelShape) -> int:
+        """The N the LR follows: the shape's own, or under muP the base-width model's."""
+        return _lr_shape(shape).params()
 
     def warmup_for(self, shape: ModelShape, tokens_per_step: int, steps: int) -> int:
         if self.warmup_steps > 0 or self.legacy:
@@ -119,6 +122,10 @@ class Resolver:
         if self.law is not None:
             d["hparams"] = _no_none(self.law.to_dict())  # TOML has no null
         return d
+
+
+def _lr_shape(shape: ModelShape) -> ModelShape:
+    return shape.with_(d_model=shape.mup_base, n_heads=0, mup_base=0) if shape.mup_base else shape
 
 
 def _no_none(x: Any) -> Any:

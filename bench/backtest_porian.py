@@ -8,6 +8,7 @@ IsoFLOP parabola's vertex (scalinglab.analysis.backtest). Prints a table and wri
     python bench/backtest_porian.py --quick      # 2 configs, one window each
     python bench/backtest_porian.py --tables bench/results/backtest-porian.json   # its tables again, no fitting
     python bench/backtest_porian.py --fit-budgets 6 --starts 0,2   # 6 budgets (32x span) instead of 4
+    python bench/backtest_porian.py --loss lsq   # approach 3 by least squares on the loss (Gadre et al. 2024)
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ def main() -> int:
         "--fit-budgets", type=int, default=FIT_BUDGETS, help="consecutive budgets fitted (each 2x the last)"
     )
     ap.add_argument("--ahead", type=int, default=AHEAD, help="doublings from the largest fitted budget to the target")
+    ap.add_argument("--loss", default="huber", help="approach 3's fit loss (FitOptions.loss): huber or lsq")
     ap.add_argument("--out", default=None, help="default bench/results/backtest-porian[-K-budgets][-A-ahead].json")
     ap.add_argument("--tables", metavar="JSON", help="print the tables of an earlier run's JSON; fits nothing")
     a = ap.parse_args()
@@ -185,7 +187,7 @@ def main() -> int:
     df = pd.read_csv(DATA / "isoflop_points.csv")
     configs = sorted(df.config.unique())[: 2 if a.quick else None]
     starts = [0] if a.quick else [int(s) for s in a.starts.split(",")]
-    opts = FitOptions(approaches=("2", "3", "lc"), bootstrap=a.bootstrap)
+    opts = FitOptions(approaches=("2", "3", "lc"), bootstrap=a.bootstrap, loss=a.loss).validate()
     rows, t0 = [], time.perf_counter()
     for cfg in configs:
         c = df[df.config == cfg]
@@ -204,13 +206,16 @@ def main() -> int:
         "fit_budgets": a.fit_budgets,
         "predict_doublings_ahead": a.ahead,
         "bootstrap": a.bootstrap,
+        "loss": a.loss,
         "wall_s": time.perf_counter() - t0,
         **{("summary" if k == "all" else f"summary_{k}"): summary(rs) for k, rs in groups(rows).items()},
         "rows": rows,
     }
     if not a.quick:
-        suffix = (f"-{a.fit_budgets}-budgets" if a.fit_budgets != FIT_BUDGETS else "") + (
-            f"-{a.ahead}-ahead" if a.ahead != AHEAD else ""
+        suffix = (
+            (f"-{a.fit_budgets}-budgets" if a.fit_budgets != FIT_BUDGETS else "")
+            + (f"-{a.ahead}-ahead" if a.ahead != AHEAD else "")
+            + (f"-{a.loss}" if a.loss != "huber" else "")
         )
         a.out = a.out or str(ROOT / "bench" / "results" / f"backtest-porian{suffix}.json")
         Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")

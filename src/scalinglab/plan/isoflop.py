@@ -202,12 +202,7 @@ def plan_isoflop(
                 runs.append(PlannedRun(rep, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)
-    if hp.law is not None and runs:  # a tuned law used far from its points: say how far, and what it allows there
-        from scalinglab.laws.hparams import reach_notes
-
-        lr_x = [hp.lr_params(r.spec.shape) for r in runs]
-        use_lr, use_batch = hp.lr <= 0 and not hp.legacy, hp.batch_size <= 0
-        plan.notes = reach_notes(hp.law, lr_x, [r.budget for r in runs], use_lr, use_batch)
+    plan.notes = hp.reach_notes([(r.spec.shape, r.budget) for r in runs])
     return plan
 
 

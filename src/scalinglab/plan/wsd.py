@@ -57,16 +57,7 @@ def plan_wsd(budgets: list[float], shapes: list, **kw: Any) -> IsoflopPlan:
         )
         spec = replace(last.spec, schedule=sched, run_id=run_id(shape))
         runs.append(PlannedRun(spec, last.budget, last.tokens, last.params, last.flops_per_token, last.epochs))
-    return IsoflopPlan(
-        runs,
-        dropped,
-        grid.budgets,
-        {**grid.settings, "schedule": "wsd"},
-        grid.law_name,
-        grid.law_report,
-        grid.law_note,
-        grid.notes,
-    )
+    return replace(grid, runs=runs, dropped=dropped, settings={**grid.settings, "schedule": "wsd"})
 
 
 def flop_cost(plan: IsoflopPlan) -> dict[str, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -97,8 +98,9 @@ def test_plan_json_lists_lr_and_batch_size(tiny_data, tmp_path):
         assert {"warmup_steps", "beta2"} <= set(r)
 
 
-def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed=0):
-    """Losses exactly quadratic in log lr and log batch around known optima lr*(N), b*(C) (tokens, seq 32)."""
+def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed=0, b_of_d=False):
+    """Losses exactly quadratic in log lr and log batch around known optima lr*(N), b*(C) (tokens, seq 32); with
+    b_of_d, b*(D) of each run's tokens D = C / 6N, which the rows then carry."""
     rng = np.random.default_rng(seed)
     rows = []
     for c in budgets:
@@ -108,7 +110,7 @@ def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed
                     loss = (
                         3.0
                         + 0.1 * (math.log(lr) - math.log(lr_law(n))) ** 2
-                        + 0.05 * (math.log(b * 32) - math.log(b_law(c))) ** 2
+                        + 0.05 * (math.log(b * 32) - math.log(b_law(c / (6 * n) if b_of_d else c))) ** 2
                         + noise * rng.normal()
                     )
                     rows.append(
@@ -121,6 +123,7 @@ def synthetic_runs(lr_law, b_law, shapes, budgets, lrs, batches, noise=0.0, seed
                             "loss": loss,
                             "beta2": 0.0,
                             "warmup": 0,
+                            **({"tokens": c / (6 * n)} if b_of_d else {}),
                         }
                     )
     return rows
@@ -151,7 +154,44 @@ def test_fit_hparams_recovers_known_laws():
     assert lo == pytest.approx(-0.3, abs=1e-9) and hi == pytest.approx(-0.3, abs=1e-9)  # exact points: no spread
     back = HparamsLaw.from_dict(json.loads(json.dumps(law.to_dict())))
     assert back.lr(1e6, 1e13) == pytest.approx(lr_law(1e6), rel=1e-6)
-    assert back.batch_tokens(3e13) == pytest.approx(b_law(3e13), rel=1e-6)
+    assert back.batch_tokens(3e13, 1e9) == pytest.approx(b_law(3e13), rel=1e-6)
+    assert "batch*(C) is used: the points do not say their token counts D" in law.notes  # rows without tokens
+
+
+def test_fit_hparams_follows_the_batch_of_tokens():
+    """When the optimal batch follows each run's tokens D (Bergsma et al. 2025), batch*(D) is recovered exactly and
+    is the law used; the law of C through the same points is kept beside it, and the note says how far each sits."""
+    shapes = [("a", 1e5), ("b", 4e5), ("c", 1.6e6)]
+    budgets = [1e13, 1e14]
+    rows = synthetic_runs(
+        lambda n: 0.05 * n**-0.3,
+        lambda d: 3.0 * d**0.4,
+        shapes,
+        budgets,
+        [1e-4 * 2**k for k in range(10)],
+        [2**k for k in range(12)],
+        b_of_d=True,
+    )
+    pts = [best_point([r for r in rows if (r["budget"], r["shape"]) == (c, s)], 32) for c in budgets for s, _ in shapes]
+    assert all(p.tokens == pytest.approx(p.budget / (6 * p.params)) for p in pts)
+    law = fit_hparams(pts, bootstrap=100, seed=1)
+    assert law.batch_law.var == "D" and law.batch_law.exp == pytest.approx(0.4, abs=1e-9)
+    assert law.batch_law.coef == pytest.approx(3.0, rel=1e-6) and law.batch_alt.var == "C"
+    found = re.search(r"factor ([\d.]+) \(rms\) from its law of D and ([\d.]+) from", law.notes[0])
+    d_fac, c_fac = (float(x) for x in found.groups())
+    assert d_fac == 1.0 and c_fac > 1.2  # at one budget the sizes want batches up to 16^0.4 = 3x apart
+    assert law.batch_tokens(1e20, 5e8) == pytest.approx(3.0 * 5e8**0.4, rel=1e-6)  # follows D, not C
+    back = HparamsLaw.from_dict(json.loads(json.dumps(law.to_dict())))
+    assert back.batch_alt.var == "C" and back.batch_law.var == "D" and back.points[0].tokens == pts[0].tokens
+    assert fit_hparams(pts, batch_of="C", bootstrap=0).batch_law.var == "C"
+    # the planner gives each run the batch of its own D = C / flops_per_token
+    shapes_m = [ModelShape(d, 2, 262, 32) for d in (32, 96)]
+    plan = plan_isoflop(
+        [1e13], shapes_m, data="D", train_tokens=10**12, batch_size=0, min_steps=1, hparams=Resolver(law=law)
+    )
+    for r in plan.runs:
+        assert r.spec.batch_size == pow2_batch(law.batch_law(1e13 / r.flops_per_token), 32)
+    assert plan.runs[0].spec.batch_size > plan.runs[1].spec.batch_size  # the small model reads more tokens
 
 
 def test_fit_hparams_flags_a_minimum_on_the_grid_edge():
@@ -240,12 +280,34 @@ def test_tune_sweep_fit_and_plan_with_hparams(tiny_data, tmp_path):
     )
     assert p.returncode == 0, p.stderr
     planned = json.loads(p.stdout)
+    assert law.batch_law.var == "D" and all(p.tokens for p in law.points)
     for r in planned["runs"]:
         assert r["lr"] == pytest.approx(law.lr(r["params"], r["budget"]), rel=1e-9)
-        assert r["batch_size"] == pow2_batch(law.batch_tokens(r["budget"]), 16)
-    # tuned at 1e9 only, planned up to 3e9: the batch law is used 3x beyond its budgets; the lr law at its own sizes
-    assert [n for n in planned["notes"] if n.startswith("batch*(C) was fitted on budgets 1e+09..1e+09")]
-    assert "3x beyond" in planned["notes"][0] and not [n for n in planned["notes"] if n.startswith("lr*")]
+        assert r["batch_size"] == pow2_batch(law.batch_law(r["budget"] / r["flops_per_token"]), 16)
+    # tuned at 1e9 only, planned up to 3e9: the batch law is used 3x beyond the token counts it was fitted on (the
+    # small shape at 3e9 reads 3x its tokens at 1e9); the lr law at its own sizes
+    (note,) = planned["notes"]
+    assert note.startswith("batch*(D) was fitted on token counts") and "(3x beyond)" in note
+    # a batch-only grid whose lr follows the fitted law, one per shape
+    p = cli(
+        "plan", "tune", "--data", str(tiny_data), "--budgets", "1e9", "--shapes", "8x1,16x1", "--batch-sizes", "2,4",
+        "--hparams", str(tmp_path / "hp.json"), "--seq-len", "16", "--min-steps", "5", "--out", str(tmp_path / "T2"),
+        "--json",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    runs = json.loads(p.stdout)["runs"]
+    assert sorted(r["id"][-3:] for r in runs) == ["_b2", "_b2", "_b4", "_b4"]
+    assert all(r["lr"] == pytest.approx(law.lr(r["params"], 1e9), rel=1e-9) for r in runs)
+    assert cli("sweep", str(tmp_path / "T2"), "--workers", "1", timeout=600).returncode == 0
+    p = cli("fit", "hparams", str(tmp_path / "T2"), "--json")
+    assert p.returncode == 0, p.stderr
+    d2 = json.loads(p.stdout)
+    assert d2["batch_tokens"]["var"] == "D" and d2["batch_tokens_alt"]["var"] == "C"
+    assert "the grid did not sweep the lr (one per shape): lr* is the lr the runs were given" in d2["notes"]
+    assert {pt["batch_grid"] for pt in d2["points"]} <= {2, 4} and all(pt["tokens"] > 0 for pt in d2["points"])
+    p = cli("plan", "tune", "--data", str(tiny_data), "--budgets", "1e9", "--shapes", "8x1", "--batch-sizes", "2",
+            "--seq-len", "16", "--out", str(tmp_path / "T3"))  # fmt: skip
+    assert p.returncode == 2 and "--hparams" in p.stderr and not (tmp_path / "T3").exists()
     p = cli("fit", "hparams", str(tmp_path / "S"))
     assert p.returncode == 2 and "not a tuning study" in p.stderr
 
@@ -256,15 +318,15 @@ def test_reach_notes_say_how_far_past_the_fit_and_what_its_interval_allows_there
     pts = [TunePoint(c, int(n), "s", 1e-3, 8.0, 2048.0, 1.0, 1e-3, 8, 9) for c in (1e14, 4e14) for n in (4e5, 3e6)]
     batch = PowerLaw(0.04, 0.36, "C", {"exp": [-0.27, 1.0]})
     law = HparamsLaw(PowerLaw(0.17, -0.29, "N", {"exp": [-0.29, -0.29]}), batch, pts)
-    assert reach_notes(law, [4e5, 3e6], [6e13, 7e14], True, True) == []
-    (lr_note, b_note) = reach_notes(law, [3e6, 1.5e7], [1e16], True, True)
+    assert reach_notes(law, [4e5, 3e6], [6e13, 7e14], [1e8], True, True) == []
+    (lr_note, b_note) = reach_notes(law, [3e6, 1.5e7], [1e16], [1e8], True, True)
     assert "25x beyond" in b_note and "used at 1e+16" in b_note
     lo, hi = (float(x) for x in b_note.split(" allows ")[1].split(" tokens")[0].split(".."))
     assert lo < batch(1e16) < hi and hi / lo == pytest.approx((1e16 / 2e14) ** 1.27, rel=1e-2)
     assert "5x beyond" in lr_note
     lo, hi = (float(x) for x in lr_note.split(" allows ")[1].split(" there")[0].split(".."))
     assert lo == hi == pytest.approx(law.lr_law(1.5e7), rel=1e-2)
-    assert reach_notes(law, [1.5e7], [1e16], False, False) == []  # the user fixed both: nothing follows the laws
+    assert reach_notes(law, [1.5e7], [1e16], [1e8], False, False) == []  # the user fixed both: nothing follows the laws
     # the planner (Python API, and the WSD plan built on it) carries them; a fixed batch size silences batch*'s
     shapes = [ModelShape(d, 2, 262, 32) for d in (32, 48)]
     kw = dict(data="D", train_tokens=10**12, batch_size=0, min_steps=1)

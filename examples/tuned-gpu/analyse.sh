@@ -51,3 +51,7 @@ for fit in 1e14 1e13; do
   done
 done
 rm -rf "$T"
+# the study planned with batch*(D) (batchd.sh: its tuning grid's laws are hparams-d.*, fitted on the device), fitted
+# on 1e14..1e15, six sizes at 1e16 held out
+scalinglab backtest "$E/batchd-runs.csv" --holdout-above 2e15 --json > "$E/batchd-backtest.json"
+scalinglab backtest "$E/batchd-runs.csv" --holdout-above 2e15 > "$E/batchd-backtest.txt" 2>&1

@@ -1,5 +1,5 @@
 """`scalinglab plan tune` (a learning rate x batch size grid per shape and budget, swept like any study) and
-`scalinglab fit hparams TUNE` (best settings per point, laws lr*(N) and batch*(C), hparams.json and a figure)."""
+`scalinglab fit hparams TUNE` (best settings per point, laws lr*(N) and batch*(D), hparams.json and a figure)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def plan_tune_cmd(
     data: Path = typer.Option(..., "--data", help="Prepared DATA folder (scalinglab prep)."),
     shapes: str = typer.Option(..., "--shapes", help="Shapes D_MODELxLAYERS, e.g. 128x2,256x4."),
     budgets: str = typer.Option(..., "--budgets", help="Compute budgets C in FLOPs, e.g. 1e14,1e15."),
-    lrs: str = typer.Option(..., "--lrs", help="Peak learning rates, e.g. 1e-3,2e-3,4e-3,8e-3."),
+    lrs: str = typer.Option(
+        "", "--lrs", help="Peak learning rates, e.g. 1e-3,2e-3,4e-3,8e-3 (omitted: each shape's lr* of --hparams)."
+    ),
     batch_sizes: str = typer.Option(..., "--batch-sizes", help="Sequences per step, e.g. 16,32,64."),
     beta2s: str | None = typer.Option(
         None, "--beta2s", help="AdamW beta2 values to sweep too (default: the rule by batch size)."
@@ -51,11 +53,14 @@ def plan_tune_cmd(
     mup_base_width: int = typer.Option(
         0, "--mup-base-width", help="mup: the width the LR was tuned at (0: the smallest width planned)."
     ),
+    hparams: Path | None = typer.Option(
+        None, "--hparams", help="hparams.json (`fit hparams`) whose lr*(N) sets each shape's lr when --lrs is omitted."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Plan a tuning study: each budget x shape trained at every lr x batch size (x beta2 x warmup) of the grid."""
     from scalinglab.accounting.shape import ModelShape
-    from scalinglab.cli.study_cmd import _show, mup_base
+    from scalinglab.cli.study_cmd import _load_hparams, _show, mup_base
     from scalinglab.data.loader import TokenData
     from scalinglab.fileio import check_output
     from scalinglab.plan.tune import plan_tune
@@ -73,6 +78,12 @@ def plan_tune_cmd(
         ("--mup-base-width", mup_base_width, ">=0"),
     )
     check_output(out, "dir", "--out")
+    if bool(lrs.strip()) == (hparams is not None):
+        raise UserError(
+            "give either the learning rates to sweep (--lrs 1e-3,2e-3,4e-3) or a law whose lr each shape follows "
+            "(--hparams FILE), not both or neither"
+        )
+    law = _load_hparams(hparams) if hparams else None
     if schedule not in ("cosine", "constant"):
         raise UserError(f"--schedule {schedule!r}: a tuning grid trains cosine or constant runs")
     if seq_len <= 0:
@@ -106,7 +117,8 @@ def plan_tune_cmd(
     plan = plan_tune(
         parse_floats(budgets, "--budgets"),
         model_shapes,
-        lrs=parse_floats(lrs, "--lrs"),
+        lrs=parse_floats(lrs, "--lrs") if lrs.strip() else [],
+        law=law,
         batch_sizes=bss,
         beta2s=parse_floats(beta2s, "--beta2s") if beta2s else None,
         warmups=wus,
@@ -127,6 +139,7 @@ def plan_tune_cmd(
         "seq_len": seq_len,
         "budgets": plan.budgets,
         "lrs": lrs,
+        "hparams": str(hparams) if law is not None else "",
         "batch_sizes": batch_sizes,
         "beta2s": beta2s or "",
         "warmups": warmups or "",
@@ -170,6 +183,7 @@ def tune_runs(study: str | Path) -> list[dict[str, Any]]:
                 "budget": float(r["budget"]),
                 "shape": spec.shape.name,
                 "params": int(r["params"]),
+                "tokens": float(r["tokens"]) if r.get("tokens") else None,
                 "seq": spec.shape.trained_per_sequence,
                 "lr": float(t.get("lr", spec.lr)),
                 "batch_size": int(t.get("batch_size", spec.batch_size)),
@@ -196,6 +210,8 @@ def fit_hparams(source: str, out: str | None, as_json: bool, bootstrap: int, ci:
     points = [best_point(g, g[0]["seq"]) for _, g in sorted(groups.items())]
     lr_of = "N" if max(p.params for p in points) >= 1.5 * min(p.params for p in points) else "C"
     law = fit_laws(points, lr_of=lr_of, bootstrap=bootstrap or 1000, seed=seed, level=ci)
+    if all(len({r["lr"] for r in g}) == 1 for g in groups.values()):
+        law.notes.append("the grid did not sweep the lr (one per shape): lr* is the lr the runs were given")
     d = law.to_dict()
     if out:
         from scalinglab.fileio import atomic_write_json
@@ -220,13 +236,14 @@ def _print(law, source: str, figure: str | None) -> None:
 
     con = make_console()
     t = Table(title=f"best settings per point ({source})", show_edge=False, header_style="bold")
-    for col in ("C", "shape", "N", "runs", "lr* (grid)", "batch* (grid)", "batch* tokens", "loss", "edge"):
+    for col in ("C", "shape", "N", "D", "runs", "lr* (grid)", "batch* (grid)", "batch* tokens", "loss", "edge"):
         t.add_column(col, justify="right")
     for p in law.points:
         t.add_row(
             f"{p.budget:.3g}",
             p.shape,
             f"{p.params:.3g}",
+            f"{p.tokens:.3g}" if p.tokens else "-",
             str(p.runs),
             f"{p.lr:.3g} ({p.lr_grid:.3g})",
             f"{p.batch:.3g} ({p.batch_grid})",
@@ -235,9 +252,9 @@ def _print(law, source: str, figure: str | None) -> None:
             ",".join(p.edge),
         )
     con.print(t)
-    for name, lw in (("lr*", law.lr_law), ("batch* (tokens)", law.batch_law)) + (
-        (("lr* (of C)", law.lr_by_c),) if law.lr_by_c is not None else ()
-    ):
+    others = [(f"lr* (of {w.var}, not used)", w) for w in (law.lr_by_c,) if w is not None]
+    others += [(f"batch* (tokens, of {w.var}, not used)", w) for w in (law.batch_alt,) if w is not None]
+    for name, lw in [("lr*", law.lr_law), ("batch* (tokens)", law.batch_law), *others]:
         ci = lw.ci.get("exp")
         iv = f"  exponent {int(100 * law.ci_level)}% CI ({ci[0]:.3f}, {ci[1]:.3f})" if ci else ""
         con.print(f"{name} = {lw}{iv}", soft_wrap=True, markup=False)

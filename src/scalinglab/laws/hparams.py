@@ -1,6 +1,10 @@
 """Hyperparameter laws from a tuning grid: the best (lr, batch) per (shape, budget) point, interpolated around the
-grid minimum (a parabola in log lr, then in log batch), and power laws lr*(N) or lr*(C) and batch*(C) with
-bootstrap intervals (DeepSeek LLM, Bi et al. 2024, fit both as power laws of compute; Porian et al. 2024 of N).
+grid minimum (a parabola in log lr, then in log batch), and power laws lr*(N) or lr*(C) and batch*(D) or batch*(C)
+with bootstrap intervals. DeepSeek LLM (Bi et al. 2024) fits lr* and batch* as power laws of compute along the
+compute-optimal frontier; Porian et al. 2024 fit lr* of N. Off the frontier (an IsoFLOP set trains small models on
+many tokens and large ones on few) the batch follows the tokens D, not N or C: the critical batch size grows with D
+and barely with N (Zhang et al. 2024, "How does critical batch size scale in pre-training?"), and the optimal batch
+is a power law of D (Bergsma et al. 2025, "Power Lines", B_opt ~ D^0.38).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class TunePoint:
     edge: list[str] = field(default_factory=list)
     beta2: float | None = None
     warmup: int | None = None
+    tokens: float | None = None  # D of the best run (absent in laws fitted before batch*(D))
 
 
 def vertex(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
@@ -53,7 +58,7 @@ def vertex(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
 
 def best_point(rows: list[dict[str, Any]], seq_tokens: int) -> TunePoint:
     """rows: one (shape, budget) point's runs with keys lr, batch_size, loss (inf/NaN for diverged), params,
-    budget, shape, and optionally beta2, warmup. Other swept settings (beta2, warmup) are taken at the best run's values."""
+    budget, shape, and optionally beta2, warmup, tokens. Other swept settings (beta2, warmup) are taken at the best run's values."""
     ok = [r for r in rows if r["loss"] is not None and math.isfinite(r["loss"])]
     if not ok:
         raise FolderError(
@@ -98,6 +103,7 @@ def best_point(rows: list[dict[str, Any]], seq_tokens: int) -> TunePoint:
         edge=edge,
         beta2=best.get("beta2"),
         warmup=best.get("warmup"),
+        tokens=float(best["tokens"]) if best.get("tokens") else None,
     )
 
 
@@ -116,7 +122,7 @@ class PowerLaw:
 
     coef: float
     exp: float
-    var: str  # "N" or "C"
+    var: str  # "N", "C" or "D"
     ci: dict[str, list[float]] = field(default_factory=dict)
 
     def __call__(self, x: float) -> float:
@@ -158,7 +164,8 @@ def fit_power(
 
 @dataclass
 class HparamsLaw:
-    """lr*(N or C) and batch*(C) in tokens, fitted from a tuning study; what `plan isoflop --hparams` follows."""
+    """lr*(N or C) and batch*(D or C) in tokens, fitted from a tuning study; what `plan isoflop --hparams` follows.
+    batch_alt: the batch law of the other variable, kept to compare (notes say which fits the points better)."""
 
     lr_law: PowerLaw
     batch_law: PowerLaw
@@ -167,14 +174,16 @@ class HparamsLaw:
     lr_by_c: PowerLaw | None = None
     ci_level: float = 0.95
     bootstrap: int = 0
+    batch_alt: PowerLaw | None = None
 
     kind = "hparams"
 
     def lr(self, params: float, budget: float) -> float:
         return self.lr_law(params if self.lr_law.var == "N" else budget)
 
-    def batch_tokens(self, budget: float) -> float:
-        return self.batch_law(budget)
+    def batch_tokens(self, budget: float, tokens: float) -> float:
+        """Tokens per step for a run of `tokens` tokens at compute `budget`."""
+        return self.batch_law(tokens if self.batch_law.var == "D" else budget)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -188,6 +197,8 @@ class HparamsLaw:
         }
         if self.lr_by_c is not None:
             d["lr_of_c"] = self.lr_by_c.to_dict()
+        if self.batch_alt is not None:
+            d["batch_tokens_alt"] = self.batch_alt.to_dict()
         return d
 
     @classmethod
@@ -206,17 +217,32 @@ class HparamsLaw:
             PowerLaw.from_dict(d["lr_of_c"]) if d.get("lr_of_c") else None,
             float(d.get("ci_level", 0.95)),
             int(d.get("bootstrap", 0)),
+            PowerLaw.from_dict(d["batch_tokens_alt"]) if d.get("batch_tokens_alt") else None,
         )
 
 
+def log_sd(law: PowerLaw, x: np.ndarray, y: np.ndarray) -> float:
+    """Root mean square of log(y / law(x)): how far the points sit from the law (0.69: a factor of 2)."""
+    return float(np.sqrt(np.mean((np.log(y) - np.log(law.coef * x**law.exp)) ** 2)))
+
+
 def fit_hparams(
-    points: list[TunePoint], *, lr_of: str = "N", bootstrap: int = 1000, seed: int = 42, level: float = 0.95
+    points: list[TunePoint],
+    *,
+    lr_of: str = "N",
+    batch_of: str = "D",
+    bootstrap: int = 1000,
+    seed: int = 42,
+    level: float = 0.95,
 ) -> HparamsLaw:
-    """Power laws through the per-point optima: lr* of N (or C) and batch* (tokens) of C."""
+    """Power laws through the per-point optima: lr* of N (or C) and batch* (tokens) of D (or C). batch* falls back to
+    C, with a note, where a point does not say its D (laws fitted before batch*(D))."""
     if not points:
         raise FolderError("no tuned points to fit", hint="sweep the tuning study first")
     if lr_of not in ("N", "C"):
         raise ConfigError(f"unknown lr variable {lr_of!r}", hint="use N or C", keys=("lr_of",))
+    if batch_of not in ("D", "C"):
+        raise ConfigError(f"unknown batch variable {batch_of!r}", hint="use D or C", keys=("batch_of",))
     n = np.array([p.params for p in points], float)
     c = np.array([p.budget for p in points], float)
     lr = np.array([p.lr for p in points], float)
@@ -225,7 +251,19 @@ def fit_hparams(
     lr_n = fit_power(n, lr, "N", bootstrap, seed, level, sorted(set(n.tolist())))
     lr_c = fit_power(c, lr, "C", bootstrap, seed, level, sorted(set(c.tolist())))
     batch = fit_power(c, bt, "C", bootstrap, seed, level, sorted(set(c.tolist())))
-    for what, law in (("lr*(N)", lr_n), ("lr*(C)", lr_c), ("batch*(C)", batch)):
+    batch_d = None
+    if all(p.tokens for p in points):
+        d = np.array([p.tokens for p in points], float)
+        batch_d = fit_power(d, bt, "D", bootstrap, seed, level, sorted(set(d.tolist())))
+        notes.append(
+            f"batch* sits a factor {math.exp(log_sd(batch_d, d, bt)):.2f} (rms) from its law of D and "
+            f"{math.exp(log_sd(batch, c, bt)):.2f} from its law of C"
+        )
+    elif batch_of == "D":
+        notes.append("batch*(C) is used: the points do not say their token counts D")
+    if batch_of == "D" and batch_d is not None:
+        batch, batch_d = batch_d, batch
+    for what, law in (("lr*(N)", lr_n), ("lr*(C)", lr_c), (f"batch*({batch.var})", batch)):
         if law.exp == 0.0:
             notes.append(f"{what}: the points span too little to fit an exponent; a constant (geometric mean) is used")
     edges = [f"{p.shape} at C={p.budget:.3g}: {', '.join(p.edge)}" for p in points if p.edge]
@@ -233,15 +271,16 @@ def fit_hparams(
         notes.append("minimum on the grid's edge (widen the grid there): " + "; ".join(edges))
     main = lr_n if lr_of == "N" else lr_c
     other = lr_c if lr_of == "N" else lr_n
-    law = HparamsLaw(main, batch, points, notes, other if lr_of == "N" else None, level, bootstrap)
-    return law
+    return HparamsLaw(main, batch, points, notes, other if lr_of == "N" else None, level, bootstrap, batch_d)
 
 
 REACH = 2.0
 """How far (a factor) beyond the points it was fitted on a law may be used before a plan says so."""
 
 
-def reach_notes(law: HparamsLaw, params: list[float], budgets: list[float], use_lr: bool, use_batch: bool) -> list[str]:
+def reach_notes(
+    law: HparamsLaw, params: list[float], budgets: list[float], tokens: list[float], use_lr: bool, use_batch: bool
+) -> list[str]:
     """What a plan should know when it uses the laws beyond the points they were fitted on: for lr* and batch*, the
     factor past the fitted range and, where the fit has an exponent interval, the spread of values it allows there
     (the law pivoted at the geometric middle of its points with each end of the interval). A batch law fitted on
@@ -255,7 +294,11 @@ def reach_notes(law: HparamsLaw, params: list[float], budgets: list[float], use_
         x = params if law.lr_law.var == "N" else budgets
         fitted = [p.params if law.lr_law.var == "N" else p.budget for p in law.points]
         checks.append(("lr*", law.lr_law, x, fitted, "", "sizes" if law.lr_law.var == "N" else "budgets"))
-    if use_batch:
+    if use_batch and law.batch_law.var == "D":
+        checks.append(
+            ("batch*", law.batch_law, tokens, [p.tokens or 0.0 for p in law.points], " tokens", "token counts")
+        )
+    elif use_batch:
         checks.append(("batch*", law.batch_law, budgets, [p.budget for p in law.points], " tokens", "budgets"))
     for name, pl, xs, fitted, unit, over in checks:
         lo, hi = min(fitted), max(fitted)

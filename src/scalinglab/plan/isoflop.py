@@ -170,7 +170,12 @@ def plan_isoflop(
             n = int(shape.params())
             fpt = float(shape.flops_per_token(convention))
             spec = replace(
-                base, shape=shape, data=data, batch_size=hp.batch_for(shape, c), convention=convention, run_id=rid
+                base,
+                shape=shape,
+                data=data,
+                batch_size=hp.batch_for(shape, c, c / fpt),
+                convention=convention,
+                run_id=rid,
             )
             tps = spec.tokens_per_step
             steps = int(round(c / fpt / tps))
@@ -202,7 +207,7 @@ def plan_isoflop(
                 runs.append(PlannedRun(rep, float(c), tokens, n, fpt, float(epochs)))
     plan = IsoflopPlan(runs, dropped, sorted(budgets))
     report_published_law(plan)
-    plan.notes = hp.reach_notes([(r.spec.shape, r.budget) for r in runs])
+    plan.notes = hp.reach_notes([(r.spec.shape, r.budget, r.tokens) for r in runs])
     return plan
 
 

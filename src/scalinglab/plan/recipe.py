@@ -80,11 +80,12 @@ class Resolver:
     recipe: Recipe = Recipe()
     legacy: bool = False
 
-    def batch_for(self, shape: ModelShape, budget: float) -> int:
+    def batch_for(self, shape: ModelShape, budget: float, tokens: float) -> int:
+        """Sequences per step for `shape` trained on `tokens` tokens at compute `budget`."""
         if self.batch_size > 0:
             return self.batch_size
         if self.law is not None:
-            return pow2_batch(self.law.batch_tokens(budget), shape.trained_per_sequence)
+            return pow2_batch(self.law.batch_tokens(budget, tokens), shape.trained_per_sequence)
         return pow2_batch(self.recipe.batch_tokens(budget), shape.trained_per_sequence)
 
     def lr_for(self, shape: ModelShape, budget: float) -> float:
@@ -100,16 +101,17 @@ class Resolver:
         """The N the LR follows: the shape's own, or under muP the base-width model's."""
         return _lr_shape(shape).params()
 
-    def reach_notes(self, points: list[tuple[ModelShape, float]]) -> list[str]:
-        """For the (shape, budget) of each planned run: where the fitted law's lr* or batch* (those the user did not
+    def reach_notes(self, points: list[tuple[ModelShape, float, float]]) -> list[str]:
+        """For the (shape, budget, tokens) of each planned run: where the fitted law's lr* or batch* (those the user did not
         fix, as lr_for and batch_for decide) is used more than 2x beyond its points (laws.hparams.reach_notes)."""
         if self.law is None or not points:
             return []
         from scalinglab.laws.hparams import reach_notes
 
-        lr_x = [self.lr_params(s) for s, _ in points]
-        budgets = [c for _, c in points]
-        return reach_notes(self.law, lr_x, budgets, self.lr <= 0 and not self.legacy, self.batch_size <= 0)
+        lr_x = [self.lr_params(s) for s, _, _ in points]
+        budgets = [c for _, c, _ in points]
+        tokens = [d for _, _, d in points]
+        return reach_notes(self.law, lr_x, budgets, tokens, self.lr <= 0 and not self.legacy, self.batch_size <= 0)
 
     def warmup_for(self, shape: ModelShape, tokens_per_step: int, steps: int) -> int:
         if self.warmup_steps > 0 or self.legacy:

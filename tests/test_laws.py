@@ -113,9 +113,10 @@ def test_approach2_warns_when_its_intervals_cannot_have_width():
 
 
 def test_approach2_resamples_within_the_window_it_fitted():
-    """RANSAC drops an outlying size inside a budget's window; the residual bootstrap must refit that same window,
-    not choose one anew, which would take in a size beyond it that sits far off the parabola (its vertices then all
-    moved 2% below the fitted one on a real study, examples/tuned-gpu, and lc's interval missed its own estimate)."""
+    """RANSAC drops an outlying size inside a budget's window; the residual bootstrap must keep that size's place
+    when it chooses each resample's window, or the window takes in a size beyond it that sits far off the parabola
+    (its vertices then all moved 2% below the fitted one on a real study, examples/tuned-gpu, and lc's interval
+    missed its own estimate)."""
     rng = np.random.default_rng(3)
     rows = []
     for C in (1e15, 3e15, 1e16):

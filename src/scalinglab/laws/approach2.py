@@ -189,6 +189,7 @@ class Approach2(PowerLawAllocation):
         self.notes_: list[str] = []
         self.residuals_: dict[str, Any] = {}
         self.inlier_: np.ndarray | None = None
+        self.kept_: np.ndarray | None = None
         self.n_budgets_ = 0
         self.boot_: np.ndarray | None = None
         self.boot_vertices_: np.ndarray | None = None
@@ -256,6 +257,7 @@ class Approach2(PowerLawAllocation):
             )
         gid = group_budgets(C, self.budget_tol)
         self.inlier_ = keep.copy()
+        self.kept_ = keep.copy()  # the rows the parabolas saw, outliers included (the residual bootstrap's design)
         w = None if sample_weight is None else W
         for g in np.unique(gid):
             m = (gid == g) & keep
@@ -279,11 +281,11 @@ class Approach2(PowerLawAllocation):
         return gid
 
     def _bootstrap(self, N, D, L, gid, groups) -> None:
-        """Refit on resamples within each budget of the rows the full fit used (outliers and runs over max_loss stay
-        out), by least-squares parabolas with the same window and bracketing rules; a resample losing a budget's
-        bracket leaves that budget out. resample "residuals" (default): each run's residual from its budget's
-        parabola, drawn with replacement within the budget, on the fitted values (fixed design); "runs": the runs
-        themselves, with replacement (as counts). With 5-9 sizes per budget the second over-covers: 0.99 for a
+        """Refit on resamples within each budget, by least-squares parabolas with the same window and bracketing
+        rules; a resample losing a budget's bracket leaves that budget out. resample "residuals" (default): the
+        inliers' residuals from the budget's parabola, drawn with replacement within the budget, on the fitted values
+        at every run the parabolas saw, outliers' places included (fixed design); "runs": the inlier runs themselves,
+        with replacement (as counts). Runs over max_loss stay out of both. With 5-9 sizes per budget the second over-covers: 0.99 for a
         95% interval on synthetic laws (bench/interval_coverage.py), the first 0.92-0.94."""
         from scalinglab.laws.bootstrap import percentile_ci, resample_weights
 
@@ -316,12 +318,18 @@ class Approach2(PowerLawAllocation):
                 if k <= 3:
                     exact.append(row.C)
                 e = (y[win] - yhat) * np.sqrt(k / max(k - 3, 1))
-                # the full fit's window, not one chosen again: with outliers left out, a window of sizes chosen
-                # anew can take in a size the full parabola never saw (a 1.15 loss at 3e14 in examples/tuned-gpu
-                # moved every resampled vertex 2% below the fitted one)
-                xw, dw = xn[win], xd[win]
+                # The design is every size the full fit saw, its outliers' too (their values drawn like the rest):
+                # without them, the window chosen anew on a resample could take in a size beyond the fitted window
+                # (at 3e14 in examples/tuned-gpu, a 1.15 loss that moved every resampled vertex 2% below the fit).
+                r_all = np.flatnonzero((gid == g) & self.kept_)
+                r_all = r_all[np.argsort(N[r_all], kind="stable")]
+                xa, da, ya = np.log10(N[r_all]), np.log10(D[r_all]), L[r_all]
+                wa = (N[r_all] >= lo_n) & (N[r_all] <= hi_n)
+                yhat_a, ka = np.polyval(row.coef_n, xa[wa]), int(wa.sum())
                 for i in range(R):
-                    vert[i, j] = self._weighted_vertex(xw, dw, yhat + rng.choice(e, size=k, replace=True), np.ones(k))
+                    ys = ya.copy()
+                    ys[wa] = yhat_a + rng.choice(e, size=ka, replace=True)
+                    vert[i, j] = self._weighted_vertex(xa, da, ys, np.ones(len(ys)))
                 continue
             for i in range(R):
                 vert[i, j] = self._weighted_vertex(xn, xd, y, Wg[i])

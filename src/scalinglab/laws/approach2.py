@@ -285,8 +285,8 @@ class Approach2(PowerLawAllocation):
         rules; a resample losing a budget's bracket leaves that budget out. resample "residuals" (default): the
         inliers' residuals from the budget's parabola, drawn with replacement within the budget, on the fitted values
         at every run the parabolas saw, outliers' places included (fixed design); "runs": the inlier runs themselves,
-        with replacement (as counts). Runs over max_loss stay out of both. With 5-9 sizes per budget the second over-covers: 0.99 for a
-        95% interval on synthetic laws (bench/interval_coverage.py), the first 0.92-0.94."""
+        with replacement (as counts). Runs over max_loss stay out of both. With 5-9 sizes per budget the second
+        over-covers: 0.99 for a 95% interval on synthetic laws (bench/interval_coverage.py), the first 0.92-0.94."""
         from scalinglab.laws.bootstrap import percentile_ci, resample_weights
 
         ok = [g for g, r in enumerate(self.per_budget_) if r.ok]

@@ -155,6 +155,7 @@ DOMAINS: dict[str, dict[str, str]] = {
         "--eval-batches": ">0",
         "--spread": ">0",
         "--width-step": ">=0",
+        "--min-layers": ">=0",
         "--mup-base-width": ">=0",
     },
     "plan tune": {

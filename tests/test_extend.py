@@ -176,3 +176,19 @@ def test_legacy_study_keeps_its_meaning(tiny_data, tmp_path):
     (r,) = json.loads(p.stdout)["runs"]
     assert r["lr"] == 0.0 and r["warmup_steps"] == 0 and r["beta2"] == 0.95 and r["batch_size"] == 4
     assert math.isfinite(r["tokens"])
+
+
+def test_min_layers_is_kept_by_the_study_and_its_extensions(tiny_data, tmp_path):
+    study = tmp_path / "S"
+    base = ["plan", "isoflop", "--data", str(tiny_data), "--seq-len", "32", "--batch-size", "4", "--min-steps", "20"]
+    p = cli(*base, "--budgets", "3e9", "--d-models", "16,24", "--min-layers", "4", "--out", str(study), "--json")
+    assert p.returncode == 0, p.stderr
+    first = json.loads(p.stdout)
+    assert {(r["d_model"], r["n_layers"]) for r in first["runs"]} == {(16, 4), (24, 4)}  # minchilla alone: 0 layers
+    assert not any("layers deep" in n for n in first["notes"])
+    p = cli("plan", "isoflop", "--extend", str(study), "--budgets", "6e9", "--d-models", "32", "--json")
+    assert p.returncode == 0, p.stderr
+    assert [(r["d_model"], r["n_layers"]) for r in json.loads(p.stdout)["runs"]] == [(32, 4)]
+    p = cli("plan", "isoflop", "--extend", str(study), "--budgets", "6e9", "--shapes", "16x2", "--json")
+    assert p.returncode == 0, p.stderr  # explicit shapes keep their depth, and the plan says why that may hurt
+    assert any("under 4 layers deep (16x2)" in n for n in json.loads(p.stdout)["notes"])

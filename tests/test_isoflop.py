@@ -12,6 +12,7 @@ import pytest
 
 from conftest import SHARED_DATA, needs_shared
 from scalinglab.accounting.shape import ModelShape
+from scalinglab.errors import UserError
 from scalinglab.plan.isoflop import fmt_budget, layers_for, parse_range, plan_isoflop
 
 PY = sys.executable
@@ -201,3 +202,22 @@ def test_cli_plan_bad_input(tiny_data, tmp_path, args, needle):
         return
     assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr
     assert not out.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".S.")]
+
+
+def test_min_layers_floors_the_rules_depth():
+    assert [layers_for(d, "minchilla", 4) for d in (32, 128, 256, 320, 512)] == [4, 4, 4, 5, 8]
+    assert layers_for(128, "minchilla") == 2 and layers_for(512, "aspect:128", 6) == 6
+    with pytest.raises(UserError, match="bad minimum depth -1"):
+        layers_for(128, "minchilla", -1)
+
+
+def test_shallow_shapes_get_a_note_deep_ones_none():
+    def notes(shapes):
+        plan = plan_isoflop([1e11], shapes, data="D", train_tokens=10**9, batch_size=4)
+        return [n for n in plan.notes if "layers deep" in n]
+
+    shallow = notes([ModelShape(32, 2, 262, 32), ModelShape(48, 3, 262, 32), ModelShape(64, 4, 262, 32)])
+    assert len(shallow) == 1 and "under 4 layers deep (32x2, 48x3)" in shallow[0] and "64x4" not in shallow[0]
+    assert notes([ModelShape(32, 4, 262, 32), ModelShape(64, 5, 262, 32)]) == []
+    perceiver = ModelShape(32, 2, 262, 64, arch="perceiver-ar", latents=16)  # its depth means something else
+    assert notes([perceiver]) == []

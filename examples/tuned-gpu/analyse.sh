@@ -55,3 +55,29 @@ rm -rf "$T"
 # on 1e14..1e15, six sizes at 1e16 held out
 scalinglab backtest "$E/batchd-runs.csv" --holdout-above 2e15 --json > "$E/batchd-backtest.json"
 scalinglab backtest "$E/batchd-runs.csv" --holdout-above 2e15 > "$E/batchd-backtest.txt" 2>&1
+# 4 layers deep at the small budgets (depth.sh, tuned laws hparams-d.json) scored against batchd.sh's six 1e16 runs;
+# the same sizes with the literature defaults (untuned-depth.sh) against the untuned study's four 1e16 runs (check2.sh;
+# the same settings as today's plan of those shapes gives). Then each of them, and batchd.sh's 2-3 layer study, with
+# one seed at a time (first seeds, second seeds, same 1e16 runs): depth-variants.txt.
+T=$(mktemp -d)
+cp "$E/depth-runs.csv" "$T/depth.csv"
+awk -F, 'NR>1 && $9>2e15' "$E/batchd-runs.csv" >> "$T/depth.csv"
+cp "$E/untuned-depth-runs.csv" "$T/untuned-depth.csv"
+awk -F, 'NR>1 && $9>2e15' "$E/untuned-runs.csv" >> "$T/untuned-depth.csv"
+cp "$E/batchd-runs.csv" "$T/batchd.csv"
+for s in depth untuned-depth; do
+  scalinglab backtest "$T/$s.csv" --holdout-above 2e15 --json > "$E/$s-backtest.json"
+  scalinglab backtest "$T/$s.csv" --holdout-above 2e15 > "$E/$s-backtest.txt" 2>&1
+done
+scalinglab fit "$T/depth.csv" --bootstrap 200 --at 1e16 --out "$E/depth-law.json" > "$E/depth-fit.txt" 2>&1
+scalinglab report "$T/depth.csv" --out "$E/depth-report.html" --at 1e16 --bootstrap 200 --holdout-above 2e15 \
+  > "$E/depth-report.txt" 2>&1
+for s in depth untuned-depth batchd; do
+  awk -F, 'NR==1 || $1 !~ /_s1$/' "$T/$s.csv" > "$T/$s-seed0.csv"
+  awk -F, 'NR==1 || $1 ~ /_s1$/ || $9>2e15' "$T/$s.csv" > "$T/$s-seed1.csv"
+  for v in seed0 seed1; do
+    echo "== $s, $v"
+    scalinglab backtest "$T/$s-$v.csv" --holdout-above 2e15 2>&1 | grep "│ 1e+16"
+  done
+done > "$E/depth-variants.txt"
+rm -rf "$T"

@@ -51,6 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=0,
         budgets="3e14,1e15,3e15,1e16",
         d_models="128:576:64",
+        min_layers=4,
         max_epochs=2.0,
         compile=True,
     ),
@@ -60,6 +61,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 def plan_args(p: dict[str, Any], data: Path, study: Path) -> list[str]:
     """The `scalinglab plan isoflop` command line of a preset."""
     grid = ["--shapes", p["shapes"]] if p.get("shapes") else ["--d-models", p["d_models"], "--rule", "minchilla"]
+    if p.get("min_layers"):
+        grid += ["--min-layers", str(p["min_layers"])]
     return [
         "plan",
         "isoflop",

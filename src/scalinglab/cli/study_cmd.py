@@ -25,6 +25,12 @@ def plan_isoflop_cmd(
         "--rule",
         help="Depth rule for --d-models/--around: minchilla (layers = heads = d/64) or aspect:R (layers = d/R).",
     ),
+    min_layers: int | None = typer.Option(
+        None,
+        "--min-layers",
+        help="--d-models/--around: at least this many layers (4: what the GPU check needed); default 0, "
+        "with --extend the study's.",
+    ),
     seq_len: int = typer.Option(0, "--seq-len", help="Sequence length T."),
     batch_size: int = typer.Option(
         0,
@@ -134,9 +140,11 @@ def plan_isoflop_cmd(
         ("--spread", spread, ">0"),
         ("--width-step", width_step, ">=0"),
         ("--mup-base-width", mup_base_width, ">=0"),
+        ("--min-layers", min_layers, ">=0"),
     )
     if extend is not None:
-        _extend(extend, budgets, shapes, d_models, rule, around, approach, spread, width_step, seeds, json_out)
+        depth = (rule, min_layers)
+        _extend(extend, budgets, shapes, d_models, depth, around, approach, spread, width_step, seeds, json_out)
         return
     if around is not None:
         raise UserError("--around places shapes in an existing study: give --extend STUDY too")
@@ -151,9 +159,11 @@ def plan_isoflop_cmd(
     from scalinglab.records import LoggingConfig, RunSpec, RuntimeConfig, ScheduleConfig, SpecError, validate_spec
 
     check_output(out, "dir", "--out")
-    rule = rule or "minchilla"
+    rule, min_layers = rule or "minchilla", min_layers or 0
     td = TokenData(data)
-    dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+    dims = (
+        parse_shapes(shapes) if shapes else [(d, layers_for(d, rule, min_layers)) for d in parse_range(d_models or "")]
+    )
     _check_depths(dims, rule)
     mup = mup_base(parametrization, mup_base_width, [d for d, _ in dims])
     model_shapes = [
@@ -194,6 +204,7 @@ def plan_isoflop_cmd(
         "shapes": shapes or "",
         "d_models": d_models or "",
         "rule": rule,
+        "min_layers": min_layers,
         "seq_len": seq_len,
         "grad_accum": grad_accum,
         "convention": convention,
@@ -335,7 +346,7 @@ def _extend(
     budgets: str,
     shapes: str | None,
     d_models: str | None,
-    rule: str | None,
+    depth: tuple[str | None, int | None],
     around: Path | None,
     approach: str | None,
     spread: float,
@@ -395,11 +406,16 @@ def _extend(
         "seeds": seeds or st.get("seeds", 1),
     }
     cs = parse_floats(budgets, "--budgets")
-    rule = rule or st.get("rule", "minchilla")
+    rule = depth[0] or st.get("rule", "minchilla")
+    min_layers = depth[1] if depth[1] is not None else int(st.get("min_layers", 0))
     template = first.shape
     note: dict = {"budgets": cs, "seeds": settings["seeds"]}
     if around is None:
-        dims = parse_shapes(shapes) if shapes else [(d, layers_for(d, rule)) for d in parse_range(d_models or "")]
+        dims = (
+            parse_shapes(shapes)
+            if shapes
+            else [(d, layers_for(d, rule, min_layers)) for d in parse_range(d_models or "")]
+        )
         _check_depths(dims, rule)
         plan = _make_plan(
             td, cs, [template.with_(d_model=d, n_layers=n, n_heads=0) for d, n in dims], base, hp, settings
@@ -411,9 +427,8 @@ def _extend(
         plans = []
         for c in cs:
             n_opt = float(law.allocate(c)[0])
-            plans.append(
-                (c, n_opt, _make_plan(td, [c], shapes_around(n_opt, template, rule, step, spread), base, hp, settings))
-            )
+            near = shapes_around(n_opt, template, rule, step, spread, min_layers=min_layers)
+            plans.append((c, n_opt, _make_plan(td, [c], near, base, hp, settings)))
         # the bracket report against the law the shapes were placed around, not the published one
         report = []
         for c, n_opt, p in plans:
@@ -434,6 +449,7 @@ def _extend(
             cs,
             law_name=name,
             law_report=report,
+            notes=list(dict.fromkeys(n for _, _, p in plans for n in p.notes)),  # each budget's, once
         )
         note.update(
             around=str(Path(around).resolve()),

@@ -18,9 +18,16 @@ def width_step(widths: list[int]) -> int:
 
 
 def shapes_around(
-    n_opt: float, template: ModelShape, rule: str, step: int, spread: float = 3.0, at_least: int = 3
+    n_opt: float,
+    template: ModelShape,
+    rule: str,
+    step: int,
+    spread: float = 3.0,
+    at_least: int = 3,
+    min_layers: int = 0,
 ) -> list[ModelShape]:
-    """Shapes of widths k*step (depth from `rule`) with N in [n_opt/spread, n_opt*spread], sorted by N."""
+    """Shapes of widths k*step (depth from `rule`, at least `min_layers`) with N in [n_opt/spread, n_opt*spread],
+    sorted by N."""
     if not (n_opt > 0 and math.isfinite(n_opt)):
         raise ConfigError(
             f"the law predicts no usable N_opt ({n_opt!r}) at this budget", hint="check the law file", keys=("around",)
@@ -32,7 +39,7 @@ def shapes_around(
     cands: list[tuple[float, ModelShape]] = []
     for k in range(1, 4097):
         d = k * step
-        n_layers = layers_for(d, rule)
+        n_layers = layers_for(d, rule, min_layers)
         if n_layers < 1:
             continue
         s = template.with_(d_model=d, n_layers=n_layers, n_heads=0)

@@ -112,6 +112,8 @@ def test_extend_around_a_law_places_shapes_around_n_opt(tiny_data, tmp_path):
     assert min(ns) < n_opt < max(ns)  # the new budget's grid brackets the prediction
     # widths step by the study's own grid (gcd of 16, 24, 32 = 8) and depth by the rule given (aspect 16)
     assert all(r["d_model"] % 8 == 0 and r["n_layers"] == max(1, round(r["d_model"] / 16)) for r in ext["runs"])
+    # the budgets' plans keep their notes: these aspect-16 shapes are under 4 layers deep
+    assert any(r["n_layers"] < 4 for r in ext["runs"]) and any("layers deep" in n for n in ext["notes"])
 
 
 def test_shapes_around_falls_back_to_the_nearest_three():
@@ -121,6 +123,8 @@ def test_shapes_around_falls_back_to_the_nearest_three():
     assert len(shapes) == 3 and ns == sorted(ns)
     assert min(ns) < 1.0e6 < max(ns)
     assert width_step([128, 192, 576]) == 64 and width_step([16, 24]) == 8
+    deep = shapes_around(1.0e6, t, "minchilla", 64, min_layers=4)  # the floor: 128x4, 192x4, 256x4 (not 128x2 ...)
+    assert [(s.d_model, s.n_layers) for s in deep][:3] == [(128, 4), (192, 4), (256, 4)]
 
 
 def test_extend_bad_input(tiny_data, tmp_path):

@@ -232,8 +232,8 @@ def shallow_notes(runs: list[PlannedRun]) -> list[str]:
     names = ", ".join(f"{d}x{n}" for d, n in shallow)
     return [
         f"shapes under {MIN_DEPTH} layers deep ({names}): in the GPU check, small budgets of 2- and 3-layer models "
-        f"overpredicted the 1e16 loss by 2.4-9.2% and N_opt 1.5-2.4x, where 4-layer ones missed by -1.3% to +2.1% and 0.8-1.5x "
-        f"(docs/reproductions/tuned-gpu.md): give every size {MIN_DEPTH} or more layers (min_layers)"
+        "overpredicted the 1e16 loss by 2.4-9.2% and N_opt 1.5-2.4x, where 4-layer ones missed by -1.3% to +2.1% "
+        f"and 0.8-1.5x (docs/reproductions/tuned-gpu.md): give every size {MIN_DEPTH} or more layers (min_layers)"
     ]
 
 

@@ -19,7 +19,7 @@ from scalinglab.folders import DataDir, RunDir, StudyDir
 
 STAGES = ("prep", "plan", "sweep", "fit", "report")
 
-# cpu: sized for 2 cores in about 5 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100/H200, about
+# cpu: sized for 2 cores, about 8 minutes (README, "make demo"); tiny: the test suite's; gpu: one H100/H200, about
 # 9 minutes on an H200 (docs/benchmarks.md: the whole demo in 542 s; budgets 1e15..3e16 were 2.6x the FLOPs).
 # batch_size 0: each budget's batch size from the literature rule (plan/recipe.py), as for the learning rate.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -304,33 +304,33 @@ class Approach2(PowerLawAllocation):
         rng = np.random.default_rng(self.seed + 1)
         exact = []  # budgets whose window holds 3 sizes: the parabola runs through them, no residual is left
         for j, g in enumerate(ok):
-            m = gid[rows] == g
-            r_g = rows[m]
-            order = np.argsort(N[r_g], kind="stable")
-            xn, xd, y = np.log10(N[r_g][order]), np.log10(D[r_g][order]), L[r_g][order]
-            Wg = W[:, m][:, order]
             if self.resample == "residuals":
-                row = self.per_budget_[g]
-                lo_n, hi_n = row.window_n or row.range_n
-                win = (N[r_g][order] >= lo_n) & (N[r_g][order] <= hi_n)
-                yhat = np.polyval(row.coef_n, xn[win])
-                k = int(win.sum())
-                if k <= 3:
-                    exact.append(row.C)
-                e = (y[win] - yhat) * np.sqrt(k / max(k - 3, 1))
                 # The design is every size the full fit saw, its outliers' too (their values drawn like the rest):
                 # without them, the window chosen anew on a resample could take in a size beyond the fitted window
                 # (at 3e14 in examples/tuned-gpu, a 1.15 loss that moved every resampled vertex 2% below the fit).
+                # The residuals are the inliers' in the fitted window.
+                row = self.per_budget_[g]
                 r_all = np.flatnonzero((gid == g) & self.kept_)
                 r_all = r_all[np.argsort(N[r_all], kind="stable")]
                 xa, da, ya = np.log10(N[r_all]), np.log10(D[r_all]), L[r_all]
+                lo_n, hi_n = row.window_n or row.range_n
                 wa = (N[r_all] >= lo_n) & (N[r_all] <= hi_n)
                 yhat_a, ka = np.polyval(row.coef_n, xa[wa]), int(wa.sum())
+                inl = self.inlier_[r_all][wa]
+                k = int(inl.sum())
+                if k <= 3:
+                    exact.append(row.C)
+                e = (ya[wa][inl] - yhat_a[inl]) * np.sqrt(k / max(k - 3, 1))
                 for i in range(R):
                     ys = ya.copy()
                     ys[wa] = yhat_a + rng.choice(e, size=ka, replace=True)
                     vert[i, j] = self._weighted_vertex(xa, da, ys, np.ones(len(ys)))
                 continue
+            m = gid[rows] == g
+            r_g = rows[m]
+            order = np.argsort(N[r_g], kind="stable")
+            xn, xd, y = np.log10(N[r_g][order]), np.log10(D[r_g][order]), L[r_g][order]
+            Wg = W[:, m][:, order]
             for i in range(R):
                 vert[i, j] = self._weighted_vertex(xn, xd, y, Wg[i])
         boot = np.full((R, 4), np.nan)

@@ -119,8 +119,6 @@ def plan_isoflop_cmd(
     """Plan an IsoFLOP study: every budget x shape becomes a run of D = C / flops_per_token tokens.
 
     With --extend STUDY, add budgets and shapes (or --around LAW.json) to an existing study instead."""
-    from scalinglab.plan.isoflop import layers_for, parse_range
-
     check_numbers(
         ("--seq-len", seq_len, ">=0"),
         ("--batch-size", batch_size, ">=0"),
@@ -161,10 +159,7 @@ def plan_isoflop_cmd(
     check_output(out, "dir", "--out")
     rule, min_layers = rule or "minchilla", min_layers or 0
     td = TokenData(data)
-    dims = (
-        parse_shapes(shapes) if shapes else [(d, layers_for(d, rule, min_layers)) for d in parse_range(d_models or "")]
-    )
-    _check_depths(dims, rule)
+    dims = _dims(shapes, d_models, rule, min_layers)
     mup = mup_base(parametrization, mup_base_width, [d for d, _ in dims])
     model_shapes = [
         ModelShape(
@@ -230,7 +225,13 @@ def plan_isoflop_cmd(
     _show(study, plan, json_out)
 
 
-def _check_depths(dims: list[tuple[int, int]], rule: str) -> None:
+def _dims(shapes: str | None, d_models: str | None, rule: str, min_layers: int) -> list[tuple[int, int]]:
+    """(d_model, n_layers) of explicit --shapes, or of --d-models with depth from the rule (at least min_layers)."""
+    from scalinglab.plan.isoflop import layers_for, parse_range
+
+    if shapes:
+        return parse_shapes(shapes)
+    dims = [(d, layers_for(d, rule, min_layers)) for d in parse_range(d_models or "")]
     shallow = [d for d, n in dims if n < 1]
     if shallow:
         raise UserError(
@@ -238,6 +239,7 @@ def _check_depths(dims: list[tuple[int, int]], rule: str) -> None:
             "d_model // 64, so widths below 64 have none); start --d-models at 64, use --rule aspect:R "
             "(layers = d_model / R, e.g. aspect:16), or give depths yourself with --shapes 32x2,48x2"
         )
+    return dims
 
 
 def mup_base(parametrization: str, base_width: int, widths: list[int]) -> int:
@@ -360,7 +362,7 @@ def _extend(
 
     from scalinglab.data.loader import TokenData
     from scalinglab.plan.around import shapes_around, width_step
-    from scalinglab.plan.isoflop import IsoflopPlan, layers_for, parse_range
+    from scalinglab.plan.isoflop import IsoflopPlan
     from scalinglab.plan.recipe import Resolver
     from scalinglab.records import RunSpec
     from scalinglab.study import extend_study, load_study_toml
@@ -411,12 +413,7 @@ def _extend(
     template = first.shape
     note: dict = {"budgets": cs, "seeds": settings["seeds"]}
     if around is None:
-        dims = (
-            parse_shapes(shapes)
-            if shapes
-            else [(d, layers_for(d, rule, min_layers)) for d in parse_range(d_models or "")]
-        )
-        _check_depths(dims, rule)
+        dims = _dims(shapes, d_models, rule, min_layers)
         plan = _make_plan(
             td, cs, [template.with_(d_model=d, n_layers=n, n_heads=0) for d, n in dims], base, hp, settings
         )
